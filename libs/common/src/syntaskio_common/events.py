@@ -1,0 +1,108 @@
+"""CloudEvents 1.0 envelope in Kafka binary content mode (``ce_*`` headers, JSON data).
+
+Built on the CloudEvents SDK so attribute validation and header mapping follow the spec.
+Event ids are chosen by the producer and must be deterministic for a given upstream
+version, so a replay produces the same id and consumers can dedupe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from cloudevents.core.bindings import kafka as kafka_binding
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+JSON: Final = "application/json"
+_FORMAT: Final = JSONFormat()
+
+# Event types: a new major version of a payload is a new type.
+CONNECTWISE_RECORD_UPSERTED: Final = "io.syntaskio.connectwise.record.upserted.v1"
+CONNECTWISE_RECORD_REMOVED: Final = "io.syntaskio.connectwise.record.removed.v1"
+TASK_UPSERTED: Final = "io.syntaskio.task.upserted.v1"
+TASK_DELETED: Final = "io.syntaskio.task.deleted.v1"
+INTEGRATION_CONNECTED: Final = "io.syntaskio.integration.connected.v1"
+INTEGRATION_DISCONNECTED: Final = "io.syntaskio.integration.disconnected.v1"
+
+
+class InvalidEvent(ValueError):
+    """A Kafka record that is not a valid CloudEvent with JSON object data."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    source: str
+    type: str
+    subject: str | None
+    time: datetime | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    """What goes on the wire: key, value and headers."""
+
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+
+def encode_event(
+    *,
+    event_id: str,
+    source: str,
+    event_type: str,
+    data: Mapping[str, Any],
+    key: str | None,
+    subject: str | None = None,
+    time: datetime | None = None,
+) -> KafkaRecord:
+    attributes: dict[str, Any] = {
+        "id": event_id,
+        "source": source,
+        "type": event_type,
+        "datacontenttype": JSON,
+        "time": time or datetime.now(UTC),
+    }
+    if subject is not None:
+        attributes["subject"] = subject
+    event = CloudEvent(attributes=attributes, data=dict(data))
+    message = kafka_binding.to_binary(event, _FORMAT, key_mapper=lambda _: key)
+    return KafkaRecord(
+        key=key.encode() if key is not None else None,
+        value=message.value,
+        headers={name: raw.decode() for name, raw in message.headers.items()},
+    )
+
+
+def decode_event(headers: Mapping[str, str | bytes], value: bytes) -> Event:
+    """Parse a binary-mode record; raise `InvalidEvent` with the reason when it is not one."""
+    raw_headers = {
+        name: raw if isinstance(raw, bytes) else raw.encode() for name, raw in headers.items()
+    }
+    try:
+        event = kafka_binding.from_binary(
+            kafka_binding.KafkaMessage(headers=raw_headers, key=None, value=value), _FORMAT
+        )
+    except (BaseCloudEventException, ValueError, KeyError, TypeError) as error:
+        raise InvalidEvent(f"not a CloudEvent: {error}") from error
+    data = event.get_data()
+    if not isinstance(data, dict):
+        raise InvalidEvent("CloudEvent data must be a JSON object")
+    return Event(
+        id=event.get_id(),
+        source=event.get_source(),
+        type=event.get_type(),
+        subject=event.get_subject(),
+        time=event.get_time(),
+        data=data,
+    )
+
+
+def header_pairs(headers: Mapping[str, str]) -> Iterable[tuple[str, bytes]]:
+    return [(name, value.encode()) for name, value in headers.items()]

@@ -1,0 +1,56 @@
+"""The one Kafka factory: a FastStream broker, topic creation, and CloudEvent publishing."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+
+from syntaskio_common.events import KafkaRecord
+from syntaskio_common.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+
+def create_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
+    # acks="all": a publish is acknowledged only once it is durable. Producer idempotence
+    # is not relied on (the embedded broker lacks it); consumers dedupe by version instead.
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        logger=logger,
+    )
+
+
+async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> None:
+    """Create missing topics (embedded broker, tests). In production topics are
+    provisioned by operations and this is a no-op for the ones that exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, settings.kafka_topic_partitions, 1)
+            for name in topics
+            if name not in existing
+        ]
+        if missing:
+            # Another service may have created it first.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()
+
+
+async def publish(broker: KafkaBroker, topic: str, record: KafkaRecord) -> None:
+    await broker.publish(
+        record.value,
+        topic=topic,
+        key=record.key,
+        headers=record.headers,
+    )

@@ -1,0 +1,35 @@
+"""The one MongoDB client factory (PyMongo's native async API; Motor is deprecated)."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from syntaskio_common.settings import ServiceSettings
+
+Document: TypeAlias = dict[str, Any]
+
+
+def create_mongo_client(settings: ServiceSettings) -> AsyncMongoClient[Document]:
+    return AsyncMongoClient(
+        settings.mongodb_url.get_secret_value(),
+        tz_aware=True,
+        appname=settings.model_config.get("title") or "syntaskio",
+        serverSelectionTimeoutMS=10_000,
+    )
+
+
+def get_database(
+    client: AsyncMongoClient[Document], settings: ServiceSettings
+) -> AsyncDatabase[Document]:
+    return client[settings.mongodb_database]
+
+
+async def ping(client: AsyncMongoClient[Document]) -> bool:
+    try:
+        await client.admin.command("ping")
+    except Exception:
+        return False
+    return True

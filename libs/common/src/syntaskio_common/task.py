@@ -1,0 +1,79 @@
+"""The unified `Task`: what every source is normalised into and the dashboard shows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+# Fixed namespace so a task's id is the same in every service, replay and deployment.
+_TASK_ID_NAMESPACE: Final = uuid.UUID("0b7d1c8e-5a54-4e2f-9a55-3d6f1f0c2a91")
+
+
+class TaskSource(StrEnum):
+    CONNECTWISE = "connectwise"
+
+
+class SourceType(StrEnum):
+    SERVICE_TICKET = "service_ticket"
+    PROJECT_TICKET = "project_ticket"
+    PROJECT_PHASE = "project_phase"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
+class TaskPriority(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+def task_id(
+    tenant_id: str, user_id: str, source: TaskSource, source_type: SourceType, external_id: str
+) -> str:
+    """Stable id: one task per user per upstream record (two technicians assigned the same
+    ticket each see their own task)."""
+    name = "\x1f".join((tenant_id, user_id, source.value, source_type.value, external_id))
+    return str(uuid.uuid5(_TASK_ID_NAMESPACE, name))
+
+
+class Task(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    tenant_id: str
+    user_id: str
+    integration_id: str
+    source: TaskSource
+    source_type: SourceType
+    external_id: str
+    title: str
+    description: str | None = None
+    status: TaskStatus
+    source_status: str | None = None
+    priority: TaskPriority
+    source_priority: str | None = None
+    due_at: AwareDatetime | None = None
+    created_at: AwareDatetime | None = None
+    source_updated_at: AwareDatetime
+    url: str | None = Field(default=None, description="Deep link into the source system")
+    source_data: dict[str, Any] = Field(default_factory=dict)
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """ISO-8601 as ConnectWise sends it (`2026-01-01T00:00:00Z`); None when absent or bad."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None

@@ -1,0 +1,37 @@
+"""Wiring: the one place the aggregator's parts are put together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from syntaskio_aggregator.consumer import register
+from syntaskio_aggregator.settings import AggregatorSettings
+from syntaskio_aggregator.store import TaskStore
+from syntaskio_common import topics
+from syntaskio_common.health import health_router
+from syntaskio_common.kafka import create_broker, ensure_topics
+from syntaskio_common.mongo import create_mongo_client, get_database, ping
+
+
+def create_app(settings: AggregatorSettings) -> FastAPI:
+    mongo = create_mongo_client(settings)
+    broker = create_broker(settings, client_id="aggregator")
+    store = TaskStore(get_database(mongo, settings))
+    register(broker, store)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await store.create_indexes()
+        raw = topics.CONNECTWISE_RAW
+        await ensure_topics(settings, [raw, topics.dead_letter(raw)])
+        await broker.start()
+        yield
+        await broker.stop()
+        await mongo.close()
+
+    app = FastAPI(title="Syntaskio aggregator", version="0.1.0", lifespan=lifespan)
+    app.include_router(health_router({"mongodb": lambda: ping(mongo)}))
+    return app

@@ -1,0 +1,97 @@
+"""Consumes raw ConnectWise events: normalise, store, and send poison to the DLQ.
+
+At-least-once: the offset is committed only after the write is durable (NACK_ON_ERROR
+rewinds on an unhandled error). Transient database errors are retried with backoff
+inside the handler, so a database restart is ridden out instead of hot-looping.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from pymongo.errors import PyMongoError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from syntaskio_aggregator.normalize import (
+    NormalizationError,
+    normalize_service_ticket,
+    removal_version,
+)
+from syntaskio_aggregator.store import TaskStore
+from syntaskio_common import events, topics
+from syntaskio_common.task import SourceType
+
+logger = logging.getLogger(__name__)
+GROUP_ID = "aggregator"
+
+
+class PoisonMessage(Exception):
+    """The record can never be processed as it is."""
+
+
+def register(broker: KafkaBroker, store: TaskStore) -> None:
+    dlq = topics.dead_letter(topics.CONNECTWISE_RAW)
+
+    @broker.subscriber(
+        topics.CONNECTWISE_RAW,
+        group_id=GROUP_ID,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def on_raw_event(message: KafkaMessage) -> None:
+        # Raw bytes, not FastStream's decoding: a body that isn't JSON must reach the DLQ
+        # rather than fail before this handler and be redelivered forever.
+        try:
+            await apply(store, events.decode_event(message.headers, message.body))
+        except (events.InvalidEvent, NormalizationError, PoisonMessage) as error:
+            await _dead_letter(broker, dlq, message, str(error))
+
+
+async def apply(store: TaskStore, event: events.Event) -> None:
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(PyMongoError),
+        wait=wait_exponential_jitter(initial=0.2, max=5.0),
+        stop=stop_after_delay(60),
+        reraise=True,
+    ):
+        with attempt:
+            await _apply_once(store, event)
+
+
+async def _apply_once(store: TaskStore, event: events.Event) -> None:
+    data = event.data
+    if data.get("entity") != SourceType.SERVICE_TICKET.value:
+        raise PoisonMessage(f"unsupported entity {data.get('entity')!r}")
+    if event.type == events.CONNECTWISE_RECORD_UPSERTED:
+        await store.upsert(normalize_service_ticket(data))
+    elif event.type == events.CONNECTWISE_RECORD_REMOVED:
+        await store.delete(
+            str(data.get("tenant_id")),
+            str(data.get("user_id")),
+            SourceType.SERVICE_TICKET,
+            str(data.get("external_id")),
+            removal_version(data),
+        )
+    else:
+        raise PoisonMessage(f"unknown event type {event.type!r}")
+
+
+async def _dead_letter(broker: KafkaBroker, dlq: str, message: KafkaMessage, reason: str) -> None:
+    raw: Any = message.raw_message
+    headers = {
+        **message.headers,
+        "dlq_reason": reason[:1000],
+        "dlq_original_topic": str(getattr(raw, "topic", "")),
+        "dlq_original_partition": str(getattr(raw, "partition", "")),
+        "dlq_original_offset": str(getattr(raw, "offset", "")),
+    }
+    logger.warning("dead-lettered a raw event", extra={"reason": reason, "topic": dlq})
+    await broker.publish(message.body, topic=dlq, key=getattr(raw, "key", None), headers=headers)

@@ -1,0 +1,147 @@
+"""ConnectWise records → unified `Task`. Pure functions: no I/O, never guesses silently."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import urlencode
+
+from syntaskio_common.task import (
+    SourceType,
+    Task,
+    TaskPriority,
+    TaskSource,
+    TaskStatus,
+    parse_timestamp,
+    task_id,
+)
+
+
+class NormalizationError(ValueError):
+    """The record lacks what a task needs; it goes to the dead-letter queue."""
+
+
+_IN_PROGRESS: Final = re.compile(r"progress|working|assigned|scheduled|acknowledged", re.I)
+_PRIORITY_WORDS: Final = (
+    (re.compile(r"emergency|critical|urgent|priority\s*1\b", re.I), TaskPriority.URGENT),
+    (re.compile(r"\bhigh\b|quick|priority\s*2\b", re.I), TaskPriority.HIGH),
+    (re.compile(r"\blow\b|do not respond|priority\s*[45]\b", re.I), TaskPriority.LOW),
+)
+_PRIORITY_LEVELS: Final = {p.value: p for p in TaskPriority}
+
+
+def _name(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        name = value.get("name") or value.get("identifier")
+        return str(name) if name else None
+    return None
+
+
+def _ref(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, Mapping):
+        return None
+    return {k: value[k] for k in ("id", "identifier", "name") if k in value}
+
+
+def ticket_status(ticket: Mapping[str, Any]) -> TaskStatus:
+    if ticket.get("closedFlag") is True:
+        return TaskStatus.COMPLETED
+    if _IN_PROGRESS.search(_name(ticket.get("status")) or ""):
+        return TaskStatus.IN_PROGRESS
+    return TaskStatus.PENDING
+
+
+def ticket_priority(ticket: Mapping[str, Any]) -> TaskPriority:
+    priority = ticket.get("priority")
+    level = priority.get("level") if isinstance(priority, Mapping) else None
+    if isinstance(level, str) and level.lower() in _PRIORITY_LEVELS:
+        return _PRIORITY_LEVELS[level.lower()]
+    name = _name(priority) or ""
+    for pattern, mapped in _PRIORITY_WORDS:
+        if pattern.search(name):
+            return mapped
+    return TaskPriority.MEDIUM
+
+
+def ticket_url(api_base_url: str, company_id: str, ticket_id: str) -> str:
+    """The ticket in ConnectWise's own UI (`…/{codebase}services/system_io/…`)."""
+    web_base = api_base_url.removesuffix("apis/3.0/")
+    query = urlencode({"service_recid": ticket_id, "companyName": company_id})
+    return f"{web_base}services/system_io/Service/fv_sr100_request.rails?{query}"
+
+
+def _resources(value: Any) -> list[str]:
+    if not isinstance(value, str):
+        return []
+    return [r.strip() for r in value.split(",") if r.strip()]
+
+
+def _required(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
+        raise NormalizationError(f"missing {key}")
+    return str(value)
+
+
+def normalize_service_ticket(data: Mapping[str, Any]) -> Task:
+    """A raw `record.upserted` event's data (envelope + ConnectWise ticket) → Task."""
+    tenant_id, user_id = _required(data, "tenant_id"), _required(data, "user_id")
+    integration_id = _required(data, "integration_id")
+    ticket = data.get("record")
+    if not isinstance(ticket, Mapping):
+        raise NormalizationError("missing record")
+    external_id = _required(ticket, "id")
+    info = ticket.get("_info") if isinstance(ticket.get("_info"), Mapping) else {}
+    assert isinstance(info, Mapping)
+    updated_at = parse_timestamp(info.get("lastUpdated"))
+    if updated_at is None:
+        raise NormalizationError("missing or invalid _info.lastUpdated")
+    summary = ticket.get("summary")
+    company = ticket.get("company")
+    return Task(
+        id=task_id(
+            tenant_id, user_id, TaskSource.CONNECTWISE, SourceType.SERVICE_TICKET, external_id
+        ),
+        tenant_id=tenant_id,
+        user_id=user_id,
+        integration_id=integration_id,
+        source=TaskSource.CONNECTWISE,
+        source_type=SourceType.SERVICE_TICKET,
+        external_id=external_id,
+        title=str(summary).strip() if summary else f"Ticket #{external_id}",
+        description=_text(ticket.get("initialDescription")),
+        status=ticket_status(ticket),
+        source_status=_name(ticket.get("status")),
+        priority=ticket_priority(ticket),
+        source_priority=_name(ticket.get("priority")),
+        due_at=parse_timestamp(ticket.get("requiredDate")),
+        created_at=parse_timestamp(info.get("dateEntered")),
+        source_updated_at=updated_at,
+        url=ticket_url(
+            str(data.get("api_base_url", "")), str(data.get("company_id", "")), external_id
+        )
+        if data.get("api_base_url")
+        else None,
+        source_data={
+            "ticket_id": int(external_id) if external_id.isdigit() else external_id,
+            "record_type": ticket.get("recordType"),
+            "board": _ref(ticket.get("board")),
+            "company": _ref(company),
+            "owner": _ref(ticket.get("owner")),
+            "resources": _resources(ticket.get("resources")),
+            "type": _ref(ticket.get("type")),
+        },
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def removal_version(data: Mapping[str, Any]) -> datetime:
+    observed = parse_timestamp(data.get("observed_at"))
+    if observed is None:
+        raise NormalizationError("missing or invalid observed_at")
+    return observed

@@ -1,0 +1,5 @@
+from syntaskio_common.settings import ServiceSettings
+
+
+class AggregatorSettings(ServiceSettings):
+    port: int = 8083

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class AuthMethod(StrEnum):
+    OAUTH2 = "oauth2"
+    API_KEY = "api_key"
+    IMPERSONATION = "impersonation"
+
+
+class IntegrationStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    ERROR = "error"
+    EXPIRED = "expired"
+    PAUSED = "paused"
+    DISCONNECTED = "disconnected"
+
+
+class Integration(BaseModel):
+    """A user's connection to a source system, as shown to that user (never secrets)."""
+
+    id: str
+    tenant_id: str
+    user_id: str
+    provider: str
+    auth_method: AuthMethod
+    site: str
+    site_url: str
+    company_id: str
+    codebase: str
+    api_base_url: str
+    member_id: int | None = None
+    member_identifier: str
+    member_name: str | None = None
+    status: IntegrationStatus
+    last_error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    last_validated_at: datetime | None = None
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> Integration:
+        return cls.model_validate({**doc, "id": doc["_id"]})
+
+
+class ApiKeyConnectionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    site: str = Field(min_length=1, max_length=253, examples=["api-na.myconnectwise.net"])
+    company_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    public_key: SecretStr = Field(min_length=1, max_length=128)
+    private_key: SecretStr = Field(min_length=1, max_length=128)
+
+
+class DevSessionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    user_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@+-]+$")
+    tenant_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str | None = Field(default=None, max_length=128)
+
+
+class SessionToken(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
+    expires_in: int
+
+
+class CredentialLease(BaseModel):
+    """What the connector needs to call ConnectWise for one integration (internal only)."""
+
+    integration_id: str
+    tenant_id: str
+    user_id: str
+    api_base_url: str
+    site_url: str
+    company_id: str
+    member_identifier: str
+    client_id: str
+    public_key: str
+    private_key: str

@@ -1,0 +1,53 @@
+"""auth-service's internal API, as the connector uses it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+
+
+class CredentialLease(BaseModel):
+    integration_id: str
+    tenant_id: str
+    user_id: str
+    api_base_url: str
+    site_url: str
+    company_id: str
+    member_identifier: str
+    client_id: str
+    public_key: str
+    private_key: str
+
+    def __repr__(self) -> str:  # never print the keys
+        return f"CredentialLease(integration_id={self.integration_id!r})"
+
+    __str__ = __repr__
+
+
+class AuthServiceClient:
+    def __init__(self, http: httpx.AsyncClient, base_url: str, internal_token: str) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {internal_token}"}
+
+    async def active_integration_ids(self) -> list[str]:
+        response = await self._http.get(
+            f"{self._base_url}/internal/v1/integrations",
+            params={"status": "active"},
+            headers=self._headers,
+        )
+        response.raise_for_status()
+        listed: list[dict[str, Any]] = response.json()
+        return [str(item["id"]) for item in listed]
+
+    async def lease(self, integration_id: str) -> CredentialLease | None:
+        response = await self._http.post(
+            f"{self._base_url}/internal/v1/integrations/{integration_id}/credentials/lease",
+            headers=self._headers,
+        )
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return CredentialLease.model_validate(response.json())

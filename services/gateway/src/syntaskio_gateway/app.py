@@ -1,0 +1,58 @@
+"""Wiring: the one place the gateway's parts are put together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from syntaskio_common.health import health_router
+from syntaskio_common.http import create_http_client
+from syntaskio_common.mongo import create_mongo_client, get_database, ping
+from syntaskio_common.problems import install_problem_handlers
+from syntaskio_common.sessions import JwksSessionVerifier
+from syntaskio_gateway.api import router
+from syntaskio_gateway.settings import GatewaySettings
+from syntaskio_gateway.tasks import TaskReader
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    mongo = create_mongo_client(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with (
+            create_http_client() as http,
+            create_http_client(base_url=settings.auth_service_url) as auth_service,
+        ):
+            app.state.verifier = JwksSessionVerifier(
+                settings.session_jwks_url, settings.session_issuer, http
+            )
+            app.state.auth_service = auth_service
+            app.state.tasks = TaskReader(get_database(mongo, settings))
+            yield
+        await mongo.close()
+
+    app = FastAPI(
+        title="Syntaskio gateway",
+        version="0.1.0",
+        summary="The dashboard API and web UI",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.include_router(health_router({"mongodb": lambda: ping(mongo)}))
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    return app

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from pydantic import model_validator
+
+from syntaskio_common.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    port: int = 8080
+    auth_service_url: str = "http://127.0.0.1:8081"
+    session_issuer: str = "http://127.0.0.1:8081"
+    # Where the issuer publishes its signing keys; defaults to auth-service's dev issuer.
+    session_jwks_url: str = ""
+    session_cookie_name: str = "syntaskio_session"
+
+    @model_validator(mode="after")
+    def _defaults(self) -> GatewaySettings:
+        if not self.session_jwks_url:
+            self.session_jwks_url = f"{self.auth_service_url.rstrip('/')}/.well-known/jwks.json"
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        return not self.is_development

@@ -1,0 +1,30 @@
+"""Reading the user's tasks. Every query is scoped by tenant and user."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from syntaskio_common.mongo import Document
+from syntaskio_common.sessions import UserSession
+from syntaskio_common.task import Task
+
+
+class TaskPage(BaseModel):
+    items: list[Task]
+    count: int
+
+
+class TaskReader:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._tasks = db["tasks"]
+
+    async def list_for(self, user: UserSession, limit: int) -> TaskPage:
+        cursor = (
+            self._tasks.find({"tenant_id": user.tenant_id, "user_id": user.user_id})
+            .sort([("source_updated_at", DESCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        items = [Task.model_validate({**doc, "id": doc.pop("_id")}) async for doc in cursor]
+        return TaskPage(items=items, count=len(items))

@@ -1,0 +1,85 @@
+"""The one fixture for the embedded stack: broker, database and sandbox on free ports
+(or an external Kafka/MongoDB from KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL), plus the four
+services as real processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from syntaskio_common.mongo import Document
+from syntaskio_common.settings import Environment, ServiceSettings
+from syntaskio_devstack.ports import Ports
+from syntaskio_devstack.stack import EmbeddedStack, StackConfig
+
+_TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        kind = Path(str(item.fspath)).relative_to(_TESTS).parts[0]
+        if kind in ("integration", "e2e"):
+            item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    config = StackConfig(
+        data_dir=tmp_path_factory.mktemp("stack"),
+        ports=Ports.free(),
+        kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+        mongodb_url=os.environ.get("MONGODB_URL"),
+        database_name=f"syntaskio_test_{uuid.uuid4().hex[:8]}",
+        sync_interval_seconds=2.0,
+        environment="test",
+    )
+    embedded = EmbeddedStack(config)
+    try:
+        embedded.start_data_stores()
+        yield embedded
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox(stack: EmbeddedStack) -> str:
+    """The ConnectWise sandbox's base URL (seeded, 300 tickets)."""
+    stack.start_sandbox()
+    return stack.url("sandbox")
+
+
+@pytest.fixture(scope="session")
+def system(stack: EmbeddedStack, sandbox: str) -> EmbeddedStack:
+    """The whole system: the four services running against the embedded stack."""
+    stack.start_services()
+    return stack
+
+
+@pytest.fixture(scope="session")
+def settings(stack: EmbeddedStack) -> ServiceSettings:
+    return ServiceSettings(
+        environment=Environment.TEST,
+        kafka_bootstrap_servers=stack.kafka_bootstrap_servers,
+        mongodb_url=stack.mongodb_url,
+        mongodb_database=stack.config.database_name,
+    )
+
+
+@pytest.fixture
+async def mongo(settings: ServiceSettings) -> AsyncIterator[AsyncMongoClient[Document]]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_url.get_secret_value(), tz_aware=True
+    )
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A fresh tenant per test, so tests sharing the stack never see each other's data."""
+    return f"tenant-{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,115 @@
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from syntaskio_aggregator.normalize import (
+    NormalizationError,
+    normalize_service_ticket,
+    ticket_priority,
+    ticket_status,
+)
+from syntaskio_common.task import SourceType, TaskPriority, TaskStatus, task_id
+
+
+def raw(**ticket: Any) -> dict[str, Any]:
+    record = {
+        "id": 4211,
+        "summary": "Outlook not syncing on CFO laptop",
+        "status": {"id": 2, "name": "In Progress"},
+        "priority": {"id": 3, "name": "Priority 2 - Quick Response", "level": "High"},
+        "board": {"id": 1, "name": "Service Desk"},
+        "company": {"id": 7, "identifier": "AcmeCorp", "name": "Acme Corp"},
+        "owner": {"id": 1, "identifier": "atech", "name": "Alex Tech"},
+        "resources": "atech, bjones",
+        "closedFlag": False,
+        "requiredDate": "2026-12-01T17:00:00Z",
+        "_info": {"lastUpdated": "2026-11-20T10:00:00Z", "dateEntered": "2026-11-01T08:00:00Z"},
+    } | ticket
+    return {
+        "tenant_id": "t1",
+        "user_id": "u1",
+        "integration_id": "i1",
+        "api_base_url": "https://api-na.myconnectwise.net/v2025_1/apis/3.0/",
+        "company_id": "acme",
+        "entity": "service_ticket",
+        "record": record,
+    }
+
+
+def test_a_service_ticket_becomes_a_task_with_source_details() -> None:
+    task = normalize_service_ticket(raw())
+    assert task.id == task_id("t1", "u1", task.source, SourceType.SERVICE_TICKET, "4211")
+    assert task.title == "Outlook not syncing on CFO laptop"
+    assert task.status is TaskStatus.IN_PROGRESS
+    assert task.priority is TaskPriority.HIGH
+    assert task.due_at == datetime(2026, 12, 1, 17, tzinfo=UTC)
+    assert task.source_updated_at == datetime(2026, 11, 20, 10, tzinfo=UTC)
+    assert task.source_data["board"] == {"id": 1, "name": "Service Desk"}
+    assert task.source_data["resources"] == ["atech", "bjones"]
+    assert task.url == (
+        "https://api-na.myconnectwise.net/v2025_1/services/system_io/Service/"
+        "fv_sr100_request.rails?service_recid=4211&companyName=acme"
+    )
+
+
+@pytest.mark.parametrize(
+    ("ticket", "expected"),
+    [
+        ({"closedFlag": True, "status": {"name": "In Progress"}}, TaskStatus.COMPLETED),
+        ({"status": {"name": "New"}}, TaskStatus.PENDING),
+        ({"status": {"name": "Working Issue Now"}}, TaskStatus.IN_PROGRESS),
+        ({"status": None}, TaskStatus.PENDING),
+    ],
+)
+def test_status_mapping(ticket: dict[str, Any], expected: TaskStatus) -> None:
+    assert ticket_status(ticket) is expected
+
+
+@pytest.mark.parametrize(
+    ("priority", "expected"),
+    [
+        ({"name": "Priority 1 - Emergency Response"}, TaskPriority.URGENT),
+        ({"name": "Priority 3 - Normal Response"}, TaskPriority.MEDIUM),
+        ({"name": "Priority 4 - Schedule Maintenance"}, TaskPriority.LOW),
+        ({"name": "Whatever", "level": "Urgent"}, TaskPriority.URGENT),
+        (None, TaskPriority.MEDIUM),
+    ],
+)
+def test_priority_mapping(priority: Any, expected: TaskPriority) -> None:
+    assert ticket_priority({"priority": priority}) is expected
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"_info": {}},
+        {"_info": {"lastUpdated": "yesterday"}},
+        {"id": None},
+    ],
+)
+def test_records_without_identity_or_version_are_rejected(broken: dict[str, Any]) -> None:
+    with pytest.raises(NormalizationError):
+        normalize_service_ticket(raw(**broken))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(
+    summary=json_values, status=json_values, priority=json_values, company=json_values,
+    resources=json_values, required=json_values,
+)
+def test_normalising_never_fails_on_odd_field_values(
+    summary: Any, status: Any, priority: Any, company: Any, resources: Any, required: Any
+) -> None:
+    record = raw(summary=summary, status=status, priority=priority, company=company,
+                 resources=resources, requiredDate=required)
+    first = normalize_service_ticket(record)
+    assert normalize_service_ticket(record) == first  # idempotent and deterministic

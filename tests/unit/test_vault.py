@@ -1,0 +1,59 @@
+import os
+
+import pytest
+
+from syntaskio_auth.vault import SecretContext, Vault, VaultError
+
+KEYS = {"k1": os.urandom(32), "k2": os.urandom(32)}
+CONTEXT = SecretContext("tenant-a", "integration-1", "private_key")
+
+
+def test_a_sealed_secret_opens_with_its_context_and_hides_the_plaintext() -> None:
+    vault = Vault(KEYS, "k1")
+    sealed = vault.seal("s3cr3t-private-key", CONTEXT)
+    assert sealed["key_id"] == "k1"
+    assert b"s3cr3t" not in sealed["ciphertext"]
+    assert vault.open(sealed, CONTEXT) == "s3cr3t-private-key"
+
+
+def test_each_seal_uses_a_fresh_data_key() -> None:
+    vault = Vault(KEYS, "k1")
+    first, second = vault.seal("same", CONTEXT), vault.seal("same", CONTEXT)
+    assert first["wrapped_key"] != second["wrapped_key"]
+    assert first["ciphertext"] != second["ciphertext"]
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        SecretContext("tenant-b", "integration-1", "private_key"),
+        SecretContext("tenant-a", "integration-2", "private_key"),
+        SecretContext("tenant-a", "integration-1", "public_key"),
+    ],
+)
+def test_a_ciphertext_moved_to_another_record_fails_to_open(elsewhere: SecretContext) -> None:
+    vault = Vault(KEYS, "k1")
+    with pytest.raises(VaultError):
+        vault.open(vault.seal("secret", CONTEXT), elsewhere)
+
+
+def test_tampering_and_unknown_keys_are_refused() -> None:
+    vault = Vault(KEYS, "k1")
+    sealed = vault.seal("secret", CONTEXT)
+    tampered = {**sealed, "ciphertext": sealed["ciphertext"][:-1] + b"\x00"}
+    with pytest.raises(VaultError):
+        vault.open(tampered, CONTEXT)
+    with pytest.raises(VaultError):
+        Vault({"k2": KEYS["k2"]}, "k2").open(sealed, CONTEXT)
+
+
+def test_an_older_key_still_opens_after_the_primary_changes() -> None:
+    sealed = Vault(KEYS, "k1").seal("secret", CONTEXT)
+    assert Vault(KEYS, "k2").open(sealed, CONTEXT) == "secret"
+
+
+def test_keys_must_be_aes_256() -> None:
+    with pytest.raises(VaultError):
+        Vault({"short": b"x" * 16}, "short")
+    with pytest.raises(VaultError):
+        Vault(KEYS, "missing")

