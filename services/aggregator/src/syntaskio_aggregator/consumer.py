@@ -58,7 +58,7 @@ def register(broker: KafkaBroker, store: TaskStore) -> None:
 async def apply(store: TaskStore, event: events.Event) -> None:
     async for attempt in AsyncRetrying(
         retry=retry_if_exception_type(PyMongoError),
-        wait=wait_exponential_jitter(initial=0.2, max=5.0),
+        wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.5),
         stop=stop_after_delay(60),
         reraise=True,
     ):

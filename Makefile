@@ -1,0 +1,25 @@
+# The two commands: `make run` and `make test`. Everything else is a helper for them.
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+
+.PHONY: run test lint install check-pytest
+
+$(UV):
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+install: $(UV)
+	$(UV) sync --frozen
+
+## Start the whole system (broker, database, ConnectWise sandbox, four services).
+run: install
+	$(UV) run syntaskio-dev run
+
+## Lint, type-check and run every test (unit, integration, end-to-end).
+test: install lint
+	$(UV) run pytest
+
+lint: install
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy

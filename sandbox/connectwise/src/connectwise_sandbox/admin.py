@@ -1,0 +1,219 @@
+"""The sandbox's own control API under `/_sandbox` — no ConnectWise auth, for tests,
+demos and benchmarks: credentials, live ticket changes, reset, request stats, faults."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Response, status
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from connectwise_sandbox.faults import Fault
+from connectwise_sandbox.records import JsonObject
+from connectwise_sandbox.settings import MAX_TICKETS
+from connectwise_sandbox.state import State
+from connectwise_sandbox.store import KEEP, Keep, TicketChange, TicketNotFound, UnknownReference
+
+router = APIRouter(prefix="/_sandbox", tags=["sandbox admin"])
+
+Summary = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class TicketFields(BaseModel):
+    """Ticket fields by human names: `owner`/`resources` are member identifiers, `board`,
+    `status` and `priority` names, `company` a company identifier."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: Summary | None = None
+    description: str | None = Field(
+        default=None, validation_alias=AliasChoices("description", "initialDescription")
+    )
+    owner: str | None = None
+    resources: list[str] | None = None
+    board: str | None = None
+    status: str | None = None
+    priority: str | None = None
+    company: str | None = None
+    required_date: datetime | None = Field(
+        default=None, validation_alias=AliasChoices("requiredDate", "required_date")
+    )
+
+    @field_validator("resources", mode="before")
+    @classmethod
+    def _comma_string(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def change(self) -> TicketChange:
+        """Only the fields the caller sent; an explicit null clears owner, resources and
+        requiredDate and is refused for fields a ticket always has."""
+        sent = self.model_fields_set
+        for name in ("summary", "description", "board", "status", "priority", "company"):
+            if name in sent and getattr(self, name) is None:
+                raise HTTPException(400, f"{name} cannot be null")
+
+        def pick(name: str, value: Any) -> Any:
+            return value if name in sent else KEEP
+
+        resources: tuple[str, ...] | Keep = (
+            tuple(self.resources or ()) if "resources" in sent else KEEP
+        )
+        return TicketChange(
+            summary=pick("summary", self.summary),
+            description=pick("description", self.description),
+            owner=pick("owner", self.owner),
+            resources=resources,
+            board=pick("board", self.board),
+            status=pick("status", self.status),
+            priority=pick("priority", self.priority),
+            company=pick("company", self.company),
+            required_date=pick("required_date", self.required_date),
+        )
+
+
+class NewTicket(TicketFields):
+    summary: Summary
+
+
+class FaultRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal[429, 500, 502, 503, 504]
+    count: int = Field(default=1, ge=1, le=100_000)
+    retry_after: int | None = Field(default=None, ge=0, le=3600)
+    path_contains: str | None = None
+
+
+class ResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int | None = None
+    tickets: int | None = Field(default=None, ge=0, le=MAX_TICKETS)
+
+
+def _fault_json(fault: Fault) -> JsonObject:
+    return {
+        "status": fault.status,
+        "remaining": fault.remaining,
+        "retry_after": fault.retry_after,
+        "path_contains": fault.path_contains,
+    }
+
+
+@router.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/config")
+def config(state: State) -> dict[str, Any]:
+    """Where the API is and what was seeded — the non-secret facts a client needs."""
+    settings = state.settings
+    return {
+        "company_id": settings.company_id,
+        "codebase": settings.codebase,
+        "api_prefix": settings.api_prefix + "/",
+        "client_ids": list(settings.client_ids),
+        "seed": state.seed,
+        "tickets": state.tickets,
+        "anchor": settings.anchor.isoformat(),
+    }
+
+
+@router.get("/api-keys")
+def api_keys(state: State) -> list[dict[str, Any]]:
+    """Every seeded member's key pair. A simulator convenience — never a real API's."""
+    return [
+        {
+            "member_id": key.member_id,
+            "member_identifier": key.member_identifier,
+            "public_key": key.public_key,
+            "private_key": key.private_key,
+            "company_id": state.settings.company_id,
+        }
+        for key in state.store.api_keys
+    ]
+
+
+def _changed(action: Callable[[], JsonObject]) -> JsonObject:
+    try:
+        ticket = action()
+    except TicketNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    except UnknownReference as error:
+        raise HTTPException(400, str(error)) from None
+    return ticket
+
+
+@router.post("/tickets", status_code=status.HTTP_201_CREATED)
+def create_ticket(body: NewTicket, state: State) -> JsonObject:
+    change = body.change()
+    return _changed(lambda: state.store.create_ticket(change))
+
+
+@router.patch("/tickets/{ticket_id}")
+def update_ticket(ticket_id: int, body: TicketFields, state: State) -> JsonObject:
+    change = body.change()
+    return _changed(lambda: state.store.update_ticket(ticket_id, change))
+
+
+@router.post("/tickets/{ticket_id}/close")
+def close_ticket(ticket_id: int, state: State) -> JsonObject:
+    return _changed(lambda: state.store.close_ticket(ticket_id))
+
+
+@router.delete("/tickets/{ticket_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_ticket(ticket_id: int, state: State) -> Response:
+    try:
+        state.store.delete_ticket(ticket_id)
+    except TicketNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/reset")
+def reset(state: State, body: ResetRequest | None = None) -> dict[str, Any]:
+    """Regenerate the data from the seed (optionally another seed or size) and clear
+    faults and request stats."""
+    if body is not None:
+        state.seed = state.seed if body.seed is None else body.seed
+        state.tickets = state.tickets if body.tickets is None else body.tickets
+    state.store.reset(state.dataset())
+    state.faults.clear()
+    state.stats.reset()
+    return {"status": "ok", "seed": state.seed, "tickets": state.tickets}
+
+
+@router.get("/stats")
+def stats(state: State) -> dict[str, Any]:
+    return state.stats.snapshot()
+
+
+@router.delete("/stats", status_code=status.HTTP_204_NO_CONTENT)
+def reset_stats(state: State) -> Response:
+    state.stats.reset()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/faults", status_code=status.HTTP_201_CREATED)
+def add_fault(body: FaultRequest, state: State) -> JsonObject:
+    """The next `count` API calls whose path contains `path_contains` (all, if unset)
+    fail with `status`; a 429 carries `Retry-After` (default 1 second)."""
+    fault = Fault(body.status, body.count, body.retry_after, body.path_contains)
+    state.faults.add(fault)
+    return _fault_json(fault)
+
+
+@router.get("/faults")
+def list_faults(state: State) -> list[JsonObject]:
+    return [_fault_json(fault) for fault in state.faults.pending()]
+
+
+@router.delete("/faults", status_code=status.HTTP_204_NO_CONTENT)
+def clear_faults(state: State) -> Response:
+    state.faults.clear()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,101 @@
+"""`create_app(settings)`: the sandbox wired together — seeded store, the ConnectWise API
+(with request counting and fault injection in front of it) and the admin API."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from connectwise_sandbox import admin, api
+from connectwise_sandbox.errors import CwError, ErrorItem
+from connectwise_sandbox.faults import FaultInjector
+from connectwise_sandbox.seed import generate
+from connectwise_sandbox.settings import Settings
+from connectwise_sandbox.state import SandboxState, get_state
+from connectwise_sandbox.stats import RequestStats
+from connectwise_sandbox.store import Store
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    dataset = generate(seed=settings.seed, tickets=settings.tickets, anchor=settings.anchor)
+    state = SandboxState(
+        settings=settings,
+        store=Store(dataset),
+        faults=FaultInjector(),
+        stats=RequestStats(),
+        seed=settings.seed,
+        tickets=settings.tickets,
+    )
+    app = FastAPI(
+        title="ConnectWise Manage sandbox",
+        description="A ConnectWise PSA REST API simulator for development, tests and demos.",
+        version="1.0",
+    )
+    app.state.sandbox = state
+    app.include_router(api.login_router)
+    for index, prefix in enumerate(state.api_prefixes):
+        app.include_router(api.router, prefix=prefix, include_in_schema=index == 0)
+    app.include_router(admin.router)
+    _install_error_handlers(app)
+    app.middleware("http")(_connectwise_traffic)
+    return app
+
+
+async def _connectwise_traffic(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Injected faults and request counting, for ConnectWise API paths only."""
+    state = get_state(request)
+    path = request.url.path
+    if not state.is_api_path(path):
+        return await call_next(request)
+    fault = state.faults.take(path)
+    response = _error_response(fault.error()) if fault else await call_next(request)
+    response.headers["api-current-version"] = api.version_code(state.settings).lstrip("v")
+    state.stats.record(request.method, path, response.status_code)
+    return response
+
+
+def _error_response(error: CwError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers or None)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """ConnectWise's error shape on the API paths; FastAPI's defaults elsewhere."""
+
+    @app.exception_handler(CwError)
+    async def _cw_error(_: Request, error: CwError) -> JSONResponse:
+        return _error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> Response:
+        if not get_state(request).is_api_path(request.url.path):
+            return await request_validation_exception_handler(request, error)
+        items = [
+            ErrorItem(
+                "InvalidField",
+                str(detail.get("msg", "invalid")),
+                "request",
+                "/".join(str(part) for part in detail.get("loc", ())[1:]) or "request",
+            )
+            for detail in error.errors()
+        ]
+        return _error_response(CwError(400, "InvalidObject", "request object is invalid", items))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        if not get_state(request).is_api_path(request.url.path):
+            return await http_exception_handler(request, error)
+        code = "NotFound" if error.status_code == 404 else "BadRequest"
+        if error.status_code == 405:
+            code = "MethodNotAllowed"
+        return _error_response(CwError(error.status_code, code, str(error.detail)))

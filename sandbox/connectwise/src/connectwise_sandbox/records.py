@@ -1,0 +1,169 @@
+"""The JSON shapes of ConnectWise records, shared by the seed and by live changes.
+
+Real responses leave a property out when it is null (no ``"owner": null``), so the
+builders here omit absent values instead of writing ``None``. Records are treated as
+immutable once built: a change replaces the whole ticket dict, which lets readers
+serialise a snapshot without holding the store's lock.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+JsonObject = dict[str, Any]
+
+TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+RECORD_TYPE_SERVICE: Final = "ServiceTicket"
+RESOURCE_SEPARATOR: Final = ", "
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ConnectWise's wire format: UTC, whole seconds, `Z`."""
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def parse_timestamp(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def next_last_updated(previous: str | None, now: datetime) -> str:
+    """`now`, bumped one second past `previous` when needed so every change sorts later."""
+    moment = now.astimezone(UTC).replace(microsecond=0)
+    if previous is not None:
+        earliest = parse_timestamp(previous) + timedelta(seconds=1)
+        moment = max(moment, earliest)
+    return format_timestamp(moment)
+
+
+def member_ref(member: JsonObject) -> JsonObject:
+    name = f"{member['firstName']} {member['lastName']}"
+    return {"id": member["id"], "identifier": member["identifier"], "name": name}
+
+
+def board_ref(board: JsonObject) -> JsonObject:
+    return {"id": board["id"], "name": board["name"]}
+
+
+def status_ref(status: JsonObject) -> JsonObject:
+    # The capital "Sort" is how the real ServiceStatusReference spells it.
+    return {"id": status["id"], "name": status["name"], "Sort": status["sortOrder"]}
+
+
+def priority_ref(priority: JsonObject) -> JsonObject:
+    return {
+        "id": priority["id"],
+        "name": priority["name"],
+        "sort": priority["sortOrder"],
+        "level": priority["level"],
+    }
+
+
+def company_ref(company: JsonObject) -> JsonObject:
+    return {"id": company["id"], "identifier": company["identifier"], "name": company["name"]}
+
+
+def ticket_record(
+    *,
+    ticket_id: int,
+    summary: str,
+    board: JsonObject,
+    status: JsonObject,
+    closed: bool,
+    priority: JsonObject,
+    company: JsonObject,
+    contact_name: str,
+    contact_email: str,
+    owner: JsonObject | None,
+    resources: list[str],
+    required_date: str | None,
+    severity: str,
+    impact: str,
+    source: JsonObject,
+    budget_hours: float,
+    actual_hours: float,
+    date_entered: str,
+    entered_by: str,
+    last_updated: str,
+    updated_by: str,
+) -> JsonObject:
+    """A service ticket as `GET /service/tickets/{id}` returns it.
+
+    `board`, `status`, … are reference shapes (`board_ref(...)`), shared between tickets;
+    `closed` is the status' `closedStatus`, which is what `closedFlag` follows in the product.
+    """
+    ticket: JsonObject = {
+        "id": ticket_id,
+        "summary": summary,
+        "recordType": RECORD_TYPE_SERVICE,
+        "board": board,
+        "status": status,
+        "company": company,
+        "contactName": contact_name,
+        "contactEmailAddress": contact_email,
+        "source": source,
+        "severity": severity,
+        "impact": impact,
+        "priority": priority,
+    }
+    if owner is not None:
+        ticket["owner"] = owner
+    if required_date is not None:
+        ticket["requiredDate"] = required_date
+    ticket |= {
+        "budgetHours": budget_hours,
+        "actualHours": actual_hours,
+        "closedFlag": closed,
+        "approved": True,
+        "customerUpdatedFlag": False,
+        "hasChildTicket": False,
+        "billTime": "Billable",
+    }
+    if resources:
+        ticket["resources"] = RESOURCE_SEPARATOR.join(resources)
+    if closed:
+        ticket["closedDate"] = last_updated
+        ticket["closedBy"] = updated_by
+    ticket["_info"] = {
+        "lastUpdated": last_updated,
+        "updatedBy": updated_by,
+        "dateEntered": date_entered,
+        "enteredBy": entered_by,
+    }
+    return ticket
+
+
+def split_resources(resources: str | None) -> list[str]:
+    if not resources:
+        return []
+    return [part.strip() for part in resources.split(",") if part.strip()]
+
+
+def example_ticket() -> JsonObject:
+    """A ticket with every optional property present — what the ticket schema is read from."""
+    member = {"id": 1, "identifier": "x", "name": "X"}
+    reference = {"id": 1, "name": "x"}
+    return ticket_record(
+        ticket_id=1,
+        summary="x",
+        board=reference,
+        status={"id": 1, "name": "x", "Sort": 0},
+        closed=True,
+        priority={"id": 1, "name": "x", "sort": 1, "level": "Low"},
+        company={"id": 1, "identifier": "x", "name": "x"},
+        contact_name="x",
+        contact_email="x",
+        owner=member,
+        resources=["x"],
+        required_date="2000-01-01T00:00:00Z",
+        severity="Low",
+        impact="Low",
+        source=reference,
+        budget_hours=1.0,
+        actual_hours=1.0,
+        date_entered="2000-01-01T00:00:00Z",
+        entered_by="x",
+        last_updated="2000-01-01T00:00:00Z",
+        updated_by="x",
+    )

@@ -1,0 +1,343 @@
+"""Deterministic seeded data: the same (seed, ticket count, anchor) gives byte-identical
+records. Tickets are drawn one after another from one random stream, so a larger ticket
+count extends a smaller one instead of reshuffling it.
+
+Guarantees tests and demos rely on: member ``atech`` owns every tenth ticket and those
+are open (>= 30 open tickets at the default 300); ``bjones`` likewise owns the tickets
+five after them.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from bisect import bisect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import accumulate
+from types import MappingProxyType
+from typing import Final, TypeVar
+
+from connectwise_sandbox.records import (
+    JsonObject,
+    board_ref,
+    company_ref,
+    format_timestamp,
+    member_ref,
+    priority_ref,
+    status_ref,
+    ticket_record,
+)
+from connectwise_sandbox.vocabulary import (
+    BOARDS,
+    COMPANIES,
+    CONTACT_FIRST_NAMES,
+    CONTACT_LAST_NAMES,
+    DETAILS,
+    MEMBERS,
+    PRIORITIES,
+    SEVERITIES,
+    SOURCES,
+)
+
+FIRST_TICKET_ID: Final = 1001
+FIRST_MEMBER_ID: Final = 101
+FIRST_COMPANY_ID: Final = 250
+MSP_DOMAIN: Final = "msp.example"
+HISTORY: Final = timedelta(days=180)
+KEY_LENGTH: Final = 16
+CLOSED_SHARE: Final = 0.25  # of the tickets not guaranteed open: ~20% closed overall
+GUARANTEE_EVERY: Final = 10
+_KEY_ALPHABET: Final = string.ascii_letters + string.digits
+_DAY: Final = 86_400
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A member's API key pair; `{company}+{public}:{private}` is the Basic credential."""
+
+    member_id: int
+    member_identifier: str
+    public_key: str
+    private_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    members: tuple[JsonObject, ...]
+    api_keys: tuple[ApiKey, ...]
+    companies: tuple[JsonObject, ...]
+    boards: tuple[JsonObject, ...]
+    statuses: tuple[JsonObject, ...]
+    priorities: tuple[JsonObject, ...]
+    tickets: tuple[JsonObject, ...]
+    # The initial description is write-only on a real ticket; it is read back as a note.
+    descriptions: Mapping[int, str]
+
+
+def generate(*, seed: int, tickets: int, anchor: datetime) -> Dataset:
+    created = format_timestamp(anchor - HISTORY - timedelta(days=400))
+    members = _members(created)
+    companies = _companies(created)
+    boards, statuses = _boards(created)
+    priorities = _priorities(created)
+    ticket_records, descriptions = _tickets(
+        random.Random(seed), tickets, anchor, members, companies, boards, statuses, priorities
+    )
+    return Dataset(
+        members=members,
+        api_keys=_api_keys(seed, members),
+        companies=companies,
+        boards=boards,
+        statuses=statuses,
+        priorities=priorities,
+        tickets=ticket_records,
+        descriptions=MappingProxyType(descriptions),
+    )
+
+
+def _info(created: str) -> JsonObject:
+    return {"lastUpdated": created, "updatedBy": "admin1"}
+
+
+def _members(created: str) -> tuple[JsonObject, ...]:
+    return tuple(
+        {
+            "id": FIRST_MEMBER_ID + index,
+            "identifier": spec.identifier,
+            "firstName": spec.first_name,
+            "lastName": spec.last_name,
+            "title": spec.title,
+            "officeEmail": f"{spec.first_name.lower()}.{spec.last_name.lower()}@{MSP_DOMAIN}",
+            "defaultEmail": "Office",
+            "inactiveFlag": spec.inactive,
+            "licenseClass": "F",
+            "timeZone": {"id": 1, "name": "US Eastern"},
+            "_info": _info(created),
+        }
+        for index, spec in enumerate(MEMBERS)
+    )
+
+
+def _api_keys(seed: int, members: Sequence[JsonObject]) -> tuple[ApiKey, ...]:
+    rng = random.Random(f"api-keys:{seed}")
+
+    def key() -> str:
+        return "".join(rng.choice(_KEY_ALPHABET) for _ in range(KEY_LENGTH))
+
+    return tuple(
+        ApiKey(member["id"], member["identifier"], public_key=key(), private_key=key())
+        for member in members
+    )
+
+
+def _companies(created: str) -> tuple[JsonObject, ...]:
+    return tuple(
+        {
+            "id": FIRST_COMPANY_ID + index,
+            "identifier": spec.identifier,
+            "name": spec.name,
+            "status": {"id": 1, "name": "Active"},
+            "types": [{"id": 1, "name": "Client"}],
+            "city": spec.city,
+            "state": spec.state,
+            "phoneNumber": f"555{index:07d}",
+            "website": f"www.{spec.identifier.lower()}.example",
+            "deletedFlag": False,
+            "_info": _info(created),
+        }
+        for index, spec in enumerate(COMPANIES)
+    )
+
+
+def _boards(created: str) -> tuple[tuple[JsonObject, ...], tuple[JsonObject, ...]]:
+    boards: list[JsonObject] = []
+    statuses: list[JsonObject] = []
+    for board_index, spec in enumerate(BOARDS):
+        board: JsonObject = {
+            "id": board_index + 1,
+            "name": spec.name,
+            "location": {"id": 1, "name": "Main"},
+            "department": {"id": 1, "name": "Services"},
+            "inactiveFlag": False,
+            "projectFlag": False,
+            "_info": _info(created),
+        }
+        boards.append(board)
+        for sort_order, status in enumerate(spec.statuses):
+            statuses.append(
+                {
+                    "id": len(statuses) + 1,
+                    "name": status.name,
+                    "board": board_ref(board),
+                    "sortOrder": sort_order,
+                    "displayOnBoard": True,
+                    "inactive": False,
+                    "closedStatus": status.closed,
+                    "timeEntryNotAllowed": status.closed,
+                    "defaultFlag": sort_order == 0,
+                    "customerPortalFlag": False,
+                    "_info": _info(created),
+                }
+            )
+    return tuple(boards), tuple(statuses)
+
+
+def _priorities(created: str) -> tuple[JsonObject, ...]:
+    return tuple(
+        {
+            "id": index + 1,
+            "name": spec.name,
+            "color": spec.color,
+            "sortOrder": index + 1,
+            "defaultFlag": spec.level == "Medium",
+            "level": spec.level,
+            "_info": _info(created),
+        }
+        for index, spec in enumerate(PRIORITIES)
+    )
+
+
+@dataclass(frozen=True)
+class _BoardPool:
+    board: JsonObject
+    open_statuses: tuple[JsonObject, ...]
+    closed_statuses: tuple[JsonObject, ...]
+    summaries: tuple[str, ...]
+
+
+def _tickets(
+    rng: random.Random,
+    count: int,
+    anchor: datetime,
+    members: Sequence[JsonObject],
+    companies: Sequence[JsonObject],
+    boards: Sequence[JsonObject],
+    statuses: Sequence[JsonObject],
+    priorities: Sequence[JsonObject],
+) -> tuple[tuple[JsonObject, ...], dict[int, str]]:
+    pools = [
+        _BoardPool(
+            board,
+            tuple(s for s in statuses if s["board"]["id"] == board["id"] and not s["closedStatus"]),
+            tuple(s for s in statuses if s["board"]["id"] == board["id"] and s["closedStatus"]),
+            spec.summaries,
+        )
+        for board, spec in zip(boards, BOARDS, strict=True)
+    ]
+    board_weights = list(accumulate(spec.weight for spec in BOARDS))
+    priority_weights = list(accumulate(spec.weight for spec in PRIORITIES))
+    sources = [{"id": index + 1, "name": name} for index, name in enumerate(SOURCES)]
+    active = [member for member in members if not member["inactiveFlag"]]
+    inactive = [member for member in members if member["inactiveFlag"]]
+    atech, bjones = members[0], members[1]
+    anchor_ts = int(anchor.timestamp())
+    # Reference shapes are built once and shared: records are never mutated in place.
+    refs = {
+        id(record): ref(record)
+        for records, ref in (
+            (members, member_ref),
+            (companies, company_ref),
+            (boards, board_ref),
+            (statuses, status_ref),
+            (priorities, priority_ref),
+        )
+        for record in records
+    }
+    history = int(HISTORY.total_seconds())
+    random_ = rng.random
+    stamp = _TimestampFormatter()
+
+    def choice(options: Sequence[_T]) -> _T:
+        return options[int(random_() * len(options))]
+
+    def randrange(start: int, stop: int | None = None) -> int:
+        if stop is None:
+            start, stop = 0, start
+        return start + int(random_() * (stop - start))
+
+    tickets: list[JsonObject] = []
+    descriptions: dict[int, str] = {}
+    for index in range(count):
+        ticket_id = FIRST_TICKET_ID + index
+        pool = pools[bisect(board_weights, random_() * board_weights[-1])]
+        priority = priorities[bisect(priority_weights, random_() * priority_weights[-1])]
+        company = choice(companies)
+        guaranteed = {0: atech, 5: bjones}.get(index % GUARANTEE_EVERY)
+        closed = guaranteed is None and random_() < CLOSED_SHARE
+        status = choice(pool.closed_statuses if closed else pool.open_statuses)
+
+        owner: JsonObject | None
+        if guaranteed is not None:
+            owner = guaranteed
+        elif status["sortOrder"] == 0 and random_() < 0.7:
+            owner = None  # a new ticket nobody has picked up yet
+        elif closed and inactive and random_() < 0.1:
+            owner = choice(inactive)  # history from a former employee
+        else:
+            owner = choice(active)
+        resources = [owner["identifier"]] if owner is not None and random_() < 0.85 else []
+        for _ in range(0 if random_() < 0.6 else 1 if random_() < 0.75 else 2):
+            extra = choice(active)["identifier"]
+            if extra not in resources:
+                resources.append(extra)
+
+        entered = anchor_ts - randrange(history)
+        updated = entered + int(random_() * (anchor_ts - entered))
+        required = None
+        if random_() < 0.7:
+            required = stamp(entered + randrange(1, 22) * _DAY)
+        first, last = choice(CONTACT_FIRST_NAMES), choice(CONTACT_LAST_NAMES)
+        email_user = f"{first}.{last}".lower().replace("'", "")
+        summary = choice(pool.summaries)
+        budget = choice((0.5, 1.0, 2.0, 4.0, 8.0))
+        enterer = owner["identifier"] if owner is not None else "EmailConnector"
+        updater = owner["identifier"] if owner is not None else choice(active)["identifier"]
+        board_name = pool.board["name"]
+
+        tickets.append(
+            ticket_record(
+                ticket_id=ticket_id,
+                summary=summary,
+                board=refs[id(pool.board)],
+                status=refs[id(status)],
+                closed=closed,
+                priority=refs[id(priority)],
+                company=refs[id(company)],
+                contact_name=f"{first} {last}",
+                contact_email=f"{email_user}@{company['identifier'].lower()}.example",
+                owner=None if owner is None else refs[id(owner)],
+                resources=resources,
+                required_date=required,
+                severity=choice(SEVERITIES),
+                impact=choice(SEVERITIES),
+                source=sources[3] if board_name == "Alerts" else choice(sources[:3]),
+                budget_hours=budget,
+                actual_hours=round(random_() * budget * 4) / 4,
+                date_entered=stamp(entered),
+                entered_by=enterer,
+                last_updated=stamp(updated),
+                updated_by=updater,
+            )
+        )
+        descriptions[ticket_id] = f"{summary}. {choice(DETAILS)} Contact: {first} {last}."
+    return tuple(tickets), descriptions
+
+
+class _TimestampFormatter:
+    """`format_timestamp` for epoch seconds, fast enough for 100k tickets: the date part
+    of the string is cached, the time of day is plain arithmetic."""
+
+    def __init__(self) -> None:
+        self._days: dict[int, str] = {}
+
+    def __call__(self, epoch_seconds: int) -> str:
+        day, seconds = divmod(epoch_seconds, _DAY)
+        prefix = self._days.get(day)
+        if prefix is None:
+            prefix = format_timestamp(datetime.fromtimestamp(day * _DAY, UTC))[:11]
+            self._days[day] = prefix
+        hours, rest = divmod(seconds, 3600)
+        return f"{prefix}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}Z"

@@ -1,0 +1,63 @@
+"""Sandbox settings: environment variables prefixed `CW_SANDBOX_`, overridable from the CLI."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Final
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The clientId GUID every local tool uses; a real one is registered per vendor product.
+DEV_CLIENT_ID: Final = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+MAX_TICKETS: Final = 100_000
+
+
+def start_of_today() -> datetime:
+    """Seeded dates end here: in the past (so live changes sort after them), yet recent."""
+    now = datetime.now(UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CW_SANDBOX_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535)
+    tickets: int = Field(default=300, ge=0, le=MAX_TICKETS)
+    seed: int = 42
+    company_id: str = "syntaskio"
+    codebase: str = "v2025_1/"
+    client_ids: Annotated[tuple[str, ...], NoDecode] = (DEV_CLIENT_ID,)
+    # The instant the seeded history ends; same seed + same anchor = byte-identical data.
+    anchor: datetime = Field(default_factory=start_of_today)
+    log_level: str = "info"
+
+    @field_validator("codebase")
+    @classmethod
+    def _codebase_shape(cls, value: str) -> str:
+        """Stored as the real `Codebase` field is: no leading slash, one trailing slash."""
+        value = value.strip().strip("/")
+        if not value or "/" in value:
+            raise ValueError("codebase must be a single path segment such as 'v2025_1/'")
+        return value + "/"
+
+    @field_validator("client_ids", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        if isinstance(value, list | tuple):
+            return tuple(str(part).strip().lower() for part in value if str(part).strip())
+        return value
+
+    @field_validator("anchor")
+    @classmethod
+    def _anchor_utc(cls, value: datetime) -> datetime:
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).replace(microsecond=0)
+
+    @property
+    def api_prefix(self) -> str:
+        """`/v2025_1/apis/3.0` — where the REST API lives on this host."""
+        return f"/{self.codebase}apis/3.0"

@@ -1,0 +1,155 @@
+"""A ConnectWise ticket reaches the dashboard: sandbox → connector → Kafka → aggregator →
+MongoDB → gateway, with every service running as its own process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from syntaskio_devstack.stack import EmbeddedStack
+
+
+def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
+def signed_in(system: EmbeddedStack, user_id: str, tenant_id: str) -> httpx.Client:
+    client = httpx.Client(base_url=system.url("gateway"), timeout=30)
+    response = client.post(
+        "/api/v1/session/dev-login", json={"user_id": user_id, "tenant_id": tenant_id}
+    )
+    assert response.status_code == 201, response.text
+    return client
+
+
+def sandbox_keys(system: EmbeddedStack, member: str) -> dict[str, Any]:
+    keys = httpx.get(f"{system.url('sandbox')}/_sandbox/api-keys").json()
+    found: dict[str, Any] = next(k for k in keys if k["member_identifier"] == member)
+    return found
+
+
+def connect(client: httpx.Client, system: EmbeddedStack, member: str) -> httpx.Response:
+    keys = sandbox_keys(system, member)
+    return client.post(
+        "/api/v1/integrations/connectwise/api-key",
+        json={"site": f"http://{system.sandbox_site}", "company_id": keys["company_id"],
+              "public_key": keys["public_key"], "private_key": keys["private_key"]},
+    )
+
+
+def assigned_open_ticket_ids(system: EmbeddedStack, member: str) -> set[str]:
+    """Ask the sandbox directly, as ConnectWise would answer."""
+    keys = sandbox_keys(system, member)
+    info = httpx.get(f"{system.url('sandbox')}/login/companyinfo/{keys['company_id']}").json()
+    response = httpx.get(
+        f"{system.url('sandbox')}/{info['Codebase']}apis/3.0/service/tickets",
+        params={"conditions": f'closedFlag = false and (owner/identifier = "{member}" '
+                              f'or resources contains "{member}")', "pageSize": 1000,
+                "fields": "id"},
+        auth=(f"{keys['company_id']}+{keys['public_key']}", keys["private_key"]),
+        headers={"clientId": "7c9e6679-7425-40de-944b-e07fc1f90ae7"},
+    )
+    response.raise_for_status()
+    return {str(t["id"]) for t in response.json()}
+
+
+def dashboard_ids(client: httpx.Client) -> set[str]:
+    response = client.get("/api/v1/tasks", params={"limit": 500})
+    assert response.status_code == 200, response.text
+    return {t["external_id"] for t in response.json()["items"]}
+
+
+@pytest.fixture(scope="module")
+def alex(system: EmbeddedStack) -> Iterator[httpx.Client]:
+    with signed_in(system, "alex@acme-msp.example", "acme-msp") as client:
+        response = connect(client, system, "atech")
+        assert response.status_code == 201, response.text
+        yield client
+
+
+def test_the_members_open_tickets_appear_on_the_dashboard(
+    system: EmbeddedStack, alex: httpx.Client
+) -> None:
+    expected = assigned_open_ticket_ids(system, "atech")
+    assert len(expected) >= 25
+    assert eventually(lambda: dashboard_ids(alex) == expected), (
+        f"dashboard {sorted(dashboard_ids(alex))} != sandbox {sorted(expected)}"
+    )
+    task = alex.get("/api/v1/tasks").json()["items"][0]
+    assert task["source"] == "connectwise" and task["source_type"] == "service_ticket"
+    assert task["url"].startswith(f"http://{system.sandbox_site}/")
+    integrations = alex.get("/api/v1/integrations").json()
+    assert [(i["member_identifier"], i["status"]) for i in integrations] == [("atech", "active")]
+    assert "private_key" not in str(integrations) and "public_key" not in str(integrations)
+
+
+def test_a_ticket_closed_in_connectwise_leaves_the_dashboard(
+    system: EmbeddedStack, alex: httpx.Client
+) -> None:
+    expected = assigned_open_ticket_ids(system, "atech")
+    assert eventually(lambda: dashboard_ids(alex) == expected)
+    closing = sorted(expected)[0]
+    httpx.post(f"{system.url('sandbox')}/_sandbox/tickets/{closing}/close").raise_for_status()
+    assert eventually(lambda: closing not in dashboard_ids(alex))
+    assert dashboard_ids(alex) == expected - {closing}
+
+
+def test_a_new_ticket_assigned_in_connectwise_appears(
+    system: EmbeddedStack, alex: httpx.Client
+) -> None:
+    created = httpx.post(
+        f"{system.url('sandbox')}/_sandbox/tickets",
+        json={"summary": "Printer on 3rd floor jams", "owner": "atech"},
+    )
+    assert created.status_code == 201, created.text
+    new_id = str(created.json()["id"])
+    assert eventually(lambda: new_id in dashboard_ids(alex))
+    task = next(t for t in alex.get("/api/v1/tasks").json()["items"] if t["external_id"] == new_id)
+    assert task["title"] == "Printer on 3rd floor jams"
+
+
+def test_users_never_see_each_others_tasks(system: EmbeddedStack, alex: httpx.Client) -> None:
+    assert eventually(lambda: len(dashboard_ids(alex)) > 0)
+    # Same user id in another tenant, and another user in the same tenant.
+    with signed_in(system, "alex@acme-msp.example", "other-msp") as other_tenant:
+        assert dashboard_ids(other_tenant) == set()
+        assert other_tenant.get("/api/v1/integrations").json() == []
+    with signed_in(system, "bob@acme-msp.example", "acme-msp") as colleague:
+        assert dashboard_ids(colleague) == set()
+
+
+def test_requests_without_a_valid_session_are_refused(system: EmbeddedStack) -> None:
+    gateway = system.url("gateway")
+    assert httpx.get(f"{gateway}/api/v1/tasks").status_code == 401
+    forged = httpx.get(f"{gateway}/api/v1/tasks", headers={"Authorization": "Bearer a.b.c"})
+    assert forged.status_code == 401
+    assert forged.headers["content-type"] == "application/problem+json"
+
+
+def test_bad_keys_get_a_clear_error_and_store_nothing(system: EmbeddedStack) -> None:
+    with signed_in(system, "carol@acme-msp.example", "acme-msp") as carol:
+        keys = sandbox_keys(system, "atech")
+        response = carol.post(
+            "/api/v1/integrations/connectwise/api-key",
+            json={"site": f"http://{system.sandbox_site}", "company_id": keys["company_id"],
+                  "public_key": keys["public_key"], "private_key": "wrong"},
+        )
+        assert response.status_code == 400
+        assert response.json()["title"] == "Invalid credentials"
+        assert "wrong" not in response.text
+        refused = carol.post(
+            "/api/v1/integrations/connectwise/api-key",
+            json={"site": "https://169.254.169.254", "company_id": "x", "public_key": "p",
+                  "private_key": "q"},
+        )
+        assert refused.status_code == 400
+        assert carol.get("/api/v1/integrations").json() == []
