@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -22,13 +23,15 @@ def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float 
         time.sleep(interval)
 
 
-def signed_in(system: EmbeddedStack, user_id: str, tenant_id: str) -> httpx.Client:
-    client = httpx.Client(base_url=system.url("gateway"), timeout=30)
-    response = client.post(
-        "/api/v1/session/dev-login", json={"user_id": user_id, "tenant_id": tenant_id}
-    )
-    assert response.status_code == 201, response.text
-    return client
+@contextmanager
+def signed_in(system: EmbeddedStack, user_id: str, tenant_id: str) -> Iterator[httpx.Client]:
+    """A browser-like client holding the session cookie."""
+    with httpx.Client(base_url=system.url("gateway"), timeout=30) as client:
+        response = client.post(
+            "/api/v1/session/dev-login", json={"user_id": user_id, "tenant_id": tenant_id}
+        )
+        assert response.status_code == 201, response.text
+        yield client
 
 
 def sandbox_keys(system: EmbeddedStack, member: str) -> dict[str, Any]:
@@ -41,8 +44,12 @@ def connect(client: httpx.Client, system: EmbeddedStack, member: str) -> httpx.R
     keys = sandbox_keys(system, member)
     return client.post(
         "/api/v1/integrations/connectwise/api-key",
-        json={"site": f"http://{system.sandbox_site}", "company_id": keys["company_id"],
-              "public_key": keys["public_key"], "private_key": keys["private_key"]},
+        json={
+            "site": f"http://{system.sandbox_site}",
+            "company_id": keys["company_id"],
+            "public_key": keys["public_key"],
+            "private_key": keys["private_key"],
+        },
     )
 
 
@@ -52,9 +59,12 @@ def assigned_open_ticket_ids(system: EmbeddedStack, member: str) -> set[str]:
     info = httpx.get(f"{system.url('sandbox')}/login/companyinfo/{keys['company_id']}").json()
     response = httpx.get(
         f"{system.url('sandbox')}/{info['Codebase']}apis/3.0/service/tickets",
-        params={"conditions": f'closedFlag = false and (owner/identifier = "{member}" '
-                              f'or resources contains "{member}")', "pageSize": 1000,
-                "fields": "id"},
+        params={
+            "conditions": f'closedFlag = false and (owner/identifier = "{member}" '
+            f'or resources contains "{member}")',
+            "pageSize": 1000,
+            "fields": "id",
+        },
         auth=(f"{keys['company_id']}+{keys['public_key']}", keys["private_key"]),
         headers={"clientId": "7c9e6679-7425-40de-944b-e07fc1f90ae7"},
     )
@@ -85,11 +95,13 @@ def test_the_members_open_tickets_appear_on_the_dashboard(
         f"dashboard {sorted(dashboard_ids(alex))} != sandbox {sorted(expected)}"
     )
     task = alex.get("/api/v1/tasks").json()["items"][0]
-    assert task["source"] == "connectwise" and task["source_type"] == "service_ticket"
+    assert task["source"] == "connectwise"
+    assert task["source_type"] == "service_ticket"
     assert task["url"].startswith(f"http://{system.sandbox_site}/")
     integrations = alex.get("/api/v1/integrations").json()
     assert [(i["member_identifier"], i["status"]) for i in integrations] == [("atech", "active")]
-    assert "private_key" not in str(integrations) and "public_key" not in str(integrations)
+    assert "private_key" not in str(integrations)
+    assert "public_key" not in str(integrations)
 
 
 def test_a_ticket_closed_in_connectwise_leaves_the_dashboard(
@@ -140,16 +152,24 @@ def test_bad_keys_get_a_clear_error_and_store_nothing(system: EmbeddedStack) -> 
         keys = sandbox_keys(system, "atech")
         response = carol.post(
             "/api/v1/integrations/connectwise/api-key",
-            json={"site": f"http://{system.sandbox_site}", "company_id": keys["company_id"],
-                  "public_key": keys["public_key"], "private_key": "wrong"},
+            json={
+                "site": f"http://{system.sandbox_site}",
+                "company_id": keys["company_id"],
+                "public_key": keys["public_key"],
+                "private_key": "wrong",
+            },
         )
         assert response.status_code == 400
         assert response.json()["title"] == "Invalid credentials"
         assert "wrong" not in response.text
         refused = carol.post(
             "/api/v1/integrations/connectwise/api-key",
-            json={"site": "https://169.254.169.254", "company_id": "x", "public_key": "p",
-                  "private_key": "q"},
+            json={
+                "site": "https://169.254.169.254",
+                "company_id": "x",
+                "public_key": "p",
+                "private_key": "q",
+            },
         )
         assert refused.status_code == 400
         assert carol.get("/api/v1/integrations").json() == []

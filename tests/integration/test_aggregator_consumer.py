@@ -36,21 +36,31 @@ async def aggregator(
 
 def ticket_event(tenant: str, ticket_id: int, updated: str, summary: str) -> events.KafkaRecord:
     data: dict[str, Any] = {
-        "tenant_id": tenant, "user_id": "u1", "integration_id": "i1", "entity": "service_ticket",
-        "external_id": str(ticket_id), "api_base_url": "http://cw/v2025_1/apis/3.0/",
+        "tenant_id": tenant,
+        "user_id": "u1",
+        "integration_id": "i1",
+        "entity": "service_ticket",
+        "external_id": str(ticket_id),
+        "api_base_url": "http://cw/v2025_1/apis/3.0/",
         "company_id": "acme",
-        "record": {"id": ticket_id, "summary": summary, "closedFlag": False,
-                   "_info": {"lastUpdated": updated}},
+        "record": {
+            "id": ticket_id,
+            "summary": summary,
+            "closedFlag": False,
+            "_info": {"lastUpdated": updated},
+        },
     }
     return events.encode_event(
-        event_id=f"service_ticket/{ticket_id}/{updated}", source=f"/test/{tenant}",
-        event_type=events.CONNECTWISE_RECORD_UPSERTED, key=f"i1/service_ticket/{ticket_id}",
+        event_id=f"service_ticket/{ticket_id}/{updated}",
+        source=f"/test/{tenant}",
+        event_type=events.CONNECTWISE_RECORD_UPSERTED,
+        key=f"i1/service_ticket/{ticket_id}",
         data=data,
     )
 
 
-async def eventually(check: Any, timeout: float = 45.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def eventually(check: Any, within: float = 45.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = await check()
         if result or asyncio.get_running_loop().time() > deadline:
@@ -59,7 +69,9 @@ async def eventually(check: Any, timeout: float = 45.0) -> Any:
 
 
 async def test_raw_events_become_tasks_and_redelivery_changes_nothing(
-    aggregator: KafkaBroker, mongo: AsyncMongoClient[Document], settings: ServiceSettings,
+    aggregator: KafkaBroker,
+    mongo: AsyncMongoClient[Document],
+    settings: ServiceSettings,
     tenant: str,
 ) -> None:
     tasks = mongo[settings.mongodb_database].tasks
@@ -73,24 +85,33 @@ async def test_raw_events_become_tasks_and_redelivery_changes_nothing(
 
     assert await eventually(both_stored)
     first = await tasks.find_one({"tenant_id": tenant, "external_id": "1"})
-    assert first is not None and first["title"] == "new title"
+    assert first is not None
+    assert first["title"] == "new title"
     assert first["source_updated_at"] == datetime(2026, 11, 2, tzinfo=UTC)
 
 
 async def test_a_poison_message_goes_to_the_dlq_and_the_stream_keeps_flowing(
-    aggregator: KafkaBroker, mongo: AsyncMongoClient[Document], settings: ServiceSettings,
+    aggregator: KafkaBroker,
+    mongo: AsyncMongoClient[Document],
+    settings: ServiceSettings,
     tenant: str,
 ) -> None:
     dlq = AIOKafkaConsumer(
-        DLQ, bootstrap_servers=settings.kafka_bootstrap_servers, group_id=f"dlq-{tenant}",
+        DLQ,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"dlq-{tenant}",
         auto_offset_reset="earliest",
     )
     await dlq.start()
     try:
-        await aggregator.publish(b"definitely not an event", topic=topics.CONNECTWISE_RAW,
-                                 key=tenant.encode())
-        await publish(aggregator, topics.CONNECTWISE_RAW,
-                      ticket_event(tenant, 3, "2026-11-01T00:00:00Z", "after poison"))
+        await aggregator.publish(
+            b"definitely not an event", topic=topics.CONNECTWISE_RAW, key=tenant.encode()
+        )
+        await publish(
+            aggregator,
+            topics.CONNECTWISE_RAW,
+            ticket_event(tenant, 3, "2026-11-01T00:00:00Z", "after poison"),
+        )
 
         async def stored() -> bool:
             tasks = mongo[settings.mongodb_database].tasks

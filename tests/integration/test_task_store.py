@@ -13,9 +13,16 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 def make_task(tenant: str, title: str, updated: datetime, user: str = "u1") -> Task:
     return Task(
         id=task_id(tenant, user, TaskSource.CONNECTWISE, SourceType.SERVICE_TICKET, "42"),
-        tenant_id=tenant, user_id=user, integration_id="i1", source=TaskSource.CONNECTWISE,
-        source_type=SourceType.SERVICE_TICKET, external_id="42", title=title,
-        status=TaskStatus.PENDING, priority=TaskPriority.MEDIUM, source_updated_at=updated,
+        tenant_id=tenant,
+        user_id=user,
+        integration_id="i1",
+        source=TaskSource.CONNECTWISE,
+        source_type=SourceType.SERVICE_TICKET,
+        external_id="42",
+        title=title,
+        status=TaskStatus.PENDING,
+        priority=TaskPriority.MEDIUM,
+        source_updated_at=updated,
     )
 
 
@@ -40,7 +47,9 @@ async def test_a_removal_older_than_the_stored_version_keeps_the_task(
     await store.create_indexes()
     await store.upsert(make_task(tenant, "v1", T0 + timedelta(hours=1)))
     assert not await store.delete(tenant, "u1", SourceType.SERVICE_TICKET, "42", T0)
-    assert await store.delete(tenant, "u1", SourceType.SERVICE_TICKET, "42", T0 + timedelta(hours=2))
+    assert await store.delete(
+        tenant, "u1", SourceType.SERVICE_TICKET, "42", T0 + timedelta(hours=2)
+    )
     assert await db.tasks.count_documents({"tenant_id": tenant}) == 0
 
 

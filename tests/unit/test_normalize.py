@@ -97,19 +97,31 @@ def test_records_without_identity_or_version_are_rejected(broken: dict[str, Any]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=10,
 )
 
 
 @given(
-    summary=json_values, status=json_values, priority=json_values, company=json_values,
-    resources=json_values, required=json_values,
+    summary=json_values,
+    status=json_values,
+    priority=json_values,
+    company=json_values,
+    resources=json_values,
+    required=json_values,
 )
 def test_normalising_never_fails_on_odd_field_values(
     summary: Any, status: Any, priority: Any, company: Any, resources: Any, required: Any
 ) -> None:
-    record = raw(summary=summary, status=status, priority=priority, company=company,
-                 resources=resources, requiredDate=required)
+    record = raw(
+        summary=summary,
+        status=status,
+        priority=priority,
+        company=company,
+        resources=resources,
+        requiredDate=required,
+    )
     first = normalize_service_ticket(record)
     assert normalize_service_ticket(record) == first  # idempotent and deterministic

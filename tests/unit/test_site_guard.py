@@ -19,8 +19,12 @@ def test_sites_are_normalised(site: str, expected: tuple[str, str]) -> None:
 
 @pytest.mark.parametrize(
     "site",
-    ["https://user:pw@api-na.myconnectwise.net", "api-na.myconnectwise.net/evil?x=1",
-     "ftp://api-na.myconnectwise.net", "https://"],
+    [
+        "https://user:pw@api-na.myconnectwise.net",
+        "api-na.myconnectwise.net/evil?x=1",
+        "ftp://api-na.myconnectwise.net",
+        "https://",
+    ],
 )
 def test_odd_sites_are_rejected(site: str) -> None:
     with pytest.raises(SiteRejected):

@@ -168,19 +168,15 @@ class _Compiler:
         operands = [_tree(child) for child in node.children[1:] if isinstance(child, Tree)]
         literals = [_literal(operand) for operand in operands]
         if rule == "compare":
-            operator = str(node.children[1])
-            return _comparison(field, operator, literals[0])
-        if rule == "like":
-            return (
-                _negate(_like(field, literals[0]), field) if negated else _like(field, literals[0])
-            )
-        if rule == "contains":
-            matcher = _contains(field, literals[0])
-            return _negate(matcher, field) if negated else matcher
-        if rule == "in_list":
+            return _comparison(field, str(node.children[1]), literals[0])
+        builders = {"like": _like, "contains": _contains}
+        if rule in builders:
+            matcher = builders[rule](field, literals[0])
+        elif rule == "in_list":
             matcher = _in_list(field, literals)
-            return _negate(matcher, field) if negated else matcher
-        raise ConditionError(f"unsupported expression '{rule}'")  # pragma: no cover
+        else:  # pragma: no cover - the grammar has no other comparisons
+            raise ConditionError(f"unsupported expression '{rule}'")
+        return _negate(matcher, field) if negated else matcher
 
     def _field(self, node: Tree[Token]) -> FieldPath:
         name = "/".join(str(part) for part in node.children)
@@ -265,7 +261,10 @@ def _coerce(field: FieldPath, literal: _Literal) -> Any:
             if kind is _Kind.DATE:
                 return value
             if kind is _Kind.STRING:
-                return _parse_date(str(value))
+                try:
+                    return _parse_date(str(value))
+                except ConditionError:
+                    raise mismatch from None
         case _:
             pass
     raise mismatch

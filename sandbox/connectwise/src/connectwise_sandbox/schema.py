@@ -81,13 +81,11 @@ def schema_of(entity: str, examples: Iterable[JsonObject]) -> EntitySchema:
 
 def _walk(record: Mapping[str, Any], prefix: tuple[str, ...], out: dict[str, FieldPath]) -> None:
     for key, value in record.items():
+        if value is None:
+            continue
         parts = (*prefix, key)
         name = "/".join(parts)
-        if value is None or name in out:
-            if isinstance(value, dict):
-                _walk(value, parts, out)
-            continue
-        out[name] = FieldPath(name, parts, _type_of(value))
+        out.setdefault(name, FieldPath(name, parts, _type_of(value)))
         if isinstance(value, dict):
             _walk(value, parts, out)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hmac
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Final
+from typing import Final, TypeVar
 
 from connectwise_sandbox.records import (
     JsonObject,
@@ -44,6 +44,7 @@ class Keep(Enum):
 
 
 KEEP: Final = Keep.KEEP
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -339,13 +340,21 @@ def _names_of(ticket: JsonObject) -> _TicketNames:
 
 
 def _apply(names: _TicketNames, change: TicketChange) -> _TicketNames:
-    updates: dict[str, object] = {
-        name: getattr(change, name)
-        for name in ("summary", "board", "status", "priority", "company", "owner", "resources")
-        if not isinstance(getattr(change, name), Keep)
-    }
+    required = names.required_date
     if not isinstance(change.required_date, Keep):
-        updates["required_date"] = (
-            None if change.required_date is None else format_timestamp(change.required_date)
-        )
-    return replace(names, **updates)  # type: ignore[arg-type]
+        moment = change.required_date
+        required = None if moment is None else format_timestamp(moment)
+    return _TicketNames(
+        summary=_keep_or(change.summary, names.summary),
+        board=_keep_or(change.board, names.board),
+        status=_keep_or(change.status, names.status),
+        priority=_keep_or(change.priority, names.priority),
+        company=_keep_or(change.company, names.company),
+        owner=_keep_or(change.owner, names.owner),
+        resources=_keep_or(change.resources, names.resources),
+        required_date=required,
+    )
+
+
+def _keep_or(new: _T | Keep, current: _T) -> _T:
+    return current if isinstance(new, Keep) else new

@@ -26,5 +26,10 @@ class TaskReader:
             .sort([("source_updated_at", DESCENDING), ("_id", ASCENDING)])
             .limit(limit)
         )
-        items = [Task.model_validate({**doc, "id": doc.pop("_id")}) async for doc in cursor]
+        items = [_task(doc) async for doc in cursor]
         return TaskPage(items=items, count=len(items))
+
+
+def _task(doc: Document) -> Task:
+    fields = {key: value for key, value in doc.items() if key != "_id"}
+    return Task.model_validate({**fields, "id": doc["_id"]})

@@ -37,8 +37,11 @@ def connect_demo_user(stack: EmbeddedStack) -> None:
 
 def run(args: argparse.Namespace) -> int:
     stack = EmbeddedStack(
-        StackConfig(data_dir=Path(args.data_dir).resolve(), sandbox_tickets=args.tickets,
-                    sync_interval_seconds=args.sync_interval)
+        StackConfig(
+            data_dir=Path(args.data_dir).resolve(),
+            sandbox_tickets=args.tickets,
+            sync_interval_seconds=args.sync_interval,
+        )
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     started = time.monotonic()

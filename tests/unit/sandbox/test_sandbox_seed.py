@@ -1,0 +1,108 @@
+"""Seeded data: deterministic, realistic, and holding what tests and demos rely on."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+from connectwise_sandbox.query import parse_list_query, select
+from connectwise_sandbox.seed import Dataset, generate
+from connectwise_sandbox.store import Store
+
+ANCHOR = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def dump(dataset: Dataset) -> str:
+    payload = {
+        "members": dataset.members,
+        "keys": [(k.member_identifier, k.public_key, k.private_key) for k in dataset.api_keys],
+        "companies": dataset.companies,
+        "boards": dataset.boards,
+        "statuses": dataset.statuses,
+        "priorities": dataset.priorities,
+        "tickets": dataset.tickets,
+        "descriptions": sorted(dataset.descriptions.items()),
+    }
+    return json.dumps(payload, sort_keys=True)
+
+
+def test_same_seed_gives_byte_identical_data() -> None:
+    first = generate(seed=42, tickets=300, anchor=ANCHOR)
+    second = generate(seed=42, tickets=300, anchor=ANCHOR)
+    assert dump(first) == dump(second)
+
+
+def test_a_different_seed_gives_different_tickets_and_keys() -> None:
+    first = generate(seed=42, tickets=300, anchor=ANCHOR)
+    other = generate(seed=43, tickets=300, anchor=ANCHOR)
+    assert first.tickets != other.tickets
+    assert {k.private_key for k in first.api_keys}.isdisjoint(k.private_key for k in other.api_keys)
+    # The cast is fixed: same members, boards and companies whatever the seed.
+    assert first.members == other.members
+    assert first.boards == other.boards
+
+
+def test_more_tickets_extend_fewer_instead_of_reshuffling() -> None:
+    small = generate(seed=7, tickets=100, anchor=ANCHOR)
+    large = generate(seed=7, tickets=400, anchor=ANCHOR)
+    assert large.tickets[:100] == small.tickets
+
+
+def test_atech_has_at_least_25_open_tickets_and_bjones_some() -> None:
+    for seed in (1, 42, 1234):
+        dataset = generate(seed=seed, tickets=300, anchor=ANCHOR)
+
+        def open_for(identifier: str, data: Dataset = dataset) -> int:
+            return sum(
+                1
+                for t in data.tickets
+                if not t["closedFlag"]
+                and (
+                    t.get("owner", {}).get("identifier") == identifier
+                    or identifier in t.get("resources", "").split(", ")
+                )
+            )
+
+        assert open_for("atech") >= 25
+        assert open_for("bjones") >= 10
+    first = dataset.members[0]
+    assert (first["identifier"], first["firstName"], first["lastName"]) == ("atech", "Alex", "Tech")
+
+
+def test_the_data_looks_like_an_msp() -> None:
+    dataset = generate(seed=42, tickets=300, anchor=ANCHOR)
+    tickets = dataset.tickets
+    closed_share = sum(t["closedFlag"] for t in tickets) / len(tickets)
+    assert 0.12 <= closed_share <= 0.28
+    assert 20 <= len(dataset.companies) <= 30
+    assert 10 <= len(dataset.members) <= 14
+    assert len({t["summary"] for t in tickets}) > 40
+    assert len({t["company"]["id"] for t in tickets}) == len(dataset.companies)
+    assert any("requiredDate" not in t for t in tickets)
+    assert any("owner" not in t for t in tickets)
+    for ticket in tickets:
+        info = ticket["_info"]
+        assert info["dateEntered"] <= info["lastUpdated"] <= "2026-06-01T00:00:00Z"
+        assert info["lastUpdated"] >= "2025-12-01T00:00:00Z"
+        assert ticket["recordType"] == "ServiceTicket"
+    assert [t["id"] for t in tickets] == list(range(1001, 1301))
+
+
+def test_100k_tickets_generate_quickly_and_a_filtered_page_is_fast() -> None:
+    started = time.perf_counter()
+    dataset = generate(seed=42, tickets=100_000, anchor=ANCHOR)
+    assert time.perf_counter() - started < 10  # about 1.5 s on a laptop
+    store = Store(dataset)
+    params = {
+        "conditions": 'closedFlag = false and (owner/identifier = "atech" or resources '
+        'contains "atech") and _info/lastUpdated > [2026-01-01T00:00:00Z]',
+        "orderby": "_info/lastUpdated desc",
+        "pagesize": "1000",
+    }
+    started = time.perf_counter()
+    query = parse_list_query(params, store.schemas.ticket)
+    rows = select(store.tickets(), query)[: query.page_size]
+    elapsed = time.perf_counter() - started
+    assert len(rows) == 1000
+    assert elapsed < 1.0
