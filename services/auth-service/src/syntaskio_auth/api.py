@@ -10,13 +10,13 @@ from syntaskio_auth.connections import Connections
 from syntaskio_auth.dev_issuer import DevIssuer
 from syntaskio_auth.models import (
     ApiKeyConnectionRequest,
-    CredentialLease,
     DevSessionRequest,
     Integration,
     IntegrationStatus,
     SessionToken,
 )
 from syntaskio_auth.settings import AuthSettings
+from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.problems import Problem
 from syntaskio_common.service_auth import bearer_token
 from syntaskio_common.sessions import InvalidSession, UserSession

@@ -13,7 +13,6 @@ from faststream.kafka import KafkaBroker
 from syntaskio_auth.models import (
     ApiKeyConnectionRequest,
     AuthMethod,
-    CredentialLease,
     Integration,
     IntegrationStatus,
 )
@@ -28,6 +27,7 @@ from syntaskio_common.connectwise import (
     api_base_url,
     fetch_codebase,
 )
+from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.kafka import publish
 from syntaskio_common.problems import Problem
 from syntaskio_common.sessions import UserSession

@@ -70,18 +70,3 @@ class SessionToken(BaseModel):
     access_token: str
     token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
     expires_in: int
-
-
-class CredentialLease(BaseModel):
-    """What the connector needs to call ConnectWise for one integration (internal only)."""
-
-    integration_id: str
-    tenant_id: str
-    user_id: str
-    api_base_url: str
-    site_url: str
-    company_id: str
-    member_identifier: str
-    client_id: str
-    public_key: str
-    private_key: str

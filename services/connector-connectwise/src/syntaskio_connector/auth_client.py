@@ -5,25 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from pydantic import BaseModel
 
-
-class CredentialLease(BaseModel):
-    integration_id: str
-    tenant_id: str
-    user_id: str
-    api_base_url: str
-    site_url: str
-    company_id: str
-    member_identifier: str
-    client_id: str
-    public_key: str
-    private_key: str
-
-    def __repr__(self) -> str:  # never print the keys
-        return f"CredentialLease(integration_id={self.integration_id!r})"
-
-    __str__ = __repr__
+from syntaskio_common.credentials import CredentialLease
 
 
 class AuthServiceClient:

@@ -14,8 +14,9 @@ from faststream.kafka import KafkaBroker
 
 from syntaskio_common import topics
 from syntaskio_common.connectwise import ApiKeyCredentials, ConnectWiseClient, ConnectWiseError
+from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.kafka import publish
-from syntaskio_connector.auth_client import AuthServiceClient, CredentialLease
+from syntaskio_connector.auth_client import AuthServiceClient
 from syntaskio_connector.checkpoints import Checkpoints
 from syntaskio_connector.tickets import (
     SERVICE_TICKET,
