@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
             sync_interval_seconds=args.sync_interval,
         )
     )
+    # Ctrl-C and SIGTERM both stop the stack in order (an inherited "ignore SIGINT" from a
+    # background shell is overridden on purpose).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     started = time.monotonic()
     try:
@@ -75,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        # A terminal's Ctrl-C reaches us more than once (uv forwards it too): finish
+        # stopping the children rather than abandon them half-way.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("\nStopping…", flush=True)
         stack.stop()
 
