@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from syntaskio_aggregator.normalize import (
     NormalizationError,
     normalize_service_ticket,
+    service_ticket_removal,
     ticket_priority,
     ticket_status,
 )
@@ -125,3 +126,29 @@ def test_normalising_never_fails_on_odd_field_values(
     )
     first = normalize_service_ticket(record)
     assert normalize_service_ticket(record) == first  # idempotent and deterministic
+
+
+def test_a_removal_names_its_task_and_when_it_was_observed() -> None:
+    removal = service_ticket_removal(
+        {
+            "tenant_id": "t1",
+            "user_id": "u1",
+            "external_id": "42",
+            "observed_at": "2026-11-22T10:00:00+00:00",
+        }
+    )
+    assert (removal.tenant_id, removal.user_id, removal.external_id) == ("t1", "u1", "42")
+    assert removal.observed_at == datetime(2026, 11, 22, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("missing", ["tenant_id", "user_id", "external_id", "observed_at"])
+def test_a_removal_missing_a_key_is_rejected(missing: str) -> None:
+    data = {
+        "tenant_id": "t1",
+        "user_id": "u1",
+        "external_id": "42",
+        "observed_at": "2026-11-22T10:00:00+00:00",
+    }
+    del data[missing]
+    with pytest.raises(NormalizationError):
+        service_ticket_removal(data)

@@ -23,7 +23,7 @@ from tenacity import (
 from syntaskio_aggregator.normalize import (
     NormalizationError,
     normalize_service_ticket,
-    removal_version,
+    service_ticket_removal,
 )
 from syntaskio_aggregator.store import TaskStore
 from syntaskio_common import events, topics
@@ -73,12 +73,13 @@ async def _apply_once(store: TaskStore, event: events.Event) -> None:
     if event.type == events.CONNECTWISE_RECORD_UPSERTED:
         await store.upsert(normalize_service_ticket(data))
     elif event.type == events.CONNECTWISE_RECORD_REMOVED:
+        removal = service_ticket_removal(data)
         await store.delete(
-            str(data.get("tenant_id")),
-            str(data.get("user_id")),
+            removal.tenant_id,
+            removal.user_id,
             SourceType.SERVICE_TICKET,
-            str(data.get("external_id")),
-            removal_version(data),
+            removal.external_id,
+            removal.observed_at,
         )
     else:
         raise PoisonMessage(f"unknown event type {event.type!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -140,8 +141,22 @@ def _text(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
-def removal_version(data: Mapping[str, Any]) -> datetime:
+@dataclass(frozen=True)
+class Removal:
+    tenant_id: str
+    user_id: str
+    external_id: str
+    observed_at: datetime
+
+
+def service_ticket_removal(data: Mapping[str, Any]) -> Removal:
+    """A raw `record.removed` event's data → which task to drop, as of when."""
     observed = parse_timestamp(data.get("observed_at"))
     if observed is None:
         raise NormalizationError("missing or invalid observed_at")
-    return observed
+    return Removal(
+        tenant_id=_required(data, "tenant_id"),
+        user_id=_required(data, "user_id"),
+        external_id=_required(data, "external_id"),
+        observed_at=observed,
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -165,7 +164,3 @@ class Connections:
 def _member_name(member: dict[str, Any]) -> str | None:
     name = " ".join(str(member.get(k) or "") for k in ("firstName", "lastName")).strip()
     return name or None
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
