@@ -30,10 +30,6 @@ class ConnectWiseError(Exception):
         self.code = code
         self.message = message
 
-    @property
-    def retryable(self) -> bool:
-        return self.status == 429 or self.status >= 500
-
 
 @dataclass(frozen=True)
 class ApiKeyCredentials:

@@ -94,8 +94,9 @@ def normalize_service_ticket(data: Mapping[str, Any]) -> Task:
     if not isinstance(ticket, Mapping):
         raise NormalizationError("missing record")
     external_id = _required(ticket, "id")
-    info = ticket.get("_info") if isinstance(ticket.get("_info"), Mapping) else {}
-    assert isinstance(info, Mapping)
+    info = ticket.get("_info")
+    if not isinstance(info, Mapping):
+        info = {}
     updated_at = parse_timestamp(info.get("lastUpdated"))
     if updated_at is None:
         raise NormalizationError("missing or invalid _info.lastUpdated")

@@ -8,7 +8,6 @@ from syntaskio_common.settings import ServiceSettings
 class ConnectorSettings(ServiceSettings):
     port: int = 8082
     auth_service_url: str = "http://127.0.0.1:8081"
-    connectwise_client_id: str = ""
     sync_interval_seconds: float = 300.0
 
     @model_validator(mode="after")

@@ -97,7 +97,6 @@ class EmbeddedStack:
             "INTERNAL_API_TOKEN": self._secrets["INTERNAL_API_TOKEN"],
             "AUTH_SERVICE_URL": self.url("auth"),
             "SESSION_ISSUER": self.url("auth"),
-            "CONNECTWISE_CLIENT_ID": DEV_CONNECTWISE_CLIENT_ID,
         }
         if name == "auth":
             env |= {
@@ -108,6 +107,7 @@ class EmbeddedStack:
                 "CONNECTWISE_ALLOW_PRIVATE_NETWORK": "true",
                 "CONNECTWISE_ALLOW_HTTP": "true",
                 "DEV_LOGIN_ENABLED": "true",
+                "CONNECTWISE_CLIENT_ID": DEV_CONNECTWISE_CLIENT_ID,
             }
         if name == "connector":
             env["SYNC_INTERVAL_SECONDS"] = str(self.config.sync_interval_seconds)
