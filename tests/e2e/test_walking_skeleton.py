@@ -3,79 +3,20 @@ MongoDB → gateway, with every service running as its own process."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
 import pytest
+from e2e_helpers import (
+    assigned_open_ticket_ids,
+    connect,
+    dashboard_ids,
+    eventually,
+    sandbox_keys,
+    signed_in,
+)
 
 from syntaskio_devstack.stack import EmbeddedStack
-
-
-def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
-
-
-@contextmanager
-def signed_in(system: EmbeddedStack, user_id: str, tenant_id: str) -> Iterator[httpx.Client]:
-    """A browser-like client holding the session cookie."""
-    with httpx.Client(base_url=system.url("gateway"), timeout=30) as client:
-        response = client.post(
-            "/api/v1/session/dev-login", json={"user_id": user_id, "tenant_id": tenant_id}
-        )
-        assert response.status_code == 201, response.text
-        yield client
-
-
-def sandbox_keys(system: EmbeddedStack, member: str) -> dict[str, Any]:
-    keys = httpx.get(f"{system.url('sandbox')}/_sandbox/api-keys").json()
-    found: dict[str, Any] = next(k for k in keys if k["member_identifier"] == member)
-    return found
-
-
-def connect(client: httpx.Client, system: EmbeddedStack, member: str) -> httpx.Response:
-    keys = sandbox_keys(system, member)
-    return client.post(
-        "/api/v1/integrations/connectwise/api-key",
-        json={
-            "site": f"http://{system.sandbox_site}",
-            "company_id": keys["company_id"],
-            "public_key": keys["public_key"],
-            "private_key": keys["private_key"],
-        },
-    )
-
-
-def assigned_open_ticket_ids(system: EmbeddedStack, member: str) -> set[str]:
-    """Ask the sandbox directly, as ConnectWise would answer."""
-    keys = sandbox_keys(system, member)
-    info = httpx.get(f"{system.url('sandbox')}/login/companyinfo/{keys['company_id']}").json()
-    response = httpx.get(
-        f"{system.url('sandbox')}/{info['Codebase']}apis/3.0/service/tickets",
-        params={
-            "conditions": f'closedFlag = false and (owner/identifier = "{member}" '
-            f'or resources contains "{member}")',
-            "pageSize": 1000,
-            "fields": "id",
-        },
-        auth=(f"{keys['company_id']}+{keys['public_key']}", keys["private_key"]),
-        headers={"clientId": "7c9e6679-7425-40de-944b-e07fc1f90ae7"},
-    )
-    response.raise_for_status()
-    return {str(t["id"]) for t in response.json()}
-
-
-def dashboard_ids(client: httpx.Client) -> set[str]:
-    response = client.get("/api/v1/tasks", params={"limit": 500})
-    assert response.status_code == 200, response.text
-    return {t["external_id"] for t in response.json()["items"]}
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,9 @@ async def test_members_list_get_and_missing(
     cw: httpx.AsyncClient, api: str, atech: dict[str, str]
 ) -> None:
     members = (await cw.get(f"{api}/system/members", headers=atech)).json()
-    assert len(members) == 12
+    assert len(members) == 13  # 12 technicians + the API member, seeded last
+    assert members[-1]["identifier"] == "syntaskio-api"
+    assert members[-1]["licenseClass"] == "A"
     for member in members:
         assert {"id", "identifier", "firstName", "lastName", "officeEmail", "inactiveFlag"} <= set(
             member

@@ -50,3 +50,36 @@ def test_ticket_count_is_bounded(tickets: int) -> None:
 def test_codebase_must_be_one_segment() -> None:
     with pytest.raises(ValidationError):
         Settings(codebase="a/b")
+
+
+def test_oauth_defaults_and_the_secret_stays_out_of_repr() -> None:
+    settings = parse_settings([])
+    assert settings.oauth_client_id == DEV_CLIENT_ID
+    assert settings.oauth_redirect_uris == ()
+    assert (settings.oauth_access_token_ttl, settings.oauth_code_ttl) == (3600, 60)
+    assert settings.oauth_refresh_token_ttl == 30 * 24 * 3600
+    assert settings.member_token_ttl == 3600
+    assert settings.oauth_client_secret not in repr(settings)
+
+
+def test_oauth_redirect_uris_from_environment_and_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "CW_SANDBOX_OAUTH_REDIRECT_URIS", "http://a.test/CallBack, http://b.test/cb?x=1"
+    )
+    monkeypatch.setenv("CW_SANDBOX_OAUTH_CLIENT_SECRET", "from-env")
+    settings = parse_settings([])
+    # Case kept: redirect URIs match exactly.
+    assert settings.oauth_redirect_uris == ("http://a.test/CallBack", "http://b.test/cb?x=1")
+    assert settings.oauth_client_secret == "from-env"
+    settings = parse_settings(
+        ["--oauth-redirect-uri", "http://c.test/cb", "--oauth-redirect-uri", "http://d.test/cb"]
+    )
+    assert settings.oauth_redirect_uris == ("http://c.test/cb", "http://d.test/cb")
+
+
+@pytest.mark.parametrize("field", ["oauth_access_token_ttl", "oauth_code_ttl", "member_token_ttl"])
+def test_token_lifetimes_must_be_positive(field: str) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**{field: 0})

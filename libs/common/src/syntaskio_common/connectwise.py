@@ -11,7 +11,7 @@ import base64
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import httpx
 
@@ -31,6 +31,12 @@ class ConnectWiseError(Exception):
         self.message = message
 
 
+class Credentials(Protocol):
+    def authorization(self) -> str:
+        """The `Authorization` header value."""
+        ...
+
+
 @dataclass(frozen=True)
 class ApiKeyCredentials:
     company_id: str
@@ -40,6 +46,14 @@ class ApiKeyCredentials:
     def authorization(self) -> str:
         token = f"{self.company_id}+{self.public_key}:{self.private_key}".encode()
         return "Basic " + base64.b64encode(token).decode()
+
+
+@dataclass(frozen=True)
+class BearerCredentials:
+    access_token: str = field(repr=False)
+
+    def authorization(self) -> str:
+        return f"Bearer {self.access_token}"
 
 
 def api_base_url(site_url: str, codebase: str) -> str:
@@ -79,7 +93,7 @@ class ConnectWiseClient:
         self,
         http: httpx.AsyncClient,
         base_url: str,
-        credentials: ApiKeyCredentials,
+        credentials: Credentials,
         client_id: str,
     ) -> None:
         self._http = http
@@ -99,6 +113,14 @@ class ConnectWiseClient:
 
     async def get(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
         return (await self._get(self._base_url + path.lstrip("/"), params)).json()
+
+    async def post(self, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        self.requests_made += 1
+        response = await self._http.post(
+            self._base_url + path.lstrip("/"), json=body or {}, headers=self._headers
+        )
+        _raise_for_error(response)
+        return response.json()
 
     async def pages(
         self,

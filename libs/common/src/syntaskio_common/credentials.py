@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field, model_validator
+
+from syntaskio_common.connectwise import ApiKeyCredentials, BearerCredentials, Credentials
+
+
+class AuthScheme(StrEnum):
+    BASIC = "basic"  # API-member keys (also short-lived impersonation keys)
+    BEARER = "bearer"  # an OAuth2 access token
 
 
 class CredentialLease(BaseModel):
-    """Everything needed to call ConnectWise for one integration. Never logged: the keys
-    are left out of the repr."""
+    """Everything needed to call ConnectWise for one integration, valid until
+    `expires_at` (None: until revoked). Never logged: secrets are left out of the repr."""
 
     integration_id: str
     tenant_id: str
@@ -17,5 +27,34 @@ class CredentialLease(BaseModel):
     company_id: str
     member_identifier: str
     client_id: str
-    public_key: str = Field(repr=False)
-    private_key: str = Field(repr=False)
+    scheme: AuthScheme
+    public_key: str | None = Field(default=None, repr=False)
+    private_key: str | None = Field(default=None, repr=False)
+    access_token: str | None = Field(default=None, repr=False)
+    expires_at: datetime | None = None
+    # Which stored credentials these are: report it back when ConnectWise rejects them
+    # (`LeaseRequest.rejected_version`) so they are renewed once, not once per caller.
+    version: int
+
+    @model_validator(mode="after")
+    def _secrets_match_scheme(self) -> CredentialLease:
+        if self.scheme is AuthScheme.BASIC and not (self.public_key and self.private_key):
+            raise ValueError("a basic lease needs public_key and private_key")
+        if self.scheme is AuthScheme.BEARER and not self.access_token:
+            raise ValueError("a bearer lease needs access_token")
+        return self
+
+    def credentials(self) -> Credentials:
+        if self.scheme is AuthScheme.BEARER:
+            assert self.access_token is not None  # checked by the validator
+            return BearerCredentials(self.access_token)
+        assert self.public_key is not None
+        assert self.private_key is not None
+        return ApiKeyCredentials(self.company_id, self.public_key, self.private_key)
+
+
+class LeaseRequest(BaseModel):
+    rejected_version: int | None = Field(
+        default=None,
+        description="ConnectWise answered 401 to the credentials of this version: renew them.",
+    )

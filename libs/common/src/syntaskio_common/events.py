@@ -27,6 +27,7 @@ TASK_UPSERTED: Final = "io.syntaskio.task.upserted.v1"
 TASK_DELETED: Final = "io.syntaskio.task.deleted.v1"
 INTEGRATION_CONNECTED: Final = "io.syntaskio.integration.connected.v1"
 INTEGRATION_DISCONNECTED: Final = "io.syntaskio.integration.disconnected.v1"
+INTEGRATION_EXPIRED: Final = "io.syntaskio.integration.expired.v1"
 
 
 class InvalidEvent(ValueError):

@@ -16,4 +16,11 @@ S = TypeVar("S", bound=ServiceSettings)
 
 def serve(service: str, settings: S, create_app: Callable[[S], FastAPI]) -> None:
     configure_logging(service, settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )

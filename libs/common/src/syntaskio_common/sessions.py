@@ -30,6 +30,8 @@ class UserSession(BaseModel):
     tenant_id: str
     name: str | None = None
     email: str | None = None
+    # The token's `jti`: lets short-lived state (an OAuth flow) be bound to one login.
+    session_id: str | None = None
 
 
 def session_from_claims(claims: dict[str, Any]) -> UserSession:
@@ -37,16 +39,22 @@ def session_from_claims(claims: dict[str, Any]) -> UserSession:
     if not isinstance(subject, str) or not subject or not isinstance(tenant, str) or not tenant:
         raise InvalidSession("token lacks sub or tenant_id")
     return UserSession(
-        user_id=subject, tenant_id=tenant, name=claims.get("name"), email=claims.get("email")
+        user_id=subject,
+        tenant_id=tenant,
+        name=claims.get("name"),
+        email=claims.get("email"),
+        session_id=claims.get("jti"),
     )
 
 
-def verify_session_token(token: str, keys: KeySet, issuer: str) -> UserSession:
+def verify_session_token(
+    token: str, keys: KeySet, issuer: str, audience: str = SESSION_AUDIENCE
+) -> UserSession:
     try:
         decoded = jwt.decode(token, keys, algorithms=SESSION_ALGORITHMS)
         jwt.JWTClaimsRegistry(
             iss={"essential": True, "value": issuer},
-            aud={"essential": True, "value": SESSION_AUDIENCE},
+            aud={"essential": True, "value": audience},
             sub={"essential": True},
             exp={"essential": True},
         ).validate(decoded.claims)
@@ -63,10 +71,17 @@ class JwksSessionVerifier:
     """
 
     def __init__(
-        self, jwks_url: str, issuer: str, http: httpx.AsyncClient, min_refresh: float = 30.0
+        self,
+        jwks_url: str,
+        issuer: str,
+        http: httpx.AsyncClient,
+        *,
+        audience: str = SESSION_AUDIENCE,
+        min_refresh: float = 30.0,
     ) -> None:
         self._jwks_url = jwks_url
         self._issuer = issuer
+        self._audience = audience
         self._http = http
         self._min_refresh = min_refresh
         self._keys: KeySet | None = None
@@ -82,8 +97,8 @@ class JwksSessionVerifier:
     async def verify(self, token: str) -> UserSession:
         keys = self._keys or await self._refresh()
         try:
-            return verify_session_token(token, keys, self._issuer)
+            return verify_session_token(token, keys, self._issuer, self._audience)
         except InvalidSession:
             if time.monotonic() - self._fetched_at < self._min_refresh:
                 raise
-        return verify_session_token(token, await self._refresh(), self._issuer)
+        return verify_session_token(token, await self._refresh(), self._issuer, self._audience)

@@ -29,6 +29,14 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
     parser.add_argument("--company-id", help="ConnectWise company id (default syntaskio)")
     parser.add_argument("--codebase", help="codebase path segment (default v2025_1/)")
     parser.add_argument("--client-ids", help="comma-separated accepted clientId GUIDs")
+    parser.add_argument(
+        "--oauth-redirect-uri",
+        action="append",
+        dest="oauth_redirect_uris",
+        metavar="URI",
+        help="a registered OAuth redirect URI, exact match; repeatable "
+        "(CW_SANDBOX_OAUTH_REDIRECT_URIS, comma-separated)",
+    )
     parser.add_argument("--log-level", help="uvicorn log level (default info)")
     arguments = vars(parser.parse_args(argv))
     overrides: dict[str, Any] = {k: v for k, v in arguments.items() if v is not None}

@@ -1,5 +1,6 @@
 """The sandbox's own control API under `/_sandbox` — no ConnectWise auth, for tests,
-demos and benchmarks: credentials, live ticket changes, reset, request stats, faults."""
+demos and benchmarks: credentials, live ticket changes, reset, request stats, faults,
+OAuth and member-token inspection and expiry."""
 
 from __future__ import annotations
 
@@ -121,12 +122,21 @@ def config(state: State) -> dict[str, Any]:
         "seed": state.seed,
         "tickets": state.tickets,
         "anchor": settings.anchor.isoformat(),
+        # The OAuth client secret is deliberately absent.
+        "oauth_client_id": settings.oauth_client_id,
+        "oauth_redirect_uris": list(settings.oauth_redirect_uris),
+        "oauth_access_token_ttl": settings.oauth_access_token_ttl,
+        "oauth_refresh_token_ttl": settings.oauth_refresh_token_ttl,
+        "oauth_code_ttl": settings.oauth_code_ttl,
+        "member_token_ttl": settings.member_token_ttl,
     }
 
 
 @router.get("/api-keys")
 def api_keys(state: State) -> list[dict[str, Any]]:
-    """Every seeded member's key pair. A simulator convenience — never a real API's."""
+    """Every seeded member's key pair, the API member's included (licence class "A").
+    A simulator convenience — never a real API's."""
+    license_classes = {member["id"]: member["licenseClass"] for member in state.store.members}
     return [
         {
             "member_id": key.member_id,
@@ -134,6 +144,7 @@ def api_keys(state: State) -> list[dict[str, Any]]:
             "public_key": key.public_key,
             "private_key": key.private_key,
             "company_id": state.settings.company_id,
+            "license_class": license_classes.get(key.member_id),
         }
         for key in state.store.api_keys
     ]
@@ -178,13 +189,15 @@ def delete_ticket(ticket_id: int, state: State) -> Response:
 @router.post("/reset")
 def reset(state: State, body: ResetRequest | None = None) -> dict[str, Any]:
     """Regenerate the data from the seed (optionally another seed or size) and clear
-    faults and request stats."""
+    faults, request stats, OAuth grants and tokens, and minted member tokens."""
     if body is not None:
         state.seed = state.seed if body.seed is None else body.seed
         state.tickets = state.tickets if body.tickets is None else body.tickets
     state.store.reset(state.dataset())
     state.faults.clear()
     state.stats.reset()
+    state.oauth.reset()
+    state.member_tokens.reset()
     return {"status": "ok", "seed": state.seed, "tickets": state.tickets}
 
 
@@ -216,4 +229,33 @@ def list_faults(state: State) -> list[JsonObject]:
 @router.delete("/faults", status_code=status.HTTP_204_NO_CONTENT)
 def clear_faults(state: State) -> Response:
     state.faults.clear()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/oauth")
+def oauth_stats(state: State) -> dict[str, Any]:
+    """Authorization-server counters: successful grants by type, token endpoint calls
+    (failed ones too), reuse detections (code or rotated refresh token), families."""
+    return state.oauth.snapshot() | {"member_tokens_minted": state.member_tokens.minted}
+
+
+@router.post("/oauth/expire-access-tokens", status_code=status.HTTP_204_NO_CONTENT)
+def expire_access_tokens(state: State) -> Response:
+    """Every access token issued so far expires now: clients must refresh."""
+    state.oauth.expire_access_tokens()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/oauth/revoke-all", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_all(state: State) -> Response:
+    """Every token family is revoked, as when the user removes the app: refreshing then
+    fails with invalid_grant and access tokens with 401."""
+    state.oauth.revoke_all()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/member-tokens/expire", status_code=status.HTTP_204_NO_CONTENT)
+def expire_member_tokens(state: State) -> Response:
+    """Every minted impersonation key pair expires now."""
+    state.member_tokens.expire_all()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 
 from connectwise_sandbox.auth import CurrentMember, authenticate
-from connectwise_sandbox.errors import not_found
+from connectwise_sandbox.errors import CwError, invalid_parameter, not_found
 from connectwise_sandbox.pagination import FORWARD_ONLY, paginate
 from connectwise_sandbox.query import (
     lower_keys,
@@ -24,8 +25,9 @@ from connectwise_sandbox.query import (
     project,
     select,
 )
-from connectwise_sandbox.records import JsonObject
+from connectwise_sandbox.records import JsonObject, format_timestamp
 from connectwise_sandbox.schema import EntitySchema
+from connectwise_sandbox.seed import API_LICENSE_CLASS
 from connectwise_sandbox.settings import Settings
 from connectwise_sandbox.state import SandboxState, State
 from connectwise_sandbox.store import Schemas
@@ -42,9 +44,11 @@ def version_code(settings: Settings) -> str:
     return settings.codebase.strip("/").replace("_", ".")
 
 
-def json_response(content: Any, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    content: Any, headers: dict[str, str] | None = None, status_code: int = 200
+) -> Response:
     body = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
-    return Response(body, media_type=JSON_MEDIA_TYPE, headers=headers)
+    return Response(body, status_code, media_type=JSON_MEDIA_TYPE, headers=headers)
 
 
 def _params(request: Request) -> dict[str, Any]:
@@ -151,6 +155,58 @@ def my_member_info(member: CurrentMember) -> Response:
             "timeZone": member["timeZone"],
         }
     )
+
+
+@router.post("/system/members/{identifier}/tokens", status_code=201)
+def mint_member_token(
+    identifier: str,
+    caller: CurrentMember,
+    state: State,
+    body: Annotated[dict[str, Any] | None, Body()] = None,
+) -> Response:
+    """Impersonation keys: an API member (licence class A) mints a key pair that
+    authenticates as member `identifier` until `expiration`.
+
+    Body (optional): `{"expiration": "<ISO 8601>"}`, capped at `member_token_ttl`
+    seconds from now. Answers **201 Created** with `{"publicKey", "privateKey",
+    "expiration"}` — ConnectWise's `Token` model; the status is the one its other
+    creating POSTs use (not verified against a live instance). A member that is not an
+    API member gets 403; an unknown identifier 404; an inactive member 400.
+    """
+    if caller["licenseClass"] != API_LICENSE_CLASS:
+        raise CwError(403, "Forbidden", "Only API members may create member tokens")
+    member = state.store.member_by_identifier(identifier)
+    if member is None:
+        raise not_found("Member", identifier)
+    if member["inactiveFlag"]:
+        raise invalid_parameter(
+            "memberIdentifier", "Inactive", f"Member '{member['identifier']}' is inactive"
+        )
+    requested = _expiration((body or {}).get("expiration"), state.member_tokens.clock())
+    token = state.member_tokens.mint(member["id"], requested)
+    return json_response(
+        {
+            "publicKey": token.public_key,
+            "privateKey": token.private_key,
+            "expiration": format_timestamp(token.expires_at),
+        },
+        status_code=201,
+    )
+
+
+def _expiration(value: object, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise invalid_parameter(
+            "expiration", "InvalidFormat", "expiration must be an ISO 8601 date-time"
+        ) from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment <= now:
+        raise invalid_parameter("expiration", "OutOfRange", "expiration must be in the future")
+    return moment
 
 
 def _collection(

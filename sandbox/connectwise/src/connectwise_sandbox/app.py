@@ -14,9 +14,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from connectwise_sandbox import admin, api
+from connectwise_sandbox import admin, api, oauth_routes
 from connectwise_sandbox.errors import CwError, ErrorItem
 from connectwise_sandbox.faults import FaultInjector
+from connectwise_sandbox.member_tokens import MemberTokens
+from connectwise_sandbox.oauth import OAuthServer
 from connectwise_sandbox.seed import generate
 from connectwise_sandbox.settings import Settings
 from connectwise_sandbox.state import SandboxState, get_state
@@ -34,6 +36,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stats=RequestStats(),
         seed=settings.seed,
         tickets=settings.tickets,
+        oauth=OAuthServer(
+            access_token_ttl=settings.oauth_access_token_ttl,
+            refresh_token_ttl=settings.oauth_refresh_token_ttl,
+            code_ttl=settings.oauth_code_ttl,
+        ),
+        member_tokens=MemberTokens(ttl=settings.member_token_ttl),
     )
     app = FastAPI(
         title="ConnectWise Manage sandbox",
@@ -44,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.login_router)
     for index, prefix in enumerate(state.api_prefixes):
         app.include_router(api.router, prefix=prefix, include_in_schema=index == 0)
+        # Under the API prefix so request counting and fault injection apply to OAuth too.
+        app.include_router(oauth_routes.router, prefix=prefix, include_in_schema=index == 0)
     app.include_router(admin.router)
     _install_error_handlers(app)
     app.middleware("http")(_connectwise_traffic)

@@ -1,6 +1,10 @@
 """ConnectWise API authentication as the product does it: HTTP Basic with
 `{companyId}+{publicKey}:{privateKey}` plus a registered `clientId` header on every call.
 The member whose keys were used is the caller. Keys are never logged or echoed.
+
+Two more credentials name a caller: a minted impersonation key pair (Basic, as above,
+valid until it expires) and an OAuth2 access token (`Authorization: Bearer ...`) from
+the sandbox's authorization server. The clientId header is required with both.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from connectwise_sandbox.errors import CwError
+from connectwise_sandbox.oauth import BearerRejected
 from connectwise_sandbox.records import JsonObject
-from connectwise_sandbox.state import State
+from connectwise_sandbox.state import SandboxState, State
 
-_BASIC_HELP = "use Basic base64('{companyId}+{publicKey}:{privateKey}')"
+_BASIC_HELP = "use Basic base64('{companyId}+{publicKey}:{privateKey}') or a Bearer token"
 
 
 def _unauthorized(message: str) -> CwError:
@@ -24,12 +29,7 @@ def _unauthorized(message: str) -> CwError:
 
 def authenticate(request: Request, state: State) -> JsonObject:
     """The authenticated member, or a 401/403 in ConnectWise's error shape."""
-    company, public_key, private_key = _credentials(request.headers.get("authorization"))
-    if company.lower() != state.settings.company_id.lower():
-        raise _unauthorized(f"Company '{company}' is not valid for this site")
-    member = state.store.member_for_key(public_key, private_key)
-    if member is None:
-        raise _unauthorized("Incorrect public/private key")
+    member = _caller(request.headers.get("authorization"), state)
     if member["inactiveFlag"]:
         raise _unauthorized(f"Member '{member['identifier']}' is inactive")
 
@@ -41,12 +41,40 @@ def authenticate(request: Request, state: State) -> JsonObject:
     return member
 
 
-def _credentials(header: str | None) -> tuple[str, str, str]:
+def _caller(header: str | None, state: SandboxState) -> JsonObject:
     if not header:
         raise _unauthorized(f"Authorization header is missing; {_BASIC_HELP}")
     scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        try:
+            member_id = state.oauth.member_for_bearer(token.strip())
+        except BearerRejected as error:
+            raise _unauthorized(str(error)) from None
+        return _existing(state, member_id)
+    company, public_key, private_key = _credentials(scheme, token)
+    if company.lower() != state.settings.company_id.lower():
+        raise _unauthorized(f"Company '{company}' is not valid for this site")
+    member = state.store.member_for_key(public_key, private_key)
+    if member is not None:
+        return member
+    minted = state.member_tokens.find(public_key, private_key)
+    if minted is None:
+        raise _unauthorized("Incorrect public/private key")
+    if state.member_tokens.expired(minted):
+        raise _unauthorized("The member token has expired")
+    return _existing(state, minted.member_id)
+
+
+def _existing(state: SandboxState, member_id: int) -> JsonObject:
+    member = state.store.member(member_id)
+    if member is None:  # only after a reset to a dataset without that member
+        raise _unauthorized("The credential's member no longer exists")
+    return member
+
+
+def _credentials(scheme: str, token: str) -> tuple[str, str, str]:
     if scheme.lower() != "basic" or not token.strip():
-        raise _unauthorized(f"Authorization must be Basic; {_BASIC_HELP}")
+        raise _unauthorized(f"Authorization must be Basic or Bearer; {_BASIC_HELP}")
     try:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):

@@ -4,7 +4,8 @@ count extends a smaller one instead of reshuffling it.
 
 Guarantees tests and demos rely on: member ``atech`` owns every tenth ticket and those
 are open (>= 30 open tickets at the default 300); ``bjones`` likewise owns the tickets
-five after them.
+five after them. The API member ``syntaskio-api`` (licence class ``A``) comes last and
+has no tickets.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from connectwise_sandbox.records import (
     ticket_record,
 )
 from connectwise_sandbox.vocabulary import (
+    API_MEMBER,
     BOARDS,
     COMPANIES,
     CONTACT_FIRST_NAMES,
@@ -49,6 +51,7 @@ HISTORY: Final = timedelta(days=180)
 KEY_LENGTH: Final = 16
 CLOSED_SHARE: Final = 0.25  # of the tickets not guaranteed open: ~20% closed overall
 GUARANTEE_EVERY: Final = 10
+API_LICENSE_CLASS: Final = "A"
 _KEY_ALPHABET: Final = string.ascii_letters + string.digits
 _DAY: Final = 86_400
 _T = TypeVar("_T")
@@ -83,8 +86,11 @@ def generate(*, seed: int, tickets: int, anchor: datetime) -> Dataset:
     companies = _companies(created)
     boards, statuses = _boards(created)
     priorities = _priorities(created)
+    # API members do no ticket work: tickets draw only from the technicians, so adding
+    # one does not reshuffle a seed's tickets.
+    staff = tuple(m for m in members if m["licenseClass"] != API_LICENSE_CLASS)
     ticket_records, descriptions = _tickets(
-        random.Random(seed), tickets, anchor, members, companies, boards, statuses, priorities
+        random.Random(seed), tickets, anchor, staff, companies, boards, statuses, priorities
     )
     return Dataset(
         members=members,
@@ -113,11 +119,11 @@ def _members(created: str) -> tuple[JsonObject, ...]:
             "officeEmail": f"{spec.first_name.lower()}.{spec.last_name.lower()}@{MSP_DOMAIN}",
             "defaultEmail": "Office",
             "inactiveFlag": spec.inactive,
-            "licenseClass": "F",
+            "licenseClass": spec.license_class,
             "timeZone": {"id": 1, "name": "US Eastern"},
             "_info": _info(created),
         }
-        for index, spec in enumerate(MEMBERS)
+        for index, spec in enumerate((*MEMBERS, API_MEMBER))
     )
 
 

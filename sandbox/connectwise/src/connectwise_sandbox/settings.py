@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # The clientId GUID every local tool uses; a real one is registered per vendor product.
 DEV_CLIENT_ID: Final = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 MAX_TICKETS: Final = 100_000
+DEV_OAUTH_CLIENT_SECRET: Final = "sandbox-oauth-client-secret"  # noqa: S105 - a dev default
 
 
 def start_of_today() -> datetime:
@@ -32,6 +33,17 @@ class Settings(BaseSettings):
     # The instant the seeded history ends; same seed + same anchor = byte-identical data.
     anchor: datetime = Field(default_factory=start_of_today)
     log_level: str = "info"
+    # The one OAuth2 client the authorization server knows (confidential: id + secret).
+    oauth_client_id: str = DEV_CLIENT_ID
+    oauth_client_name: str = "Syntaskio"
+    oauth_client_secret: str = Field(default=DEV_OAUTH_CLIENT_SECRET, repr=False)
+    # Exact-match redirect URIs (RFC 9700 §2.1); none registered = every authorize fails.
+    oauth_redirect_uris: Annotated[tuple[str, ...], NoDecode] = ()
+    oauth_access_token_ttl: int = Field(default=3600, ge=1)
+    oauth_refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=1)
+    oauth_code_ttl: int = Field(default=60, ge=1)
+    # Upper bound on impersonation keys minted by POST /system/members/{id}/tokens.
+    member_token_ttl: int = Field(default=3600, ge=1)
 
     @field_validator("codebase")
     @classmethod
@@ -50,6 +62,21 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             return tuple(str(part).strip().lower() for part in value if str(part).strip())
         return value
+
+    @field_validator("oauth_redirect_uris", mode="before")
+    @classmethod
+    def _uri_list(cls, value: object) -> object:
+        """Comma-separated like `client_ids`, but case kept: matching is exact."""
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, list | tuple):
+            return tuple(str(part).strip() for part in value if str(part).strip())
+        return value
+
+    @field_validator("oauth_client_id")
+    @classmethod
+    def _client_id(cls, value: str) -> str:
+        return value.strip()
 
     @field_validator("anchor")
     @classmethod

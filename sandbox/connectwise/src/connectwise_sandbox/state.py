@@ -8,6 +8,8 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 
 from connectwise_sandbox.faults import FaultInjector
+from connectwise_sandbox.member_tokens import MemberTokens
+from connectwise_sandbox.oauth import OAuthServer
 from connectwise_sandbox.seed import Dataset, generate
 from connectwise_sandbox.settings import Settings
 from connectwise_sandbox.stats import RequestStats
@@ -25,6 +27,8 @@ class SandboxState:
     stats: RequestStats
     seed: int
     tickets: int
+    oauth: OAuthServer
+    member_tokens: MemberTokens
 
     @property
     def api_prefixes(self) -> tuple[str, ...]:

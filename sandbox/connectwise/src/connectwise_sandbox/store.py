@@ -155,6 +155,14 @@ class Store:
     def statuses_of(self, board_id: int) -> list[JsonObject]:
         return [status for status in self.statuses if status["board"]["id"] == board_id]
 
+    def member(self, member_id: int) -> JsonObject | None:
+        return next((m for m in self.members if m["id"] == member_id), None)
+
+    def member_by_identifier(self, identifier: str) -> JsonObject | None:
+        """Identifiers compare case-insensitively, as ConnectWise's do."""
+        wanted = identifier.lower()
+        return next((m for m in self.members if m["identifier"].lower() == wanted), None)
+
     def member_for_key(self, public_key: str, private_key: str) -> JsonObject | None:
         """The member a key pair belongs to; compares in constant time."""
         found: ApiKey | None = None
@@ -165,7 +173,7 @@ class Store:
                 found = key
         if found is None:
             return None
-        return next(member for member in self.members if member["id"] == found.member_id)
+        return self.member(found.member_id)
 
     # --- changes -----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ class MemberSpec(NamedTuple):
     last_name: str
     title: str
     inactive: bool = False
+    license_class: str = "F"  # "F" full member, "A" API member
 
 
 class StatusSpec(NamedTuple):
@@ -54,6 +55,12 @@ MEMBERS: Final = (
     MemberSpec("jsmith", "Jordan", "Smith", "Service Manager"),
     MemberSpec("kbrown", "Kelly", "Brown", "Dispatcher"),
     MemberSpec("lmartin", "Luis", "Martin", "Field Technician", inactive=True),
+)
+
+# The integration's own API member: it mints impersonation keys for technicians and is
+# never assigned work. Seeded after MEMBERS so their ids and keys do not move.
+API_MEMBER: Final = MemberSpec(
+    "syntaskio-api", "Syntaskio", "Integration", "API Member", license_class="A"
 )
 
 COMPANIES: Final = (

@@ -26,7 +26,7 @@ def create_app(settings: AggregatorSettings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await store.create_indexes()
         raw = topics.CONNECTWISE_RAW
-        await ensure_topics(settings, [raw, topics.dead_letter(raw)])
+        await ensure_topics(settings, [raw, topics.dead_letter(raw), topics.INTEGRATIONS])
         await broker.start()
         yield
         await broker.stop()

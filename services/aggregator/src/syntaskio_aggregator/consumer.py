@@ -31,6 +31,7 @@ from syntaskio_common.task import SourceType
 
 logger = logging.getLogger(__name__)
 GROUP_ID = "aggregator"
+LIFECYCLE_GROUP_ID = "aggregator-integrations"
 
 
 class PoisonMessage(Exception):
@@ -54,14 +55,45 @@ def register(broker: KafkaBroker, store: TaskStore) -> None:
         except (events.InvalidEvent, NormalizationError, PoisonMessage) as error:
             await _dead_letter(broker, dlq, message, str(error))
 
+    @broker.subscriber(
+        topics.INTEGRATIONS,
+        group_id=LIFECYCLE_GROUP_ID,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def on_integration_event(message: KafkaMessage) -> None:
+        """A disconnected integration's tasks leave the dashboard."""
+        try:
+            event = events.decode_event(message.headers, message.body)
+        except events.InvalidEvent:
+            return  # not ours to judge: other services publish here too
+        if event.type != events.INTEGRATION_DISCONNECTED:
+            return
+        tenant_id, integration_id = event.data.get("tenant_id"), event.data.get("id")
+        if not isinstance(tenant_id, str) or not isinstance(integration_id, str):
+            logger.warning("integration event without tenant or id", extra={"id": event.id})
+            return
+        async for attempt in _retrying():
+            with attempt:
+                removed = await store.delete_integration(tenant_id, integration_id)
+        logger.info(
+            "removed a disconnected integration's tasks",
+            extra={"integration_id": integration_id, "removed": removed},
+        )
 
-async def apply(store: TaskStore, event: events.Event) -> None:
-    async for attempt in AsyncRetrying(
+
+def _retrying() -> AsyncRetrying:
+    """Ride out a database restart instead of failing (and redelivering) at once."""
+    return AsyncRetrying(
         retry=retry_if_exception_type(PyMongoError),
         wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.5),
         stop=stop_after_delay(60),
         reraise=True,
-    ):
+    )
+
+
+async def apply(store: TaskStore, event: events.Event) -> None:
+    async for attempt in _retrying():
         with attempt:
             await _apply_once(store, event)
 

@@ -36,6 +36,9 @@ class TaskStore:
             [("tenant_id", ASCENDING), ("user_id", ASCENDING), ("source_updated_at", DESCENDING)],
             name="dashboard_by_updated",
         )
+        await self._tasks.create_index(
+            [("tenant_id", ASCENDING), ("integration_id", ASCENDING)], name="by_integration"
+        )
 
     async def upsert(self, task: Task) -> bool:
         """Store the task unless a newer version is there already; True if it landed."""
@@ -75,6 +78,13 @@ class TaskStore:
             }
         )
         return result.deleted_count == 1
+
+    async def delete_integration(self, tenant_id: str, integration_id: str) -> int:
+        """Every task synced through one integration (it was disconnected)."""
+        result = await self._tasks.delete_many(
+            {"tenant_id": tenant_id, "integration_id": integration_id}
+        )
+        return result.deleted_count
 
 
 def _key(

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi.responses import RedirectResponse
 
 from syntaskio_auth.connections import Connections
 from syntaskio_auth.dev_issuer import DevIssuer
 from syntaskio_auth.models import (
-    ApiKeyConnectionRequest,
     DevSessionRequest,
     Integration,
     IntegrationStatus,
+    OAuthStart,
     SessionToken,
 )
+from syntaskio_auth.renewal import CredentialLeases
 from syntaskio_auth.settings import AuthSettings
-from syntaskio_common.credentials import CredentialLease
+from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
+from syntaskio_common.credentials import CredentialLease, LeaseRequest
 from syntaskio_common.problems import Problem
+from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.service_auth import bearer_token
 from syntaskio_common.sessions import InvalidSession, UserSession
+
+SessionVerifier = Callable[[str], Awaitable[UserSession]]
+
+# Per-user limits on the endpoints that reach out to ConnectWise or mint sessions.
+CONNECT_LIMIT = "10/minute"
+CALLBACK_LIMIT = "30/minute"
+LOGIN_LIMIT = "20/minute"
 
 
 def _connections(request: Request) -> Connections:
@@ -27,22 +40,35 @@ def _connections(request: Request) -> Connections:
     return connections
 
 
+def _credential_leases(request: Request) -> CredentialLeases:
+    leases: CredentialLeases = request.app.state.credential_leases
+    return leases
+
+
 def _issuer(request: Request) -> DevIssuer:
     issuer: DevIssuer = request.app.state.issuer
     return issuer
 
 
+def _rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
 async def _current_user(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> UserSession:
+    verify: SessionVerifier = request.app.state.verify_session
     try:
-        return _issuer(request).verify(bearer_token(authorization))
+        return await verify(bearer_token(authorization))
     except InvalidSession as error:
         raise Problem(401, "The session is invalid or has expired.") from error
 
 
 CurrentUser = Annotated[UserSession, Depends(_current_user)]
 ConnectionsDep = Annotated[Connections, Depends(_connections)]
+LeasesDep = Annotated[CredentialLeases, Depends(_credential_leases)]
+Limiter = Annotated[RateLimiter, Depends(_rate_limiter)]
 
 public = APIRouter()
 # Internal routes get their token check when mounted (see app.py): it needs the settings.
@@ -55,11 +81,13 @@ async def jwks(request: Request) -> dict[str, Any]:
 
 
 @public.post("/v1/dev/sessions", tags=["sessions"], status_code=status.HTTP_201_CREATED)
-async def dev_login(body: DevSessionRequest, request: Request) -> SessionToken:
+async def dev_login(body: DevSessionRequest, request: Request, limiter: Limiter) -> SessionToken:
     """Development login: a signed session for any user and tenant. Off in production."""
     settings: AuthSettings = request.app.state.settings
     if not settings.dev_login_enabled:
         raise Problem(404, "Not Found")
+    # Keyed by the account: behind the gateway every caller shares one address.
+    await limiter.hit(LOGIN_LIMIT, "dev-login", body.tenant_id, body.user_id)
     issuer = _issuer(request)
     token = issuer.issue(
         UserSession(user_id=body.user_id, tenant_id=body.tenant_id, name=body.name)
@@ -73,14 +101,63 @@ async def dev_login(body: DevSessionRequest, request: Request) -> SessionToken:
     status_code=status.HTTP_201_CREATED,
 )
 async def connect_api_key(
-    body: ApiKeyConnectionRequest, user: CurrentUser, connections: ConnectionsDep
+    body: ApiKeyConnectionRequest, user: CurrentUser, connections: ConnectionsDep, limiter: Limiter
 ) -> Integration:
+    """Connect with API-member keys, optionally for a named member or by impersonation."""
+    await limiter.hit(CONNECT_LIMIT, "connect", user.tenant_id, user.user_id)
     return await connections.connect_api_key(user, body)
+
+
+@public.post("/v1/integrations/connectwise/oauth/start", tags=["integrations"])
+async def start_oauth(
+    body: OAuthStartRequest, user: CurrentUser, connections: ConnectionsDep, limiter: Limiter
+) -> OAuthStart:
+    """Begin the OAuth2 authorization-code flow; send the browser to `authorization_url`."""
+    await limiter.hit(CONNECT_LIMIT, "connect", user.tenant_id, user.user_id)
+    return await connections.start_oauth(user, body)
+
+
+@public.get(
+    "/v1/integrations/connectwise/oauth/callback",
+    tags=["integrations"],
+    status_code=status.HTTP_303_SEE_OTHER,
+    response_class=RedirectResponse,
+)
+async def oauth_callback(
+    request: Request, user: CurrentUser, connections: ConnectionsDep, limiter: Limiter
+) -> RedirectResponse:
+    """Where the provider sends the browser back; redirects to the settings page with
+    `connectwise=connected|denied|expired_state|exchange_failed`."""
+    await limiter.hit(CALLBACK_LIMIT, "oauth-callback", user.tenant_id, user.user_id)
+    params = {k: v for k, v in request.query_params.items() if k in ("state", "code", "error")}
+    outcome, _ = await connections.finish_oauth(user, params)
+    settings: AuthSettings = request.app.state.settings
+    location = f"{settings.oauth_result_url}?{urlencode({'connectwise': outcome.value})}"
+    return RedirectResponse(location, status_code=status.HTTP_303_SEE_OTHER)
 
 
 @public.get("/v1/integrations", tags=["integrations"])
 async def list_integrations(user: CurrentUser, connections: ConnectionsDep) -> list[Integration]:
     return await connections.repository.list_for_user(user.tenant_id, user.user_id)
+
+
+@public.get("/v1/integrations/{integration_id}", tags=["integrations"])
+async def get_integration(
+    integration_id: str, user: CurrentUser, connections: ConnectionsDep
+) -> Integration:
+    found = await connections.repository.get_for_user(user.tenant_id, user.user_id, integration_id)
+    if found is None:
+        raise Problem(404, "No integration with this id.")
+    return found
+
+
+@public.delete("/v1/integrations/{integration_id}", tags=["integrations"])
+async def disconnect(
+    integration_id: str, user: CurrentUser, connections: ConnectionsDep
+) -> Integration:
+    """Revoke what can be revoked, delete the credentials, stop syncing; the connection
+    stays listed as `disconnected` and its tasks leave the dashboard."""
+    return await connections.disconnect(user, integration_id)
 
 
 @internal.get("/integrations", tags=["internal"])
@@ -91,5 +168,14 @@ async def list_by_status(
 
 
 @internal.post("/integrations/{integration_id}/credentials/lease", tags=["internal"])
-async def lease_credentials(integration_id: str, connections: ConnectionsDep) -> CredentialLease:
-    return await connections.lease(integration_id)
+async def lease_credentials(
+    integration_id: str,
+    leases: LeasesDep,
+    body: LeaseRequest | None = None,
+    x_syntaskio_caller: Annotated[str, Header(max_length=64)] = "unknown",
+) -> CredentialLease:
+    """Valid credentials for one integration, renewed if they were about to expire or
+    ConnectWise rejected them. Use them until `expires_at`, then lease again. 404: no
+    active integration; 409: expired, the user must reconnect. Every lease is audited."""
+    rejected = body.rejected_version if body else None
+    return await leases.lease(integration_id, x_syntaskio_caller, rejected)

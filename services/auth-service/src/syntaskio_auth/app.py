@@ -4,59 +4,92 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
+import httpx
 from fastapi import Depends, FastAPI
 
-from syntaskio_auth.api import internal, public
+from syntaskio_auth.accounts import ConnectWiseAccounts
+from syntaskio_auth.announcements import Announcements
+from syntaskio_auth.api import SessionVerifier, internal, public
 from syntaskio_auth.connections import Connections
 from syntaskio_auth.dev_issuer import DevIssuer
+from syntaskio_auth.locks import Leases
+from syntaskio_auth.oauth import OAuthProvider
+from syntaskio_auth.renewal import CredentialLeases
 from syntaskio_auth.repository import IntegrationRepository
 from syntaskio_auth.settings import AuthSettings
-from syntaskio_auth.site_guard import SitePolicy
 from syntaskio_auth.vault import Vault
 from syntaskio_common import topics
+from syntaskio_common.egress import create_guarded_http_client, create_guarded_transport
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
 from syntaskio_common.kafka import create_broker, ensure_topics
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
 from syntaskio_common.problems import install_problem_handlers
+from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.service_auth import internal_caller
+from syntaskio_common.sessions import JwksSessionVerifier, UserSession
 
 
 def create_app(settings: AuthSettings) -> FastAPI:
     mongo = create_mongo_client(settings)
     broker = create_broker(settings, client_id="auth-service")
+    # Checked before anything is served: a missing or malformed keyring stops start-up.
+    vault = Vault(settings.keyring(), settings.vault_primary_key_id)
+    issuer = DevIssuer(
+        settings.session_issuer,
+        settings.session_ttl_seconds,
+        settings.session_signing_key.get_secret_value(),
+        audience=settings.session_audience,
+    )
+    policy = settings.site_policy()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        repository = IntegrationRepository(get_database(mongo, settings))
+        db = get_database(mongo, settings)
+        repository = IntegrationRepository(db)
         await repository.create_indexes()
         await ensure_topics(settings, [topics.INTEGRATIONS])
         await broker.start()
-        async with create_http_client() as http:
+        async with create_guarded_http_client(policy) as connectwise, create_http_client() as http:
+            accounts = ConnectWiseAccounts(connectwise, policy, settings.connectwise_client_id)
+            announcements = Announcements(broker)
+            providers = {
+                name: OAuthProvider(
+                    profile, settings.oauth_redirect_uri, lambda: create_guarded_transport(policy)
+                )
+                for name, profile in settings.oauth_providers.items()
+            }
             app.state.connections = Connections(
                 repository=repository,
-                vault=Vault(settings.keyring(), settings.vault_primary_key_id),
-                http=http,
-                broker=broker,
-                site_policy=SitePolicy(
-                    settings.allowed_hosts,
-                    allow_private_network=settings.connectwise_allow_private_network,
-                    allow_http=settings.connectwise_allow_http,
-                ),
-                client_id=settings.connectwise_client_id,
+                vault=vault,
+                accounts=accounts,
+                announcements=announcements,
+                oauth_providers=providers,
+                state_ttl=timedelta(seconds=settings.oauth_state_ttl_seconds),
             )
+            app.state.credential_leases = CredentialLeases(
+                repository=repository,
+                vault=vault,
+                accounts=accounts,
+                announcements=announcements,
+                oauth_providers=providers,
+                leases=Leases(db),
+                client_id=settings.connectwise_client_id,
+                renew_ahead=timedelta(seconds=settings.renew_ahead_seconds),
+                lease_ttl=timedelta(seconds=settings.lease_ttl_seconds),
+                max_renewal_failures=settings.max_renewal_failures,
+            )
+            app.state.verify_session = _session_verifier(settings, issuer, http)
             yield
         await broker.stop()
         await mongo.close()
 
     app = FastAPI(title="Syntaskio auth-service", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    app.state.issuer = DevIssuer(
-        settings.session_issuer,
-        settings.session_ttl_seconds,
-        settings.session_signing_key.get_secret_value(),
-    )
+    app.state.issuer = issuer
+    app.state.rate_limiter = RateLimiter()
     install_problem_handlers(app)
     app.include_router(health_router({"mongodb": lambda: ping(mongo)}))
     app.include_router(public)
@@ -64,3 +97,21 @@ def create_app(settings: AuthSettings) -> FastAPI:
         internal, dependencies=[Depends(internal_caller(settings.internal_api_token))]
     )
     return app
+
+
+def _session_verifier(
+    settings: AuthSettings, issuer: DevIssuer, http: httpx.AsyncClient
+) -> SessionVerifier:
+    """The configured identity provider's JWKS; without one (development), our own issuer."""
+    if settings.session_jwks_url:
+        return JwksSessionVerifier(
+            settings.session_jwks_url,
+            settings.session_issuer,
+            http,
+            audience=settings.session_audience,
+        ).verify
+
+    async def verify(token: str) -> UserSession:
+        return issuer.verify(token)
+
+    return verify

@@ -1,164 +1,311 @@
-"""Connecting a user's ConnectWise account: validate live, seal the keys, store, announce."""
+"""Connecting and disconnecting a user's ConnectWise account: API-member keys,
+impersonation, and the OAuth2 authorization-code flow with PKCE."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from faststream.kafka import KafkaBroker
 
+from syntaskio_auth.accounts import ConnectWiseAccounts, Site, upstream_problems
+from syntaskio_auth.announcements import Announcements
 from syntaskio_auth.models import (
-    ApiKeyConnectionRequest,
     AuthMethod,
     Integration,
     IntegrationStatus,
+    OAuthOutcome,
+    OAuthStart,
 )
-from syntaskio_auth.repository import IntegrationRepository, new_integration_id
-from syntaskio_auth.site_guard import SitePolicy, SiteRejected, check_site
-from syntaskio_auth.vault import SecretContext, Vault
-from syntaskio_common import events, topics
-from syntaskio_common.connectwise import (
-    ApiKeyCredentials,
-    ConnectWiseClient,
-    ConnectWiseError,
-    api_base_url,
-    fetch_codebase,
-)
-from syntaskio_common.credentials import CredentialLease
-from syntaskio_common.kafka import publish
+from syntaskio_auth.oauth import OAuthError, OAuthProvider, new_code_verifier, new_state
+from syntaskio_auth.repository import IntegrationRepository, Sealed
+from syntaskio_auth.vault import SecretContext, Vault, VaultError
+from syntaskio_common import events
+from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
+from syntaskio_common.connectwise import ApiKeyCredentials, BearerCredentials, ConnectWiseError
+from syntaskio_common.egress import SiteRejected
 from syntaskio_common.problems import Problem
 from syntaskio_common.sessions import UserSession
 
 logger = logging.getLogger(__name__)
 PROVIDER = "connectwise"
-_SECRET_FIELDS = ("public_key", "private_key")
+
+
+def state_id(state: str) -> str:
+    """States are stored by hash: a database reader can't complete someone's flow."""
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def _verifier_context(tenant_id: str, state_key: str) -> SecretContext:
+    return SecretContext(tenant_id, f"oauth-state/{state_key}", "code_verifier")
 
 
 @dataclass
 class Connections:
     repository: IntegrationRepository
     vault: Vault
-    http: httpx.AsyncClient
-    broker: KafkaBroker
-    site_policy: SitePolicy
-    client_id: str
+    accounts: ConnectWiseAccounts
+    announcements: Announcements
+    oauth_providers: dict[str, OAuthProvider]
+    state_ttl: timedelta
+
+    # -- API-member keys and impersonation -----------------------------------------------
 
     async def connect_api_key(
         self, user: UserSession, request: ApiKeyConnectionRequest
     ) -> Integration:
-        try:
-            site_url = await check_site(request.site, self.site_policy)
-        except SiteRejected as error:
-            raise Problem(400, str(error), title="Site not allowed") from error
-        credentials = ApiKeyCredentials(
+        site = await self.accounts.resolve_site(request.site, request.company_id)
+        keys = ApiKeyCredentials(
             request.company_id,
             request.public_key.get_secret_value(),
             request.private_key.get_secret_value(),
         )
-        member, codebase = await self._validate(site_url, credentials)
-        existing = await self.repository.find_for_user(user.tenant_id, user.user_id, PROVIDER)
-        integration_id = existing.id if existing else new_integration_id()
-        sealed = {
-            name: self.vault.seal(
-                getattr(credentials, name), SecretContext(user.tenant_id, integration_id, name)
+        with upstream_problems():
+            member = await self.accounts.member(site, keys, request.member)
+            if not request.impersonate:
+                return await self._store(
+                    user,
+                    site,
+                    member,
+                    AuthMethod.API_KEY,
+                    {"public_key": keys.public_key, "private_key": keys.private_key},
+                )
+            minted = await self.accounts.mint_member_keys(site, keys, member["identifier"])
+            acting = ApiKeyCredentials(site.company_id, minted.public_key, minted.private_key)
+            # The minted keys must really act as the member before we rely on them.
+            if (await self.accounts.member(site, acting))["identifier"] != member["identifier"]:
+                raise Problem(502, "ConnectWise minted keys for a different member.")
+        return await self._store(
+            user,
+            site,
+            member,
+            AuthMethod.IMPERSONATION,
+            {
+                "integration_public_key": keys.public_key,
+                "integration_private_key": keys.private_key,
+                "public_key": minted.public_key,
+                "private_key": minted.private_key,
+            },
+            expires_at=minted.expires_at,
+        )
+
+    # -- OAuth2 authorization code + PKCE ------------------------------------------------
+
+    def _provider(self, name: str) -> OAuthProvider:
+        provider = self.oauth_providers.get(name)
+        if provider is None or not provider.profile.enabled:
+            raise Problem(404, f"OAuth is not configured for {name!r} on this server.")
+        return provider
+
+    async def start_oauth(self, user: UserSession, request: OAuthStartRequest) -> OAuthStart:
+        provider = self._provider(PROVIDER)
+        site = await self.accounts.resolve_site(request.site, request.company_id)
+        state, verifier = new_state(), new_code_verifier()
+        key = state_id(state)
+        expires_at = datetime.now(UTC) + self.state_ttl
+        await self.repository.save_state(
+            {
+                "_id": key,
+                "tenant_id": user.tenant_id,
+                "user_id": user.user_id,
+                "session_id": user.session_id,
+                "provider": PROVIDER,
+                "site": site.site,
+                "site_url": site.site_url,
+                "company_id": site.company_id,
+                "codebase": site.codebase,
+                "api_base_url": site.api_base_url,
+                "code_verifier": self.vault.seal(verifier, _verifier_context(user.tenant_id, key)),
+                "created_at": datetime.now(UTC),
+                "expires_at": expires_at,
+            }
+        )
+        await self.repository.ensure_pending(
+            user.tenant_id, user.user_id, PROVIDER, _site_fields(site, AuthMethod.OAUTH2)
+        )
+        url = provider.authorization_url(site.api_base_url, state, verifier)
+        return OAuthStart(authorization_url=url, expires_at=expires_at)
+
+    async def finish_oauth(
+        self, user: UserSession, params: dict[str, str]
+    ) -> tuple[OAuthOutcome, Integration | None]:
+        """Handle the provider's redirect back. Never raises for a provider-side outcome:
+        the user is sent to the settings page with one of four plain statuses."""
+        provider = self._provider(PROVIDER)
+        key = state_id(params.get("state", ""))
+        flow = await self.repository.take_state(key, user.tenant_id, user.user_id)
+        if flow is None or (flow.get("session_id") and flow["session_id"] != user.session_id):
+            return OAuthOutcome.EXPIRED_STATE, None
+        if flow["expires_at"] <= datetime.now(UTC):
+            return OAuthOutcome.EXPIRED_STATE, None
+        site = Site(
+            flow["site"], flow["site_url"], flow["company_id"], flow["codebase"],
+            flow["api_base_url"],
+        )  # fmt: skip
+        if params.get("error"):
+            outcome = (
+                OAuthOutcome.DENIED
+                if params["error"] == "access_denied"
+                else OAuthOutcome.EXCHANGE_FAILED
             )
-            for name in _SECRET_FIELDS
-        }
+            await self._flow_failed(user, outcome, f"ConnectWise answered {params['error']!r}.")
+            return outcome, None
+        try:
+            verifier = self.vault.open(
+                flow["code_verifier"], _verifier_context(user.tenant_id, key)
+            )
+            # Mix-up defence: the code goes only to the token endpoint of the site the
+            # flow started with, and that site is checked again before we connect to it.
+            await self.accounts.resolve_site(site.site, site.company_id)
+            tokens = await provider.exchange_code(
+                site.api_base_url, params.get("code", ""), verifier
+            )
+            member = await self.accounts.member(site, BearerCredentials(tokens.access_token))
+        except (OAuthError, ConnectWiseError, SiteRejected, VaultError, Problem,
+                httpx.HTTPError) as error:  # fmt: skip
+            logger.warning(
+                "OAuth code exchange failed",
+                extra={"tenant_id": user.tenant_id, "error_type": type(error).__name__},
+            )
+            await self._flow_failed(
+                user, OAuthOutcome.EXCHANGE_FAILED, "ConnectWise did not complete the sign-in."
+            )
+            return OAuthOutcome.EXCHANGE_FAILED, None
+        secrets = {"access_token": tokens.access_token}
+        if tokens.refresh_token:
+            secrets["refresh_token"] = tokens.refresh_token
+        integration = await self._store(
+            user,
+            site,
+            member,
+            AuthMethod.OAUTH2,
+            secrets,
+            expires_at=tokens.expires_at,
+            scopes=tokens.scopes or list(provider.profile.scopes),
+        )
+        return OAuthOutcome.CONNECTED, integration
+
+    async def _flow_failed(self, user: UserSession, outcome: OAuthOutcome, reason: str) -> None:
+        existing = await self.repository.find_for_user(user.tenant_id, user.user_id, PROVIDER)
+        if existing and existing.status is IntegrationStatus.PENDING:
+            await self.repository.set_status(
+                existing.id, IntegrationStatus.ERROR, reason, only_if=IntegrationStatus.PENDING
+            )
+        await self.repository.audit(
+            f"oauth.{outcome.value}",
+            tenant_id=user.tenant_id,
+            user_id=user.user_id,
+            integration_id=existing.id if existing else None,
+        )
+
+    # -- storing and disconnecting -------------------------------------------------------
+
+    async def _store(
+        self,
+        user: UserSession,
+        site: Site,
+        member: dict[str, Any],
+        method: AuthMethod,
+        secrets: dict[str, str],
+        *,
+        expires_at: datetime | None = None,
+        scopes: list[str] | None = None,
+    ) -> Integration:
+        integration_id = await self.repository.integration_id_for(
+            user.tenant_id, user.user_id, PROVIDER
+        )
+        sealed: dict[str, Sealed] = self.vault.seal_fields(secrets, user.tenant_id, integration_id)
         integration = await self.repository.save_connection(
             {
                 "tenant_id": user.tenant_id,
                 "user_id": user.user_id,
                 "provider": PROVIDER,
-                "auth_method": AuthMethod.API_KEY.value,
-                "site": request.site,
-                "site_url": site_url,
-                "company_id": request.company_id,
-                "codebase": codebase,
-                "api_base_url": api_base_url(site_url, codebase),
+                **_site_fields(site, method),
                 "member_id": member.get("id"),
                 "member_identifier": member["identifier"],
                 "member_name": _member_name(member),
-                "status": IntegrationStatus.ACTIVE.value,
-                "last_error": None,
+                "scopes": scopes or [],
             },
             sealed,
             integration_id,
+            expires_at=expires_at,
         )
-        await self._announce(integration)
+        await self.repository.audit(
+            "connected",
+            tenant_id=user.tenant_id,
+            user_id=user.user_id,
+            integration_id=integration.id,
+            auth_method=method.value,
+        )
+        await self.announcements.publish(events.INTEGRATION_CONNECTED, integration)
         logger.info(
             "connected ConnectWise",
             extra={"integration_id": integration.id, "tenant_id": integration.tenant_id},
         )
         return integration
 
-    async def _validate(
-        self, site_url: str, credentials: ApiKeyCredentials
-    ) -> tuple[dict[str, Any], str]:
-        try:
-            codebase = await fetch_codebase(self.http, site_url, credentials.company_id)
-            if codebase is None:
-                raise Problem(
-                    400,
-                    f"ConnectWise does not know the company id {credentials.company_id!r} "
-                    "on this site.",
-                    title="Unknown company",
-                )
-            client = ConnectWiseClient(
-                self.http, api_base_url(site_url, codebase), credentials, self.client_id
-            )
-            found = await client.get("system/myMembers")
-        except ConnectWiseError as error:
-            if error.status in (401, 403):
-                raise Problem(
-                    400, "ConnectWise rejected the API keys.", title="Invalid credentials"
-                ) from error
-            raise Problem(
-                502, f"ConnectWise answered with an error: {error.message}", title="Upstream error"
-            ) from error
-        except httpx.HTTPError as error:
-            raise Problem(
-                502, "ConnectWise could not be reached.", title="Upstream unreachable"
-            ) from error
-        member = found[0] if isinstance(found, list) and found else found
-        if not isinstance(member, dict) or not member.get("identifier"):
-            raise Problem(502, "ConnectWise did not say which member the keys belong to.")
-        return member, codebase
-
-    async def _announce(self, integration: Integration) -> None:
-        record = events.encode_event(
-            event_id=f"{integration.id}:connected:{integration.updated_at.isoformat()}",
-            source="/syntaskio/auth-service",
-            event_type=events.INTEGRATION_CONNECTED,
-            subject=f"integration/{integration.id}",
-            key=integration.id,
-            data=integration.model_dump(mode="json"),
+    async def disconnect(self, user: UserSession, integration_id: str) -> Integration:
+        """Revoke what can be revoked, forget the credentials, announce it (the aggregator
+        then removes the integration's tasks) and keep an audit record."""
+        integration = await self.repository.get_for_user(
+            user.tenant_id, user.user_id, integration_id
         )
-        await publish(self.broker, topics.INTEGRATIONS, record)
-
-    async def lease(self, integration_id: str) -> CredentialLease:
-        integration = await self.repository.get(integration_id)
-        if integration is None or integration.status is not IntegrationStatus.ACTIVE:
-            raise Problem(404, "No active integration with this id.")
-        sealed = await self.repository.sealed_secrets(integration)
-        opened = {
-            name: self.vault.open(
-                sealed[name], SecretContext(integration.tenant_id, integration.id, name)
-            )
-            for name in _SECRET_FIELDS
-        }
-        return CredentialLease(
+        if integration is None:
+            raise Problem(404, "No integration with this id.")
+        revoked = await self._revoke(integration)
+        await self.repository.delete_credentials(integration)
+        updated = await self.repository.set_status(
+            integration.id, IntegrationStatus.DISCONNECTED, None
+        )
+        assert updated is not None
+        await self.repository.audit(
+            "disconnected",
+            tenant_id=user.tenant_id,
+            user_id=user.user_id,
             integration_id=integration.id,
-            tenant_id=integration.tenant_id,
-            user_id=integration.user_id,
-            api_base_url=integration.api_base_url,
-            site_url=integration.site_url,
-            company_id=integration.company_id,
-            member_identifier=integration.member_identifier,
-            client_id=self.client_id,
-            **opened,
+            revoked_at_provider=revoked,
         )
+        await self.announcements.publish(events.INTEGRATION_DISCONNECTED, updated)
+        return updated
+
+    async def _revoke(self, integration: Integration) -> bool:
+        """Only OAuth grants can be revoked through the API; API-member keys are revoked
+        by an administrator in ConnectWise, and minted member keys expire on their own."""
+        if integration.auth_method is not AuthMethod.OAUTH2:
+            return False
+        stored = await self.repository.credentials(integration)
+        if stored is None or "refresh_token" not in stored.secrets:
+            return False
+        try:
+            refresh_token = self.vault.open(
+                stored.secrets["refresh_token"],
+                SecretContext(integration.tenant_id, integration.id, "refresh_token"),
+            )
+            return await self._provider(integration.provider).revoke(
+                integration.api_base_url, refresh_token
+            )
+        except (OAuthError, VaultError, SiteRejected, Problem, httpx.HTTPError) as error:
+            # Disconnecting must work even when the provider is down: we still forget
+            # the tokens, and they expire at the provider.
+            logger.warning(
+                "could not revoke the OAuth grant",
+                extra={"integration_id": integration.id, "error_type": type(error).__name__},
+            )
+            return False
+
+
+def _site_fields(site: Site, method: AuthMethod) -> dict[str, Any]:
+    return {
+        "auth_method": method.value,
+        "site": site.site,
+        "site_url": site.site_url,
+        "company_id": site.company_id,
+        "codebase": site.codebase,
+        "api_base_url": site.api_base_url,
+    }
 
 
 def _member_name(member: dict[str, Any]) -> str | None:

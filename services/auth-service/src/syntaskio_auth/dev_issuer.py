@@ -21,7 +21,14 @@ logger = logging.getLogger(__name__)
 
 
 class DevIssuer:
-    def __init__(self, issuer: str, ttl_seconds: int, private_jwk: str = "") -> None:
+    def __init__(
+        self,
+        issuer: str,
+        ttl_seconds: int,
+        private_jwk: str = "",
+        *,
+        audience: str = SESSION_AUDIENCE,
+    ) -> None:
         if private_jwk:
             self._key = ECKey.import_key(json.loads(private_jwk))
         else:
@@ -29,6 +36,7 @@ class DevIssuer:
             self._key = ECKey.generate_key("P-256", parameters={"kid": uuid.uuid4().hex})
         self.issuer = issuer
         self.ttl_seconds = ttl_seconds
+        self.audience = audience
         self._public = KeySet.import_key_set({"keys": [self._key.as_dict(private=False)]})
 
     def jwks(self) -> dict[str, Any]:
@@ -38,7 +46,7 @@ class DevIssuer:
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
-            "aud": SESSION_AUDIENCE,
+            "aud": self.audience,
             "sub": session.user_id,
             "tenant_id": session.tenant_id,
             "iat": now,
@@ -52,4 +60,4 @@ class DevIssuer:
         return jwt.encode({"alg": "ES256", "kid": self._key.kid}, claims, self._key)
 
     def verify(self, token: str) -> UserSession:
-        return verify_session_token(token, self._public, self.issuer)
+        return verify_session_token(token, self._public, self.issuer, self.audience)

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AuthMethod(StrEnum):
@@ -36,26 +36,33 @@ class Integration(BaseModel):
     codebase: str
     api_base_url: str
     member_id: int | None = None
-    member_identifier: str
+    member_identifier: str | None = None  # None while a connection is pending
     member_name: str | None = None
+    scopes: list[str] = Field(default_factory=list)
     status: IntegrationStatus
     last_error: str | None = None
     created_at: datetime
     updated_at: datetime
     last_validated_at: datetime | None = None
+    disconnected_at: datetime | None = None
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Integration:
         return cls.model_validate({**doc, "id": doc["_id"]})
 
 
-class ApiKeyConnectionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class OAuthStart(BaseModel):
+    authorization_url: str
+    expires_at: datetime
 
-    site: str = Field(min_length=1, max_length=253, examples=["api-na.myconnectwise.net"])
-    company_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    public_key: SecretStr = Field(min_length=1, max_length=128)
-    private_key: SecretStr = Field(min_length=1, max_length=128)
+
+class OAuthOutcome(StrEnum):
+    """What the settings page is told after the provider sent the user back."""
+
+    CONNECTED = "connected"
+    DENIED = "denied"
+    EXPIRED_STATE = "expired_state"
+    EXCHANGE_FAILED = "exchange_failed"
 
 
 class DevSessionRequest(BaseModel):

@@ -1,8 +1,10 @@
-"""MongoDB persistence of connections (`integrations`) and sealed secrets (`credentials`)."""
+"""MongoDB persistence: connections (`integrations`), sealed secrets (`credentials`),
+in-flight OAuth flows (`oauth_states`) and the audit trail (`audit_log`)."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,11 +14,39 @@ from pymongo.asynchronous.database import AsyncDatabase
 from syntaskio_auth.models import Integration, IntegrationStatus
 from syntaskio_common.mongo import Document
 
+Sealed = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredCredentials:
+    """One integration's sealed secrets. `version` grows with every write, so a renewal
+    can write only if nobody else renewed since it read."""
+
+    integration_id: str
+    tenant_id: str
+    version: int
+    secrets: dict[str, Sealed]
+    expires_at: datetime | None
+    renewal_failures: int
+
+    @classmethod
+    def from_document(cls, doc: Document) -> StoredCredentials:
+        return cls(
+            integration_id=doc["_id"],
+            tenant_id=doc["tenant_id"],
+            version=int(doc.get("version", 0)),
+            secrets=dict(doc.get("secrets", {})),
+            expires_at=doc.get("expires_at"),
+            renewal_failures=int(doc.get("renewal_failures", 0)),
+        )
+
 
 class IntegrationRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._integrations = db["integrations"]
         self._credentials = db["credentials"]
+        self._states = db["oauth_states"]
+        self._audit = db["audit_log"]
 
     async def create_indexes(self) -> None:
         await self._integrations.create_index(
@@ -25,12 +55,28 @@ class IntegrationRepository:
             name="one_connection_per_user_and_provider",
         )
         await self._integrations.create_index([("status", ASCENDING)], name="by_status")
+        # Housekeeping only: an expired state is refused by its `expires_at` either way.
+        await self._states.create_index("expires_at", expireAfterSeconds=0, name="expiry")
+        await self._audit.create_index(
+            [("tenant_id", ASCENDING), ("integration_id", ASCENDING), ("at", ASCENDING)],
+            name="by_integration",
+        )
+
+    # -- connections -------------------------------------------------------------------
 
     async def find_for_user(
         self, tenant_id: str, user_id: str, provider: str
     ) -> Integration | None:
         doc = await self._integrations.find_one(
             {"tenant_id": tenant_id, "user_id": user_id, "provider": provider}
+        )
+        return Integration.from_document(doc) if doc else None
+
+    async def get_for_user(
+        self, tenant_id: str, user_id: str, integration_id: str
+    ) -> Integration | None:
+        doc = await self._integrations.find_one(
+            {"_id": integration_id, "tenant_id": tenant_id, "user_id": user_id}
         )
         return Integration.from_document(doc) if doc else None
 
@@ -46,8 +92,66 @@ class IntegrationRepository:
         doc = await self._integrations.find_one({"_id": integration_id})
         return Integration.from_document(doc) if doc else None
 
+    async def ensure_pending(
+        self, tenant_id: str, user_id: str, provider: str, fields: dict[str, Any]
+    ) -> None:
+        """Show a connection in progress, unless the user already has a live one (which a
+        failed reconnect must leave untouched)."""
+        now = datetime.now(UTC)
+        live = [s.value for s in IntegrationStatus if s is not IntegrationStatus.DISCONNECTED]
+        existing = await self.find_for_user(tenant_id, user_id, provider)
+        if existing and existing.status.value in live:
+            return
+        await self._integrations.update_one(
+            {"tenant_id": tenant_id, "user_id": user_id, "provider": provider},
+            {
+                "$set": {
+                    **fields,
+                    "status": IntegrationStatus.PENDING.value,
+                    "last_error": None,
+                    "updated_at": now,
+                },
+                "$setOnInsert": {"_id": new_integration_id(), "created_at": now},
+            },
+            upsert=True,
+        )
+
+    async def set_status(
+        self,
+        integration_id: str,
+        status: IntegrationStatus,
+        last_error: str | None,
+        *,
+        only_if: IntegrationStatus | None = None,
+    ) -> Integration | None:
+        query: dict[str, Any] = {"_id": integration_id}
+        if only_if is not None:
+            query["status"] = only_if.value
+        update: dict[str, Any] = {
+            "status": status.value,
+            "last_error": last_error,
+            "updated_at": datetime.now(UTC),
+        }
+        if status is IntegrationStatus.DISCONNECTED:
+            update["disconnected_at"] = update["updated_at"]
+        doc = await self._integrations.find_one_and_update(
+            query, {"$set": update}, return_document=ReturnDocument.AFTER
+        )
+        return Integration.from_document(doc) if doc else None
+
+    async def integration_id_for(self, tenant_id: str, user_id: str, provider: str) -> str:
+        """The id the user's connection has or will have: reconnecting keeps it, so the
+        sealed secrets (bound to it) and the tasks synced under it stay one record."""
+        existing = await self.find_for_user(tenant_id, user_id, provider)
+        return existing.id if existing else new_integration_id()
+
     async def save_connection(
-        self, fields: dict[str, Any], secrets: dict[str, dict[str, Any]], integration_id: str
+        self,
+        fields: dict[str, Any],
+        secrets: dict[str, Sealed],
+        integration_id: str,
+        *,
+        expires_at: datetime | None = None,
     ) -> Integration:
         """Upsert the user's connection for the provider: reconnecting replaces the
         credentials of the existing record instead of creating a twin."""
@@ -56,30 +160,111 @@ class IntegrationRepository:
         doc = await self._integrations.find_one_and_update(
             key,
             {
-                "$set": {**fields, "updated_at": now, "last_validated_at": now},
+                "$set": {
+                    **fields,
+                    "status": IntegrationStatus.ACTIVE.value,
+                    "last_error": None,
+                    "updated_at": now,
+                    "last_validated_at": now,
+                    "disconnected_at": None,
+                },
                 "$setOnInsert": {"_id": integration_id, "created_at": now},
             },
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
         assert doc is not None
-        await self._credentials.replace_one(
+        await self._credentials.update_one(
             {"_id": doc["_id"]},
             {
-                "_id": doc["_id"],
-                "tenant_id": fields["tenant_id"],
-                "secrets": secrets,
-                "updated_at": now,
+                "$set": {
+                    "tenant_id": fields["tenant_id"],
+                    "secrets": secrets,
+                    "expires_at": expires_at,
+                    "renewal_failures": 0,
+                    "updated_at": now,
+                },
+                "$inc": {"version": 1},
             },
             upsert=True,
         )
         return Integration.from_document(doc)
 
-    async def sealed_secrets(self, integration: Integration) -> dict[str, dict[str, Any]]:
+    # -- credentials ---------------------------------------------------------------------
+
+    async def credentials(self, integration: Integration) -> StoredCredentials | None:
         doc = await self._credentials.find_one(
             {"_id": integration.id, "tenant_id": integration.tenant_id}
         )
-        return dict(doc["secrets"]) if doc else {}
+        return StoredCredentials.from_document(doc) if doc else None
+
+    async def replace_secrets(
+        self,
+        current: StoredCredentials,
+        secrets: dict[str, Sealed],
+        expires_at: datetime | None,
+    ) -> bool:
+        """Write renewed secrets only if nobody wrote since `current` was read."""
+        result = await self._credentials.update_one(
+            {"_id": current.integration_id, "version": current.version},
+            {
+                "$set": {
+                    "secrets": {**current.secrets, **secrets},
+                    "expires_at": expires_at,
+                    "renewal_failures": 0,
+                    "updated_at": datetime.now(UTC),
+                },
+                "$inc": {"version": 1},
+            },
+        )
+        return result.modified_count == 1
+
+    async def count_renewal_failure(self, current: StoredCredentials) -> int:
+        doc = await self._credentials.find_one_and_update(
+            {"_id": current.integration_id},
+            {"$inc": {"renewal_failures": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["renewal_failures"]) if doc else 0
+
+    async def delete_credentials(self, integration: Integration) -> None:
+        await self._credentials.delete_one(
+            {"_id": integration.id, "tenant_id": integration.tenant_id}
+        )
+
+    # -- OAuth flows ---------------------------------------------------------------------
+
+    async def save_state(self, state: dict[str, Any]) -> None:
+        await self._states.insert_one(state)
+
+    async def take_state(self, state_id: str, tenant_id: str, user_id: str) -> Document | None:
+        """Single use: the state is deleted as it is read, and only its owner can take it."""
+        return await self._states.find_one_and_delete(
+            {"_id": state_id, "tenant_id": tenant_id, "user_id": user_id}
+        )
+
+    # -- audit ---------------------------------------------------------------------------
+
+    async def audit(
+        self,
+        action: str,
+        *,
+        tenant_id: str,
+        integration_id: str | None = None,
+        user_id: str | None = None,
+        **detail: Any,
+    ) -> None:
+        await self._audit.insert_one(
+            {
+                "_id": str(uuid.uuid4()),
+                "at": datetime.now(UTC),
+                "action": action,
+                "tenant_id": tenant_id,
+                "integration_id": integration_id,
+                "user_id": user_id,
+                "detail": detail,
+            }
+        )
 
 
 def new_integration_id() -> str:

@@ -2,28 +2,65 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Annotated
 
-from pydantic import SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from syntaskio_common.settings import ServiceSettings
-
-CONNECTWISE_CLOUD_HOSTS = (
-    "api-na.myconnectwise.net,api-eu.myconnectwise.net,api-au.myconnectwise.net,"
-    "api-aus.myconnectwise.net,api-za.myconnectwise.net,api-staging.connectwisedev.com"
+from syntaskio_common.settings import (
+    PLACEHOLDER_SECRETS,
+    ConnectWiseEgressSettings,
+    SessionSettings,
 )
 
 
-class AuthSettings(ServiceSettings):
+class OAuthProfile(BaseModel):
+    """One OAuth2 provider's endpoints and client registration. Endpoint URLs may contain
+    `{api_base_url}` (e.g. `https://host/v2025_1/apis/3.0/`): ConnectWise serves OAuth
+    per site, so the URL is only known once the user has named their site."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    authorize_url: str = "{api_base_url}system/oauth/authorize"
+    token_url: str = "{api_base_url}system/oauth/token"  # noqa: S105 - a URL
+    revocation_url: str | None = "{api_base_url}system/oauth/revoke"
+    scopes: tuple[str, ...] = ("ConnectWiseManageCallback", "ServiceTicket", "ProjectTask")
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    token_endpoint_auth_method: str = "client_secret_basic"  # noqa: S105 - a method name
+
+    @property
+    def enabled(self) -> bool:
+        secret = self.client_secret.get_secret_value().strip()
+        return bool(self.client_id) and secret not in PLACEHOLDER_SECRETS
+
+
+def _default_oauth_providers() -> dict[str, OAuthProfile]:
+    return {"connectwise": OAuthProfile()}
+
+
+class AuthSettings(SessionSettings, ConnectWiseEgressSettings):
     port: int = 8081
-    session_issuer: str = "http://127.0.0.1:8081"
     session_ttl_seconds: int = 8 * 3600
     # Private JWK (JSON) of the development issuer; generated per process when unset in dev.
     session_signing_key: SecretStr = SecretStr("")
     dev_login_enabled: bool = False
+    # The `clientId` header ConnectWise requires on every API call (one GUID per product).
     connectwise_client_id: str = ""
-    connectwise_allowed_hosts: str = CONNECTWISE_CLOUD_HOSTS
-    connectwise_allow_private_network: bool = False
-    connectwise_allow_http: bool = False
+    # OAuth2 providers by name (JSON); a provider without a client secret is switched off.
+    oauth_providers: Annotated[
+        dict[str, OAuthProfile], Field(default_factory=_default_oauth_providers)
+    ]
+    # The public callback URL registered with the provider (served by the gateway).
+    oauth_redirect_uri: str = "http://127.0.0.1:8080/api/v1/integrations/connectwise/oauth/callback"
+    # Where the browser lands after the OAuth callback; `?connectwise=<status>` is appended.
+    oauth_result_url: str = "/settings"
+    oauth_state_ttl_seconds: int = 600
+    # Renew OAuth access tokens and impersonation keys this long before they expire.
+    renew_ahead_seconds: int = 300
+    # Failed renewals in a row (with the credential already expired) before `expired`.
+    max_renewal_failures: int = 3
+    # How long a connector may use leased credentials before asking again.
+    lease_ttl_seconds: int = 900
     # Key-encryption keys: {"key-id": "<base64 of 32 bytes>"}; the primary wraps new data keys.
     vault_keys: SecretStr = SecretStr("")
     vault_primary_key_id: str = ""
@@ -32,17 +69,16 @@ class AuthSettings(ServiceSettings):
     def _refuse_unsafe_production(self) -> AuthSettings:
         self.require_real_secret("INTERNAL_API_TOKEN", self.internal_api_token)
         self.require_real_secret("VAULT_KEYS", self.vault_keys)
-        if not self.is_development and (
-            self.dev_login_enabled
-            or self.connectwise_allow_private_network
-            or self.connectwise_allow_http
-        ):
-            raise ValueError("development-only switches are on with environment=production")
+        self.refuse_development_egress()
+        if self.is_development:
+            return self
+        if self.dev_login_enabled:
+            raise ValueError("DEV_LOGIN_ENABLED is development-only")
+        if not self.session_jwks_url:
+            raise ValueError("SESSION_JWKS_URL (the identity provider's keys) is required")
+        if not self.connectwise_client_id:
+            raise ValueError("CONNECTWISE_CLIENT_ID (the registered clientId GUID) is required")
         return self
-
-    @property
-    def allowed_hosts(self) -> frozenset[str]:
-        return frozenset(h.strip().lower() for h in self.connectwise_allowed_hosts.split(",") if h)
 
     def keyring(self) -> dict[str, bytes]:
         raw = self.vault_keys.get_secret_value()

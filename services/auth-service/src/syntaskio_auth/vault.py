@@ -56,15 +56,49 @@ class Vault:
 
     def open(self, sealed: dict[str, Any], context: SecretContext) -> str:
         aad = context.associated_data()
-        key = self._keyring.get(sealed.get("key_id", ""))
-        if key is None:
-            raise VaultError("the secret was sealed with a key id that is not in the keyring")
+        data_key = self._unwrap(sealed, aad)
         try:
-            wrapped, ciphertext = bytes(sealed["wrapped_key"]), bytes(sealed["ciphertext"])
-            data_key = AESGCM(key).decrypt(wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], aad)
+            ciphertext = bytes(sealed["ciphertext"])
             plaintext = AESGCM(data_key).decrypt(
                 ciphertext[:_NONCE_BYTES], ciphertext[_NONCE_BYTES:], aad
             )
         except (InvalidTag, KeyError, ValueError) as error:
             raise VaultError("the secret does not open with this key and context") from error
         return plaintext.decode()
+
+    def seal_fields(
+        self, values: dict[str, str], tenant_id: str, integration_id: str
+    ) -> dict[str, dict[str, Any]]:
+        return {
+            name: self.seal(value, SecretContext(tenant_id, integration_id, name))
+            for name, value in values.items()
+        }
+
+    def open_fields(
+        self, sealed: dict[str, dict[str, Any]], tenant_id: str, integration_id: str
+    ) -> dict[str, str]:
+        return {
+            name: self.open(value, SecretContext(tenant_id, integration_id, name))
+            for name, value in sealed.items()
+        }
+
+    def rewrap(self, sealed: dict[str, Any], context: SecretContext) -> dict[str, Any] | None:
+        """The same secret with its data key wrapped by the primary key, or None when it
+        already is. The ciphertext is untouched: rotation never decrypts the secret itself."""
+        if sealed.get("key_id") == self.primary_key_id:
+            return None
+        aad = context.associated_data()
+        data_key = self._unwrap(sealed, aad)
+        key_nonce = os.urandom(_NONCE_BYTES)
+        wrapped = AESGCM(self._keyring[self.primary_key_id]).encrypt(key_nonce, data_key, aad)
+        return {**sealed, "key_id": self.primary_key_id, "wrapped_key": key_nonce + wrapped}
+
+    def _unwrap(self, sealed: dict[str, Any], aad: bytes) -> bytes:
+        key = self._keyring.get(sealed.get("key_id", ""))
+        if key is None:
+            raise VaultError("the secret was sealed with a key id that is not in the keyring")
+        try:
+            wrapped = bytes(sealed["wrapped_key"])
+            return AESGCM(key).decrypt(wrapped[:_NONCE_BYTES], wrapped[_NONCE_BYTES:], aad)
+        except (InvalidTag, KeyError, ValueError) as error:
+            raise VaultError("the secret does not open with this key and context") from error

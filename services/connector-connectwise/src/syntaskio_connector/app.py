@@ -12,6 +12,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 
 from syntaskio_common import events, topics
+from syntaskio_common.egress import create_guarded_http_client
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
 from syntaskio_common.kafka import create_broker, ensure_topics
@@ -45,10 +46,13 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
             scheduler.request(str(event.data["id"]))
 
     http = create_http_client()
+    # Sites were checked when connected; the guard checks again on every connection
+    # (a DNS answer can change to a private address after the fact).
+    connectwise = create_guarded_http_client(settings.site_policy())
     scheduler = SyncScheduler(
         TicketSync(
             auth=AuthServiceClient(http, settings.auth_service_url, internal_token),
-            http=http,
+            http=connectwise,
             broker=broker,
             checkpoints=Checkpoints(get_database(mongo, settings)),
         ),
@@ -66,6 +70,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
             await runner
         await broker.stop()
         await http.aclose()
+        await connectwise.aclose()
         await mongo.close()
 
     app = FastAPI(title="Syntaskio connector-connectwise", version="0.1.0", lifespan=lifespan)

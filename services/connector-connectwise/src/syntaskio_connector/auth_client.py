@@ -13,7 +13,10 @@ class AuthServiceClient:
     def __init__(self, http: httpx.AsyncClient, base_url: str, internal_token: str) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {internal_token}"}
+        self._headers = {
+            "Authorization": f"Bearer {internal_token}",
+            "X-Syntaskio-Caller": "connector-connectwise",
+        }
 
     async def active_integration_ids(self) -> list[str]:
         response = await self._http.get(
@@ -25,12 +28,17 @@ class AuthServiceClient:
         listed: list[dict[str, Any]] = response.json()
         return [str(item["id"]) for item in listed]
 
-    async def lease(self, integration_id: str) -> CredentialLease | None:
+    async def lease(
+        self, integration_id: str, rejected_version: int | None = None
+    ) -> CredentialLease | None:
+        """Credentials for the integration; pass the version ConnectWise just rejected
+        to have them renewed."""
         response = await self._http.post(
             f"{self._base_url}/internal/v1/integrations/{integration_id}/credentials/lease",
+            json={"rejected_version": rejected_version},
             headers=self._headers,
         )
-        if response.status_code == 404:
-            return None
+        if response.status_code in (404, 409):
+            return None  # disconnected, or expired until the user reconnects
         response.raise_for_status()
         return CredentialLease.model_validate(response.json())

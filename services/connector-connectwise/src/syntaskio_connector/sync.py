@@ -13,7 +13,7 @@ import httpx
 from faststream.kafka import KafkaBroker
 
 from syntaskio_common import topics
-from syntaskio_common.connectwise import ApiKeyCredentials, ConnectWiseClient, ConnectWiseError
+from syntaskio_common.connectwise import ConnectWiseClient, ConnectWiseError
 from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.kafka import publish
 from syntaskio_connector.auth_client import AuthServiceClient
@@ -58,12 +58,17 @@ class TicketSync:
             api_base_url=lease.api_base_url,
             company_id=lease.company_id,
         )
-        client = _client(self.http, lease)
-        tickets: list[dict[str, Any]] = []
-        async for page in client.pages(
-            "service/tickets", conditions=assigned_open_tickets(ref.member_identifier)
-        ):
-            tickets.extend(page)
+        try:
+            client, tickets = await self._fetch(lease, ref)
+        except ConnectWiseError as error:
+            if error.status != 401:
+                raise
+            # Rejected credentials: have auth-service renew them (once, however many
+            # replicas report the same version) and try again.
+            lease = await self.auth.lease(integration_id, rejected_version=lease.version)
+            if lease is None:
+                return None  # expired: the user has to reconnect
+            client, tickets = await self._fetch(lease, ref)
         published = await self.checkpoints.published_versions(integration_id, SERVICE_TICKET)
         plan = plan_sync(published, tickets)
         for ticket in plan.changed:
@@ -81,10 +86,20 @@ class TicketSync:
             client.requests_made,
         )
 
+    async def _fetch(
+        self, lease: CredentialLease, ref: IntegrationRef
+    ) -> tuple[ConnectWiseClient, list[dict[str, Any]]]:
+        client = _client(self.http, lease)
+        tickets: list[dict[str, Any]] = []
+        async for page in client.pages(
+            "service/tickets", conditions=assigned_open_tickets(ref.member_identifier)
+        ):
+            tickets.extend(page)
+        return client, tickets
+
 
 def _client(http: httpx.AsyncClient, lease: CredentialLease) -> ConnectWiseClient:
-    credentials = ApiKeyCredentials(lease.company_id, lease.public_key, lease.private_key)
-    return ConnectWiseClient(http, lease.api_base_url, credentials, lease.client_id)
+    return ConnectWiseClient(http, lease.api_base_url, lease.credentials(), lease.client_id)
 
 
 class SyncScheduler:

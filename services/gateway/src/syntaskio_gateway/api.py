@@ -5,14 +5,24 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
 from syntaskio_common.problems import Problem
+from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.service_auth import bearer_token
 from syntaskio_common.sessions import InvalidSession, JwksSessionVerifier, UserSession
 from syntaskio_gateway.settings import GatewaySettings
 from syntaskio_gateway.tasks import TaskPage, TaskReader
+
+# Per client IP, in this process (see RateLimiter): logins are what a guesser would hammer.
+DEV_LOGIN_LIMIT = "20/minute"
+# Where a browser without a valid session is sent.
+SIGN_IN_PAGE = "/"
+# Headers worth passing on from auth-service's answers besides the body and its type.
+_RELAYED_HEADERS = ("retry-after", "www-authenticate")
 
 
 class AuthenticatedUser(UserSession):
@@ -40,7 +50,30 @@ async def _current_user(request: Request) -> AuthenticatedUser:
     return AuthenticatedUser(**session.model_dump(), token=token)
 
 
+async def _browser_user(request: Request) -> AuthenticatedUser | None:
+    """Like `_current_user`, but None instead of a 401, for pages a browser navigates to."""
+    try:
+        return await _current_user(request)
+    except Problem as problem:
+        if problem.status == status.HTTP_401_UNAUTHORIZED:
+            return None
+        raise
+
+
+def _rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+async def _limit_dev_login(request: Request) -> None:
+    client = request.client.host if request.client else "unknown"
+    await _rate_limiter(request).hit(DEV_LOGIN_LIMIT, "dev-login", client)
+
+
 CurrentUser = Annotated[AuthenticatedUser, Depends(_current_user)]
+BrowserUser = Annotated[AuthenticatedUser | None, Depends(_browser_user)]
+# Ids are auth-service's UUIDs; the pattern keeps anything else out of the upstream path.
+IntegrationId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 router = APIRouter(prefix="/api/v1")
 
 
@@ -50,11 +83,19 @@ def _auth_service(request: Request) -> httpx.AsyncClient:
 
 
 async def _forward(
-    request: Request, method: str, path: str, token: str | None, json: Any = None
+    request: Request,
+    method: str,
+    path: str,
+    token: str | None,
+    json: Any = None,
+    params: dict[str, str] | None = None,
 ) -> httpx.Response:
+    """Call auth-service as the user: the token travels in a header, never in the URL."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        return await _auth_service(request).request(method, path, json=json, headers=headers)
+        return await _auth_service(request).request(
+            method, path, json=json, params=params, headers=headers
+        )
     except httpx.HTTPError as error:
         raise Problem(503, "The integration service is unavailable.") from error
 
@@ -65,6 +106,30 @@ def _relay(upstream: httpx.Response) -> Response:
         upstream.content,
         status_code=upstream.status_code,
         media_type=upstream.headers.get("content-type", "application/json"),
+        headers={
+            name: upstream.headers[name] for name in _RELAYED_HEADERS if name in upstream.headers
+        },
+    )
+
+
+def _see_other(location: str) -> RedirectResponse:
+    return RedirectResponse(
+        location,
+        status_code=status.HTTP_303_SEE_OTHER,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+def _is_local_path(location: str) -> bool:
+    """A path on this site: "/x" but not "//host" (scheme-relative), nor anything a browser
+    might rewrite into one ("/\\host", control characters or whitespace it strips)."""
+    return (
+        location.startswith("/")
+        and not location.startswith("//")
+        and "\\" not in location
+        and location.isascii()
+        and location.isprintable()
+        and " " not in location
     )
 
 
@@ -91,6 +156,7 @@ class SessionInfo(BaseModel):
     tags=["session"],
     status_code=status.HTTP_201_CREATED,
     response_model=SessionInfo,
+    dependencies=[Depends(_limit_dev_login)],
 )
 async def dev_login(
     body: DevLoginRequest, request: Request, response: Response
@@ -106,7 +172,11 @@ async def dev_login(
         max_age=int(issued["expires_in"]),
         httponly=True,
         secure=_settings(request).secure_cookies,
-        samesite="strict",
+        # Lax, not Strict: the OAuth provider sends the browser back to our callback with a
+        # top-level cross-site GET, and a Strict cookie would not be sent with it. Lax still
+        # withholds the cookie from cross-site POSTs (CSRF), and every route that changes
+        # state is a POST or DELETE.
+        samesite="lax",
         path="/",
     )
     return SessionInfo(
@@ -120,7 +190,14 @@ async def dev_login(
 
 @router.post("/session/logout", tags=["session"], status_code=status.HTTP_204_NO_CONTENT)
 async def logout(request: Request, response: Response) -> None:
-    response.delete_cookie(_settings(request).session_cookie_name, path="/")
+    settings = _settings(request)
+    response.delete_cookie(
+        settings.session_cookie_name,
+        path="/",
+        secure=settings.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
 
 
 @router.get("/me", tags=["session"])
@@ -144,25 +221,78 @@ async def list_integrations(request: Request, user: CurrentUser) -> Response:
     return _relay(await _forward(request, "GET", "/v1/integrations", user.token))
 
 
-class ApiKeyConnection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    site: str = Field(min_length=1, max_length=253)
-    company_id: str = Field(min_length=1, max_length=64)
-    public_key: str = Field(min_length=1, max_length=128)
-    private_key: str = Field(min_length=1, max_length=128)
-
-
 @router.post(
     "/integrations/connectwise/api-key",
     tags=["integrations"],
     status_code=status.HTTP_201_CREATED,
 )
 async def connect_connectwise(
-    body: ApiKeyConnection, request: Request, user: CurrentUser
+    body: ApiKeyConnectionRequest, request: Request, user: CurrentUser
 ) -> Response:
     """Connect ConnectWise with API-member keys; they go to the vault, never back out."""
     upstream = await _forward(
-        request, "POST", "/v1/integrations/connectwise/api-key", user.token, body.model_dump()
+        request, "POST", "/v1/integrations/connectwise/api-key", user.token, body.forwarded()
     )
     return _relay(upstream)
+
+
+@router.post("/integrations/connectwise/oauth/start", tags=["integrations"])
+async def start_connectwise_oauth(
+    body: OAuthStartRequest, request: Request, user: CurrentUser
+) -> Response:
+    """Begin connecting with OAuth2; send the browser to the `authorization_url` returned."""
+    upstream = await _forward(
+        request, "POST", "/v1/integrations/connectwise/oauth/start", user.token, body.model_dump()
+    )
+    return _relay(upstream)
+
+
+@router.get(
+    "/integrations/connectwise/oauth/callback",
+    tags=["integrations"],
+    status_code=status.HTTP_303_SEE_OTHER,
+    response_class=RedirectResponse,
+)
+async def connectwise_oauth_callback(
+    request: Request,
+    user: BrowserUser,
+    state: Annotated[str | None, Query(max_length=1024)] = None,
+    code: Annotated[str | None, Query(max_length=2048)] = None,
+    error: Annotated[str | None, Query(max_length=256)] = None,
+) -> Response:
+    """Where ConnectWise sends the browser back: finishes the flow in auth-service, then
+    redirects to the settings page (`/settings?connectwise=<outcome>`)."""
+    if user is None:
+        return _see_other(SIGN_IN_PAGE)
+    given = {"state": state, "code": code, "error": error}
+    params = {name: value for name, value in given.items() if value is not None}
+    upstream = await _forward(
+        request, "GET", "/v1/integrations/connectwise/oauth/callback", user.token, params=params
+    )
+    if upstream.status_code == status.HTTP_401_UNAUTHORIZED:
+        return _see_other(SIGN_IN_PAGE)
+    if upstream.is_redirect:
+        location = upstream.headers.get("location", "")
+        if _is_local_path(location):
+            return _see_other(location)
+    elif upstream.is_error:
+        return _relay(upstream)
+    raise Problem(502, "The integration service gave an unexpected answer.")
+
+
+@router.get("/integrations/{integration_id}", tags=["integrations"])
+async def get_integration(
+    integration_id: IntegrationId, request: Request, user: CurrentUser
+) -> Response:
+    return _relay(await _forward(request, "GET", f"/v1/integrations/{integration_id}", user.token))
+
+
+@router.delete("/integrations/{integration_id}", tags=["integrations"])
+async def disconnect_integration(
+    integration_id: IntegrationId, request: Request, user: CurrentUser
+) -> Response:
+    """Disconnect: credentials are deleted and syncing stops; the integration stays listed
+    as `disconnected`."""
+    return _relay(
+        await _forward(request, "DELETE", f"/v1/integrations/{integration_id}", user.token)
+    )

@@ -14,12 +14,23 @@ from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
 from syntaskio_common.problems import install_problem_handlers
+from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.sessions import JwksSessionVerifier
 from syntaskio_gateway.api import router
 from syntaskio_gateway.settings import GatewaySettings
 from syntaskio_gateway.tasks import TaskReader
 
 STATIC = Path(__file__).parent / "static"
+# The page loads only its own script and stylesheet and talks only to this origin.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-cache",
+}
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -32,7 +43,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             create_http_client(base_url=settings.auth_service_url) as auth_service,
         ):
             app.state.verifier = JwksSessionVerifier(
-                settings.session_jwks_url, settings.session_issuer, http
+                settings.session_jwks_url,
+                settings.session_issuer,
+                http,
+                audience=settings.session_audience,
             )
             app.state.auth_service = auth_service
             app.state.tasks = TaskReader(get_database(mongo, settings))
@@ -46,6 +60,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter()
     install_problem_handlers(app)
     app.include_router(health_router({"mongodb": lambda: ping(mongo)}))
     app.include_router(router)
@@ -53,6 +68,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+
+    @app.get("/settings", include_in_schema=False)
+    async def settings_page() -> FileResponse:
+        """The same page; it brings the integrations section forward (and is where the
+        OAuth flow ends up)."""
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
     return app

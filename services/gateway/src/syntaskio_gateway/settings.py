@@ -2,19 +2,17 @@ from __future__ import annotations
 
 from pydantic import model_validator
 
-from syntaskio_common.settings import ServiceSettings
+from syntaskio_common.settings import SessionSettings
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(SessionSettings):
     port: int = 8080
     auth_service_url: str = "http://127.0.0.1:8081"
-    session_issuer: str = "http://127.0.0.1:8081"
-    # Where the issuer publishes its signing keys; defaults to auth-service's dev issuer.
-    session_jwks_url: str = ""
     session_cookie_name: str = "syntaskio_session"
 
     @model_validator(mode="after")
     def _defaults(self) -> GatewaySettings:
+        # No JWKS URL configured: use auth-service's development issuer.
         if not self.session_jwks_url:
             self.session_jwks_url = f"{self.auth_service_url.rstrip('/')}/.well-known/jwks.json"
         return self

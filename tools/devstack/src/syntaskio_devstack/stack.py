@@ -48,18 +48,21 @@ def dev_secrets(data_dir: Path) -> dict[str, str]:
     """Development-only secrets, made once and kept beside the data they protect, so a
     restarted stack can still decrypt the credentials it stored before."""
     path = data_dir / "dev-secrets.json"
-    if path.exists():
-        stored: dict[str, str] = json.loads(path.read_text())
-        return stored
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     made = {
         "VAULT_KEYS": json.dumps({"dev-1": base64.b64encode(secrets.token_bytes(32)).decode()}),
         "VAULT_PRIMARY_KEY_ID": "dev-1",
         "INTERNAL_API_TOKEN": secrets.token_urlsafe(32),
+        "OAUTH_CLIENT_SECRET": secrets.token_urlsafe(32),
     }
+    if made.keys() <= stored.keys():
+        return stored
+    # Keep what exists (the vault keys must not change), add what a newer version needs.
+    merged = made | stored
     data_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(made))
+    path.write_text(json.dumps(merged))
     path.chmod(0o600)
-    return made
+    return merged
 
 
 class EmbeddedStack:
@@ -99,15 +102,24 @@ class EmbeddedStack:
             "SESSION_ISSUER": self.url("auth"),
         }
         if name == "auth":
+            oauth = {
+                "client_id": DEV_CONNECTWISE_CLIENT_ID,
+                "client_secret": self._secrets["OAUTH_CLIENT_SECRET"],
+            }
             env |= {
+                "OAUTH_PROVIDERS": json.dumps({"connectwise": oauth}),
+                "OAUTH_REDIRECT_URI": self.oauth_redirect_uri,
                 "VAULT_KEYS": self._secrets["VAULT_KEYS"],
                 "VAULT_PRIMARY_KEY_ID": self._secrets["VAULT_PRIMARY_KEY_ID"],
-                # The sandbox is plain HTTP on loopback: allowed for local development only.
+                "DEV_LOGIN_ENABLED": "true",
+                "CONNECTWISE_CLIENT_ID": DEV_CONNECTWISE_CLIENT_ID,
+            }
+        if name in ("auth", "connector"):
+            # The sandbox is plain HTTP on loopback: allowed for local development only.
+            env |= {
                 "CONNECTWISE_ALLOWED_HOSTS": self.sandbox_site,
                 "CONNECTWISE_ALLOW_PRIVATE_NETWORK": "true",
                 "CONNECTWISE_ALLOW_HTTP": "true",
-                "DEV_LOGIN_ENABLED": "true",
-                "CONNECTWISE_CLIENT_ID": DEV_CONNECTWISE_CLIENT_ID,
             }
         if name == "connector":
             env["SYNC_INTERVAL_SECONDS"] = str(self.config.sync_interval_seconds)
@@ -162,6 +174,17 @@ class EmbeddedStack:
             )
         return procs
 
+    @property
+    def oauth_redirect_uri(self) -> str:
+        """The gateway's OAuth callback, registered with the sandbox's OAuth client."""
+        return f"{self.url('gateway')}/api/v1/integrations/connectwise/oauth/callback"
+
+    def sandbox_env(self) -> dict[str, str]:
+        return {
+            "CW_SANDBOX_OAUTH_CLIENT_SECRET": self._secrets["OAUTH_CLIENT_SECRET"],
+            "CW_SANDBOX_OAUTH_REDIRECT_URIS": self.oauth_redirect_uri,
+        }
+
     def sandbox(self) -> ManagedProcess:
         return ManagedProcess(
             "sandbox",
@@ -179,6 +202,7 @@ class EmbeddedStack:
                 str(self.config.sandbox_seed),
             ],
             self._log("sandbox"),
+            env=self.sandbox_env(),
             ready_url=f"{self.url('sandbox')}/_sandbox/health",
         )
 

@@ -1,0 +1,141 @@
+"""What auth-service asks ConnectWise: where a site's API lives, whose credentials these
+are, and (for impersonation) fresh member keys. Every call goes through the SSRF guard."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from syntaskio_common.connectwise import (
+    ApiKeyCredentials,
+    ConnectWiseClient,
+    ConnectWiseError,
+    Credentials,
+    api_base_url,
+    fetch_codebase,
+    quote_condition_value,
+)
+from syntaskio_common.egress import SitePolicy, SiteRejected, check_site
+from syntaskio_common.problems import Problem
+from syntaskio_common.task import parse_timestamp
+
+
+@dataclass(frozen=True)
+class Site:
+    site: str  # as the user typed it
+    site_url: str  # https://host
+    company_id: str
+    codebase: str
+    api_base_url: str
+
+
+@dataclass(frozen=True)
+class MintedKeys:
+    public_key: str
+    private_key: str
+    expires_at: datetime
+
+
+@dataclass
+class ConnectWiseAccounts:
+    http: httpx.AsyncClient
+    site_policy: SitePolicy
+    client_id: str
+
+    def client(self, site: Site, credentials: Credentials) -> ConnectWiseClient:
+        return ConnectWiseClient(self.http, site.api_base_url, credentials, self.client_id)
+
+    async def resolve_site(self, site: str, company_id: str) -> Site:
+        """Check the site (SSRF guard) and find its API through the company lookup."""
+        try:
+            site_url = await check_site(site, self.site_policy)
+        except SiteRejected as error:
+            raise Problem(400, str(error), title="Site not allowed") from error
+        with upstream_problems():
+            codebase = await fetch_codebase(self.http, site_url, company_id)
+        if codebase is None:
+            raise Problem(
+                400,
+                f"ConnectWise does not know the company id {company_id!r} on this site.",
+                title="Unknown company",
+            )
+        return Site(site, site_url, company_id, codebase, api_base_url(site_url, codebase))
+
+    async def member(
+        self, site: Site, credentials: Credentials, wanted: str | None = None
+    ) -> dict[str, Any]:
+        """The member whose work to show: the credentials' own member, or the one named
+        by identifier or e-mail (for keys that belong to an integration member)."""
+        client = self.client(site, credentials)
+        await client.get("system/info")
+        if wanted is None:
+            found = await client.get("system/myMembers")
+            member = found[0] if isinstance(found, list) and found else found
+        else:
+            value = quote_condition_value(wanted)
+            matches = await client.get(
+                "system/members",
+                {
+                    "conditions": f"(identifier = {value} or officeEmail = {value})"
+                    " and inactiveFlag = False",
+                    "pageSize": 2,
+                },
+            )
+            if not isinstance(matches, list) or len(matches) != 1:
+                raise Problem(
+                    400,
+                    f"ConnectWise has no single active member {wanted!r}.",
+                    title="Unknown member",
+                )
+            member = matches[0]
+        if not isinstance(member, dict) or not member.get("identifier"):
+            raise Problem(502, "ConnectWise did not say which member the credentials belong to.")
+        return member
+
+    async def mint_member_keys(
+        self, site: Site, integration_keys: ApiKeyCredentials, member_identifier: str
+    ) -> MintedKeys:
+        """Short-lived keys acting as the member (`POST /system/members/{id}/tokens`)."""
+        client = self.client(site, integration_keys)
+        minted = await client.post(f"system/members/{member_identifier}/tokens")
+        if (
+            not isinstance(minted, dict)
+            or not minted.get("publicKey")
+            or not minted.get("privateKey")
+        ):
+            raise ConnectWiseError(502, "UnexpectedBody", "no key pair in the token response")
+        return MintedKeys(
+            public_key=str(minted["publicKey"]),
+            private_key=str(minted["privateKey"]),
+            # Without an expiration, assume the shortest lifetime ConnectWise documents.
+            expires_at=parse_timestamp(minted.get("expiration"))
+            or datetime.now(UTC) + timedelta(hours=1),
+        )
+
+
+@contextmanager
+def upstream_problems() -> Iterator[None]:
+    """ConnectWise and network failures as problems a user can act on."""
+    try:
+        yield
+    except ConnectWiseError as error:
+        if error.status in (401, 403):
+            raise Problem(
+                400, "ConnectWise rejected the credentials.", title="Invalid credentials"
+            ) from error
+        if error.status == 404:
+            raise Problem(400, f"ConnectWise: {error.message}", title="Not found") from error
+        raise Problem(
+            502, f"ConnectWise answered with an error: {error.message}", title="Upstream error"
+        ) from error
+    except SiteRejected as error:
+        raise Problem(400, str(error), title="Site not allowed") from error
+    except httpx.HTTPError as error:
+        raise Problem(
+            502, "ConnectWise could not be reached.", title="Upstream unreachable"
+        ) from error

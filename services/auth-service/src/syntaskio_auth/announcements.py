@@ -1,0 +1,35 @@
+"""Integration lifecycle events on `syntaskio.integrations.v1`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faststream.kafka import KafkaBroker
+
+from syntaskio_auth.models import Integration
+from syntaskio_common import events, topics
+from syntaskio_common.kafka import publish
+
+_KIND = {
+    events.INTEGRATION_CONNECTED: "connected",
+    events.INTEGRATION_DISCONNECTED: "disconnected",
+    events.INTEGRATION_EXPIRED: "expired",
+}
+
+
+@dataclass
+class Announcements:
+    broker: KafkaBroker
+
+    async def publish(self, event_type: str, integration: Integration) -> None:
+        """Keyed by integration, so one integration's events stay in order; the id is
+        fixed for a given change, so a retried publish is recognised as a duplicate."""
+        record = events.encode_event(
+            event_id=f"{integration.id}:{_KIND[event_type]}:{integration.updated_at.isoformat()}",
+            source="/syntaskio/auth-service",
+            event_type=event_type,
+            subject=f"integration/{integration.id}",
+            key=integration.id,
+            data=integration.model_dump(mode="json"),
+        )
+        await publish(self.broker, topics.INTEGRATIONS, record)

@@ -1,0 +1,68 @@
+"""Short leases in MongoDB, so one auth-service replica at a time renews a credential.
+
+A lease is a document `{_id: name, owner, expires_at}`: taken by insert (the unique `_id`
+makes it exclusive), taken over once expired (its holder crashed), and released by
+compare-and-delete on the random owner token, so a slow holder can never release a lease
+someone else has since taken.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_delay
+from tenacity.wait import wait_random_exponential
+
+from syntaskio_common.mongo import Document
+
+
+class LeaseBusy(Exception):
+    """Another holder kept the lease for longer than we were willing to wait."""
+
+
+class Leases:
+    def __init__(self, db: AsyncDatabase[Document], *, ttl_seconds: float = 60.0) -> None:
+        self._leases = db["leases"]
+        self._ttl = timedelta(seconds=ttl_seconds)
+
+    async def try_acquire(self, name: str) -> str | None:
+        """The owner token if the lease is now ours, else None."""
+        owner = secrets.token_hex(16)
+        now = datetime.now(UTC)
+        try:
+            await self._leases.insert_one(
+                {"_id": name, "owner": owner, "expires_at": now + self._ttl}
+            )
+            return owner
+        except DuplicateKeyError:
+            taken_over = await self._leases.update_one(
+                {"_id": name, "expires_at": {"$lt": now}},
+                {"$set": {"owner": owner, "expires_at": now + self._ttl}},
+            )
+            return owner if taken_over.modified_count == 1 else None
+
+    async def release(self, name: str, owner: str) -> None:
+        await self._leases.delete_one({"_id": name, "owner": owner})
+
+    @asynccontextmanager
+    async def hold(self, name: str, *, wait_seconds: float = 20.0) -> AsyncIterator[None]:
+        """Wait (with jittered backoff) until the lease is ours; release it afterwards."""
+        retrying = AsyncRetrying(
+            retry=retry_if_result(lambda owner: owner is None),
+            wait=wait_random_exponential(multiplier=0.05, max=0.5),
+            stop=stop_after_delay(wait_seconds),
+        )
+        try:
+            owner: str | None = await retrying(self.try_acquire, name)
+        except RetryError as error:
+            raise LeaseBusy(name) from error
+        assert owner is not None
+        try:
+            yield
+        finally:
+            await self.release(name, owner)

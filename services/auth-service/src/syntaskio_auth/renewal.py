@@ -1,0 +1,230 @@
+"""Valid credentials for the connector: renewed ahead of expiry, by one worker at a time.
+
+OAuth access tokens are refreshed and impersonation keys re-minted before they expire.
+Renewal runs under a per-integration lease (`Leases`) and writes with a version check;
+whoever waited for the lease re-reads first and usually finds the work already done, so
+exactly one refresh reaches the provider however many workers ask at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from syntaskio_auth.accounts import ConnectWiseAccounts, Site
+from syntaskio_auth.announcements import Announcements
+from syntaskio_auth.locks import LeaseBusy, Leases
+from syntaskio_auth.models import AuthMethod, Integration, IntegrationStatus
+from syntaskio_auth.oauth import OAuthError, OAuthProvider
+from syntaskio_auth.repository import IntegrationRepository, StoredCredentials
+from syntaskio_auth.vault import Vault
+from syntaskio_common import events
+from syntaskio_common.connectwise import ApiKeyCredentials, ConnectWiseError
+from syntaskio_common.credentials import AuthScheme, CredentialLease
+from syntaskio_common.egress import SiteRejected
+from syntaskio_common.problems import Problem
+
+logger = logging.getLogger(__name__)
+
+EXPIRED_REASON = (
+    "ConnectWise no longer accepts this connection's authorization. Reconnect to resume syncing."
+)
+
+
+class RenewalFailed(Exception):
+    """The provider could not renew the credential this time (may succeed later)."""
+
+
+class Revoked(Exception):
+    """The provider says the grant or keys are no longer valid: reconnecting is needed."""
+
+
+@dataclass
+class CredentialLeases:
+    repository: IntegrationRepository
+    vault: Vault
+    accounts: ConnectWiseAccounts
+    announcements: Announcements
+    oauth_providers: dict[str, OAuthProvider]
+    leases: Leases
+    client_id: str
+    renew_ahead: timedelta
+    lease_ttl: timedelta
+    max_renewal_failures: int
+
+    async def lease(
+        self, integration_id: str, caller: str, rejected_version: int | None = None
+    ) -> CredentialLease:
+        integration = await self.repository.get(integration_id)
+        if integration is None or integration.status is not IntegrationStatus.ACTIVE:
+            raise Problem(404, "No active integration with this id.")
+        stored = await self._valid_credentials(integration, rejected_version)
+        await self.repository.audit(
+            "credentials.leased",
+            tenant_id=integration.tenant_id,
+            integration_id=integration.id,
+            caller=caller,
+        )
+        return self._lease(integration, stored)
+
+    async def _valid_credentials(
+        self, integration: Integration, rejected_version: int | None
+    ) -> StoredCredentials:
+        stored = await self._read(integration)
+        if not self._needs_renewal(stored, rejected_version):
+            return stored
+        if integration.auth_method is AuthMethod.API_KEY:
+            # Nothing to renew: an administrator revoked or changed the keys.
+            await self._expire(integration, "ConnectWise rejected the API keys. Reconnect.")
+            raise Problem(409, "ConnectWise rejected the API keys.", title="Connection expired")
+        try:
+            async with self.leases.hold(f"renew-credentials:{integration.id}"):
+                # Whoever held the lease before us has probably renewed already.
+                stored = await self._read(integration)
+                if not self._needs_renewal(stored, rejected_version):
+                    return stored
+                return await self._renew(integration, stored)
+        except LeaseBusy as error:
+            raise Problem(503, "Credentials are being renewed; try again shortly.") from error
+
+    async def _read(self, integration: Integration) -> StoredCredentials:
+        stored = await self.repository.credentials(integration)
+        if stored is None:
+            raise Problem(404, "No active integration with this id.")
+        return stored
+
+    def _needs_renewal(self, stored: StoredCredentials, rejected_version: int | None) -> bool:
+        if rejected_version == stored.version:
+            return True
+        if stored.expires_at is None:
+            return False
+        return stored.expires_at - self.renew_ahead <= datetime.now(UTC)
+
+    async def _renew(
+        self, integration: Integration, stored: StoredCredentials
+    ) -> StoredCredentials:
+        try:
+            secrets, expires_at = await self._renewed_secrets(integration, stored)
+        except Revoked:
+            # `invalid_grant` may only mean another worker refreshed first (its lease ran
+            # out mid-refresh): that shows as a newer version, and is not a revocation.
+            current = await self._read(integration)
+            if current.version != stored.version:
+                return current
+            await self._expire(integration, EXPIRED_REASON)
+            raise Problem(409, EXPIRED_REASON, title="Connection expired") from None
+        except RenewalFailed as error:
+            failures = await self.repository.count_renewal_failure(stored)
+            logger.warning(
+                "credential renewal failed",
+                extra={
+                    "integration_id": integration.id,
+                    "failures": failures,
+                    "reason": str(error),
+                },
+            )
+            still_valid = stored.expires_at and stored.expires_at > datetime.now(UTC)
+            if still_valid:
+                return stored  # use the current credential while it lasts; retry next time
+            if failures >= self.max_renewal_failures:
+                await self._expire(integration, EXPIRED_REASON)
+                raise Problem(409, EXPIRED_REASON, title="Connection expired") from None
+            raise Problem(503, "ConnectWise could not renew the credentials; retrying.") from None
+        sealed = self.vault.seal_fields(secrets, integration.tenant_id, integration.id)
+        if not await self.repository.replace_secrets(stored, sealed, expires_at):
+            logger.warning("renewal lost a race", extra={"integration_id": integration.id})
+        await self.repository.audit(
+            "credentials.renewed", tenant_id=integration.tenant_id, integration_id=integration.id
+        )
+        return await self._read(integration)
+
+    async def _renewed_secrets(
+        self, integration: Integration, stored: StoredCredentials
+    ) -> tuple[dict[str, str], datetime]:
+        opened = self.vault.open_fields(stored.secrets, integration.tenant_id, integration.id)
+        try:
+            if integration.auth_method is AuthMethod.OAUTH2:
+                provider = self.oauth_providers[integration.provider]
+                tokens = await provider.refresh(integration.api_base_url, opened["refresh_token"])
+                renewed = {"access_token": tokens.access_token}
+                if tokens.refresh_token:
+                    renewed["refresh_token"] = tokens.refresh_token
+                return renewed, tokens.expires_at
+            if integration.auth_method is AuthMethod.IMPERSONATION:
+                keys = ApiKeyCredentials(
+                    integration.company_id,
+                    opened["integration_public_key"],
+                    opened["integration_private_key"],
+                )
+                assert integration.member_identifier is not None
+                minted = await self.accounts.mint_member_keys(
+                    _site(integration), keys, integration.member_identifier
+                )
+                return {
+                    "public_key": minted.public_key,
+                    "private_key": minted.private_key,
+                }, minted.expires_at
+        except OAuthError as error:
+            if error.error == "invalid_grant":
+                raise Revoked from error
+            raise RenewalFailed(f"OAuth error {error.error}") from error
+        except ConnectWiseError as error:
+            if error.status in (401, 403):
+                raise Revoked from error
+            raise RenewalFailed(f"ConnectWise answered {error.status}") from error
+        except (httpx.HTTPError, SiteRejected) as error:
+            raise RenewalFailed(type(error).__name__) from error
+        raise RenewalFailed(f"{integration.auth_method.value} credentials do not expire")
+
+    async def _expire(self, integration: Integration, reason: str) -> None:
+        expired = await self.repository.set_status(
+            integration.id, IntegrationStatus.EXPIRED, reason, only_if=IntegrationStatus.ACTIVE
+        )
+        if expired is None:
+            return  # someone else already moved it on
+        await self.repository.audit(
+            "expired", tenant_id=integration.tenant_id, integration_id=integration.id
+        )
+        await self.announcements.publish(events.INTEGRATION_EXPIRED, expired)
+
+    def _lease(self, integration: Integration, stored: StoredCredentials) -> CredentialLease:
+        opened = self.vault.open_fields(stored.secrets, integration.tenant_id, integration.id)
+        until = datetime.now(UTC) + self.lease_ttl
+        if stored.expires_at is not None:
+            until = min(until, stored.expires_at)
+        assert integration.member_identifier is not None
+        common = {
+            "integration_id": integration.id,
+            "tenant_id": integration.tenant_id,
+            "user_id": integration.user_id,
+            "api_base_url": integration.api_base_url,
+            "site_url": integration.site_url,
+            "company_id": integration.company_id,
+            "member_identifier": integration.member_identifier,
+            "client_id": self.client_id,
+            "expires_at": until,
+            "version": stored.version,
+        }
+        if integration.auth_method is AuthMethod.OAUTH2:
+            return CredentialLease(
+                **common, scheme=AuthScheme.BEARER, access_token=opened["access_token"]
+            )
+        return CredentialLease(
+            **common,
+            scheme=AuthScheme.BASIC,
+            public_key=opened["public_key"],
+            private_key=opened["private_key"],
+        )
+
+
+def _site(integration: Integration) -> Site:
+    return Site(
+        integration.site,
+        integration.site_url,
+        integration.company_id,
+        integration.codebase,
+        integration.api_base_url,
+    )

@@ -1,0 +1,121 @@
+"""What the end-to-end tests share: signing in, talking to the sandbox, waiting."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import httpx
+
+from syntaskio_devstack.stack import DEV_CONNECTWISE_CLIENT_ID, EmbeddedStack
+
+
+def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
+@contextmanager
+def signed_in(system: EmbeddedStack, user_id: str, tenant_id: str) -> Iterator[httpx.Client]:
+    """A browser-like client holding the session cookie."""
+    with httpx.Client(base_url=system.url("gateway"), timeout=30) as client:
+        response = client.post(
+            "/api/v1/session/dev-login", json={"user_id": user_id, "tenant_id": tenant_id}
+        )
+        assert response.status_code == 201, response.text
+        yield client
+
+
+def sandbox_keys(system: EmbeddedStack, member: str) -> dict[str, Any]:
+    keys = httpx.get(f"{system.url('sandbox')}/_sandbox/api-keys").json()
+    found: dict[str, Any] = next(k for k in keys if k["member_identifier"] == member)
+    return found
+
+
+def connect(client: httpx.Client, system: EmbeddedStack, member: str) -> httpx.Response:
+    keys = sandbox_keys(system, member)
+    return client.post(
+        "/api/v1/integrations/connectwise/api-key",
+        json={
+            "site": f"http://{system.sandbox_site}",
+            "company_id": keys["company_id"],
+            "public_key": keys["public_key"],
+            "private_key": keys["private_key"],
+        },
+    )
+
+
+def assigned_open_ticket_ids(system: EmbeddedStack, member: str) -> set[str]:
+    """Ask the sandbox directly, as ConnectWise would answer."""
+    keys = sandbox_keys(system, member)
+    info = httpx.get(f"{system.url('sandbox')}/login/companyinfo/{keys['company_id']}").json()
+    response = httpx.get(
+        f"{system.url('sandbox')}/{info['Codebase']}apis/3.0/service/tickets",
+        params={
+            "conditions": f'closedFlag = false and (owner/identifier = "{member}" '
+            f'or resources contains "{member}")',
+            "pageSize": 1000,
+            "fields": "id",
+        },
+        auth=(f"{keys['company_id']}+{keys['public_key']}", keys["private_key"]),
+        headers={"clientId": DEV_CONNECTWISE_CLIENT_ID},
+    )
+    response.raise_for_status()
+    return {str(t["id"]) for t in response.json()}
+
+
+def dashboard_ids(client: httpx.Client) -> set[str]:
+    response = client.get("/api/v1/tasks", params={"limit": 500})
+    assert response.status_code == 200, response.text
+    return {t["external_id"] for t in response.json()["items"]}
+
+
+def auth_service(system: EmbeddedStack, user_id: str, tenant_id: str) -> httpx.Client:
+    """A client of auth-service itself, holding a dev session as a bearer token."""
+    issued = httpx.post(
+        f"{system.url('auth')}/v1/dev/sessions", json={"user_id": user_id, "tenant_id": tenant_id}
+    )
+    assert issued.status_code == 201, issued.text
+    return httpx.Client(
+        base_url=system.url("auth"),
+        headers={"Authorization": f"Bearer {issued.json()['access_token']}"},
+        timeout=30,
+    )
+
+
+class _FormFields(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+        self.action: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "form":
+            self.action = found.get("action")
+        if tag == "input" and found.get("type") == "hidden" and found.get("name"):
+            self.fields[str(found["name"])] = found.get("value") or ""
+
+
+def answer_consent(authorization_url: str, decision: str, member: str = "atech") -> str:
+    """Do what a user does on the sandbox's consent page; return where it redirects."""
+    page = httpx.get(authorization_url)
+    assert page.status_code == 200, page.text
+    form = _FormFields()
+    form.feed(page.text)
+    action = urljoin(authorization_url, form.action or urlsplit(authorization_url).path)
+    answer = httpx.post(action, data={**form.fields, "decision": decision, "member": member})
+    assert answer.status_code in (302, 303), answer.text
+    return answer.headers["location"]
+
+
+def callback_params(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
