@@ -4,15 +4,24 @@ Authlib's httpx client. Provider differences are configuration (`OAuthProfile`).
 from __future__ import annotations
 
 import secrets
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
+from authlib.deprecate import AuthlibDeprecationWarning
 
-from syntaskio_auth.settings import OAuthProfile
+# Authlib 1.9 nudges towards the httpx2 fork; the whole stack (and our guarded transport)
+# is on httpx, which Authlib still supports. Silence only that one notice.
+warnings.filterwarnings(
+    "ignore", "The httpx module is deprecated", category=AuthlibDeprecationWarning
+)
+
+from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError  # noqa: E402
+
+from syntaskio_auth.settings import OAuthProfile  # noqa: E402
 
 __all__ = ["OAuthError", "OAuthProvider", "TokenSet", "new_code_verifier", "new_state"]
 
