@@ -440,3 +440,32 @@ def test_no_secret_ever_reaches_a_log(system: EmbeddedStack, db: Database[dict[s
         assert text, f"{name} wrote no log at all"
         leaked = [s[:4] + "…" for s in secrets if s in text]
         assert not leaked, f"{name}.log contains secrets {leaked}"
+
+
+def test_the_gateway_callback_sends_a_signed_out_browser_to_sign_in(system: EmbeddedStack) -> None:
+    gateway = system.url("gateway")
+    response = httpx.get(
+        f"{gateway}/api/v1/integrations/connectwise/oauth/callback",
+        params={"state": "s", "code": "c"},
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"
+
+
+def test_the_session_cookie_is_http_only_and_same_site_lax(system: EmbeddedStack) -> None:
+    response = httpx.post(
+        f"{system.url('gateway')}/api/v1/session/dev-login",
+        json={"user_id": "cookie@acme-msp.example", "tenant_id": new_tenant()},
+    )
+    assert response.status_code == 201
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
+
+
+def test_the_gateway_refuses_malformed_integration_ids(system: EmbeddedStack) -> None:
+    with signed_in(system, "ids@acme-msp.example", new_tenant()) as browser:
+        for bad in ("a.b", "x" * 65, "..%2Finternal"):
+            assert browser.get(f"/api/v1/integrations/{bad}").status_code in (404, 422)
+            assert browser.delete(f"/api/v1/integrations/{bad}").status_code in (404, 422)
+        assert browser.get("/settings").status_code == 200

@@ -57,3 +57,22 @@ def test_keys_must_be_aes_256() -> None:
         Vault({"short": b"x" * 16}, "short")
     with pytest.raises(VaultError):
         Vault(KEYS, "missing")
+
+
+def test_rewrapping_moves_the_data_key_under_the_primary_and_keeps_the_ciphertext() -> None:
+    sealed = Vault(KEYS, "k1").seal("secret", CONTEXT)
+    rotated = Vault(KEYS, "k2")
+    rewrapped = rotated.rewrap(sealed, CONTEXT)
+    assert rewrapped is not None
+    assert rewrapped["key_id"] == "k2"
+    assert rewrapped["ciphertext"] == sealed["ciphertext"]
+    assert rewrapped["wrapped_key"] != sealed["wrapped_key"]
+    # The old key can be dropped from the keyring once everything is re-wrapped.
+    assert Vault({"k2": KEYS["k2"]}, "k2").open(rewrapped, CONTEXT) == "secret"
+    assert rotated.rewrap(rewrapped, CONTEXT) is None  # already current
+
+
+def test_rewrapping_refuses_a_ciphertext_moved_to_another_record() -> None:
+    sealed = Vault(KEYS, "k1").seal("secret", CONTEXT)
+    with pytest.raises(VaultError):
+        Vault(KEYS, "k2").rewrap(sealed, SecretContext("tenant-b", "integration-1", "private_key"))

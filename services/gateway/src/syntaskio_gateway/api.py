@@ -120,7 +120,7 @@ def _see_other(location: str) -> RedirectResponse:
     )
 
 
-def _is_local_path(location: str) -> bool:
+def is_local_path(location: str) -> bool:
     """A path on this site: "/x" but not "//host" (scheme-relative), nor anything a browser
     might rewrite into one ("/\\host", control characters or whitespace it strips)."""
     return (
@@ -273,7 +273,7 @@ async def connectwise_oauth_callback(
         return _see_other(SIGN_IN_PAGE)
     if upstream.is_redirect:
         location = upstream.headers.get("location", "")
-        if _is_local_path(location):
+        if is_local_path(location):
             return _see_other(location)
     elif upstream.is_error:
         return _relay(upstream)

@@ -1,0 +1,81 @@
+"""auth-service refuses to start in production with development switches or secrets."""
+
+import base64
+import json
+import os
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from syntaskio_auth.settings import AuthSettings, OAuthProfile
+
+REAL_KEYS = json.dumps({"2026-11": base64.b64encode(os.urandom(32)).decode()})
+PRODUCTION: dict[str, Any] = {
+    "environment": "production",
+    "internal_api_token": "a-long-random-internal-token",
+    "vault_keys": REAL_KEYS,
+    "vault_primary_key_id": "2026-11",
+    "session_jwks_url": "https://login.example.com/.well-known/jwks.json",
+    "connectwise_client_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+}
+
+
+def test_a_complete_production_configuration_is_accepted() -> None:
+    settings = AuthSettings(**PRODUCTION)
+    assert settings.keyring()["2026-11"]
+    assert "api-na.myconnectwise.net" in settings.site_policy().allowed_hosts
+    assert not settings.site_policy().allow_private_network
+
+
+@pytest.mark.parametrize(
+    ("override", "complaint"),
+    [
+        ({"vault_keys": ""}, "VAULT_KEYS"),
+        ({"vault_keys": "changeme"}, "VAULT_KEYS"),
+        ({"internal_api_token": "development-only"}, "INTERNAL_API_TOKEN"),
+        ({"session_jwks_url": ""}, "SESSION_JWKS_URL"),
+        ({"connectwise_client_id": ""}, "CONNECTWISE_CLIENT_ID"),
+        ({"dev_login_enabled": True}, "DEV_LOGIN_ENABLED"),
+        ({"connectwise_allow_private_network": True}, "development-only"),
+        ({"connectwise_allow_http": True}, "development-only"),
+    ],
+)
+def test_production_refuses_unsafe_settings(override: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(ValidationError, match=complaint):
+        AuthSettings(**{**PRODUCTION, **override})
+
+
+def test_development_may_run_without_real_secrets() -> None:
+    settings = AuthSettings(environment="development", dev_login_enabled=True)
+    assert settings.dev_login_enabled
+
+
+def test_an_oauth_provider_without_a_real_client_secret_is_switched_off() -> None:
+    assert not OAuthProfile(client_id="x").enabled
+    assert not OAuthProfile(client_id="x", client_secret="changeme").enabled  # type: ignore[arg-type]
+    assert not OAuthProfile(client_secret="a-real-secret").enabled  # type: ignore[arg-type]
+    assert OAuthProfile(client_id="x", client_secret="a-real-secret").enabled  # type: ignore[arg-type]
+
+
+def test_providers_are_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "OAUTH_PROVIDERS",
+        json.dumps(
+            {
+                "connectwise": {"client_id": "a", "client_secret": "b-secret"},
+                "otherpsa": {
+                    "authorize_url": "https://idp.example/authorize",
+                    "token_url": "https://idp.example/token",
+                    "revocation_url": None,
+                    "scopes": ["tickets.read"],
+                    "client_id": "c",
+                    "client_secret": "d-secret",
+                },
+            }
+        ),
+    )
+    settings = AuthSettings()
+    assert settings.oauth_providers["otherpsa"].scopes == ("tickets.read",)
+    assert settings.oauth_providers["connectwise"].token_url.endswith("system/oauth/token")
+    assert "b-secret" not in repr(settings)
