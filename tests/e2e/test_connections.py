@@ -212,7 +212,9 @@ def test_an_expired_state_is_refused(system: EmbeddedStack, db: Database[dict[st
             {"$set": {"expires_at": datetime.now(UTC) - timedelta(minutes=1)}},
         )
         assert finish(client, callback_params(answer_consent(url, "approve"))) == "expired_state"
-        assert [i["status"] for i in client.get("/v1/integrations").json()] == ["pending"]
+        [integration] = client.get("/v1/integrations").json()
+        assert integration["status"] == "error"
+        assert "too long" in integration["last_error"]
 
 
 def test_a_state_only_works_for_the_user_who_started_the_flow(system: EmbeddedStack) -> None:

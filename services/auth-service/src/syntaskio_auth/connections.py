@@ -137,9 +137,14 @@ class Connections:
         provider = self._provider(PROVIDER)
         key = state_id(params.get("state", ""))
         flow = await self.repository.take_state(key, user.tenant_id, user.user_id)
-        if flow is None or (flow.get("session_id") and flow["session_id"] != user.session_id):
-            return OAuthOutcome.EXPIRED_STATE, None
-        if flow["expires_at"] <= datetime.now(UTC):
+        if (
+            flow is None
+            or (flow.get("session_id") and flow["session_id"] != user.session_id)
+            or flow["expires_at"] <= datetime.now(UTC)
+        ):
+            await self._flow_failed(
+                user, OAuthOutcome.EXPIRED_STATE, "The sign-in took too long or was already used."
+            )
             return OAuthOutcome.EXPIRED_STATE, None
         site = Site(
             flow["site"], flow["site_url"], flow["company_id"], flow["codebase"],

@@ -15,6 +15,7 @@ from syntaskio_devstack.stack import EmbeddedStack, StackConfig
 
 DEMO_USER = {"user_id": "alex@acme-msp.example", "tenant_id": "acme-msp", "name": "Alex Tech"}
 DEMO_MEMBER = "atech"
+SANDBOX_COMPANY = "syntaskio"  # the sandbox's default company id
 
 
 def connect_demo_user(stack: EmbeddedStack) -> None:
@@ -61,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
             f"  Dashboard:   {stack.url('gateway')}/\n"
             f"  Dev login:   user {DEMO_USER['user_id']}, tenant {DEMO_USER['tenant_id']} "
             f"(prefilled; connected to the sandbox as member '{DEMO_MEMBER}')\n"
+            f"  Try OAuth:   sign in as someone else, open Settings and connect with site "
+            f"{stack.url('sandbox')} and company '{SANDBOX_COMPANY}'\n"
             f"  API docs:    {stack.url('gateway')}/docs\n"
             f"  Sandbox:     {stack.url('sandbox')}/docs\n"
             f"  Logs:        {stack.config.data_dir / 'logs'}/\n"
