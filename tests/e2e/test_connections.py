@@ -419,32 +419,6 @@ def test_connect_endpoints_are_rate_limited(system: EmbeddedStack) -> None:
         assert int(limited.headers["retry-after"]) > 0
 
 
-def test_no_secret_ever_reaches_a_log(system: EmbeddedStack, db: Database[dict[str, Any]]) -> None:
-    """Runs last in this module: every key and token used above must be absent from
-    every service's log output."""
-    secrets = {
-        k["private_key"] for k in httpx.get(f"{system.url('sandbox')}/_sandbox/api-keys").json()
-    }
-    secrets |= {
-        k["public_key"] for k in httpx.get(f"{system.url('sandbox')}/_sandbox/api-keys").json()
-    }
-    secrets.add(dev_secrets(system.config.data_dir)["OAUTH_CLIENT_SECRET"])
-    secrets.add(dev_secrets(system.config.data_dir)["INTERNAL_API_TOKEN"])
-    opened = 0
-    for doc in db["credentials"].find({}):
-        secrets |= set(
-            vault(system).open_fields(doc["secrets"], doc["tenant_id"], doc["_id"]).values()
-        )
-        opened += 1
-    assert opened >= 5
-    logs = system.config.data_dir / "logs"
-    for name in ("auth", "connector", "aggregator", "gateway"):
-        text = (logs / f"{name}.log").read_text()
-        assert text, f"{name} wrote no log at all"
-        leaked = [s[:4] + "…" for s in secrets if s in text]
-        assert not leaked, f"{name}.log contains secrets {leaked}"
-
-
 def test_the_gateway_callback_sends_a_signed_out_browser_to_sign_in(system: EmbeddedStack) -> None:
     gateway = system.url("gateway")
     response = httpx.get(
@@ -472,3 +446,44 @@ def test_the_gateway_refuses_malformed_integration_ids(system: EmbeddedStack) ->
             assert browser.get(f"/api/v1/integrations/{bad}").status_code in (404, 422)
             assert browser.delete(f"/api/v1/integrations/{bad}").status_code in (404, 422)
         assert browser.get("/settings").status_code == 200
+
+
+def test_internal_endpoints_need_the_service_token(system: EmbeddedStack) -> None:
+    auth = system.url("auth")
+    for headers in ({}, {"Authorization": "Bearer not-the-token"}):
+        assert httpx.get(f"{auth}/internal/v1/integrations", headers=headers).status_code == 401
+        leased = httpx.post(f"{auth}/internal/v1/integrations/x/credentials/lease", headers=headers)
+        assert leased.status_code == 401
+
+
+def test_the_dashboard_page_is_served_with_a_content_security_policy(system: EmbeddedStack) -> None:
+    page = httpx.get(f"{system.url('gateway')}/settings")
+    assert page.status_code == 200
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_no_secret_ever_reaches_a_log(system: EmbeddedStack, db: Database[dict[str, Any]]) -> None:
+    """Runs last in this module: every key and token used above must be absent from
+    every service's log output."""
+    secrets = {
+        k["private_key"] for k in httpx.get(f"{system.url('sandbox')}/_sandbox/api-keys").json()
+    }
+    secrets |= {
+        k["public_key"] for k in httpx.get(f"{system.url('sandbox')}/_sandbox/api-keys").json()
+    }
+    secrets.add(dev_secrets(system.config.data_dir)["OAUTH_CLIENT_SECRET"])
+    secrets.add(dev_secrets(system.config.data_dir)["INTERNAL_API_TOKEN"])
+    opened = 0
+    for doc in db["credentials"].find({}):
+        secrets |= set(
+            vault(system).open_fields(doc["secrets"], doc["tenant_id"], doc["_id"]).values()
+        )
+        opened += 1
+    assert opened >= 5
+    logs = system.config.data_dir / "logs"
+    for name in ("auth", "connector", "aggregator", "gateway"):
+        text = (logs / f"{name}.log").read_text()
+        assert text, f"{name} wrote no log at all"
+        leaked = [s[:4] + "…" for s in secrets if s in text]
+        assert not leaked, f"{name}.log contains secrets {leaked}"

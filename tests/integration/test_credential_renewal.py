@@ -293,3 +293,33 @@ async def test_a_held_lease_is_only_released_by_its_owner(
     assert await leases.try_acquire(name) is None
     await leases.release(name, owner)
     assert await leases.try_acquire(name) is not None
+
+
+async def test_a_rejected_token_is_not_handed_out_again_when_renewal_fails(
+    repository: IntegrationRepository, mongo: Any, settings: ServiceSettings, tenant: str,
+    events_seen: RecordedEvents,
+) -> None:  # fmt: skip
+    provider = ScriptedProvider([httpx.ConnectError("provider unreachable")])
+    [worker] = workers(repository, mongo, settings, provider, events_seen)
+    integration = await oauth_connection(repository, tenant, timedelta(hours=1))
+    first = await worker.lease(integration.id, "test")
+    with pytest.raises(Problem) as raised:
+        await worker.lease(integration.id, "test", rejected_version=first.version)
+    assert raised.value.status == 503  # try again later, not the token ConnectWise refused
+
+
+async def test_a_connection_without_a_refresh_token_expires_instead_of_failing(
+    repository: IntegrationRepository, mongo: Any, settings: ServiceSettings, tenant: str,
+    events_seen: RecordedEvents,
+) -> None:  # fmt: skip
+    provider = ScriptedProvider([])
+    [worker] = workers(repository, mongo, settings, provider, events_seen)
+    integration = await oauth_connection(repository, tenant, timedelta(minutes=1))
+    await mongo[settings.mongodb_database]["credentials"].update_one(
+        {"_id": integration.id}, {"$unset": {"secrets.refresh_token": ""}}
+    )
+    with pytest.raises(Problem) as raised:
+        await worker.lease(integration.id, "test")
+    assert raised.value.status == 409
+    assert provider.refreshes == 0
+    assert events_seen.published == [(events.INTEGRATION_EXPIRED, integration.id)]

@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 _SITE = Field(min_length=1, max_length=253, examples=["api-na.myconnectwise.net"])
-_COMPANY_ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+# Starts with a letter, digit, "_" or "-": "." and ".." would be path segments in a URL.
+_COMPANY_ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
 
 class ApiKeyConnectionRequest(BaseModel):

@@ -46,7 +46,10 @@ def _credential_leases(request: Request) -> CredentialLeases:
 
 
 def _issuer(request: Request) -> DevIssuer:
-    issuer: DevIssuer = request.app.state.issuer
+    """The development issuer; absent (404) where an identity provider issues sessions."""
+    issuer: DevIssuer | None = request.app.state.issuer
+    if issuer is None:
+        raise Problem(404, "Not Found")
     return issuer
 
 

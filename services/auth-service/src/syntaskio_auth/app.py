@@ -37,11 +37,16 @@ def create_app(settings: AuthSettings) -> FastAPI:
     broker = create_broker(settings, client_id="auth-service")
     # Checked before anything is served: a missing or malformed keyring stops start-up.
     vault = Vault(settings.keyring(), settings.vault_primary_key_id)
-    issuer = DevIssuer(
-        settings.session_issuer,
-        settings.session_ttl_seconds,
-        settings.session_signing_key.get_secret_value(),
-        audience=settings.session_audience,
+    # Without an external identity provider (development), auth-service issues sessions.
+    issuer = (
+        None
+        if settings.session_jwks_url
+        else DevIssuer(
+            settings.session_issuer,
+            settings.session_ttl_seconds,
+            settings.session_signing_key.get_secret_value(),
+            audience=settings.session_audience,
+        )
     )
     policy = settings.site_policy()
 
@@ -100,10 +105,10 @@ def create_app(settings: AuthSettings) -> FastAPI:
 
 
 def _session_verifier(
-    settings: AuthSettings, issuer: DevIssuer, http: httpx.AsyncClient
+    settings: AuthSettings, issuer: DevIssuer | None, http: httpx.AsyncClient
 ) -> SessionVerifier:
     """The configured identity provider's JWKS; without one (development), our own issuer."""
-    if settings.session_jwks_url:
+    if issuer is None:
         return JwksSessionVerifier(
             settings.session_jwks_url,
             settings.session_issuer,

@@ -86,7 +86,9 @@ class CredentialLeases:
                 stored = await self._read(integration)
                 if not self._needs_renewal(stored, rejected_version):
                     return stored
-                return await self._renew(integration, stored)
+                return await self._renew(
+                    integration, stored, rejected=rejected_version == stored.version
+                )
         except LeaseBusy as error:
             raise Problem(503, "Credentials are being renewed; try again shortly.") from error
 
@@ -104,7 +106,7 @@ class CredentialLeases:
         return stored.expires_at - self.renew_ahead <= datetime.now(UTC)
 
     async def _renew(
-        self, integration: Integration, stored: StoredCredentials
+        self, integration: Integration, stored: StoredCredentials, *, rejected: bool
     ) -> StoredCredentials:
         try:
             secrets, expires_at = await self._renewed_secrets(integration, stored)
@@ -127,7 +129,7 @@ class CredentialLeases:
                 },
             )
             still_valid = stored.expires_at and stored.expires_at > datetime.now(UTC)
-            if still_valid:
+            if still_valid and not rejected:
                 return stored  # use the current credential while it lasts; retry next time
             if failures >= self.max_renewal_failures:
                 await self._expire(integration, EXPIRED_REASON)
@@ -147,7 +149,11 @@ class CredentialLeases:
         opened = self.vault.open_fields(stored.secrets, integration.tenant_id, integration.id)
         try:
             if integration.auth_method is AuthMethod.OAUTH2:
-                provider = self.oauth_providers[integration.provider]
+                provider = self.oauth_providers.get(integration.provider)
+                if provider is None:
+                    raise RenewalFailed(f"no OAuth provider {integration.provider!r} configured")
+                if "refresh_token" not in opened:
+                    raise Revoked  # the provider gave no refresh token: only reconnecting helps
                 tokens = await provider.refresh(integration.api_base_url, opened["refresh_token"])
                 renewed = {"access_token": tokens.access_token}
                 if tokens.refresh_token:

@@ -15,6 +15,8 @@ from syntaskio_auth.models import Integration, IntegrationStatus
 from syntaskio_common.mongo import Document
 
 Sealed = dict[str, Any]
+# Audit records outlive a yearly access review.
+AUDIT_RETENTION_SECONDS = 400 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ class IntegrationRepository:
         await self._audit.create_index(
             [("tenant_id", ASCENDING), ("integration_id", ASCENDING), ("at", ASCENDING)],
             name="by_integration",
+        )
+        await self._audit.create_index(
+            "at", expireAfterSeconds=AUDIT_RETENTION_SECONDS, name="retention"
         )
 
     # -- connections -------------------------------------------------------------------

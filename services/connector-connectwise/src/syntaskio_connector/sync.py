@@ -15,6 +15,7 @@ from faststream.kafka import KafkaBroker
 from syntaskio_common import topics
 from syntaskio_common.connectwise import ConnectWiseClient, ConnectWiseError
 from syntaskio_common.credentials import CredentialLease
+from syntaskio_common.egress import SiteRejected
 from syntaskio_common.kafka import publish
 from syntaskio_connector.auth_client import AuthServiceClient
 from syntaskio_connector.checkpoints import Checkpoints
@@ -137,7 +138,7 @@ class SyncScheduler:
     async def _run_one(self, integration_id: str) -> None:
         try:
             result = await self._sync.sync(integration_id)
-        except (ConnectWiseError, httpx.HTTPError) as error:
+        except (ConnectWiseError, httpx.HTTPError, SiteRejected) as error:
             # The next cycle tries again; issue-level retry/budget policy lives here later.
             logger.warning(
                 "sync failed", extra={"integration_id": integration_id, "error": str(error)}

@@ -12,7 +12,9 @@ class GatewaySettings(SessionSettings):
 
     @model_validator(mode="after")
     def _defaults(self) -> GatewaySettings:
-        # No JWKS URL configured: use auth-service's development issuer.
+        if not self.is_development and not self.session_jwks_url:
+            raise ValueError("SESSION_JWKS_URL (the identity provider's keys) is required")
+        # Development: auth-service's own issuer.
         if not self.session_jwks_url:
             self.session_jwks_url = f"{self.auth_service_url.rstrip('/')}/.well-known/jwks.json"
         return self

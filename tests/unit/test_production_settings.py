@@ -1,4 +1,5 @@
-"""auth-service refuses to start in production with development switches or secrets."""
+"""Services refuse to start in production with development switches or missing secrets;
+requests that could bend a URL are refused."""
 
 import base64
 import json
@@ -9,6 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from syntaskio_auth.settings import AuthSettings, OAuthProfile
+from syntaskio_common.connection_requests import OAuthStartRequest
+from syntaskio_gateway.settings import GatewaySettings
 
 REAL_KEYS = json.dumps({"2026-11": base64.b64encode(os.urandom(32)).decode()})
 PRODUCTION: dict[str, Any] = {
@@ -79,3 +82,18 @@ def test_providers_are_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.oauth_providers["otherpsa"].scopes == ("tickets.read",)
     assert settings.oauth_providers["connectwise"].token_url.endswith("system/oauth/token")
     assert "b-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize("company_id", [".", "..", ".hidden", "a/b", "a b", ""])
+def test_company_ids_that_could_change_a_url_path_are_refused(company_id: str) -> None:
+    with pytest.raises(ValidationError):
+        OAuthStartRequest(site="api-na.myconnectwise.net", company_id=company_id)
+
+
+def test_the_gateway_needs_an_identity_provider_in_production() -> None:
+    production = {"environment": "production", "internal_api_token": "a-real-token"}
+    with pytest.raises(ValidationError, match="SESSION_JWKS_URL"):
+        GatewaySettings(**production)
+    assert GatewaySettings(
+        **production, session_jwks_url="https://login.example.com/jwks"
+    ).secure_cookies
