@@ -51,6 +51,8 @@ import anyio
 import httpcore
 import httpx
 
+from syntaskio_common.http import create_http_client
+
 logger = logging.getLogger(__name__)
 
 CONNECTWISE_CLOUD_HOSTS: Final = frozenset(
@@ -479,13 +481,12 @@ def create_guarded_http_client(
     headers: dict[str, str] | None = None,
     base_url: str = "",
 ) -> httpx.AsyncClient:
-    """The outbound client for user-supplied sites: the defaults of
-    `syntaskio_common.http.create_http_client` plus the connect-time guard. Redirects are
-    off; a caller that turns them on per request still has every hop checked."""
-    return httpx.AsyncClient(
+    """The outbound client for user-supplied sites: the shared client with the
+    connect-time guard. Redirects are off; a caller that turns them on per request still
+    has every hop checked."""
+    return create_http_client(
         base_url=base_url,
-        timeout=httpx.Timeout(timeout_seconds, connect=5.0),
-        follow_redirects=False,
+        timeout_seconds=timeout_seconds,
         transport=create_guarded_transport(policy),
         headers=headers,
         # Environment proxies would connect on our behalf to addresses we never checked.

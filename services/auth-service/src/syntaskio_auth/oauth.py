@@ -22,6 +22,7 @@ warnings.filterwarnings(
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError  # noqa: E402
 
 from syntaskio_auth.settings import OAuthProfile  # noqa: E402
+from syntaskio_common.http import timeout as http_timeout  # noqa: E402
 
 __all__ = ["OAuthError", "OAuthProvider", "TokenSet", "new_code_verifier", "new_state"]
 
@@ -80,7 +81,7 @@ class OAuthProvider:
             redirect_uri=self._redirect_uri,
             code_challenge_method="S256",
             transport=self._transport_factory(),
-            timeout=httpx.Timeout(15.0, connect=5.0),
+            timeout=http_timeout(),
             follow_redirects=False,
         )
 
