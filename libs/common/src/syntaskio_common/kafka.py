@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from faststream.kafka import KafkaBroker
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
 
 from syntaskio_common.events import KafkaRecord
 from syntaskio_common.settings import ServiceSettings
@@ -24,6 +26,20 @@ def create_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
         client_id=client_id,
         acks="all",
         logger=logger,
+    )
+
+
+Handler = Callable[[KafkaMessage], Awaitable[None]]
+
+
+def at_least_once(broker: KafkaBroker, topic: str, group_id: str) -> Callable[[Handler], Any]:
+    """The one way to subscribe: the offset is committed only after the handler returns
+    (an unhandled error rewinds), and a new group starts from the oldest record."""
+    return broker.subscriber(
+        topic,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
     )
 
 

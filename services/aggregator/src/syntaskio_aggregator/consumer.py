@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pymongo.errors import PyMongoError
 from tenacity import (
@@ -27,6 +26,7 @@ from syntaskio_aggregator.normalize import (
 )
 from syntaskio_aggregator.store import TaskStore
 from syntaskio_common import events, topics
+from syntaskio_common.kafka import at_least_once
 from syntaskio_common.task import SourceType
 
 logger = logging.getLogger(__name__)
@@ -41,12 +41,7 @@ class PoisonMessage(Exception):
 def register(broker: KafkaBroker, store: TaskStore) -> None:
     dlq = topics.dead_letter(topics.CONNECTWISE_RAW)
 
-    @broker.subscriber(
-        topics.CONNECTWISE_RAW,
-        group_id=GROUP_ID,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
+    @at_least_once(broker, topics.CONNECTWISE_RAW, GROUP_ID)
     async def on_raw_event(message: KafkaMessage) -> None:
         # Raw bytes, not FastStream's decoding: a body that isn't JSON must reach the DLQ
         # rather than fail before this handler and be redelivered forever.
@@ -55,12 +50,7 @@ def register(broker: KafkaBroker, store: TaskStore) -> None:
         except (events.InvalidEvent, NormalizationError, PoisonMessage) as error:
             await _dead_letter(broker, dlq, message, str(error))
 
-    @broker.subscriber(
-        topics.INTEGRATIONS,
-        group_id=LIFECYCLE_GROUP_ID,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
+    @at_least_once(broker, topics.INTEGRATIONS, LIFECYCLE_GROUP_ID)
     async def on_integration_event(message: KafkaMessage) -> None:
         """A disconnected integration's tasks leave the dashboard."""
         try:

@@ -8,14 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, status
-from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 
 from syntaskio_common import events, topics
 from syntaskio_common.egress import create_guarded_http_client
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
-from syntaskio_common.kafka import create_broker, ensure_topics
+from syntaskio_common.kafka import at_least_once, create_broker, ensure_topics
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
 from syntaskio_common.problems import install_problem_handlers
 from syntaskio_common.service_auth import internal_caller
@@ -30,12 +29,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
     broker = create_broker(settings, client_id="connector-connectwise")
     internal_token = settings.internal_api_token.get_secret_value()
 
-    @broker.subscriber(
-        topics.INTEGRATIONS,
-        group_id="connector-connectwise",
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
+    @at_least_once(broker, topics.INTEGRATIONS, "connector-connectwise")
     async def on_integration_event(message: KafkaMessage) -> None:
         """A new or renewed connection syncs at once instead of waiting for the schedule."""
         try:
