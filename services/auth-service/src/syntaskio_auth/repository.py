@@ -102,11 +102,10 @@ class IntegrationRepository:
     ) -> None:
         """Show a connection in progress, unless the user already has a live one (which a
         failed reconnect must leave untouched)."""
-        now = datetime.now(UTC)
-        live = [s.value for s in IntegrationStatus if s is not IntegrationStatus.DISCONNECTED]
         existing = await self.find_for_user(tenant_id, user_id, provider)
-        if existing and existing.status.value in live:
+        if existing and existing.status is not IntegrationStatus.DISCONNECTED:
             return
+        now = datetime.now(UTC)
         await self._integrations.update_one(
             {"tenant_id": tenant_id, "user_id": user_id, "provider": provider},
             {
