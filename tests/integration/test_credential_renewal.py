@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from auth_records import stored_connection
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
@@ -105,24 +106,12 @@ def workers(
 async def oauth_connection(
     repository: IntegrationRepository, tenant: str, expires_in: timedelta
 ) -> Integration:
-    integration_id = str(uuid.uuid4())
-    return await repository.save_connection(
-        {
-            "tenant_id": tenant,
-            "user_id": "u1",
-            "provider": "connectwise",
-            "auth_method": "oauth2",
-            "site": "cw.example",
-            "site_url": "https://cw.example",
-            "company_id": "acme",
-            "codebase": "v2025_1/",
-            "api_base_url": "https://cw.example/v2025_1/apis/3.0/",
-            "member_identifier": "atech",
-        },
-        VAULT.seal_fields(
-            {"access_token": "access-0", "refresh_token": "refresh-0"}, tenant, integration_id
-        ),
-        integration_id,
+    return await stored_connection(
+        repository,
+        VAULT,
+        tenant,
+        "oauth2",
+        {"access_token": "access-0", "refresh_token": "refresh-0"},
         expires_at=datetime.now(UTC) + expires_in,
     )
 

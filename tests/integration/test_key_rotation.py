@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from auth_records import stored_connection
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -34,24 +35,9 @@ async def database(mongo: AsyncMongoClient[Document]) -> AsyncIterator[AsyncData
 
 
 async def connection(db: AsyncDatabase[Document], tenant: str, secrets: dict[str, str]) -> str:
-    integration_id = str(uuid.uuid4())
-    await IntegrationRepository(db).save_connection(
-        {
-            "tenant_id": tenant,
-            "user_id": "u1",
-            "provider": "connectwise",
-            "auth_method": "api_key",
-            "site": "cw.example",
-            "site_url": "https://cw.example",
-            "company_id": "acme",
-            "codebase": "v2025_1/",
-            "api_base_url": "https://cw.example/v2025_1/apis/3.0/",
-            "member_identifier": "atech",
-        },
-        Vault({"old": OLD}, "old").seal_fields(secrets, tenant, integration_id),
-        integration_id,
-    )
-    return integration_id
+    old = Vault({"old": OLD}, "old")
+    stored = await stored_connection(IntegrationRepository(db), old, tenant, "api_key", secrets)
+    return stored.id
 
 
 def rotate(settings: ServiceSettings, db: AsyncDatabase[Document]) -> tuple[int, dict[str, Any]]:
