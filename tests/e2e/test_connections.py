@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -316,8 +317,17 @@ def test_disconnect_revokes_forgets_and_announces(
                 == [events.INTEGRATION_DISCONNECTED]
             )
         )
-        # The aggregator takes the integration's tasks off the dashboard.
+        # The aggregator takes the integration's tasks off the dashboard, and records
+        # the connection was still sending when it was cut off do not bring them back.
         assert eventually(lambda: db["tasks"].count_documents(synced) == 0)
+        time.sleep(3)
+        assert db["tasks"].count_documents(synced) == 0
+        # Reconnecting syncs everything again (the old checkpoint belongs to the old
+        # connection), so the member's tickets are all back, once each.
+        assert connect_oauth(client, system)["id"] == integration["id"]
+        expected = assigned_open_ticket_ids(system, "atech")
+        assert eventually(lambda: db["tasks"].count_documents(synced) == len(expected))
+        assert {t["external_id"] for t in db["tasks"].find(synced)} == expected
 
 
 def test_another_tenant_cannot_see_or_disconnect_an_integration(system: EmbeddedStack) -> None:

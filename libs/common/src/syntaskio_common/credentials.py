@@ -35,6 +35,9 @@ class CredentialLease(BaseModel):
     # Which stored credentials these are: report it back when ConnectWise rejects them
     # (`LeaseRequest.rejected_version`) so they are renewed once, not once per caller.
     version: int
+    # The connection's generation (see auth-service's Integration): stamped on every raw
+    # event so records synced before a disconnect can be told apart from a reconnect's.
+    generation: int = 0
 
     @model_validator(mode="after")
     def _secrets_match_scheme(self) -> CredentialLease:

@@ -21,6 +21,7 @@ from tenacity import (
 
 from syntaskio_aggregator.normalize import (
     NormalizationError,
+    integration_generation,
     normalize_service_ticket,
     service_ticket_removal,
 )
@@ -60,12 +61,19 @@ def register(broker: KafkaBroker, store: TaskStore) -> None:
         if event.type != events.INTEGRATION_DISCONNECTED:
             return
         tenant_id, integration_id = event.data.get("tenant_id"), event.data.get("id")
-        if not isinstance(tenant_id, str) or not isinstance(integration_id, str):
-            logger.warning("integration event without tenant or id", extra={"id": event.id})
+        generation = event.data.get("generation", 0)
+        if (
+            not isinstance(tenant_id, str)
+            or not isinstance(integration_id, str)
+            or not isinstance(generation, int)
+        ):
+            logger.warning(
+                "integration event without tenant, id or generation", extra={"id": event.id}
+            )
             return
         async for attempt in _retrying():
             with attempt:
-                removed = await store.delete_integration(tenant_id, integration_id)
+                removed = await store.disconnect(tenant_id, integration_id, generation)
         logger.info(
             "removed a disconnected integration's tasks",
             extra={"integration_id": integration_id, "removed": removed},
@@ -93,7 +101,7 @@ async def _apply_once(store: TaskStore, event: events.Event) -> None:
     if data.get("entity") != SourceType.SERVICE_TICKET.value:
         raise PoisonMessage(f"unsupported entity {data.get('entity')!r}")
     if event.type == events.CONNECTWISE_RECORD_UPSERTED:
-        await store.upsert(normalize_service_ticket(data))
+        await store.upsert(normalize_service_ticket(data), integration_generation(data))
     elif event.type == events.CONNECTWISE_RECORD_REMOVED:
         removal = service_ticket_removal(data)
         await store.delete(

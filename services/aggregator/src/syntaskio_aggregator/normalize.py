@@ -138,6 +138,14 @@ def normalize_service_ticket(data: Mapping[str, Any]) -> Task:
     )
 
 
+def integration_generation(data: Mapping[str, Any]) -> int:
+    """Which connection of the integration synced the record (0 before generations)."""
+    value = data.get("integration_generation", 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise NormalizationError("invalid integration_generation")
+    return value
+
+
 def _text(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 

@@ -45,6 +45,9 @@ class Integration(BaseModel):
     updated_at: datetime
     last_validated_at: datetime | None = None
     disconnected_at: datetime | None = None
+    # Grows each time the user connects. Everything synced is stamped with it, so the
+    # aggregator can drop what an earlier, since disconnected, connection still sends.
+    generation: int = 0
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Integration:

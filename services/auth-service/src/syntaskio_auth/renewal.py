@@ -213,6 +213,7 @@ class CredentialLeases:
             "client_id": self.client_id,
             "expires_at": until,
             "version": stored.version,
+            "generation": integration.generation,
         }
         if integration.auth_method is AuthMethod.OAUTH2:
             return CredentialLease(

@@ -173,6 +173,7 @@ class IntegrationRepository:
                     "disconnected_at": None,
                 },
                 "$setOnInsert": {"_id": integration_id, "created_at": now},
+                "$inc": {"generation": 1},
             },
             upsert=True,
             return_document=ReturnDocument.AFTER,

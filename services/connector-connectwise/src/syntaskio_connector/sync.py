@@ -58,6 +58,7 @@ class TicketSync:
             member_identifier=lease.member_identifier,
             api_base_url=lease.api_base_url,
             company_id=lease.company_id,
+            generation=lease.generation,
         )
         try:
             client, tickets = await self._fetch(lease, ref)
@@ -70,7 +71,9 @@ class TicketSync:
             if lease is None:
                 return None  # expired: the user has to reconnect
             client, tickets = await self._fetch(lease, ref)
-        published = await self.checkpoints.published_versions(integration_id, SERVICE_TICKET)
+        published = await self.checkpoints.published_versions(
+            integration_id, ref.generation, SERVICE_TICKET
+        )
         plan = plan_sync(published, tickets)
         for ticket in plan.changed:
             await publish(self.broker, topics.CONNECTWISE_RAW, upserted_event(ref, ticket))
@@ -78,7 +81,7 @@ class TicketSync:
         for ticket_id in plan.removed_ids:
             record = removed_event(ref, ticket_id, published[ticket_id], now)
             await publish(self.broker, topics.CONNECTWISE_RAW, record)
-        await self.checkpoints.save(integration_id, ref.tenant_id, SERVICE_TICKET, plan.versions)
+        await self.checkpoints.save(ref, SERVICE_TICKET, plan.versions)
         return SyncResult(
             integration_id,
             len(tickets),

@@ -25,6 +25,7 @@ class IntegrationRef:
     member_identifier: str
     api_base_url: str
     company_id: str
+    generation: int
 
 
 def assigned_open_tickets(member_identifier: str) -> str:
@@ -52,14 +53,16 @@ def _envelope(ref: IntegrationRef, ticket_id: str) -> dict[str, Any]:
         "company_id": ref.company_id,
         "entity": SERVICE_TICKET,
         "external_id": ticket_id,
+        "integration_generation": ref.generation,
     }
 
 
 def upserted_event(ref: IntegrationRef, ticket: Mapping[str, Any]) -> KafkaRecord:
     ticket_id, version = str(ticket["id"]), last_updated(ticket)
     return events.encode_event(
-        # Same ticket version → same id, so a replay is recognisable as a duplicate.
-        event_id=f"{SERVICE_TICKET}/{ticket_id}/{version}",
+        # Same ticket version → same id, so a replay is recognisable as a duplicate; a
+        # reconnect (new generation) publishes afresh.
+        event_id=f"g{ref.generation}/{SERVICE_TICKET}/{ticket_id}/{version}",
         source=_source(ref),
         event_type=events.CONNECTWISE_RECORD_UPSERTED,
         subject=f"{SERVICE_TICKET}/{ticket_id}",
@@ -73,7 +76,7 @@ def removed_event(
 ) -> KafkaRecord:
     """The ticket left the member's open, assigned set (closed, reassigned or deleted)."""
     return events.encode_event(
-        event_id=f"{SERVICE_TICKET}/{ticket_id}/{last_seen_version}/removed",
+        event_id=f"g{ref.generation}/{SERVICE_TICKET}/{ticket_id}/{last_seen_version}/removed",
         source=_source(ref),
         event_type=events.CONNECTWISE_RECORD_REMOVED,
         subject=f"{SERVICE_TICKET}/{ticket_id}",

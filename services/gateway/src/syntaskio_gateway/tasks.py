@@ -31,5 +31,6 @@ class TaskReader:
 
 
 def _task(doc: Document) -> Task:
-    fields = {key: value for key, value in doc.items() if key != "_id"}
+    # The document also holds the aggregator's bookkeeping, which is not part of a Task.
+    fields = {key: value for key, value in doc.items() if key in Task.model_fields}
     return Task.model_validate({**fields, "id": doc["_id"]})
