@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from syntaskio_auth.accounts import ConnectWiseAccounts
-from syntaskio_auth.locks import Leases
+from syntaskio_common.leases import Leases
 from syntaskio_auth.models import Integration, IntegrationStatus
 from syntaskio_auth.oauth import OAuthError, TokenSet
 from syntaskio_auth.renewal import CredentialLeases

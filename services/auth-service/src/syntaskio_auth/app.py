@@ -14,7 +14,7 @@ from syntaskio_auth.announcements import Announcements
 from syntaskio_auth.api import SessionVerifier, internal, public
 from syntaskio_auth.connections import Connections
 from syntaskio_auth.dev_issuer import DevIssuer
-from syntaskio_auth.locks import Leases
+from syntaskio_common.leases import Leases
 from syntaskio_auth.oauth import OAuthProvider
 from syntaskio_auth.renewal import CredentialLeases
 from syntaskio_auth.repository import IntegrationRepository

@@ -16,7 +16,7 @@ import httpx
 
 from syntaskio_auth.accounts import ConnectWiseAccounts, Site
 from syntaskio_auth.announcements import Announcements
-from syntaskio_auth.locks import LeaseBusy, Leases
+from syntaskio_common.leases import LeaseBusy, Leases
 from syntaskio_auth.models import AuthMethod, Integration, IntegrationStatus
 from syntaskio_auth.oauth import OAuthError, OAuthProvider
 from syntaskio_auth.repository import IntegrationRepository, StoredCredentials

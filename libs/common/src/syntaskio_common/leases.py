@@ -1,4 +1,5 @@
-"""Short leases in MongoDB, so one auth-service replica at a time renews a credential.
+"""Short leases in MongoDB, so one replica at a time does a given piece of work (renews a
+credential, syncs an integration).
 
 A lease is a document `{_id: name, owner, expires_at}`: taken by insert (the unique `_id`
 makes it exclusive), taken over once expired (its holder crashed), and released by
@@ -45,6 +46,14 @@ class Leases:
                 {"$set": {"owner": owner, "expires_at": now + self._ttl}},
             )
             return owner if taken_over.modified_count == 1 else None
+
+    async def extend(self, name: str, owner: str) -> bool:
+        """Keep a lease we hold for another ttl; False if it was lost (taken over)."""
+        result = await self._leases.update_one(
+            {"_id": name, "owner": owner},
+            {"$set": {"expires_at": datetime.now(UTC) + self._ttl}},
+        )
+        return result.matched_count == 1
 
     async def release(self, name: str, owner: str) -> None:
         await self._leases.delete_one({"_id": name, "owner": owner})
