@@ -19,7 +19,6 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from syntaskio_auth.accounts import ConnectWiseAccounts
-from syntaskio_common.leases import Leases
 from syntaskio_auth.models import Integration, IntegrationStatus
 from syntaskio_auth.oauth import OAuthError, TokenSet
 from syntaskio_auth.renewal import CredentialLeases
@@ -28,6 +27,7 @@ from syntaskio_auth.settings import OAuthProfile
 from syntaskio_auth.vault import Vault
 from syntaskio_common import events
 from syntaskio_common.egress import SitePolicy
+from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import Document
 from syntaskio_common.problems import Problem
 from syntaskio_common.settings import ServiceSettings

@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 from syntaskio_aggregator.normalize import (
     NormalizationError,
-    normalize_service_ticket,
-    service_ticket_removal,
+    normalize_ticket,
     ticket_priority,
+    ticket_removal,
     ticket_status,
 )
 from syntaskio_common.task import SourceType, TaskPriority, TaskStatus, task_id
@@ -41,7 +41,7 @@ def raw(**ticket: Any) -> dict[str, Any]:
 
 
 def test_a_service_ticket_becomes_a_task_with_source_details() -> None:
-    task = normalize_service_ticket(raw())
+    task = normalize_ticket(raw())
     assert task.id == task_id("t1", "u1", task.source, SourceType.SERVICE_TICKET, "4211")
     assert task.title == "Outlook not syncing on CFO laptop"
     assert task.status is TaskStatus.IN_PROGRESS
@@ -93,7 +93,7 @@ def test_priority_mapping(priority: Any, expected: TaskPriority) -> None:
 )
 def test_records_without_identity_or_version_are_rejected(broken: dict[str, Any]) -> None:
     with pytest.raises(NormalizationError):
-        normalize_service_ticket(raw(**broken))
+        normalize_ticket(raw(**broken))
 
 
 json_values = st.recursive(
@@ -124,26 +124,31 @@ def test_normalising_never_fails_on_odd_field_values(
         resources=resources,
         requiredDate=required,
     )
-    first = normalize_service_ticket(record)
-    assert normalize_service_ticket(record) == first  # idempotent and deterministic
+    first = normalize_ticket(record)
+    assert normalize_ticket(record) == first  # idempotent and deterministic
 
 
 def test_a_removal_names_its_task_and_when_it_was_observed() -> None:
-    removal = service_ticket_removal(
+    removal = ticket_removal(
         {
             "tenant_id": "t1",
             "user_id": "u1",
             "external_id": "42",
+            "entity": "project_ticket",
             "observed_at": "2026-11-22T10:00:00+00:00",
         }
     )
     assert (removal.tenant_id, removal.user_id, removal.external_id) == ("t1", "u1", "42")
+    assert removal.source_type is SourceType.PROJECT_TICKET
     assert removal.observed_at == datetime(2026, 11, 22, 10, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("missing", ["tenant_id", "user_id", "external_id", "observed_at"])
+@pytest.mark.parametrize(
+    "missing", ["tenant_id", "user_id", "external_id", "observed_at", "entity"]
+)
 def test_a_removal_missing_a_key_is_rejected(missing: str) -> None:
     data = {
+        "entity": "service_ticket",
         "tenant_id": "t1",
         "user_id": "u1",
         "external_id": "42",
@@ -151,4 +156,27 @@ def test_a_removal_missing_a_key_is_rejected(missing: str) -> None:
     }
     del data[missing]
     with pytest.raises(NormalizationError):
-        service_ticket_removal(data)
+        ticket_removal(data)
+
+
+def test_a_project_ticket_keeps_its_project_phase_and_why_it_is_assigned() -> None:
+    data = raw(
+        project={"id": 3, "name": "Office move"},
+        phase={"id": 9, "name": "Cabling"},
+        wbsCode="1.2",
+    )
+    data["entity"] = "project_ticket"
+    data["assignment"] = {"reasons": ["resource", "schedule"], "schedule": []}
+    task = normalize_ticket(data)
+    assert task.source_type is SourceType.PROJECT_TICKET
+    assert task.source_data["project"] == {"id": 3, "name": "Office move"}
+    assert task.source_data["phase"] == {"id": 9, "name": "Cabling"}
+    assert task.source_data["assignment"] == ["resource", "schedule"]
+    assert task.id != normalize_ticket(raw()).id  # one id space per ticket kind
+
+
+def test_an_unknown_entity_is_refused() -> None:
+    data = raw()
+    data["entity"] = "invoice"
+    with pytest.raises(NormalizationError, match="unsupported entity"):
+        normalize_ticket(data)

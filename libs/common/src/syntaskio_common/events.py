@@ -28,6 +28,9 @@ TASK_DELETED: Final = "io.syntaskio.task.deleted.v1"
 INTEGRATION_CONNECTED: Final = "io.syntaskio.integration.connected.v1"
 INTEGRATION_DISCONNECTED: Final = "io.syntaskio.integration.disconnected.v1"
 INTEGRATION_EXPIRED: Final = "io.syntaskio.integration.expired.v1"
+SYNC_STARTED: Final = "io.syntaskio.integration.sync.started.v1"
+SYNC_FINISHED: Final = "io.syntaskio.integration.sync.finished.v1"
+SYNC_FAILED: Final = "io.syntaskio.integration.sync.failed.v1"
 
 
 class InvalidEvent(ValueError):

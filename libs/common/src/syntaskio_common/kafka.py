@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -70,3 +71,8 @@ async def publish(broker: KafkaBroker, topic: str, record: KafkaRecord) -> None:
         key=record.key,
         headers=record.headers,
     )
+
+
+async def publish_all(broker: KafkaBroker, topic: str, records: Iterable[KafkaRecord]) -> None:
+    """Publish concurrently (the producer batches them) and return once all are acked."""
+    await asyncio.gather(*(publish(broker, topic, record) for record in records))

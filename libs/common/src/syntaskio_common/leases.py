@@ -31,6 +31,10 @@ class Leases:
         self._leases = db["leases"]
         self._ttl = timedelta(seconds=ttl_seconds)
 
+    @property
+    def ttl_seconds(self) -> float:
+        return self._ttl.total_seconds()
+
     async def try_acquire(self, name: str) -> str | None:
         """The owner token if the lease is now ours, else None."""
         owner = secrets.token_hex(16)

@@ -22,13 +22,12 @@ from tenacity import (
 from syntaskio_aggregator.normalize import (
     NormalizationError,
     integration_generation,
-    normalize_service_ticket,
-    service_ticket_removal,
+    normalize_ticket,
+    ticket_removal,
 )
 from syntaskio_aggregator.store import TaskStore
 from syntaskio_common import events, topics
 from syntaskio_common.kafka import at_least_once
-from syntaskio_common.task import SourceType
 
 logger = logging.getLogger(__name__)
 GROUP_ID = "aggregator"
@@ -98,16 +97,14 @@ async def apply(store: TaskStore, event: events.Event) -> None:
 
 async def _apply_once(store: TaskStore, event: events.Event) -> None:
     data = event.data
-    if data.get("entity") != SourceType.SERVICE_TICKET.value:
-        raise PoisonMessage(f"unsupported entity {data.get('entity')!r}")
     if event.type == events.CONNECTWISE_RECORD_UPSERTED:
-        await store.upsert(normalize_service_ticket(data), integration_generation(data))
+        await store.upsert(normalize_ticket(data), integration_generation(data))
     elif event.type == events.CONNECTWISE_RECORD_REMOVED:
-        removal = service_ticket_removal(data)
+        removal = ticket_removal(data)
         await store.delete(
             removal.tenant_id,
             removal.user_id,
-            SourceType.SERVICE_TICKET,
+            removal.source_type,
             removal.external_id,
             removal.observed_at,
         )

@@ -86,8 +86,22 @@ def _required(data: Mapping[str, Any], key: str) -> str:
     return str(value)
 
 
-def normalize_service_ticket(data: Mapping[str, Any]) -> Task:
-    """A raw `record.upserted` event's data (envelope + ConnectWise ticket) → Task."""
+TICKET_TYPES: Final = frozenset({SourceType.SERVICE_TICKET, SourceType.PROJECT_TICKET})
+
+
+def ticket_type(data: Mapping[str, Any]) -> SourceType:
+    """Which kind of ticket a raw event is about (its `entity`)."""
+    entity = data.get("entity")
+    for kind in TICKET_TYPES:
+        if entity == kind.value:
+            return kind
+    raise NormalizationError(f"unsupported entity {entity!r}")
+
+
+def normalize_ticket(data: Mapping[str, Any]) -> Task:
+    """A raw `record.upserted` event's data (envelope + ConnectWise service or project
+    ticket) → Task."""
+    source_type = ticket_type(data)
     tenant_id, user_id = _required(data, "tenant_id"), _required(data, "user_id")
     integration_id = _required(data, "integration_id")
     ticket = data.get("record")
@@ -103,14 +117,12 @@ def normalize_service_ticket(data: Mapping[str, Any]) -> Task:
     summary = ticket.get("summary")
     company = ticket.get("company")
     return Task(
-        id=task_id(
-            tenant_id, user_id, TaskSource.CONNECTWISE, SourceType.SERVICE_TICKET, external_id
-        ),
+        id=task_id(tenant_id, user_id, TaskSource.CONNECTWISE, source_type, external_id),
         tenant_id=tenant_id,
         user_id=user_id,
         integration_id=integration_id,
         source=TaskSource.CONNECTWISE,
-        source_type=SourceType.SERVICE_TICKET,
+        source_type=source_type,
         external_id=external_id,
         title=str(summary).strip() if summary else f"Ticket #{external_id}",
         description=_text(ticket.get("initialDescription")),
@@ -134,6 +146,10 @@ def normalize_service_ticket(data: Mapping[str, Any]) -> Task:
             "owner": _ref(ticket.get("owner")),
             "resources": _resources(ticket.get("resources")),
             "type": _ref(ticket.get("type")),
+            "project": _ref(ticket.get("project")),
+            "phase": _ref(ticket.get("phase")),
+            "wbs_code": ticket.get("wbsCode"),
+            "assignment": _assignment(data.get("assignment")),
         },
     )
 
@@ -150,15 +166,22 @@ def _text(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
+def _assignment(value: Any) -> list[str]:
+    """Why the ticket is the member's: owner, resource, schedule."""
+    reasons = value.get("reasons") if isinstance(value, Mapping) else None
+    return [str(r) for r in reasons] if isinstance(reasons, list) else []
+
+
 @dataclass(frozen=True)
 class Removal:
     tenant_id: str
     user_id: str
+    source_type: SourceType
     external_id: str
     observed_at: datetime
 
 
-def service_ticket_removal(data: Mapping[str, Any]) -> Removal:
+def ticket_removal(data: Mapping[str, Any]) -> Removal:
     """A raw `record.removed` event's data → which task to drop, as of when."""
     observed = parse_timestamp(data.get("observed_at"))
     if observed is None:
@@ -166,6 +189,7 @@ def service_ticket_removal(data: Mapping[str, Any]) -> Removal:
     return Removal(
         tenant_id=_required(data, "tenant_id"),
         user_id=_required(data, "user_id"),
+        source_type=ticket_type(data),
         external_id=_required(data, "external_id"),
         observed_at=observed,
     )

@@ -14,7 +14,6 @@ from syntaskio_auth.announcements import Announcements
 from syntaskio_auth.api import SessionVerifier, internal, public
 from syntaskio_auth.connections import Connections
 from syntaskio_auth.dev_issuer import DevIssuer
-from syntaskio_common.leases import Leases
 from syntaskio_auth.oauth import OAuthProvider
 from syntaskio_auth.renewal import CredentialLeases
 from syntaskio_auth.repository import IntegrationRepository
@@ -25,6 +24,7 @@ from syntaskio_common.egress import create_guarded_http_client, create_guarded_t
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
 from syntaskio_common.kafka import create_broker, ensure_topics
+from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
 from syntaskio_common.problems import install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter

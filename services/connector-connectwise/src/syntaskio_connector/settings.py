@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from syntaskio_common.settings import ConnectWiseEgressSettings
 
@@ -8,7 +8,16 @@ from syntaskio_common.settings import ConnectWiseEgressSettings
 class ConnectorSettings(ConnectWiseEgressSettings):
     port: int = 8082
     auth_service_url: str = "http://127.0.0.1:8081"
-    sync_interval_seconds: float = 300.0
+    sync_interval_seconds: float = Field(default=300.0, gt=0)
+    # How often each replica looks for due integrations and requests from other replicas.
+    sync_poll_seconds: float = Field(default=5.0, gt=0)
+    # The incremental window reaches back this far before the cursor (clock skew, and
+    # records saved while the last listing ran).
+    sync_overlap_seconds: float = Field(default=300.0, ge=0)
+    reconcile_interval_seconds: float = Field(default=3600.0, gt=0)
+    metadata_ttl_seconds: float = Field(default=3600.0, gt=0)
+    connectwise_requests_per_hour: int = Field(default=1000, ge=1)
+    sync_lease_seconds: float = Field(default=120.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ConnectorSettings:

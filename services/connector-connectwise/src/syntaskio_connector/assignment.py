@@ -1,0 +1,274 @@
+"""What "assigned to me" means, what to ask ConnectWise for, and which raw events a record
+turns into. Pure: no I/O, so it is tested without servers.
+
+A ticket (service or project) is the member's when it is open — not `closedFlag`, and
+not in a board status marked `closedStatus` — and the member owns it, is one of its
+`resources`, or has an open schedule entry for it (`type` "S", not `doneFlag`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from syntaskio_common import events
+from syntaskio_common.connectwise_conditions import Condition, F, all_of, any_of
+from syntaskio_common.events import KafkaRecord
+
+SCHEDULE_TYPE_TICKET: Final = "S"
+
+
+class Entity(StrEnum):
+    SERVICE_TICKET = "service_ticket"
+    PROJECT_TICKET = "project_ticket"
+    SCHEDULE_ENTRY = "schedule_entry"  # tracked for assignment, never a task itself
+
+
+TICKET_ENTITIES: Final = (Entity.SERVICE_TICKET, Entity.PROJECT_TICKET)
+PATHS: Final = {
+    Entity.SERVICE_TICKET: "service/tickets",
+    Entity.PROJECT_TICKET: "project/tickets",
+    Entity.SCHEDULE_ENTRY: "schedule/entries",
+}
+# Enough to decide assignment and notice changes, for the reconciliation's cheap listing.
+IDS_ONLY_FIELDS: Final = ("id", "_info/lastUpdated")
+
+
+@dataclass(frozen=True)
+class IntegrationRef:
+    """The integration a sync runs for (from the credential lease)."""
+
+    integration_id: str
+    tenant_id: str
+    user_id: str
+    member_identifier: str
+    api_base_url: str
+    company_id: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """An open "S" schedule entry of the member, as far as assignment needs it."""
+
+    id: int
+    ticket_id: int
+    date_start: str | None = None
+    date_end: str | None = None
+
+    def as_data(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ticket_id": self.ticket_id,
+            "date_start": self.date_start,
+            "date_end": self.date_end,
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> ScheduleEntry:
+        return cls(
+            int(data["id"]), int(data["ticket_id"]), data.get("date_start"), data.get("date_end")
+        )
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Why the ticket is the member's (in a fixed order, so fingerprints are stable)."""
+
+    reasons: tuple[str, ...]
+    schedule: tuple[ScheduleEntry, ...] = field(default=())
+
+    def as_data(self) -> dict[str, Any]:
+        return {"reasons": list(self.reasons), "schedule": [e.as_data() for e in self.schedule]}
+
+
+# -- conditions ---------------------------------------------------------------------------
+
+
+def _mine(member: str) -> list[Condition]:
+    return [F("owner/identifier") == member, F("resources").contains(member)]
+
+
+def assigned_open_tickets(member: str, schedule_ticket_ids: Collection[int] = ()) -> Condition:
+    """Open tickets the member owns, is a resource on, or is scheduled for."""
+    mine = _mine(member)
+    if schedule_ticket_ids:
+        mine.append(F("id").in_(sorted(schedule_ticket_ids)))
+    return all_of(F("closedFlag").eq(False), any_of(*mine))
+
+
+def changed_tickets(member: str, since: datetime, watched_ids: Collection[int]) -> Condition:
+    """Tickets changed since `since` that are the member's now or were before (`watched`):
+    closed, reassigned-away ones come back too, so they can be tombstoned."""
+    mine = _mine(member)
+    if watched_ids:
+        mine.append(F("id").in_(sorted(watched_ids)))
+    return all_of(F("_info/lastUpdated") > since, any_of(*mine))
+
+
+def tickets_by_id(ids: Collection[int]) -> Condition:
+    return F("id").in_(sorted(ids))
+
+
+def _member_schedule(member: str) -> list[Condition]:
+    return [F("type/identifier") == SCHEDULE_TYPE_TICKET, F("member/identifier") == member]
+
+
+def open_schedule_entries(member: str) -> Condition:
+    return all_of(*_member_schedule(member), F("doneFlag").eq(False))
+
+
+def changed_schedule_entries(member: str, since: datetime) -> Condition:
+    """Done ones included: an entry marked done takes its ticket away."""
+    return all_of(*_member_schedule(member), F("_info/lastUpdated") > since)
+
+
+# -- classification -----------------------------------------------------------------------
+
+
+def last_updated(record: Mapping[str, Any]) -> str:
+    info = record.get("_info")
+    return str(info.get("lastUpdated", "")) if isinstance(info, Mapping) else ""
+
+
+def _identifier(value: Any) -> str | None:
+    if isinstance(value, Mapping) and value.get("identifier") is not None:
+        return str(value["identifier"])
+    return None
+
+
+def _ref_id(value: Any) -> int | None:
+    if isinstance(value, Mapping) and isinstance(value.get("id"), int):
+        return int(value["id"])
+    return None
+
+
+def resources(record: Mapping[str, Any]) -> list[str]:
+    """`resources` is one string of member identifiers ("atech, bjones")."""
+    value = record.get("resources")
+    if not isinstance(value, str):
+        return []
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def is_closed(record: Mapping[str, Any], closed_status_ids: Collection[int]) -> bool:
+    return record.get("closedFlag") is True or _ref_id(record.get("status")) in closed_status_ids
+
+
+def open_schedule_entry(record: Mapping[str, Any], member: str) -> ScheduleEntry | None:
+    """The entry as an assignment, or None when it doesn't (or no longer does) assign a
+    ticket to the member."""
+    kind = record.get("type")
+    if not isinstance(kind, Mapping) or kind.get("identifier") != SCHEDULE_TYPE_TICKET:
+        return None
+    if _identifier(record.get("member")) != member or record.get("doneFlag") is True:
+        return None
+    ticket_id = record.get("objectId")
+    if not isinstance(ticket_id, int) or isinstance(ticket_id, bool):
+        return None
+    return ScheduleEntry(
+        int(record["id"]), ticket_id, record.get("dateStart"), record.get("dateEnd")
+    )
+
+
+def assignment(
+    ticket: Mapping[str, Any],
+    member: str,
+    schedule: Iterable[ScheduleEntry],
+    closed_status_ids: Collection[int],
+) -> Assignment | None:
+    """Why the open ticket is the member's, or None (closed, or not theirs)."""
+    if is_closed(ticket, closed_status_ids):
+        return None
+    reasons = []
+    if _identifier(ticket.get("owner")) == member:
+        reasons.append("owner")
+    if member in resources(ticket):
+        reasons.append("resource")
+    entries = tuple(sorted((e for e in schedule if e.ticket_id == ticket.get("id")), key=_by_id))
+    if entries:
+        reasons.append("schedule")
+    return Assignment(tuple(reasons), entries) if reasons else None
+
+
+def _by_id(entry: ScheduleEntry) -> int:
+    return entry.id
+
+
+def fingerprint(record: Mapping[str, Any], assigned: Assignment) -> str:
+    """Changes when the record or why it is the member's changes (a new schedule entry
+    changes the due date without touching the ticket)."""
+    payload = json.dumps([last_updated(record), assigned.as_data()], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+# -- raw events ---------------------------------------------------------------------------
+
+
+def _source(ref: IntegrationRef) -> str:
+    return f"/syntaskio/connector-connectwise/integrations/{ref.integration_id}"
+
+
+def _envelope(ref: IntegrationRef, entity: Entity, record_id: str) -> dict[str, Any]:
+    return {
+        "integration_id": ref.integration_id,
+        "integration_generation": ref.generation,
+        "tenant_id": ref.tenant_id,
+        "user_id": ref.user_id,
+        "member_identifier": ref.member_identifier,
+        "api_base_url": ref.api_base_url,
+        "company_id": ref.company_id,
+        "entity": entity.value,
+        "external_id": record_id,
+    }
+
+
+def upserted_event(
+    ref: IntegrationRef,
+    entity: Entity,
+    record: Mapping[str, Any],
+    assigned: Assignment,
+    context: Mapping[str, Any],
+) -> KafkaRecord:
+    """`context` carries the metadata the record only points at (its board status with
+    `closedStatus`, its priority with `sortOrder`), so normalising needs no lookups."""
+    record_id, version = str(record["id"]), fingerprint(record, assigned)
+    return events.encode_event(
+        # Same record version → same id, so a replay is recognisable as a duplicate; a
+        # reconnect (new generation) publishes afresh.
+        event_id=f"g{ref.generation}/{entity.value}/{record_id}/{version}",
+        source=_source(ref),
+        event_type=events.CONNECTWISE_RECORD_UPSERTED,
+        subject=f"{entity.value}/{record_id}",
+        key=f"{ref.integration_id}/{entity.value}/{record_id}",
+        data={
+            **_envelope(ref, entity, record_id),
+            "last_updated": last_updated(record),
+            "record": dict(record),
+            "assignment": assigned.as_data(),
+            "context": dict(context),
+        },
+    )
+
+
+def removed_event(
+    ref: IntegrationRef,
+    entity: Entity,
+    record_id: str,
+    last_seen_version: str,
+    observed_at: datetime,
+) -> KafkaRecord:
+    """The record left the member's open, assigned set (closed, reassigned or deleted)."""
+    return events.encode_event(
+        event_id=f"g{ref.generation}/{entity.value}/{record_id}/{last_seen_version}/removed",
+        source=_source(ref),
+        event_type=events.CONNECTWISE_RECORD_REMOVED,
+        subject=f"{entity.value}/{record_id}",
+        key=f"{ref.integration_id}/{entity.value}/{record_id}",
+        data={**_envelope(ref, entity, record_id), "observed_at": observed_at.isoformat()},
+    )

@@ -1,0 +1,256 @@
+"""The per-integration ConnectWise request budget and circuit breaker, shared by every
+connector replica through one MongoDB document per integration (`connectwise_budgets`).
+
+- **Budget**: at most `requests_per_hour` requests in any rolling hour. The document keeps
+  the time of each request of the last hour; a request is admitted by a compare-and-set
+  on the document's revision, so replicas never admit more than the limit between them.
+- **Pause**: a 429 sets `paused_until` (from `Retry-After`); every replica honours it.
+- **Circuit breaker**: consecutive 5xx answers or timeouts open the circuit; while open,
+  nothing is sent until `open_until`, then one request (the probe) goes through. A probe
+  that fails opens it again for twice as long (capped); any sane answer closes it.
+
+Every refusal is a `SyncDeferred` carrying when to come back, so the scheduler reschedules
+instead of failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from syntaskio_common.mongo import Document
+
+HOUR = 3600.0
+
+
+class SyncDeferred(Exception):
+    """ConnectWise may not be called for this integration until `until`."""
+
+    def __init__(self, until: datetime, reason: str) -> None:
+        super().__init__(f"{reason} (until {until.isoformat()})")
+        self.until = until
+        self.reason = reason
+
+
+class BudgetExhausted(SyncDeferred):
+    pass
+
+
+class Paused(SyncDeferred):
+    pass
+
+
+class CircuitOpen(SyncDeferred):
+    pass
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"  # one probe request is in flight
+
+
+@dataclass(frozen=True)
+class BudgetPolicy:
+    requests_per_hour: int = 1000
+    pause_without_retry_after: float = 60.0
+    failures_to_open: int = 5
+    open_seconds: float = 30.0
+    max_open_seconds: float = 600.0
+    probe_timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    limit: int
+    used_last_hour: int
+    paused_until: datetime | None
+    circuit: CircuitState
+    circuit_open_until: datetime | None
+    reason: str | None
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used_last_hour)
+
+    @property
+    def degraded(self) -> bool:
+        return self.circuit is not CircuitState.CLOSED
+
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ApiBudget:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        policy: BudgetPolicy | None = None,
+        clock: Clock = _utc_now,
+    ) -> None:
+        self._budgets = db["connectwise_budgets"]
+        self.policy = policy or BudgetPolicy()
+        self._clock = clock
+
+    def gate(self, integration_id: str, tenant_id: str) -> IntegrationGate:
+        return IntegrationGate(self, integration_id, tenant_id)
+
+    async def status(self, integration_id: str) -> BudgetStatus:
+        doc = await self._budgets.find_one({"_id": integration_id}) or {}
+        now = self._clock()
+        circuit = doc.get("circuit") or {}
+        paused_until = doc.get("paused_until")
+        return BudgetStatus(
+            limit=self.policy.requests_per_hour,
+            used_last_hour=len(_recent(doc, now)),
+            paused_until=paused_until if paused_until and paused_until > now else None,
+            circuit=CircuitState(circuit.get("state", CircuitState.CLOSED)),
+            circuit_open_until=circuit.get("open_until"),
+            reason=circuit.get("reason"),
+        )
+
+    # -- the compare-and-set every change goes through ----------------------------------
+
+    async def _change(
+        self,
+        integration_id: str,
+        tenant_id: str,
+        mutate: Callable[[Document, datetime], Document | None],
+    ) -> None:
+        """Apply `mutate(doc, now)` → fields to set (None: nothing to change), retrying
+        when another replica changed the document in between."""
+        while True:
+            doc = await self._budgets.find_one({"_id": integration_id})
+            now = self._clock()
+            fields = mutate(doc or {}, now)
+            if fields is None:
+                return
+            if doc is None:
+                try:
+                    await self._budgets.insert_one(
+                        {"_id": integration_id, "tenant_id": tenant_id, "rev": 1, **fields}
+                    )
+                    return
+                except DuplicateKeyError:
+                    continue
+            result = await self._budgets.update_one(
+                {"_id": integration_id, "rev": doc["rev"]},
+                {"$set": fields, "$inc": {"rev": 1}},
+            )
+            if result.modified_count == 1:
+                return
+
+    async def admit(self, integration_id: str, tenant_id: str) -> None:
+        """Count one request, or raise `SyncDeferred` if it may not be sent now."""
+        policy = self.policy
+
+        def admit_one(doc: Document, now: datetime) -> Document:
+            paused_until = doc.get("paused_until")
+            if paused_until and paused_until > now:
+                raise Paused(paused_until, doc.get("pause_reason") or "paused by ConnectWise")
+            circuit: dict[str, Any] = dict(doc.get("circuit") or {})
+            state = CircuitState(circuit.get("state", CircuitState.CLOSED))
+            fields: Document = {}
+            if state is CircuitState.OPEN:
+                open_until = circuit.get("open_until") or now
+                if now < open_until:
+                    raise CircuitOpen(open_until, circuit.get("reason") or "ConnectWise is down")
+                probe_until = now + timedelta(seconds=policy.probe_timeout_seconds)
+                fields["circuit"] = {
+                    **circuit,
+                    "state": CircuitState.HALF_OPEN.value,
+                    "probe_until": probe_until,
+                }
+            elif state is CircuitState.HALF_OPEN:
+                probe_until = circuit.get("probe_until") or now
+                if now < probe_until:
+                    raise CircuitOpen(probe_until, "waiting for the probe request's answer")
+                # The probe never reported back (its replica died): send another.
+                fields["circuit"] = {
+                    **circuit,
+                    "probe_until": now + timedelta(seconds=policy.probe_timeout_seconds),
+                }
+            recent = _recent(doc, now)
+            if len(recent) >= policy.requests_per_hour:
+                oldest_counted = recent[len(recent) - policy.requests_per_hour]
+                until = datetime.fromtimestamp(oldest_counted + HOUR, UTC)
+                raise BudgetExhausted(
+                    until, f"the budget of {policy.requests_per_hour} requests/hour is used up"
+                )
+            fields["stamps"] = [*recent, now.timestamp()]
+            return fields
+
+        await self._change(integration_id, tenant_id, admit_one)
+
+    async def record(
+        self, integration_id: str, tenant_id: str, status: int | None, retry_after: float | None
+    ) -> None:
+        """Learn from an answer (`status` None: no answer — a timeout or broken connection)."""
+        policy = self.policy
+
+        def learn(doc: Document, now: datetime) -> Document | None:
+            circuit: dict[str, Any] = dict(doc.get("circuit") or {})
+            state = CircuitState(circuit.get("state", CircuitState.CLOSED))
+            if status == 429:
+                wait = retry_after if retry_after is not None else policy.pause_without_retry_after
+                until = now + timedelta(seconds=wait)
+                current = doc.get("paused_until")
+                if current and current >= until:
+                    return None
+                return {
+                    "paused_until": until,
+                    "pause_reason": "ConnectWise asked us to slow down (429 Too Many Requests)",
+                }
+            if status is None or status >= 500:
+                failures = int(circuit.get("failures", 0)) + 1
+                what = "did not answer" if status is None else f"answered {status}"
+                if state is CircuitState.HALF_OPEN or failures >= policy.failures_to_open:
+                    times_opened = int(circuit.get("times_opened", 0))
+                    seconds = min(policy.max_open_seconds, policy.open_seconds * 2**times_opened)
+                    return {
+                        "circuit": {
+                            "state": CircuitState.OPEN.value,
+                            "failures": failures,
+                            "times_opened": times_opened + 1,
+                            "open_until": now + timedelta(seconds=seconds),
+                            "reason": f"ConnectWise {what} {failures} times in a row; "
+                            f"retrying in {seconds:.0f} s",
+                        }
+                    }
+                return {"circuit": {**circuit, "failures": failures}}
+            if state is CircuitState.CLOSED and not circuit.get("failures"):
+                return None
+            return {"circuit": {"state": CircuitState.CLOSED.value, "failures": 0}}
+
+        await self._change(integration_id, tenant_id, learn)
+
+
+@dataclass(frozen=True)
+class IntegrationGate:
+    """The client's `RequestGate` for one integration: every attempt is admitted by the
+    shared budget first, and every answer is reported back to it."""
+
+    budget: ApiBudget
+    integration_id: str
+    tenant_id: str
+
+    async def before_request(self) -> None:
+        await self.budget.admit(self.integration_id, self.tenant_id)
+
+    async def after_response(self, status: int | None, retry_after: float | None) -> None:
+        await self.budget.record(self.integration_id, self.tenant_id, status, retry_after)
+
+
+def _recent(doc: Document, now: datetime) -> list[float]:
+    since = now.timestamp() - HOUR
+    return [stamp for stamp in doc.get("stamps", []) if stamp > since]

@@ -1,0 +1,395 @@
+"""One sync run for one integration: schedule entries first (they assign tickets), then
+service and project tickets, each in the mode its cursor calls for.
+
+Per entity and page: classify each record (`assignment.py`), publish the raw events for
+what changed or left, wait for Kafka's acks, then record the page (`tracking.py`). A run
+that dies resumes after its last recorded page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from faststream.kafka import KafkaBroker
+
+from syntaskio_common import topics
+from syntaskio_common.connectwise import ConnectWiseClient
+from syntaskio_common.connectwise_conditions import Condition, F
+from syntaskio_common.events import KafkaRecord
+from syntaskio_common.kafka import publish_all
+from syntaskio_common.task import parse_timestamp
+from syntaskio_connector.assignment import (
+    IDS_ONLY_FIELDS,
+    PATHS,
+    TICKET_ENTITIES,
+    Entity,
+    IntegrationRef,
+    ScheduleEntry,
+    assigned_open_tickets,
+    assignment,
+    changed_schedule_entries,
+    changed_tickets,
+    fingerprint,
+    last_updated,
+    open_schedule_entries,
+    open_schedule_entry,
+    removed_event,
+    tickets_by_id,
+    upserted_event,
+)
+from syntaskio_connector.metadata import MetadataCache, closed_status_ids
+from syntaskio_connector.tracking import Mode, Progress, SyncTracking, Tracked
+
+# ids per targeted request: long lists go to `/search`, but stay a modest body.
+TARGETED_CHUNK = 500
+
+
+class RawEventSink(Protocol):
+    async def publish(self, records: list[KafkaRecord]) -> None:
+        """Return once every record is durable."""
+        ...
+
+
+@dataclass(frozen=True)
+class KafkaSink:
+    broker: KafkaBroker
+
+    async def publish(self, records: list[KafkaRecord]) -> None:
+        await publish_all(self.broker, topics.CONNECTWISE_RAW, records)
+
+
+@dataclass
+class RunCounts:
+    fetched: int = 0
+    published: int = 0
+    tombstoned: int = 0
+    modes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SyncPolicy:
+    overlap: timedelta = timedelta(minutes=5)
+    reconcile_every: timedelta = timedelta(hours=1)
+    page_size: int = 1000
+
+
+@dataclass
+class _Run:
+    """What one run knows while it goes: the client, the member's schedule, counts."""
+
+    client: ConnectWiseClient
+    ref: IntegrationRef
+    counts: RunCounts
+    schedule: list[ScheduleEntry] = field(default_factory=list)
+    priorities: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def schedule_ticket_ids(self) -> set[int]:
+        return {entry.ticket_id for entry in self.schedule}
+
+
+class IntegrationSync:
+    def __init__(
+        self,
+        tracking: SyncTracking,
+        metadata: MetadataCache,
+        sink: RawEventSink,
+        policy: SyncPolicy | None = None,
+    ) -> None:
+        self._tracking = tracking
+        self._metadata = metadata
+        self._sink = sink
+        self.policy = policy or SyncPolicy()
+
+    async def run(
+        self,
+        client: ConnectWiseClient,
+        ref: IntegrationRef,
+        *,
+        reconcile: bool = False,
+        ticket_ids: Collection[int] = (),
+    ) -> RunCounts:
+        """A scheduled run (each entity in its due mode; `reconcile` forces the id
+        listing), plus a targeted refetch of `ticket_ids` (webhooks)."""
+        await self._tracking.start_generation(ref)
+        run = _Run(client, ref, RunCounts())
+        forced = set(ticket_ids) | await self._sync_schedule(run)
+        run.priorities = await self._metadata.priorities(client, ref)
+        for entity in TICKET_ENTITIES:
+            await self._sync_tickets(run, entity, reconcile=reconcile)
+            if forced:
+                await self._refetch(run, entity, forced)
+        return run.counts
+
+    # -- schedule entries ---------------------------------------------------------------
+
+    async def _sync_schedule(self, run: _Run) -> set[int]:
+        """Bring the member's open "S" entries up to date; the ids of tickets whose
+        schedule changed (they are fetched again, as their assignment may have)."""
+        entity, member = Entity.SCHEDULE_ENTRY, run.ref.member_identifier
+        cursor = await self._tracking.cursor(run.ref, entity)
+        tracked = await self._tracking.tracked(run.ref, entity)
+        progress = cursor.progress or self._new_progress(
+            # Open entries are few, so the full listing doubles as the reconciliation.
+            Mode.FULL
+            if cursor.since is None or self._reconcile_due(cursor.reconciled_at)
+            else Mode.INCREMENTAL,
+            cursor.since,
+        )
+        run.counts.modes[entity.value] = progress.mode.value
+        if progress.mode is Mode.FULL:
+            condition = open_schedule_entries(member)
+        else:
+            assert progress.since is not None
+            condition = changed_schedule_entries(member, progress.since)
+        changed_tickets: set[int] = set()
+        newest = cursor.since
+        async for page in self._listing(run, entity, condition, progress):
+            published, removed, seen = [], [], []
+            for record in page:
+                record_id = int(record["id"])
+                newest = _newest(newest, record)
+                entry, before = open_schedule_entry(record, member), tracked.get(record_id)
+                if entry is None:
+                    if before is not None:
+                        removed.append(record_id)
+                        changed_tickets.add(ScheduleEntry.from_data(before.data or {}).ticket_id)
+                    continue
+                version = _hash(entry.as_data())
+                if before is not None and before.version == version:
+                    seen.append(record_id)
+                    continue
+                published.append(Tracked(record_id, version, entry.as_data()))
+                changed_tickets.add(entry.ticket_id)
+                if before is not None and before.data:
+                    changed_tickets.add(ScheduleEntry.from_data(before.data).ticket_id)
+            progress = _past(progress, page)
+            await self._tracking.save_page(
+                run.ref,
+                entity,
+                published=published,
+                removed=removed,
+                seen=seen,
+                run_id=progress.run_id,
+                progress=progress,
+            )
+            for record_id in removed:
+                tracked.pop(record_id, None)
+            tracked.update({item.id: item for item in published})
+        if progress.mode is Mode.FULL:
+            gone = await self._tracking.unseen(run.ref, entity, progress.run_id)
+            changed_tickets |= {ScheduleEntry.from_data(t.data or {}).ticket_id for t in gone}
+            await self._tracking.forget(run.ref, entity, [t.id for t in gone])
+            for item in gone:
+                tracked.pop(item.id, None)
+        await self._tracking.finish(run.ref, entity, progress.mode, newest)
+        run.schedule = [ScheduleEntry.from_data(t.data or {}) for t in tracked.values()]
+        return changed_tickets
+
+    # -- tickets ------------------------------------------------------------------------
+
+    async def _sync_tickets(self, run: _Run, entity: Entity, *, reconcile: bool) -> None:
+        member = run.ref.member_identifier
+        cursor = await self._tracking.cursor(run.ref, entity)
+        tracked = await self._tracking.tracked(run.ref, entity)
+        if cursor.progress is not None:
+            progress = cursor.progress
+        elif cursor.since is None and not tracked:
+            progress = self._new_progress(Mode.FULL, None)
+        elif reconcile or self._reconcile_due(cursor.reconciled_at) or cursor.since is None:
+            progress = self._new_progress(Mode.RECONCILE, cursor.since)
+        else:
+            progress = self._new_progress(Mode.INCREMENTAL, cursor.since)
+        run.counts.modes[entity.value] = progress.mode.value
+        if progress.mode is Mode.INCREMENTAL:
+            assert progress.since is not None
+            watched = set(tracked) | run.schedule_ticket_ids
+            condition = changed_tickets(member, progress.since, watched)
+        else:
+            condition = assigned_open_tickets(member, run.schedule_ticket_ids)
+        fields = IDS_ONLY_FIELDS if progress.mode is Mode.RECONCILE else None
+        newest = cursor.since
+        async for page in self._listing(run, entity, condition, progress, fields):
+            progress = _past(progress, page)
+            if progress.mode is Mode.RECONCILE:
+                unchanged = {
+                    int(r["id"])
+                    for r in page
+                    if (t := tracked.get(int(r["id"]))) is not None
+                    and (t.data or {}).get("last_updated") == last_updated(r)
+                }
+                stale = [int(r["id"]) for r in page if int(r["id"]) not in unchanged]
+                bodies = await self._fetch_by_id(run, entity, stale)
+                await self._apply(run, entity, tracked, bodies, progress, seen=sorted(unchanged))
+            else:
+                newest = max(filter(None, [newest, *map(_updated_at, page)]), default=None)
+                await self._apply(run, entity, tracked, page, progress)
+        if progress.mode is not Mode.INCREMENTAL:
+            gone = await self._tracking.unseen(run.ref, entity, progress.run_id)
+            await self._tombstone(run, entity, gone)
+        await self._tracking.finish(run.ref, entity, progress.mode, newest)
+
+    async def _refetch(self, run: _Run, entity: Entity, ids: Collection[int]) -> None:
+        """Look at these tickets again whatever their `lastUpdated` (their schedule
+        changed, or a webhook said so); tracked ones that are gone are tombstoned."""
+        tracked = await self._tracking.tracked(run.ref, entity)
+        bodies = await self._fetch_by_id(run, entity, sorted(ids))
+        await self._apply(run, entity, tracked, bodies, None)
+        found = {int(record["id"]) for record in bodies}
+        await self._tombstone(
+            run, entity, [tracked[i] for i in ids if i in tracked and i not in found]
+        )
+
+    async def _apply(
+        self,
+        run: _Run,
+        entity: Entity,
+        tracked: dict[int, Tracked],
+        records: list[dict[str, Any]],
+        progress: Progress | None,
+        seen: list[int] | None = None,
+    ) -> None:
+        """Publish what changed or left among `records`, then record it (and the
+        listing's progress, if this is a listing's page)."""
+        statuses = await self._metadata.board_statuses(
+            run.client, run.ref, filter(None, (_ref_id(r.get("board")) for r in records))
+        )
+        closed = closed_status_ids(statuses)
+        member, now = run.ref.member_identifier, datetime.now(UTC)
+        events: list[KafkaRecord] = []
+        published: list[Tracked] = []
+        removed: list[int] = []
+        seen = list(seen or [])
+        for record in records:
+            record_id = int(record["id"])
+            before = tracked.get(record_id)
+            assigned = assignment(record, member, run.schedule, closed)
+            if assigned is None:
+                if before is not None:
+                    events.append(
+                        removed_event(run.ref, entity, str(record_id), before.version, now)
+                    )
+                    removed.append(record_id)
+                continue
+            version = fingerprint(record, assigned)
+            if before is not None and before.version == version:
+                seen.append(record_id)
+                continue
+            context = _context(record, statuses, run.priorities)
+            events.append(upserted_event(run.ref, entity, record, assigned, context))
+            published.append(Tracked(record_id, version, {"last_updated": last_updated(record)}))
+        await self._sink.publish(events)
+        await self._tracking.save_page(
+            run.ref,
+            entity,
+            published=published,
+            removed=removed,
+            seen=seen,
+            run_id=progress.run_id if progress else "",
+            progress=progress,
+        )
+        run.counts.fetched += len(records)
+        run.counts.published += len(published)
+        run.counts.tombstoned += len(removed)
+        for record_id in removed:
+            tracked.pop(record_id, None)
+        tracked.update({item.id: item for item in published})
+
+    async def _tombstone(self, run: _Run, entity: Entity, gone: list[Tracked]) -> None:
+        if not gone:
+            return
+        now = datetime.now(UTC)
+        await self._sink.publish(
+            [removed_event(run.ref, entity, str(t.id), t.version, now) for t in gone]
+        )
+        await self._tracking.forget(run.ref, entity, [t.id for t in gone])
+        run.counts.tombstoned += len(gone)
+
+    # -- listing ------------------------------------------------------------------------
+
+    def _listing(
+        self,
+        run: _Run,
+        entity: Entity,
+        condition: Condition,
+        progress: Progress,
+        fields: tuple[str, ...] | None = None,
+    ) -> Any:
+        """The pages of a listing in id order, resuming after `progress.after_id`."""
+        if progress.after_id:
+            condition = condition & (F("id") > progress.after_id)
+        return run.client.pages(
+            PATHS[entity],
+            conditions=condition,
+            fields=fields,
+            forward_only=True,
+            page_size=self.policy.page_size,
+        )
+
+    async def _fetch_by_id(self, run: _Run, entity: Entity, ids: list[int]) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = []
+        for start in range(0, len(ids), TARGETED_CHUNK):
+            chunk = ids[start : start + TARGETED_CHUNK]
+            async for page in run.client.pages(
+                PATHS[entity], conditions=tickets_by_id(chunk), forward_only=True
+            ):
+                records.extend(page)
+        return records
+
+    def _new_progress(self, mode: Mode, since: datetime | None) -> Progress:
+        window = since - self.policy.overlap if since is not None else None
+        return Progress(run_id=uuid.uuid4().hex, mode=mode, after_id=0, since=window)
+
+    def _reconcile_due(self, reconciled_at: datetime | None) -> bool:
+        return reconciled_at is None or (
+            datetime.now(UTC) - reconciled_at >= self.policy.reconcile_every
+        )
+
+
+def _past(progress: Progress, page: list[dict[str, Any]]) -> Progress:
+    if not page:
+        return progress
+    last = max(int(record["id"]) for record in page)
+    return Progress(progress.run_id, progress.mode, max(progress.after_id, last), progress.since)
+
+
+def _updated_at(record: Mapping[str, Any]) -> datetime | None:
+    return parse_timestamp(last_updated(record))
+
+
+def _newest(current: datetime | None, record: Mapping[str, Any]) -> datetime | None:
+    updated = _updated_at(record)
+    if updated is None:
+        return current
+    return updated if current is None else max(current, updated)
+
+
+def _ref_id(value: Any) -> int | None:
+    if isinstance(value, Mapping) and isinstance(value.get("id"), int):
+        return int(value["id"])
+    return None
+
+
+def _context(
+    record: Mapping[str, Any],
+    statuses: Mapping[int, Mapping[int, Mapping[str, Any]]],
+    priorities: Mapping[int, Mapping[str, Any]],
+) -> dict[str, Any]:
+    board_id, status_id = _ref_id(record.get("board")), _ref_id(record.get("status"))
+    priority_id = _ref_id(record.get("priority"))
+    status = statuses.get(board_id or -1, {}).get(status_id or -1)
+    priority = priorities.get(priority_id or -1)
+    return {
+        "status": dict(status) if status else None,
+        "priority": dict(priority) if priority else None,
+    }
+
+
+def _hash(data: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]

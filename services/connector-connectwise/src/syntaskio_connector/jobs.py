@@ -1,0 +1,125 @@
+"""Every sync run is a `sync_jobs` record (what ran, why, what it cost, how it ended) and
+a `sync.started` then `sync.finished|failed` event on `syntaskio.integrations.v1`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from syntaskio_common import events, topics
+from syntaskio_common.kafka import publish
+from syntaskio_common.mongo import Document
+
+JOB_RETENTION_SECONDS = 30 * 24 * 3600
+
+
+class Trigger(StrEnum):
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+    CONNECTED = "connected"
+    WEBHOOK = "webhook"
+
+
+class JobStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    DEFERRED = "deferred"  # budget, a 429 pause or an open circuit: comes back later
+    FAILED = "failed"
+
+
+class SyncJob(BaseModel):
+    id: str
+    tenant_id: str
+    integration_id: str
+    trigger: Trigger
+    status: JobStatus
+    modes: dict[str, str] = {}
+    started_at: datetime
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    fetched: int = 0
+    published: int = 0
+    tombstoned: int = 0
+    api_requests: int = 0
+    budget_remaining: int | None = None
+    error: str | None = None
+    retry_at: datetime | None = None  # a deferred job's integration is due again then
+
+    @classmethod
+    def from_document(cls, doc: Document) -> SyncJob:
+        return cls.model_validate({**doc, "id": doc["_id"]})
+
+
+class SyncJobs:
+    def __init__(self, db: AsyncDatabase[Document], broker: KafkaBroker) -> None:
+        self._jobs = db["sync_jobs"]
+        self._broker = broker
+
+    async def create_indexes(self) -> None:
+        await self._jobs.create_index(
+            [("tenant_id", ASCENDING), ("integration_id", ASCENDING), ("started_at", DESCENDING)],
+            name="history",
+        )
+        await self._jobs.create_index(
+            "started_at", expireAfterSeconds=JOB_RETENTION_SECONDS, name="retention"
+        )
+
+    async def start(self, tenant_id: str, integration_id: str, trigger: Trigger) -> SyncJob:
+        job = SyncJob(
+            id=str(uuid.uuid4()),
+            tenant_id=tenant_id,
+            integration_id=integration_id,
+            trigger=trigger,
+            status=JobStatus.RUNNING,
+            started_at=datetime.now(UTC),
+        )
+        await self._jobs.insert_one({"_id": job.id, **job.model_dump(exclude={"id"})})
+        await self._announce(events.SYNC_STARTED, job)
+        return job
+
+    async def finish(self, job: SyncJob, status: JobStatus, **outcome: Any) -> SyncJob:
+        finished_at = datetime.now(UTC)
+        duration_ms = int((finished_at - job.started_at).total_seconds() * 1000)
+        doc = await self._jobs.find_one_and_update(
+            {"_id": job.id},
+            {
+                "$set": {
+                    **outcome,
+                    "status": status.value,
+                    "finished_at": finished_at,
+                    "duration_ms": duration_ms,
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        assert doc is not None
+        done = SyncJob.from_document(doc)
+        kind = events.SYNC_FAILED if status is JobStatus.FAILED else events.SYNC_FINISHED
+        await self._announce(kind, done)
+        return done
+
+    async def history(self, tenant_id: str, integration_id: str, limit: int) -> list[SyncJob]:
+        cursor = (
+            self._jobs.find({"tenant_id": tenant_id, "integration_id": integration_id})
+            .sort("started_at", DESCENDING)
+            .limit(limit)
+        )
+        return [SyncJob.from_document(doc) async for doc in cursor]
+
+    async def _announce(self, event_type: str, job: SyncJob) -> None:
+        record = events.encode_event(
+            event_id=f"{job.id}:{job.status.value}",
+            source="/syntaskio/connector-connectwise",
+            event_type=event_type,
+            subject=f"integration/{job.integration_id}",
+            key=job.integration_id,
+            data=job.model_dump(mode="json"),
+        )
+        await publish(self._broker, topics.INTEGRATIONS, record)

@@ -1,0 +1,93 @@
+"""ConnectWise metadata a ticket only points at — board statuses (which are closed) and
+priorities (their sort order) — cached per integration in `connectwise_metadata` with a
+time to live, so a sync asks for each at most once per TTL instead of once per ticket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from syntaskio_common.connectwise import ConnectWiseClient
+from syntaskio_common.mongo import Document
+from syntaskio_connector.assignment import IntegrationRef
+
+# Housekeeping only: an entry older than its TTL is refetched either way.
+_KEEP_UNUSED = timedelta(days=7)
+
+
+class MetadataCache:
+    def __init__(self, db: AsyncDatabase[Document], ttl: timedelta) -> None:
+        self._cache = db["connectwise_metadata"]
+        self._ttl = ttl
+
+    async def create_indexes(self) -> None:
+        await self._cache.create_index(
+            "fetched_at", expireAfterSeconds=int(_KEEP_UNUSED.total_seconds()), name="expiry"
+        )
+        await self._cache.create_index([("integration_id", ASCENDING)], name="by_integration")
+
+    async def board_statuses(
+        self, client: ConnectWiseClient, ref: IntegrationRef, board_ids: Iterable[int]
+    ) -> dict[int, dict[int, dict[str, Any]]]:
+        """Board id → status id → status, for the given boards."""
+        return {
+            board_id: _by_id(
+                await self._cached(
+                    client,
+                    ref,
+                    f"board_statuses/{board_id}",
+                    f"service/boards/{board_id}/statuses",
+                )
+            )
+            for board_id in sorted(set(board_ids))
+        }
+
+    async def priorities(
+        self, client: ConnectWiseClient, ref: IntegrationRef
+    ) -> dict[int, dict[str, Any]]:
+        return _by_id(await self._cached(client, ref, "priorities", "service/priorities"))
+
+    async def _cached(
+        self,
+        client: ConnectWiseClient,
+        ref: IntegrationRef,
+        kind: str,
+        path: str,
+    ) -> list[dict[str, Any]]:
+        key = f"{ref.integration_id}/{kind}"
+        doc = await self._cache.find_one({"_id": key})
+        now = datetime.now(UTC)
+        if doc and doc["fetched_at"] > now - self._ttl:
+            return list(doc["items"])
+        items: list[dict[str, Any]] = []
+        async for page in client.pages(path):
+            items.extend(page)
+        await self._cache.replace_one(
+            {"_id": key},
+            {
+                "tenant_id": ref.tenant_id,
+                "integration_id": ref.integration_id,
+                "kind": kind,
+                "items": items,
+                "fetched_at": now,
+            },
+            upsert=True,
+        )
+        return items
+
+
+def _by_id(items: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {int(item["id"]): dict(item) for item in items if isinstance(item.get("id"), int)}
+
+
+def closed_status_ids(statuses: Mapping[int, Mapping[int, Mapping[str, Any]]]) -> set[int]:
+    return {
+        status_id
+        for board in statuses.values()
+        for status_id, status in board.items()
+        if status.get("closedStatus") is True
+    }

@@ -1,0 +1,204 @@
+"""What the connector has published per integration and entity (`sync_records`), and
+where each entity's sync stands (`sync_cursors`): the `lastUpdated` cursor, when it was
+last reconciled, and the progress of a listing under way.
+
+Everything here is written only after the events it describes are durable in Kafka, and
+after every page, so a crash resumes from the last page instead of starting over (and
+at worst publishes that page again — the events' ids make that recognisable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pymongo import ASCENDING, DeleteOne, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from syntaskio_common.mongo import Document
+from syntaskio_connector.assignment import Entity, IntegrationRef
+
+
+class Mode(StrEnum):
+    FULL = "full"  # list everything assigned, with bodies (first sync, reconnect)
+    INCREMENTAL = "incremental"  # what changed since the cursor
+    RECONCILE = "reconcile"  # list ids only, to notice deletions and unassignments
+
+
+@dataclass(frozen=True)
+class Tracked:
+    id: int
+    version: str  # the fingerprint last published
+    data: dict[str, Any] | None = None  # schedule entries keep what assignment needs
+
+
+@dataclass(frozen=True)
+class Progress:
+    run_id: str
+    mode: Mode
+    after_id: int  # every record up to this id is done
+    since: datetime | None  # the incremental window's start
+
+    def as_document(self) -> Document:
+        return {
+            "run_id": self.run_id,
+            "mode": self.mode.value,
+            "after_id": self.after_id,
+            "since": self.since,
+        }
+
+
+@dataclass(frozen=True)
+class Cursor:
+    since: datetime | None  # the newest `lastUpdated` seen
+    reconciled_at: datetime | None
+    progress: Progress | None
+
+
+class SyncTracking:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._records = db["sync_records"]
+        self._cursors = db["sync_cursors"]
+
+    async def create_indexes(self) -> None:
+        await self._records.create_index(
+            [("integration_id", ASCENDING), ("entity", ASCENDING), ("seen_run", ASCENDING)],
+            name="by_integration_entity",
+        )
+        await self._cursors.create_index([("integration_id", ASCENDING)], name="by_integration")
+
+    async def start_generation(self, ref: IntegrationRef) -> bool:
+        """Forget an earlier connection's state (the aggregator dropped its tasks, so
+        everything is published again); True if there was any."""
+        stale = {"integration_id": ref.integration_id, "generation": {"$ne": ref.generation}}
+        records = await self._records.delete_many(stale)
+        cursors = await self._cursors.delete_many(stale)
+        return records.deleted_count + cursors.deleted_count > 0
+
+    async def cursor(self, ref: IntegrationRef, entity: Entity) -> Cursor:
+        doc = await self._cursors.find_one({"_id": _cursor_id(ref, entity)}) or {}
+        progress = doc.get("progress")
+        return Cursor(
+            since=doc.get("since"),
+            reconciled_at=doc.get("reconciled_at"),
+            progress=Progress(
+                run_id=progress["run_id"],
+                mode=Mode(progress["mode"]),
+                after_id=int(progress["after_id"]),
+                since=progress.get("since"),
+            )
+            if progress
+            else None,
+        )
+
+    async def tracked(self, ref: IntegrationRef, entity: Entity) -> dict[int, Tracked]:
+        cursor = self._records.find(
+            {"integration_id": ref.integration_id, "entity": entity.value},
+            {"external_id": 1, "version": 1, "data": 1},
+        )
+        return {
+            int(doc["external_id"]): Tracked(
+                int(doc["external_id"]), doc["version"], doc.get("data")
+            )
+            async for doc in cursor
+        }
+
+    async def save_page(
+        self,
+        ref: IntegrationRef,
+        entity: Entity,
+        *,
+        published: list[Tracked],
+        removed: list[int],
+        seen: list[int],
+        run_id: str,
+        progress: Progress | None,
+    ) -> None:
+        """Record one page's outcome, then move the listing's progress past it (None: a
+        targeted fetch, which is no listing)."""
+        writes: list[UpdateOne | DeleteOne] = [
+            UpdateOne(
+                {"_id": _record_id(ref, entity, item.id)},
+                {
+                    "$set": {
+                        "tenant_id": ref.tenant_id,
+                        "integration_id": ref.integration_id,
+                        "generation": ref.generation,
+                        "entity": entity.value,
+                        "external_id": item.id,
+                        "version": item.version,
+                        "data": item.data,
+                        "seen_run": run_id,
+                    }
+                },
+                upsert=True,
+            )
+            for item in published
+        ]
+        writes += [
+            UpdateOne(
+                {"_id": _record_id(ref, entity, record_id)},
+                {"$set": {"seen_run": run_id}},
+            )
+            for record_id in seen
+        ]
+        writes += [DeleteOne({"_id": _record_id(ref, entity, record_id)}) for record_id in removed]
+        if writes:
+            await self._records.bulk_write(writes, ordered=True)
+        if progress is not None:
+            await self._save_cursor(ref, entity, {"progress": progress.as_document()})
+
+    async def unseen(self, ref: IntegrationRef, entity: Entity, run_id: str) -> list[Tracked]:
+        """Tracked records a full listing did not return: no longer the member's."""
+        cursor = self._records.find(
+            {
+                "integration_id": ref.integration_id,
+                "entity": entity.value,
+                "seen_run": {"$ne": run_id},
+            },
+            {"external_id": 1, "version": 1, "data": 1},
+        )
+        return [
+            Tracked(int(doc["external_id"]), doc["version"], doc.get("data"))
+            async for doc in cursor
+        ]
+
+    async def forget(self, ref: IntegrationRef, entity: Entity, ids: list[int]) -> None:
+        if ids:
+            await self._records.delete_many(
+                {"_id": {"$in": [_record_id(ref, entity, i) for i in ids]}}
+            )
+
+    async def finish(
+        self, ref: IntegrationRef, entity: Entity, mode: Mode, since: datetime | None
+    ) -> None:
+        fields: Document = {"progress": None, "since": since}
+        if mode is not Mode.INCREMENTAL:
+            fields["reconciled_at"] = datetime.now(UTC)
+        await self._save_cursor(ref, entity, fields)
+
+    async def _save_cursor(self, ref: IntegrationRef, entity: Entity, fields: Document) -> None:
+        await self._cursors.update_one(
+            {"_id": _cursor_id(ref, entity)},
+            {
+                "$set": {
+                    **fields,
+                    "tenant_id": ref.tenant_id,
+                    "integration_id": ref.integration_id,
+                    "generation": ref.generation,
+                    "entity": entity.value,
+                    "updated_at": datetime.now(UTC),
+                }
+            },
+            upsert=True,
+        )
+
+
+def _cursor_id(ref: IntegrationRef, entity: Entity) -> str:
+    return f"{ref.integration_id}/{entity.value}"
+
+
+def _record_id(ref: IntegrationRef, entity: Entity, record_id: int) -> str:
+    return f"{ref.integration_id}/{entity.value}/{record_id}"

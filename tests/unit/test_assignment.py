@@ -1,0 +1,116 @@
+"""What "assigned to me" means, and the conditions that ask ConnectWise for it."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from connectwise_sandbox.conditions import _parse
+from syntaskio_common import events
+from syntaskio_connector.assignment import (
+    Entity,
+    IntegrationRef,
+    ScheduleEntry,
+    assigned_open_tickets,
+    assignment,
+    changed_tickets,
+    fingerprint,
+    open_schedule_entry,
+    removed_event,
+    upserted_event,
+)
+
+REF = IntegrationRef("i1", "t1", "u1", "atech", "https://cw.example/apis/3.0/", "acme", 3)
+
+
+def ticket(**fields: Any) -> dict[str, Any]:
+    return {
+        "id": 7,
+        "closedFlag": False,
+        "status": {"id": 1, "name": "New"},
+        "owner": {"identifier": "bjones"},
+        "resources": "",
+        "_info": {"lastUpdated": "2026-11-20T10:00:00Z"},
+    } | fields
+
+
+def entry(**fields: Any) -> dict[str, Any]:
+    return {
+        "id": 90,
+        "objectId": 7,
+        "type": {"identifier": "S"},
+        "member": {"identifier": "atech"},
+        "doneFlag": False,
+        "dateStart": "2026-11-23T09:00:00Z",
+    } | fields
+
+
+def test_the_owner_resources_and_open_schedule_entries_make_a_ticket_mine() -> None:
+    assert assignment(ticket(owner={"identifier": "atech"}), "atech", [], set()) is not None
+    assert assignment(ticket(resources="bjones, atech"), "atech", [], set()).reasons == (
+        "resource",
+    )
+    scheduled = ScheduleEntry(90, 7, "2026-11-23T09:00:00Z")
+    mine = assignment(ticket(), "atech", [scheduled], set())
+    assert mine is not None
+    assert mine.reasons == ("schedule",)
+    assert mine.schedule == (scheduled,)
+
+
+def test_someone_elses_or_a_closed_ticket_is_not_mine() -> None:
+    assert assignment(ticket(), "atech", [], set()) is None
+    # `resources contains "atech"` also matches "atech2" upstream; the check is exact.
+    assert assignment(ticket(resources="atech2"), "atech", [], set()) is None
+    owned = {"owner": {"identifier": "atech"}}
+    assert assignment(ticket(closedFlag=True, **owned), "atech", [], set()) is None
+    # A status whose board marks it closed counts as closed before closedFlag follows.
+    assert assignment(ticket(status={"id": 5}, **owned), "atech", [], {5}) is None
+    # A schedule entry for another ticket assigns nothing.
+    assert assignment(ticket(), "atech", [ScheduleEntry(1, 8)], set()) is None
+
+
+def test_only_open_ticket_schedule_entries_of_the_member_count() -> None:
+    assert open_schedule_entry(entry(), "atech") == ScheduleEntry(
+        90, 7, "2026-11-23T09:00:00Z", None
+    )
+    assert open_schedule_entry(entry(doneFlag=True), "atech") is None
+    assert open_schedule_entry(entry(type={"identifier": "C"}), "atech") is None
+    assert open_schedule_entry(entry(member={"identifier": "bjones"}), "atech") is None
+    assert open_schedule_entry(entry(objectId=None), "atech") is None
+
+
+def test_the_fingerprint_follows_the_record_and_why_it_is_mine() -> None:
+    owned = ticket(owner={"identifier": "atech"})
+    base = fingerprint(owned, assignment(owned, "atech", [], set()))  # type: ignore[arg-type]
+    assert base == fingerprint(owned, assignment(owned, "atech", [], set()))  # type: ignore[arg-type]
+    newer = ticket(owner={"identifier": "atech"}, _info={"lastUpdated": "2026-11-21T00:00:00Z"})
+    assert fingerprint(newer, assignment(newer, "atech", [], set())) != base  # type: ignore[arg-type]
+    scheduled = assignment(owned, "atech", [ScheduleEntry(90, 7)], set())
+    assert scheduled is not None
+    assert fingerprint(owned, scheduled) != base
+
+
+def test_conditions_ask_for_mine_and_quote_the_member() -> None:
+    condition = str(assigned_open_tickets('x" or id > 0 or owner/identifier = "y', [3, 1]))
+    assert condition == (
+        'closedFlag = false and (owner/identifier = "x\\" or id > 0 or owner/identifier = \\"y"'
+        ' or resources contains "x\\" or id > 0 or owner/identifier = \\"y" or id in (1, 3))'
+    )
+    _parse(condition)  # well-formed for ConnectWise's grammar
+    since = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    assert str(changed_tickets("atech", since, [7])) == (
+        '_info/lastUpdated > [2026-11-20T10:00:00Z] and (owner/identifier = "atech"'
+        ' or resources contains "atech" or id in (7))'
+    )
+
+
+def test_events_carry_the_generation_the_assignment_and_one_key_per_record() -> None:
+    owned = ticket(owner={"identifier": "atech"})
+    mine = assignment(owned, "atech", [], set())
+    assert mine is not None
+    record = upserted_event(REF, Entity.PROJECT_TICKET, owned, mine, {})
+    upserted = events.decode_event(record.headers, record.value)
+    assert upserted.data["integration_generation"] == 3
+    assert upserted.data["entity"] == "project_ticket"
+    assert upserted.data["assignment"] == {"reasons": ["owner"], "schedule": []}
+    assert upserted.id.startswith("g3/project_ticket/7/")
+    removed = removed_event(REF, Entity.PROJECT_TICKET, "7", "v1", datetime.now(UTC))
+    assert removed.key == upserted_event(REF, Entity.PROJECT_TICKET, owned, mine, {}).key
