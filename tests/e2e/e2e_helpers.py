@@ -54,22 +54,37 @@ def connect(client: httpx.Client, system: EmbeddedStack, member: str) -> httpx.R
 
 
 def assigned_open_ticket_ids(system: EmbeddedStack, member: str) -> set[str]:
-    """Ask the sandbox directly, as ConnectWise would answer."""
+    """What is the member's, asking the sandbox directly as ConnectWise would answer and
+    working it out here independently: open service and project tickets they own or are
+    a resource on, plus open ones they have an open "S" schedule entry for."""
     keys = sandbox_keys(system, member)
     info = httpx.get(f"{system.url('sandbox')}/login/companyinfo/{keys['company_id']}").json()
-    response = httpx.get(
-        f"{system.url('sandbox')}/{info['Codebase']}apis/3.0/service/tickets",
-        params={
-            "conditions": f'closedFlag = false and (owner/identifier = "{member}" '
-            f'or resources contains "{member}")',
-            "pageSize": 1000,
-            "fields": "id",
-        },
-        auth=(f"{keys['company_id']}+{keys['public_key']}", keys["private_key"]),
-        headers={"clientId": DEV_CONNECTWISE_CLIENT_ID},
+
+    def listing(path: str, conditions: str) -> list[dict[str, Any]]:
+        response = httpx.get(
+            f"{system.url('sandbox')}/{info['Codebase']}apis/3.0/{path}",
+            params={"conditions": conditions, "pageSize": 1000},
+            auth=(f"{keys['company_id']}+{keys['public_key']}", keys["private_key"]),
+            headers={"clientId": DEV_CONNECTWISE_CLIENT_ID},
+        )
+        response.raise_for_status()
+        found: list[dict[str, Any]] = response.json()
+        assert len(found) < 1000, "more than one page: page through it"
+        return found
+
+    entries = listing(
+        "schedule/entries",
+        f'type/identifier = "S" and member/identifier = "{member}" and doneFlag = false',
     )
-    response.raise_for_status()
-    return {str(t["id"]) for t in response.json()}
+    scheduled = {entry["objectId"] for entry in entries}
+    mine: set[str] = set()
+    for path in ("service/tickets", "project/tickets"):
+        for ticket in listing(path, "closedFlag = false"):
+            owner = (ticket.get("owner") or {}).get("identifier")
+            resources = [r.strip() for r in ticket.get("resources", "").split(",")]
+            if owner == member or member in resources or ticket["id"] in scheduled:
+                mine.add(str(ticket["id"]))
+    return mine
 
 
 def dashboard_ids(client: httpx.Client) -> set[str]:

@@ -34,7 +34,6 @@ from syntaskio_common.connectwise import (
     Unauthorized,
     Unavailable,
     parse_retry_after,
-    quote_condition_value,
 )
 from syntaskio_common.connectwise_conditions import F
 
@@ -835,7 +834,6 @@ def test_legacy_names_still_work() -> None:
     assert not error.retryable
     assert issubclass(RateLimited, ConnectWiseError)
     assert issubclass(Unavailable, ConnectWiseError)
-    assert quote_condition_value('say "hi"') == '"say \\"hi\\""'
     client = ConnectWiseClient(httpx.AsyncClient(), BASE.rstrip("/"), BearerCredentials("x"), "c")
     assert client.base_url == BASE
     assert client.requests_made == 0

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from connectwise_sandbox.conditions import ConditionError, compile_conditions
 from connectwise_sandbox.schema import schema_of
-from syntaskio_common.connectwise import quote_condition_value
 from syntaskio_common.connectwise_conditions import (
     Condition,
     F,
@@ -185,11 +184,6 @@ def test_render_passes_text_through_and_renders_expressions() -> None:
     assert render(F("id") == 1) == "id = 1"
     with pytest.raises(TypeError):
         render(5)  # type: ignore[arg-type]
-
-
-def test_legacy_quote_condition_value_escapes_the_same_way() -> None:
-    assert quote_condition_value('a"b\\') == '"a\\"b\\\\"'
-    assert quote_condition_value('a"b\\') == str(F("x") == 'a"b\\').removeprefix("x = ")
 
 
 # --- refusals ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@ transport, and member credentials read from the seeded store."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -23,8 +23,11 @@ def cw_settings() -> Settings:
 
 
 @pytest.fixture
-def cw_app(cw_settings: Settings) -> FastAPI:
-    return create_app(cw_settings)
+def cw_app(cw_settings: Settings) -> Iterator[FastAPI]:
+    app = create_app(cw_settings)
+    yield app
+    # The callback deliverer's background loop, if a delivery started it.
+    app.state.sandbox.callbacks.deliverer.close()
 
 
 @pytest.fixture

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import UTC, datetime
 
+from connectwise_sandbox.project_seed import project_counts
 from connectwise_sandbox.query import parse_list_query, select
-from connectwise_sandbox.seed import Dataset, generate
+from connectwise_sandbox.seed import Dataset, assignments, generate
 from connectwise_sandbox.store import Store
 
 ANCHOR = datetime(2026, 6, 1, tzinfo=UTC)
@@ -92,8 +94,10 @@ def test_the_data_looks_like_an_msp() -> None:
 def test_100k_tickets_generate_quickly_and_a_filtered_page_is_fast() -> None:
     started = time.perf_counter()
     dataset = generate(seed=42, tickets=100_000, anchor=ANCHOR)
-    assert time.perf_counter() - started < 10  # about 1.5 s on a laptop
     store = Store(dataset)
+    assert time.perf_counter() - started < 10  # about 2 s on a laptop
+    assert len(store.project_tickets()) == 5_000
+    assert len(store.schedule_entries()) > 5_000
     params = {
         "conditions": 'closedFlag = false and (owner/identifier = "atech" or resources '
         'contains "atech") and _info/lastUpdated > [2026-01-01T00:00:00Z]',
@@ -106,3 +110,91 @@ def test_100k_tickets_generate_quickly_and_a_filtered_page_is_fast() -> None:
     elapsed = time.perf_counter() - started
     assert len(rows) == 1000
     assert elapsed < 1.0
+
+
+def dump_work(dataset: Dataset) -> str:
+    payload = {
+        "project_statuses": dataset.project_statuses,
+        "projects": dataset.projects,
+        "phases": dataset.phases,
+        "team_members": dataset.team_members,
+        "project_tickets": dataset.project_tickets,
+        "project_descriptions": sorted(dataset.project_descriptions.items()),
+        "schedule_entries": dataset.schedule_entries,
+    }
+    return json.dumps(payload, sort_keys=True)
+
+
+def service_digest(dataset: Dataset) -> str:
+    payload = json.dumps(
+        {"tickets": dataset.tickets, "descriptions": sorted(dataset.descriptions.items())},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def test_service_tickets_are_what_they_were_before_projects_were_seeded() -> None:
+    """End-to-end tests rely on seed 42's service tickets: projects and schedules draw
+    from streams of their own and must not move them (digest taken before they existed)."""
+    dataset = generate(seed=42, tickets=300, anchor=ANCHOR)
+    assert service_digest(dataset) == (
+        "723b9e32dbbcab63570cf742c0bf84ae7e6b73ba06310437c000d1c28e374a1c"
+    )
+
+
+def test_projects_and_schedules_are_deterministic_and_follow_the_seed() -> None:
+    first = generate(seed=42, tickets=300, anchor=ANCHOR)
+    assert dump_work(first) == dump_work(generate(seed=42, tickets=300, anchor=ANCHOR))
+    other = generate(seed=43, tickets=300, anchor=ANCHOR)
+    assert first.project_tickets != other.project_tickets
+    assert first.schedule_entries != other.schedule_entries
+    assert (len(first.projects), len(first.project_tickets)) == project_counts(300) == (15, 60)
+    assert project_counts(0) == (0, 0)
+    assert project_counts(100_000) == (250, 5_000)
+    empty = generate(seed=42, tickets=0, anchor=ANCHOR)
+    assert (empty.projects, empty.project_tickets, empty.schedule_entries) == ((), (), ())
+
+
+def test_every_seed_gives_atech_and_bjones_project_and_schedule_work() -> None:
+    for seed in (1, 42, 1234):
+        dataset = generate(seed=seed, tickets=300, anchor=ANCHOR)
+        for member in ("atech", "bjones"):
+            facts = assignments(dataset, member)
+            assert len(facts.project) >= 10
+            assert len(facts.project_owned) >= 5
+            assert len(facts.project - facts.project_owned) >= 5
+            assert len(facts.scheduled_only) >= 6
+            assert facts.scheduled_only.isdisjoint(facts.service | facts.project)
+            assert len(facts.projects) >= 3
+            assert facts.open_tickets == facts.service | facts.project | facts.scheduled_only
+        closed = [p for p in dataset.projects if p["closedFlag"]]
+        assert len(closed) == 3  # every fifth of 15
+        assert all(
+            t["closedFlag"]
+            for t in dataset.project_tickets
+            if t["project"]["id"] in {p["id"] for p in closed}
+        )
+
+
+def test_seed_42_facts_the_docs_quote() -> None:
+    facts = assignments(generate(seed=42, tickets=300, anchor=ANCHOR), "atech")
+    assert (len(facts.service), len(facts.project), len(facts.project_owned)) == (52, 16, 8)
+    assert (len(facts.scheduled_only), len(facts.projects)) == (7, 11)
+
+
+def test_ids_of_work_records_are_unique_and_ordered() -> None:
+    dataset = generate(seed=42, tickets=2_000, anchor=ANCHOR)
+    for records in (
+        dataset.projects,
+        dataset.phases,
+        dataset.team_members,
+        dataset.project_tickets,
+        dataset.schedule_entries,
+    ):
+        ids = [r["id"] for r in records]
+        assert ids == sorted(set(ids))
+    service_ids = {t["id"] for t in dataset.tickets}
+    assert service_ids.isdisjoint(t["id"] for t in dataset.project_tickets)
+    for ticket in dataset.project_tickets:
+        info = ticket["_info"]
+        assert info["dateEntered"] <= info["lastUpdated"] <= "2026-06-01T00:00:00Z"

@@ -44,7 +44,6 @@ import httpx
 
 from syntaskio_common.connectwise_conditions import (
     Condition,
-    escape_string,
     field_path,
     render,
 )
@@ -657,12 +656,3 @@ def _page(response: httpx.Response, body: Any) -> list[dict[str, Any]]:
     if not isinstance(body, list):
         raise ConnectWiseError(response.status_code, "UnexpectedBody", "expected a list")
     return body
-
-
-def quote_condition_value(value: str) -> str:
-    """A string literal for `conditions`, so user data can't change the expression.
-
-    Kept for existing callers; new code builds conditions with
-    `syntaskio_common.connectwise_conditions` (which also refuses control characters).
-    """
-    return '"' + escape_string(value) + '"'

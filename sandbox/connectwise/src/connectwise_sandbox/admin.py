@@ -1,6 +1,7 @@
 """The sandbox's own control API under `/_sandbox` — no ConnectWise auth, for tests,
-demos and benchmarks: credentials, live ticket changes, reset, request stats, faults,
-OAuth and member-token inspection and expiry."""
+demos and benchmarks: credentials, live service ticket changes, reset, request stats,
+faults, OAuth and member-token inspection and expiry. Project tickets, projects and
+schedule entries are in `admin_work.py`, callbacks in `admin_callbacks.py`."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Response, status
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connectwise_sandbox.faults import Fault
 from connectwise_sandbox.records import JsonObject
 from connectwise_sandbox.settings import MAX_TICKETS
 from connectwise_sandbox.state import State
-from connectwise_sandbox.store import KEEP, Keep, TicketChange, TicketNotFound, UnknownReference
+from connectwise_sandbox.store import (
+    KEEP,
+    InvalidChange,
+    Keep,
+    RecordNotFound,
+    TicketChange,
+    UnknownReference,
+)
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox admin"])
 
@@ -81,12 +89,25 @@ class NewTicket(TicketFields):
 
 
 class FaultRequest(BaseModel):
+    """A status, a delay, or both; for the next `count` calls (default 1) or, with
+    `duration_seconds`, every call until that window ends."""
+
     model_config = ConfigDict(extra="forbid")
 
-    status: Literal[429, 500, 502, 503, 504]
-    count: int = Field(default=1, ge=1, le=100_000)
+    status: Literal[429, 500, 502, 503, 504] | None = None
+    count: int | None = Field(default=None, ge=1, le=100_000)
     retry_after: int | None = Field(default=None, ge=0, le=3600)
     path_contains: str | None = None
+    delay_seconds: float | None = Field(default=None, gt=0, le=120)
+    duration_seconds: float | None = Field(default=None, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _meaningful(self) -> FaultRequest:
+        if self.status is None and self.delay_seconds is None:
+            raise ValueError("give a status, a delay_seconds, or both")
+        if self.count is not None and self.duration_seconds is not None:
+            raise ValueError("count and duration_seconds exclude each other")
+        return self
 
 
 class ResetRequest(BaseModel):
@@ -96,13 +117,19 @@ class ResetRequest(BaseModel):
     tickets: int | None = Field(default=None, ge=0, le=MAX_TICKETS)
 
 
-def _fault_json(fault: Fault) -> JsonObject:
-    return {
+def _fault_json(fault: Fault, seconds_left: float | None) -> JsonObject:
+    """The original four keys, plus `delay_seconds` and `seconds_left` when they apply."""
+    shown: JsonObject = {
         "status": fault.status,
         "remaining": fault.remaining,
         "retry_after": fault.retry_after,
         "path_contains": fault.path_contains,
     }
+    if fault.delay_seconds is not None:
+        shown["delay_seconds"] = fault.delay_seconds
+    if seconds_left is not None:
+        shown["seconds_left"] = round(seconds_left, 3)
+    return shown
 
 
 @router.get("/health")
@@ -129,6 +156,9 @@ def config(state: State) -> dict[str, Any]:
         "oauth_refresh_token_ttl": settings.oauth_refresh_token_ttl,
         "oauth_code_ttl": settings.oauth_code_ttl,
         "member_token_ttl": settings.member_token_ttl,
+        "callback_timeout": settings.callback_timeout,
+        "callback_attempts": settings.callback_attempts,
+        "callback_retry_delay": settings.callback_retry_delay,
     }
 
 
@@ -150,38 +180,39 @@ def api_keys(state: State) -> list[dict[str, Any]]:
     ]
 
 
-def _changed(action: Callable[[], JsonObject]) -> JsonObject:
+def changed(action: Callable[[], JsonObject]) -> JsonObject:
+    """Run a store change; a missing record is 404, a refused change 400."""
     try:
-        ticket = action()
-    except TicketNotFound as error:
+        record = action()
+    except RecordNotFound as error:
         raise HTTPException(404, str(error)) from None
-    except UnknownReference as error:
+    except (UnknownReference, InvalidChange) as error:
         raise HTTPException(400, str(error)) from None
-    return ticket
+    return record
 
 
 @router.post("/tickets", status_code=status.HTTP_201_CREATED)
 def create_ticket(body: NewTicket, state: State) -> JsonObject:
     change = body.change()
-    return _changed(lambda: state.store.create_ticket(change))
+    return changed(lambda: state.store.create_ticket(change))
 
 
 @router.patch("/tickets/{ticket_id}")
 def update_ticket(ticket_id: int, body: TicketFields, state: State) -> JsonObject:
     change = body.change()
-    return _changed(lambda: state.store.update_ticket(ticket_id, change))
+    return changed(lambda: state.store.update_ticket(ticket_id, change))
 
 
 @router.post("/tickets/{ticket_id}/close")
 def close_ticket(ticket_id: int, state: State) -> JsonObject:
-    return _changed(lambda: state.store.close_ticket(ticket_id))
+    return changed(lambda: state.store.close_ticket(ticket_id))
 
 
 @router.delete("/tickets/{ticket_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_ticket(ticket_id: int, state: State) -> Response:
     try:
         state.store.delete_ticket(ticket_id)
-    except TicketNotFound as error:
+    except RecordNotFound as error:
         raise HTTPException(404, str(error)) from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -189,7 +220,8 @@ def delete_ticket(ticket_id: int, state: State) -> Response:
 @router.post("/reset")
 def reset(state: State, body: ResetRequest | None = None) -> dict[str, Any]:
     """Regenerate the data from the seed (optionally another seed or size) and clear
-    faults, request stats, OAuth grants and tokens, and minted member tokens."""
+    faults, request stats, OAuth grants and tokens, minted member tokens, and callbacks
+    with their signing keys and delivery log. No callbacks fire for the reset."""
     if body is not None:
         state.seed = state.seed if body.seed is None else body.seed
         state.tickets = state.tickets if body.tickets is None else body.tickets
@@ -198,6 +230,7 @@ def reset(state: State, body: ResetRequest | None = None) -> dict[str, Any]:
     state.stats.reset()
     state.oauth.reset()
     state.member_tokens.reset()
+    state.callbacks.reset()
     return {"status": "ok", "seed": state.seed, "tickets": state.tickets}
 
 
@@ -214,16 +247,28 @@ def reset_stats(state: State) -> Response:
 
 @router.post("/faults", status_code=status.HTTP_201_CREATED)
 def add_fault(body: FaultRequest, state: State) -> JsonObject:
-    """The next `count` API calls whose path contains `path_contains` (all, if unset)
-    fail with `status`; a 429 carries `Retry-After` (default 1 second)."""
-    fault = Fault(body.status, body.count, body.retry_after, body.path_contains)
-    state.faults.add(fault)
-    return _fault_json(fault)
+    """The next `count` API calls (default 1) whose path contains `path_contains` (all,
+    if unset) — or, with `duration_seconds`, every such call until the window ends —
+    wait `delay_seconds` (if set) and then fail with `status` (if set; else they
+    succeed, slowly). A 429 carries `Retry-After` (default 1 second)."""
+    faults = state.faults
+    window = body.duration_seconds
+    fault = Fault(
+        status=body.status,
+        remaining=None if window is not None else body.count or 1,
+        retry_after=body.retry_after,
+        path_contains=body.path_contains,
+        delay_seconds=body.delay_seconds,
+        until=faults.window(window) if window is not None else None,
+    )
+    faults.add(fault)
+    return _fault_json(fault, faults.seconds_left(fault))
 
 
 @router.get("/faults")
 def list_faults(state: State) -> list[JsonObject]:
-    return [_fault_json(fault) for fault in state.faults.pending()]
+    faults = state.faults
+    return [_fault_json(fault, faults.seconds_left(fault)) for fault in faults.pending()]
 
 
 @router.delete("/faults", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,5 +1,7 @@
-"""The ConnectWise REST endpoints (mounted under `/{codebase}apis/3.0`) and the
-unauthenticated company lookup at `/login/companyinfo/{companyId}`.
+"""The ConnectWise REST endpoints for the system and reference data (members,
+companies, boards and their statuses, priorities), mounted under `/{codebase}apis/3.0`,
+and the unauthenticated company lookup at `/login/companyinfo/{companyId}`. Tickets,
+projects, schedules, time and callbacks have `*_routes.py` modules of their own.
 
 Handlers are plain functions: FastAPI runs them in its thread pool, so filtering a
 large ticket set does not stall the event loop.
@@ -7,8 +9,6 @@ large ticket set does not stall the event loop.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
@@ -16,23 +16,19 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 
 from connectwise_sandbox.auth import CurrentMember, authenticate
 from connectwise_sandbox.errors import CwError, invalid_parameter, not_found
-from connectwise_sandbox.pagination import FORWARD_ONLY, paginate
-from connectwise_sandbox.query import (
-    lower_keys,
-    parse_conditions,
-    parse_fields,
-    parse_list_query,
-    project,
-    select,
-)
 from connectwise_sandbox.records import JsonObject, format_timestamp
-from connectwise_sandbox.schema import EntitySchema
+from connectwise_sandbox.responses import (
+    collection_routes,
+    count_response,
+    find_record,
+    json_response,
+    list_response,
+    record_response,
+)
 from connectwise_sandbox.seed import API_LICENSE_CLASS
 from connectwise_sandbox.settings import Settings
 from connectwise_sandbox.state import SandboxState, State
-from connectwise_sandbox.store import Schemas
 
-JSON_MEDIA_TYPE: Final = "application/json; charset=utf-8"
 BUILD_NUMBER: Final = "99001"
 
 login_router = APIRouter(tags=["ConnectWise login"])
@@ -42,55 +38,6 @@ router = APIRouter(dependencies=[Depends(authenticate)], tags=["ConnectWise API"
 def version_code(settings: Settings) -> str:
     """`v2025_1/` -> `v2025.1`, the release the codebase names."""
     return settings.codebase.strip("/").replace("_", ".")
-
-
-def json_response(
-    content: Any, headers: dict[str, str] | None = None, status_code: int = 200
-) -> Response:
-    body = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
-    return Response(body, status_code, media_type=JSON_MEDIA_TYPE, headers=headers)
-
-
-def _params(request: Request) -> dict[str, Any]:
-    return lower_keys(request.query_params.multi_items())
-
-
-def list_response(
-    request: Request,
-    records: Sequence[JsonObject],
-    schema: EntitySchema,
-    params: dict[str, Any] | None = None,
-) -> Response:
-    forward_only = request.headers.get("pagination-type", "").strip().lower() == FORWARD_ONLY
-    query = parse_list_query(
-        _params(request) if params is None else params, schema, forward_only=forward_only
-    )
-    page = paginate(
-        select(records, query),
-        query,
-        str(request.url.replace(query="")),
-        request.query_params.multi_items(),
-    )
-    rows = [project(record, query.fields) for record in page.rows]
-    return json_response(rows, headers={"Link": page.link} if page.link else None)
-
-
-def count_response(
-    request: Request, records: Sequence[JsonObject], schema: EntitySchema
-) -> Response:
-    predicate = parse_conditions(_params(request).get("conditions"), schema)
-    return json_response({"count": sum(1 for record in records if predicate(record))})
-
-
-def record_response(request: Request, record: JsonObject, schema: EntitySchema) -> Response:
-    return json_response(project(record, parse_fields(_params(request).get("fields"), schema)))
-
-
-def _find(records: Sequence[JsonObject], record_id: int, entity: str) -> JsonObject:
-    for record in records:
-        if record["id"] == record_id:
-            return record
-    raise not_found(entity, record_id)
 
 
 # --- login ------------------------------------------------------------------------------
@@ -209,39 +156,23 @@ def _expiration(value: object, now: datetime) -> datetime | None:
     return moment
 
 
-def _collection(
-    path: str,
-    entity: str,
-    records: Callable[[SandboxState], Sequence[JsonObject]],
-    schema: Callable[[Schemas], EntitySchema],
-) -> None:
-    """List, count and get-by-id for a read-only collection."""
-
-    @router.get(path, name=f"list_{entity.lower()}")
-    def list_records(request: Request, state: State) -> Response:
-        return list_response(request, records(state), schema(state.store.schemas))
-
-    @router.get(f"{path}/count", name=f"count_{entity.lower()}")
-    def count_records(request: Request, state: State) -> Response:
-        return count_response(request, records(state), schema(state.store.schemas))
-
-    @router.get(f"{path}/{{record_id}}", name=f"get_{entity.lower()}")
-    def get_record(record_id: int, request: Request, state: State) -> Response:
-        record = _find(records(state), record_id, entity)
-        return record_response(request, record, schema(state.store.schemas))
-
-
-_collection("/system/members", "Member", lambda s: s.store.members, lambda s: s.member)
-_collection("/company/companies", "Company", lambda s: s.store.companies, lambda s: s.company)
-_collection("/service/boards", "Board", lambda s: s.store.boards, lambda s: s.board)
-_collection("/service/priorities", "Priority", lambda s: s.store.priorities, lambda s: s.priority)
+collection_routes(
+    router, "/system/members", "Member", lambda s: s.store.members, lambda s: s.member
+)
+collection_routes(
+    router, "/company/companies", "Company", lambda s: s.store.companies, lambda s: s.company
+)
+collection_routes(router, "/service/boards", "Board", lambda s: s.store.boards, lambda s: s.board)
+collection_routes(
+    router, "/service/priorities", "Priority", lambda s: s.store.priorities, lambda s: s.priority
+)
 
 
 # --- board statuses ---------------------------------------------------------------------
 
 
 def _board_statuses(state: SandboxState, board_id: int) -> list[JsonObject]:
-    _find(state.store.boards, board_id, "Board")
+    find_record(state.store.boards, board_id, "Board")
     return state.store.statuses_of(board_id)
 
 
@@ -259,56 +190,5 @@ def count_statuses(board_id: int, request: Request, state: State) -> Response:
 
 @router.get("/service/boards/{board_id}/statuses/{status_id}")
 def get_status(board_id: int, status_id: int, request: Request, state: State) -> Response:
-    status = _find(_board_statuses(state, board_id), status_id, "Status")
+    status = find_record(_board_statuses(state, board_id), status_id, "Status")
     return record_response(request, status, state.store.schemas.status)
-
-
-# --- service tickets --------------------------------------------------------------------
-
-
-@router.get("/service/tickets")
-def list_tickets(request: Request, state: State) -> Response:
-    return list_response(request, state.store.tickets(), state.store.schemas.ticket)
-
-
-@router.get("/service/tickets/count")
-def count_tickets(request: Request, state: State) -> Response:
-    return count_response(request, state.store.tickets(), state.store.schemas.ticket)
-
-
-@router.post("/service/tickets/search")
-def search_tickets(
-    request: Request,
-    state: State,
-    body: Annotated[dict[str, Any] | None, Body()] = None,
-) -> Response:
-    """The same query as `GET /service/tickets`, with the parameters (notably a long
-    `conditions`) in a JSON body; body values win over the query string."""
-    params = _params(request) | lower_keys((body or {}).items())
-    return list_response(request, state.store.tickets(), state.store.schemas.ticket, params)
-
-
-@router.get("/service/tickets/{ticket_id}")
-def get_ticket(ticket_id: int, request: Request, state: State) -> Response:
-    ticket = state.store.ticket(ticket_id)
-    if ticket is None:
-        raise not_found("Ticket", ticket_id)
-    return record_response(request, ticket, state.store.schemas.ticket)
-
-
-def _notes(state: SandboxState, ticket_id: int) -> list[JsonObject]:
-    notes = state.store.notes(ticket_id)
-    if notes is None:
-        raise not_found("Ticket", ticket_id)
-    return notes
-
-
-@router.get("/service/tickets/{ticket_id}/notes")
-def list_notes(ticket_id: int, request: Request, state: State) -> Response:
-    """The initial description, which a ticket's own record never returns."""
-    return list_response(request, _notes(state, ticket_id), state.store.schemas.note)
-
-
-@router.get("/service/tickets/{ticket_id}/notes/count")
-def count_notes(ticket_id: int, request: Request, state: State) -> Response:
-    return count_response(request, _notes(state, ticket_id), state.store.schemas.note)

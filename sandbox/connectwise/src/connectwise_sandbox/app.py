@@ -1,9 +1,12 @@
 """`create_app(settings)`: the sandbox wired together — seeded store, the ConnectWise API
-(with request counting and fault injection in front of it) and the admin API."""
+(with request counting and fault injection in front of it), callbacks fed by the
+store's change events, and the admin API."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import (
@@ -14,7 +17,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from connectwise_sandbox import admin, api, oauth_routes
+from connectwise_sandbox import (
+    admin,
+    admin_callbacks,
+    admin_work,
+    api,
+    callback_routes,
+    oauth_routes,
+    project_routes,
+    schedule_routes,
+    ticket_routes,
+    time_routes,
+)
+from connectwise_sandbox.callbacks import CallbackRegistry
+from connectwise_sandbox.callers import caller_of
+from connectwise_sandbox.deliveries import Deliverer
 from connectwise_sandbox.errors import CwError, ErrorItem
 from connectwise_sandbox.faults import FaultInjector
 from connectwise_sandbox.member_tokens import MemberTokens
@@ -25,10 +42,26 @@ from connectwise_sandbox.state import SandboxState, get_state
 from connectwise_sandbox.stats import RequestStats
 from connectwise_sandbox.store import Store
 
+_API_ROUTERS = (
+    api.router,
+    ticket_routes.router,
+    project_routes.router,
+    schedule_routes.router,
+    time_routes.router,
+    callback_routes.router,
+    # Under the API prefix so request counting and fault injection apply to OAuth too.
+    oauth_routes.router,
+)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     dataset = generate(seed=settings.seed, tickets=settings.tickets, anchor=settings.anchor)
+    deliverer = Deliverer(
+        timeout=settings.callback_timeout,
+        attempts=settings.callback_attempts,
+        retry_delay=settings.callback_retry_delay,
+    )
     state = SandboxState(
         settings=settings,
         store=Store(dataset),
@@ -42,19 +75,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             code_ttl=settings.oauth_code_ttl,
         ),
         member_tokens=MemberTokens(ttl=settings.member_token_ttl),
+        callbacks=CallbackRegistry(company_id=settings.company_id, deliverer=deliverer),
     )
+    state.store.subscribe(state.callbacks.on_change)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(deliverer.close)
+
     app = FastAPI(
         title="ConnectWise Manage sandbox",
         description="A ConnectWise PSA REST API simulator for development, tests and demos.",
         version="1.0",
+        lifespan=lifespan,
     )
     app.state.sandbox = state
     app.include_router(api.login_router)
     for index, prefix in enumerate(state.api_prefixes):
-        app.include_router(api.router, prefix=prefix, include_in_schema=index == 0)
-        # Under the API prefix so request counting and fault injection apply to OAuth too.
-        app.include_router(oauth_routes.router, prefix=prefix, include_in_schema=index == 0)
+        for router in _API_ROUTERS:
+            app.include_router(router, prefix=prefix, include_in_schema=index == 0)
     app.include_router(admin.router)
+    app.include_router(admin_work.router)
+    app.include_router(admin_callbacks.router)
     _install_error_handlers(app)
     app.middleware("http")(_connectwise_traffic)
     return app
@@ -63,15 +106,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def _connectwise_traffic(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
-    """Injected faults and request counting, for ConnectWise API paths only."""
+    """Injected faults (delays, errors) and request counting, for ConnectWise API paths
+    only. The login lookups are counted in the totals but belong to no caller."""
     state = get_state(request)
     path = request.url.path
     if not state.is_api_path(path):
         return await call_next(request)
     fault = state.faults.take(path)
-    response = _error_response(fault.error()) if fault else await call_next(request)
+    if fault is not None and fault.delay_seconds:
+        await asyncio.sleep(fault.delay_seconds)
+    error = fault.error() if fault is not None else None
+    response = _error_response(error) if error is not None else await call_next(request)
     response.headers["api-current-version"] = api.version_code(state.settings).lstrip("v")
-    state.stats.record(request.method, path, response.status_code)
+    caller = None if path.startswith("/login/") else caller_of(request, state)
+    state.stats.record(request.method, path, response.status_code, caller)
     return response
 
 

@@ -15,6 +15,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from connectwise_sandbox.callers import (
+    CALLER_STATE_KEY,
+    Caller,
+    api_key_caller,
+    bearer_caller,
+    member_token_caller,
+    remember,
+)
 from connectwise_sandbox.errors import CwError
 from connectwise_sandbox.oauth import BearerRejected
 from connectwise_sandbox.records import JsonObject
@@ -28,8 +36,9 @@ def _unauthorized(message: str) -> CwError:
 
 
 def authenticate(request: Request, state: State) -> JsonObject:
-    """The authenticated member, or a 401/403 in ConnectWise's error shape."""
-    member = _caller(request.headers.get("authorization"), state)
+    """The authenticated member, or a 401/403 in ConnectWise's error shape. Remembers
+    the caller (see `callers.py`) for request accounting and callback ownership."""
+    member, caller = _caller(request.headers.get("authorization"), state)
     if member["inactiveFlag"]:
         raise _unauthorized(f"Member '{member['identifier']}' is inactive")
 
@@ -38,10 +47,11 @@ def authenticate(request: Request, state: State) -> JsonObject:
         raise _unauthorized("A clientId header is required on every API request")
     if client_id.lower() not in state.settings.client_ids:
         raise CwError(403, "Forbidden", "The clientId is not registered for this site")
+    remember(request, caller)
     return member
 
 
-def _caller(header: str | None, state: SandboxState) -> JsonObject:
+def _caller(header: str | None, state: SandboxState) -> tuple[JsonObject, Caller]:
     if not header:
         raise _unauthorized(f"Authorization header is missing; {_BASIC_HELP}")
     scheme, _, token = header.partition(" ")
@@ -50,19 +60,21 @@ def _caller(header: str | None, state: SandboxState) -> JsonObject:
             member_id = state.oauth.member_for_bearer(token.strip())
         except BearerRejected as error:
             raise _unauthorized(str(error)) from None
-        return _existing(state, member_id)
+        holder = _existing(state, member_id)
+        return holder, bearer_caller(holder["identifier"])
     company, public_key, private_key = _credentials(scheme, token)
     if company.lower() != state.settings.company_id.lower():
         raise _unauthorized(f"Company '{company}' is not valid for this site")
     member = state.store.member_for_key(public_key, private_key)
     if member is not None:
-        return member
+        return member, api_key_caller(company, public_key, member["identifier"])
     minted = state.member_tokens.find(public_key, private_key)
     if minted is None:
         raise _unauthorized("Incorrect public/private key")
     if state.member_tokens.expired(minted):
         raise _unauthorized("The member token has expired")
-    return _existing(state, minted.member_id)
+    impersonated = _existing(state, minted.member_id)
+    return impersonated, member_token_caller(impersonated["identifier"])
 
 
 def _existing(state: SandboxState, member_id: int) -> JsonObject:
@@ -86,4 +98,13 @@ def _credentials(scheme: str, token: str) -> tuple[str, str, str]:
     return company, public_key, private_key
 
 
+def current_caller(request: Request, _: Annotated[JsonObject, Depends(authenticate)]) -> Caller:
+    """The authenticated caller's identity (after `authenticate` has run)."""
+    caller = getattr(request.state, CALLER_STATE_KEY, None)
+    if not isinstance(caller, Caller):  # pragma: no cover - authenticate always sets it
+        raise _unauthorized("not authenticated")
+    return caller
+
+
 CurrentMember = Annotated[JsonObject, Depends(authenticate)]
+CurrentCaller = Annotated[Caller, Depends(current_caller)]

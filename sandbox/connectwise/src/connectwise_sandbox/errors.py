@@ -67,3 +67,9 @@ def invalid_parameter(resource: str, item_code: str, message: str, field: str = 
 
 def not_found(entity: str, record_id: int | str) -> CwError:
     return CwError(404, "NotFound", f"{entity} ID {record_id} not found")
+
+
+def invalid_object(resource: str, field: str, message: str, code: str = "InvalidField") -> CwError:
+    """A 400 for a bad request body: `resource` is the object, `field` the property."""
+    item = ErrorItem(code=code, message=message, resource=resource, field=field)
+    return CwError(400, "InvalidObject", f"{resource} object is invalid", [item])

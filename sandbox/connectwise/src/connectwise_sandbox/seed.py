@@ -6,6 +6,11 @@ Guarantees tests and demos rely on: member ``atech`` owns every tenth ticket and
 are open (>= 30 open tickets at the default 300); ``bjones`` likewise owns the tickets
 five after them. The API member ``syntaskio-api`` (licence class ``A``) comes last and
 has no tickets.
+
+Projects, project tickets (`project_seed.py`) and schedule entries (`schedule_seed.py`)
+come from streams of their own derived from the same seed, so the service tickets are
+the same with or without them. Ask `assignments(dataset, identifier)` what a member
+holds rather than hard-coding counts.
 """
 
 from __future__ import annotations
@@ -13,15 +18,18 @@ from __future__ import annotations
 import random
 import string
 from bisect import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import accumulate
 from types import MappingProxyType
 from typing import Final, TypeVar
 
+from connectwise_sandbox.project_seed import generate_projects
 from connectwise_sandbox.records import (
+    RECORD_TYPE_SERVICE,
     JsonObject,
+    TimestampFormatter,
     board_ref,
     company_ref,
     format_timestamp,
@@ -30,6 +38,7 @@ from connectwise_sandbox.records import (
     status_ref,
     ticket_record,
 )
+from connectwise_sandbox.schedule_seed import generate_schedule, holds
 from connectwise_sandbox.vocabulary import (
     API_MEMBER,
     BOARDS,
@@ -39,6 +48,7 @@ from connectwise_sandbox.vocabulary import (
     DETAILS,
     MEMBERS,
     PRIORITIES,
+    PROJECT_BOARDS,
     SEVERITIES,
     SOURCES,
 )
@@ -78,6 +88,13 @@ class Dataset:
     tickets: tuple[JsonObject, ...]
     # The initial description is write-only on a real ticket; it is read back as a note.
     descriptions: Mapping[int, str]
+    project_statuses: tuple[JsonObject, ...]
+    projects: tuple[JsonObject, ...]
+    phases: tuple[JsonObject, ...]
+    team_members: tuple[JsonObject, ...]
+    project_tickets: tuple[JsonObject, ...]
+    project_descriptions: Mapping[int, str]
+    schedule_entries: tuple[JsonObject, ...]
 
 
 def generate(*, seed: int, tickets: int, anchor: datetime) -> Dataset:
@@ -89,8 +106,27 @@ def generate(*, seed: int, tickets: int, anchor: datetime) -> Dataset:
     # API members do no ticket work: tickets draw only from the technicians, so adding
     # one does not reshuffle a seed's tickets.
     staff = tuple(m for m in members if m["licenseClass"] != API_LICENSE_CLASS)
+    service_boards, project_boards = boards[: len(BOARDS)], boards[len(BOARDS) :]
     ticket_records, descriptions = _tickets(
-        random.Random(seed), tickets, anchor, staff, companies, boards, statuses, priorities
+        random.Random(seed), tickets, anchor, staff, companies, service_boards, statuses, priorities
+    )
+    projects = generate_projects(
+        seed=seed,
+        service_tickets=tickets,
+        anchor=anchor,
+        created=created,
+        members=staff,
+        companies=companies,
+        boards=project_boards,
+        statuses=statuses,
+        priorities=priorities,
+    )
+    schedule = generate_schedule(
+        seed=seed,
+        anchor=anchor,
+        tickets=ticket_records,
+        project_tickets=projects.tickets,
+        members=staff,
     )
     return Dataset(
         members=members,
@@ -101,6 +137,13 @@ def generate(*, seed: int, tickets: int, anchor: datetime) -> Dataset:
         priorities=priorities,
         tickets=ticket_records,
         descriptions=MappingProxyType(descriptions),
+        project_statuses=projects.statuses,
+        projects=projects.projects,
+        phases=projects.phases,
+        team_members=projects.team_members,
+        project_tickets=projects.tickets,
+        project_descriptions=MappingProxyType(projects.descriptions),
+        schedule_entries=schedule,
     )
 
 
@@ -159,16 +202,17 @@ def _companies(created: str) -> tuple[JsonObject, ...]:
 
 
 def _boards(created: str) -> tuple[tuple[JsonObject, ...], tuple[JsonObject, ...]]:
+    """Service boards, then project boards (`projectFlag`), each with its statuses."""
     boards: list[JsonObject] = []
     statuses: list[JsonObject] = []
-    for board_index, spec in enumerate(BOARDS):
+    for board_index, spec in enumerate((*BOARDS, *PROJECT_BOARDS)):
         board: JsonObject = {
             "id": board_index + 1,
             "name": spec.name,
             "location": {"id": 1, "name": "Main"},
             "department": {"id": 1, "name": "Services"},
             "inactiveFlag": False,
-            "projectFlag": False,
+            "projectFlag": board_index >= len(BOARDS),
             "_info": _info(created),
         }
         boards.append(board)
@@ -254,7 +298,7 @@ def _tickets(
     }
     history = int(HISTORY.total_seconds())
     random_ = rng.random
-    stamp = _TimestampFormatter()
+    stamp = TimestampFormatter()
 
     def choice(options: Sequence[_T]) -> _T:
         return options[int(random_() * len(options))]
@@ -332,18 +376,68 @@ def _tickets(
     return tuple(tickets), descriptions
 
 
-class _TimestampFormatter:
-    """`format_timestamp` for epoch seconds, fast enough for 100k tickets: the date part
-    of the string is cached, the time of day is plain arithmetic."""
+@dataclass(frozen=True)
+class Assignments:
+    """Which open tickets are a member's and how, and the projects they work on."""
 
-    def __init__(self) -> None:
-        self._days: dict[int, str] = {}
+    service: frozenset[int]  # open service tickets the member owns or is a resource of
+    project: frozenset[int]  # open project tickets the member owns or is a resource of
+    project_owned: frozenset[int]  # the open project tickets the member owns
+    scheduled_only: frozenset[int]  # open tickets theirs only by an open "S" schedule entry
+    projects: frozenset[int]  # ids of projects the member is a team member of
 
-    def __call__(self, epoch_seconds: int) -> str:
-        day, seconds = divmod(epoch_seconds, _DAY)
-        prefix = self._days.get(day)
-        if prefix is None:
-            prefix = format_timestamp(datetime.fromtimestamp(day * _DAY, UTC))[:11]
-            self._days[day] = prefix
-        hours, rest = divmod(seconds, 3600)
-        return f"{prefix}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
+    @property
+    def open_tickets(self) -> frozenset[int]:
+        """Every open ticket assigned to the member, by any of the three routes."""
+        return self.service | self.project | self.scheduled_only
+
+
+def open_held_ids(tickets: Iterable[JsonObject], identifier: str) -> frozenset[int]:
+    """Open tickets the member owns or is a resource of."""
+    return frozenset(t["id"] for t in tickets if not t["closedFlag"] and holds(t, identifier))
+
+
+def schedule_only_ids(
+    tickets: Iterable[JsonObject], entries: Iterable[JsonObject], identifier: str
+) -> frozenset[int]:
+    """Open tickets with an open (not done) ticket-type ("S") schedule entry for the
+    member, who neither owns them nor is a resource of them."""
+    scheduled = {
+        e["objectId"]
+        for e in entries
+        if e["member"]["identifier"] == identifier
+        and e["type"]["identifier"] == "S"
+        and not e["doneFlag"]
+    }
+    return frozenset(
+        t["id"]
+        for t in tickets
+        if t["id"] in scheduled and not t["closedFlag"] and not holds(t, identifier)
+    )
+
+
+def team_project_ids(team_members: Iterable[JsonObject], identifier: str) -> frozenset[int]:
+    return frozenset(
+        t["projectId"] for t in team_members if t["member"]["identifier"] == identifier
+    )
+
+
+def assignments(dataset: Dataset, identifier: str) -> Assignments:
+    """What `identifier` holds in a seeded dataset (the same helpers work on a live
+    store's records)."""
+    every = (*dataset.tickets, *dataset.project_tickets)
+    return Assignments(
+        service=open_held_ids(dataset.tickets, identifier),
+        project=open_held_ids(dataset.project_tickets, identifier),
+        project_owned=frozenset(
+            t["id"]
+            for t in dataset.project_tickets
+            if not t["closedFlag"] and t.get("owner", {}).get("identifier") == identifier
+        ),
+        scheduled_only=schedule_only_ids(every, dataset.schedule_entries, identifier),
+        projects=team_project_ids(dataset.team_members, identifier),
+    )
+
+
+def is_service_ticket(ticket: JsonObject) -> bool:
+    return bool(ticket["recordType"] == RECORD_TYPE_SERVICE)

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     oauth_code_ttl: int = Field(default=60, ge=1)
     # Upper bound on impersonation keys minted by POST /system/members/{id}/tokens.
     member_token_ttl: int = Field(default=3600, ge=1)
+    # Callback deliveries: ConnectWise tries each three times (two retries), 5 s apiece.
+    callback_timeout: float = Field(default=5.0, gt=0, le=60)
+    callback_attempts: int = Field(default=3, ge=1, le=10)
+    callback_retry_delay: float = Field(default=1.0, ge=0, le=60)
 
     @field_validator("codebase")
     @classmethod

@@ -7,6 +7,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from connectwise_sandbox.callbacks import CallbackRegistry
 from connectwise_sandbox.faults import FaultInjector
 from connectwise_sandbox.member_tokens import MemberTokens
 from connectwise_sandbox.oauth import OAuthServer
@@ -29,6 +30,7 @@ class SandboxState:
     tickets: int
     oauth: OAuthServer
     member_tokens: MemberTokens
+    callbacks: CallbackRegistry
 
     @property
     def api_prefixes(self) -> tuple[str, ...]:

@@ -1,65 +1,111 @@
-"""The in-memory ConnectWise database: seeded reference data, tickets, and the changes
-the sandbox admin API makes to them. No HTTP here.
+"""The in-memory ConnectWise database: seeded reference data, service and project
+tickets, projects, schedule entries, notes and time entries, and the changes the admin
+API and API clients make to them. No HTTP here.
 
 Concurrency: one lock guards every mutation. Records are never changed in place — a
-change builds a new ticket dict and swaps it in — so a reader can take a snapshot list
-under the lock and then filter and serialise it without holding the lock.
+change builds a new dict and swaps it in — so a reader can take a snapshot list under
+the lock and then filter and serialise it without holding the lock.
+
+Every change to a ticket, project or schedule entry is announced to the subscribed
+listeners (callbacks) after the lock is released; notes and time entries count as
+changes to their ticket, whose `_info.lastUpdated` they move forward.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import Enum
-from typing import Final, TypeVar
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Final
 
+from connectwise_sandbox.events import Action, ChangeEvent, EntityType, Listener
+from connectwise_sandbox.project_records import (
+    example_phase,
+    example_project,
+    example_team_member,
+)
+from connectwise_sandbox.project_seed import FIRST_PROJECT_TICKET_ID
 from connectwise_sandbox.records import (
+    RECORD_TYPE_PROJECT,
+    RECORD_TYPE_SERVICE,
     JsonObject,
+    as_project_ticket,
     board_ref,
     company_ref,
+    example_project_ticket,
     example_ticket,
     format_timestamp,
     member_ref,
     next_last_updated,
+    phase_ref,
     priority_ref,
-    split_resources,
+    project_ref,
     status_ref,
     ticket_record,
+    touched,
 )
-from connectwise_sandbox.schema import schema_of
+from connectwise_sandbox.schedule_seed import SCHEDULE_TYPE_REFS
+from connectwise_sandbox.schema import EntitySchema, schema_of
 from connectwise_sandbox.seed import FIRST_TICKET_ID, ApiKey, Dataset
+from connectwise_sandbox.ticket_change import (
+    KEEP,
+    Keep,
+    TicketChange,
+    TicketNames,
+    apply_change,
+    keep_or,
+    names_of,
+)
 from connectwise_sandbox.vocabulary import DEFAULT_PRIORITY
+from connectwise_sandbox.work_records import (
+    added_note,
+    description_note,
+    example_note,
+    example_schedule_entry,
+    example_time_entry,
+    schedule_entry_record,
+    time_entry_record,
+)
+
+__all__ = [
+    "KEEP",
+    "SANDBOX_USER",
+    "InvalidChange",
+    "Keep",
+    "ProjectChange",
+    "RecordNotFound",
+    "ScheduleChange",
+    "Store",
+    "TicketChange",
+    "TicketKind",
+    "TicketNotFound",
+    "UnknownReference",
+]
+
+log = logging.getLogger("connectwise_sandbox")
 
 SANDBOX_USER: Final = "SandboxAdmin"
 DEFAULT_BOARD: Final = "Service Desk"
+# Added notes are numbered above every ticket id: a ticket's description note has the
+# ticket's own id, so a ticket's notes stay in id order.
+FIRST_NOTE_ID: Final = 5_000_001
+FIRST_TIME_ENTRY_ID: Final = 1
+MAX_ENTRY_HOURS: Final = 24.0
 
 
-class Keep(Enum):
-    """Marks a `TicketChange` field the caller did not set."""
+class TicketKind(StrEnum):
+    """Service and project tickets live in separate collections (see the README)."""
 
-    KEEP = "keep"
+    SERVICE = RECORD_TYPE_SERVICE
+    PROJECT = RECORD_TYPE_PROJECT
 
-
-KEEP: Final = Keep.KEEP
-_T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class TicketChange:
-    """What the admin API may set on a ticket; references are by name or identifier."""
-
-    summary: str | Keep = KEEP
-    description: str | Keep = KEEP
-    owner: str | Keep | None = KEEP
-    resources: tuple[str, ...] | Keep = KEEP
-    board: str | Keep = KEEP
-    status: str | Keep = KEEP
-    priority: str | Keep = KEEP
-    company: str | Keep = KEEP
-    required_date: datetime | Keep | None = KEEP
+    @property
+    def entity(self) -> EntityType:
+        return EntityType.TICKET if self is TicketKind.SERVICE else EntityType.PROJECT_TICKET
 
 
 class UnknownReference(LookupError):
@@ -69,10 +115,50 @@ class UnknownReference(LookupError):
         self.value = value
 
 
-class TicketNotFound(LookupError):
+class RecordNotFound(LookupError):
+    def __init__(self, entity: str, record_id: int) -> None:
+        super().__init__(f"{entity.lower()} {record_id} not found")
+        self.entity = entity
+        self.record_id = record_id
+
+
+class TicketNotFound(RecordNotFound):
     def __init__(self, ticket_id: int) -> None:
-        super().__init__(f"ticket {ticket_id} not found")
+        super().__init__("Ticket", ticket_id)
         self.ticket_id = ticket_id
+
+
+class InvalidChange(ValueError):
+    """A change the data does not allow; `field` names the offending input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ScheduleChange:
+    """What the admin API may set on a schedule entry; `member` is an identifier, `kind`
+    the type identifier ("S" ticket, "C" activity)."""
+
+    object_id: int | Keep = KEEP
+    member: str | Keep = KEEP
+    kind: str | Keep = KEEP
+    done: bool | Keep = KEEP
+    date_start: datetime | Keep = KEEP
+    date_end: datetime | Keep = KEEP
+    name: str | Keep = KEEP
+
+
+@dataclass(frozen=True)
+class ProjectChange:
+    """What the admin API may set on a project; `status` is a project status name and
+    `manager` a member identifier."""
+
+    name: str | Keep = KEEP
+    status: str | Keep = KEEP
+    manager: str | Keep = KEEP
 
 
 class Schemas:
@@ -80,39 +166,31 @@ class Schemas:
 
     def __init__(self, dataset: Dataset) -> None:
         self.ticket = schema_of("ticket", [example_ticket()])
+        self.project_ticket = schema_of("projectTicket", [example_project_ticket()])
         self.member = schema_of("member", dataset.members)
         self.company = schema_of("company", dataset.companies)
         self.board = schema_of("board", dataset.boards)
         self.status = schema_of("status", dataset.statuses)
         self.priority = schema_of("priority", dataset.priorities)
-        self.note = schema_of("note", [note_record(1, "x", "2000-01-01T00:00:00Z", None)])
+        self.note = schema_of(
+            "note", [description_note(1, "x", "2000-01-01T00:00:00Z", None), example_note()]
+        )
+        self.project = schema_of("project", [example_project()])
+        self.project_status = schema_of("projectStatus", dataset.project_statuses)
+        self.phase = schema_of("phase", [example_phase()])
+        self.team_member = schema_of("teamMember", [example_team_member()])
+        self.schedule_entry = schema_of("scheduleEntry", [example_schedule_entry()])
+        self.time_entry = schema_of("timeEntry", [example_time_entry()])
 
-
-def note_record(ticket_id: int, text: str, created: str, member: JsonObject | None) -> JsonObject:
-    """The ticket's initial description as `GET /service/tickets/{id}/notes` lists it."""
-    note: JsonObject = {
-        "id": ticket_id,
-        "ticketId": ticket_id,
-        "text": text,
-        "detailDescriptionFlag": True,
-        "internalAnalysisFlag": False,
-        "resolutionFlag": False,
-        "issueFlag": False,
-        "internalFlag": False,
-        "externalFlag": False,
-        "dateCreated": created,
-        "createdBy": member["identifier"] if member else "EmailConnector",
-    }
-    if member is not None:
-        note["member"] = member
-    note["_info"] = {"lastUpdated": created, "updatedBy": note["createdBy"]}
-    return note
+    def tickets(self, kind: TicketKind) -> EntitySchema:
+        return self.ticket if kind is TicketKind.SERVICE else self.project_ticket
 
 
 class Store:
     def __init__(self, dataset: Dataset, clock: Callable[[], datetime] | None = None) -> None:
         self._lock = threading.Lock()
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._listeners: list[Listener] = []
         self.schemas = Schemas(dataset)
         self._load(dataset)
 
@@ -121,36 +199,107 @@ class Store:
         self.api_keys = dataset.api_keys
         self.companies = dataset.companies
         self.boards = dataset.boards
+        self.service_boards = tuple(b for b in dataset.boards if not b["projectFlag"])
         self.statuses = dataset.statuses
         self.priorities = dataset.priorities
+        self.project_statuses = dataset.project_statuses
+        self.phases = dataset.phases
+        self.team_members = dataset.team_members
         self._tickets: dict[int, JsonObject] = {t["id"]: t for t in dataset.tickets}
-        self._descriptions: dict[int, str] = dict(dataset.descriptions)
-        self._next_id = max(self._tickets, default=FIRST_TICKET_ID - 1) + 1
+        self._project_tickets: dict[int, JsonObject] = {t["id"]: t for t in dataset.project_tickets}
+        self._descriptions: dict[int, str] = {
+            **dataset.descriptions,
+            **dataset.project_descriptions,
+        }
+        self._projects: dict[int, JsonObject] = {p["id"]: p for p in dataset.projects}
+        self._schedule: dict[int, JsonObject] = {e["id"]: e for e in dataset.schedule_entries}
+        self._notes: dict[int, list[JsonObject]] = {}
+        self._time_entries: dict[int, JsonObject] = {}
+        self._next_ids = {
+            TicketKind.SERVICE: max(self._tickets, default=FIRST_TICKET_ID - 1) + 1,
+            TicketKind.PROJECT: max(self._project_tickets, default=FIRST_PROJECT_TICKET_ID - 1) + 1,
+        }
+        self._next_schedule_id = max(self._schedule, default=0) + 1
+        self._next_note_id = FIRST_NOTE_ID
+        self._next_time_entry_id = FIRST_TIME_ENTRY_ID
 
     def reset(self, dataset: Dataset) -> None:
+        """Back to `dataset`; listeners hear nothing (it is not a change to a record)."""
         with self._lock:
             self._load(dataset)
 
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, events: Iterable[ChangeEvent]) -> None:
+        for event in events:
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:  # a listener's failure must not fail the change
+                    log.exception("change listener failed for %s %s", event.entity, event.action)
+
     # --- reads -------------------------------------------------------------------------
 
-    def tickets(self) -> list[JsonObject]:
+    def tickets(self, kind: TicketKind = TicketKind.SERVICE) -> list[JsonObject]:
         """A snapshot in id order."""
         with self._lock:
-            return list(self._tickets.values())
+            return list(self._table(kind).values())
 
-    def ticket(self, ticket_id: int) -> JsonObject | None:
+    def ticket(self, ticket_id: int, kind: TicketKind = TicketKind.SERVICE) -> JsonObject | None:
         with self._lock:
-            return self._tickets.get(ticket_id)
+            return self._table(kind).get(ticket_id)
 
-    def notes(self, ticket_id: int) -> list[JsonObject] | None:
+    def project_tickets(self) -> list[JsonObject]:
+        return self.tickets(TicketKind.PROJECT)
+
+    def any_ticket(self, ticket_id: int) -> tuple[TicketKind, JsonObject] | None:
+        """A ticket of either kind (ids are unique across both)."""
         with self._lock:
-            ticket = self._tickets.get(ticket_id)
+            for kind in TicketKind:
+                ticket = self._table(kind).get(ticket_id)
+                if ticket is not None:
+                    return kind, ticket
+        return None
+
+    def notes(
+        self, ticket_id: int, kind: TicketKind = TicketKind.SERVICE
+    ) -> list[JsonObject] | None:
+        """The initial description, then the notes added through the API."""
+        with self._lock:
+            ticket = self._table(kind).get(ticket_id)
             text = self._descriptions.get(ticket_id)
+            added = list(self._notes.get(ticket_id, ()))
         if ticket is None:
             return None
-        if not text:
-            return []
-        return [note_record(ticket_id, text, ticket["_info"]["dateEntered"], ticket.get("owner"))]
+        first = (
+            [description_note(ticket_id, text, ticket["_info"]["dateEntered"], ticket.get("owner"))]
+            if text
+            else []
+        )
+        return first + added
+
+    def projects(self) -> list[JsonObject]:
+        with self._lock:
+            return list(self._projects.values())
+
+    def project(self, project_id: int) -> JsonObject | None:
+        with self._lock:
+            return self._projects.get(project_id)
+
+    def phases_of(self, project_id: int) -> list[JsonObject]:
+        return [phase for phase in self.phases if phase["projectId"] == project_id]
+
+    def team_of(self, project_id: int) -> list[JsonObject]:
+        return [member for member in self.team_members if member["projectId"] == project_id]
+
+    def schedule_entries(self) -> list[JsonObject]:
+        with self._lock:
+            return list(self._schedule.values())
+
+    def time_entries(self) -> list[JsonObject]:
+        with self._lock:
+            return list(self._time_entries.values())
 
     def statuses_of(self, board_id: int) -> list[JsonObject]:
         return [status for status in self.statuses if status["board"]["id"] == board_id]
@@ -175,66 +324,190 @@ class Store:
             return None
         return self.member(found.member_id)
 
-    # --- changes -----------------------------------------------------------------------
+    # --- ticket changes ----------------------------------------------------------------
 
-    def create_ticket(self, change: TicketChange) -> JsonObject:
+    def create_ticket(
+        self,
+        change: TicketChange,
+        kind: TicketKind = TicketKind.SERVICE,
+        actor: str | None = None,
+    ) -> JsonObject:
         if isinstance(change.summary, Keep):
             raise ValueError("a new ticket needs a summary")
         with self._lock:
-            ticket_id = self._next_id
+            ticket_id = self._allocate_ticket_id(kind)
             now = next_last_updated(None, self._clock())
-            ticket = self._build(ticket_id, change, base=None, now=now)
-            self._tickets[ticket_id] = ticket
+            ticket = self._build(kind, ticket_id, change, base=None, now=now, actor=actor)
+            self._table(kind)[ticket_id] = ticket
             self._descriptions[ticket_id] = (
                 change.description if isinstance(change.description, str) else change.summary
             )
-            self._next_id += 1
-            return ticket
+            self._next_ids[kind] = ticket_id + 1
+        self._emit([ChangeEvent(kind.entity, Action.ADDED, ticket_id, ticket, actor)])
+        return ticket
 
-    def update_ticket(self, ticket_id: int, change: TicketChange) -> JsonObject:
+    def update_ticket(
+        self,
+        ticket_id: int,
+        change: TicketChange,
+        kind: TicketKind = TicketKind.SERVICE,
+        actor: str | None = None,
+    ) -> JsonObject:
         with self._lock:
-            current = self._require(ticket_id)
+            current = self._require(kind, ticket_id)
             now = next_last_updated(current["_info"]["lastUpdated"], self._clock())
-            ticket = self._build(ticket_id, change, base=current, now=now)
-            self._tickets[ticket_id] = ticket
+            ticket = self._build(kind, ticket_id, change, base=current, now=now, actor=actor)
+            self._table(kind)[ticket_id] = ticket
             if isinstance(change.description, str):
                 self._descriptions[ticket_id] = change.description
-            return ticket
+        self._emit([ChangeEvent(kind.entity, Action.UPDATED, ticket_id, ticket, actor)])
+        return ticket
 
-    def close_ticket(self, ticket_id: int) -> JsonObject:
+    def close_ticket(self, ticket_id: int, kind: TicketKind = TicketKind.SERVICE) -> JsonObject:
         """Move the ticket to its board's first closed status."""
         with self._lock:
-            board_id = self._require(ticket_id)["board"]["id"]
-            closed = [s for s in self.statuses_of(board_id) if s["closedStatus"]]
-            closing = min(closed, key=lambda status: status["sortOrder"])
-        return self.update_ticket(ticket_id, TicketChange(status=closing["name"]))
+            board_id = self._require(kind, ticket_id)["board"]["id"]
+            closing = self._first_status(board_id, closed=True)
+        return self.update_ticket(ticket_id, TicketChange(status=closing["id"]), kind)
 
-    def delete_ticket(self, ticket_id: int) -> None:
+    def delete_ticket(self, ticket_id: int, kind: TicketKind = TicketKind.SERVICE) -> None:
         with self._lock:
-            self._require(ticket_id)
-            del self._tickets[ticket_id]
+            ticket = self._require(kind, ticket_id)
+            del self._table(kind)[ticket_id]
             self._descriptions.pop(ticket_id, None)
+            self._notes.pop(ticket_id, None)
+        self._emit([ChangeEvent(kind.entity, Action.DELETED, ticket_id, ticket, None)])
 
-    def _require(self, ticket_id: int) -> JsonObject:
-        ticket = self._tickets.get(ticket_id)
+    def add_note(
+        self,
+        ticket_id: int,
+        kind: TicketKind,
+        *,
+        text: str,
+        detail: bool,
+        internal: bool,
+        resolution: bool,
+        member: JsonObject,
+    ) -> JsonObject:
+        """A note by `member`; the ticket's `lastUpdated` moves forward."""
+        actor = member["identifier"]
+        with self._lock:
+            current = self._require(kind, ticket_id)
+            now = next_last_updated(current["_info"]["lastUpdated"], self._clock())
+            note = added_note(
+                note_id=self._next_note_id,
+                ticket_id=ticket_id,
+                text=text,
+                detail=detail,
+                internal=internal,
+                resolution=resolution,
+                member=member_ref(member),
+                created=now,
+            )
+            self._next_note_id += 1
+            self._notes.setdefault(ticket_id, []).append(note)
+            ticket = touched(current, now, actor)
+            self._table(kind)[ticket_id] = ticket
+        self._emit([ChangeEvent(kind.entity, Action.UPDATED, ticket_id, ticket, actor)])
+        return note
+
+    def add_time_entry(
+        self,
+        kind: TicketKind,
+        ticket_id: int,
+        *,
+        member: JsonObject,
+        start: datetime,
+        end: datetime,
+        billable_option: str,
+        notes: str | None,
+        actor: str,
+    ) -> JsonObject:
+        """Time worked by `member` on a ticket; adds to the ticket's `actualHours` and
+        moves its `lastUpdated` forward. Refused on a status that allows no time."""
+        hours = round((end - start).total_seconds() / 3600, 2)
+        if hours <= 0 or hours > MAX_ENTRY_HOURS:
+            raise InvalidChange("timeEnd", "timeEnd must be after timeStart, within 24 hours")
+        with self._lock:
+            current = self._table(kind).get(ticket_id)
+            if current is None:
+                raise InvalidChange("chargeToId", f"{kind.value} {ticket_id} not found")
+            status = self._find(self.statuses, "id", current["status"]["id"], "status")
+            if status["timeEntryNotAllowed"]:
+                raise InvalidChange(
+                    "chargeToId",
+                    f"Time entries are not allowed on tickets in status '{status['name']}'",
+                )
+            now = next_last_updated(current["_info"]["lastUpdated"], self._clock())
+            ticket = touched(
+                current, now, actor, actualHours=round(current["actualHours"] + hours, 2)
+            )
+            entry = time_entry_record(
+                entry_id=self._next_time_entry_id,
+                ticket=ticket,
+                charge_to_type=kind.value,
+                member=member_ref(member),
+                time_start=format_timestamp(start),
+                time_end=format_timestamp(end),
+                actual_hours=hours,
+                billable_option=billable_option,
+                notes=notes,
+                created=now,
+                entered_by=actor,
+            )
+            self._next_time_entry_id += 1
+            self._time_entries[entry["id"]] = entry
+            self._table(kind)[ticket_id] = ticket
+        self._emit([ChangeEvent(kind.entity, Action.UPDATED, ticket_id, ticket, actor)])
+        return entry
+
+    def _table(self, kind: TicketKind) -> dict[int, JsonObject]:
+        return self._tickets if kind is TicketKind.SERVICE else self._project_tickets
+
+    def _allocate_ticket_id(self, kind: TicketKind) -> int:
+        """The next id of this kind's range that neither collection uses: ConnectWise has
+        one id space for service and project tickets."""
+        candidate = self._next_ids[kind]
+        while candidate in self._tickets or candidate in self._project_tickets:
+            candidate += 1
+        return candidate
+
+    def _require(self, kind: TicketKind, ticket_id: int) -> JsonObject:
+        ticket = self._table(kind).get(ticket_id)
         if ticket is None:
             raise TicketNotFound(ticket_id)
         return ticket
 
+    def _first_status(self, board_id: int, *, closed: bool) -> JsonObject:
+        """The board's first closed status, or its default (first open) one."""
+        statuses = [s for s in self.statuses_of(board_id) if s["closedStatus"] is closed]
+        return min(statuses, key=lambda status: status["sortOrder"])
+
     def _build(
-        self, ticket_id: int, change: TicketChange, *, base: JsonObject | None, now: str
+        self,
+        kind: TicketKind,
+        ticket_id: int,
+        change: TicketChange,
+        *,
+        base: JsonObject | None,
+        now: str,
+        actor: str | None,
     ) -> JsonObject:
         """The ticket after `change`; unset fields keep `base` (or a new ticket's default)."""
-        current = _names_of(base) if base else self._new_ticket_names()
-        wanted = _apply(current, change)
-        board = self._find(self.boards, "name", wanted.board, "board")
-        statuses = self.statuses_of(board["id"])
-        if isinstance(change.status, str):
-            status = self._find(statuses, "name", change.status, f"status on {board['name']}")
+        current = names_of(base) if base else self._new_ticket_names(kind, change)
+        wanted = apply_change(current, change)
+        project: JsonObject | None = None
+        phase: JsonObject | None = None
+        if kind is TicketKind.PROJECT:
+            project, phase = self._project_and_phase(current, wanted, change)
+            board = self._find(self.boards, "id", project["board"]["id"], "board")
+            company = project["company"]
         else:
-            # Moving boards keeps a status of the same name, else takes the board's default.
-            same = [s for s in statuses if s["name"].lower() == (current.status or "").lower()]
-            status = same[0] if same else min(statuses, key=lambda s: s["sortOrder"])
+            board = self._find(self.service_boards, "name", wanted.board, "board")
+            company = company_ref(
+                self._find(self.companies, "identifier", wanted.company, "company")
+            )
+        status = self._status(board, change, current)
         owner = (
             None
             if wanted.owner is None
@@ -244,7 +517,9 @@ class Store:
             self._find(self.members, "identifier", name, "member")["identifier"]
             for name in dict.fromkeys(wanted.resources)
         ]
-        info = base["_info"] if base else {"dateEntered": now, "enteredBy": SANDBOX_USER}
+        priority_key = "id" if isinstance(wanted.priority, int) else "name"
+        priority = self._find(self.priorities, priority_key, wanted.priority, "priority")
+        info = base["_info"] if base else {"dateEntered": now, "enteredBy": actor or SANDBOX_USER}
         kept = base or _NEW_TICKET_DETAILS
         ticket = ticket_record(
             ticket_id=ticket_id,
@@ -252,10 +527,8 @@ class Store:
             board=board_ref(board),
             status=status_ref(status),
             closed=bool(status["closedStatus"]),
-            priority=priority_ref(self._find(self.priorities, "name", wanted.priority, "priority")),
-            company=company_ref(
-                self._find(self.companies, "identifier", wanted.company, "company")
-            ),
+            priority=priority_ref(priority),
+            company=company,
             contact_name=kept["contactName"],
             contact_email=kept["contactEmailAddress"],
             owner=member_ref(owner) if owner else None,
@@ -269,16 +542,61 @@ class Store:
             date_entered=info["dateEntered"],
             entered_by=info["enteredBy"],
             last_updated=now,
-            updated_by=SANDBOX_USER,
+            updated_by=actor or SANDBOX_USER,
         )
         if base and base.get("closedFlag") and ticket["closedFlag"]:
             # Staying closed keeps the original close stamp.
             ticket["closedDate"] = base.get("closedDate", now)
             ticket["closedBy"] = base.get("closedBy", SANDBOX_USER)
-        return ticket
+        if project is None or phase is None:
+            return ticket
+        same_phase = base is not None and base["phase"]["id"] == phase["id"]
+        wbs = base["wbsCode"] if base is not None and same_phase else self._next_wbs(phase)
+        return as_project_ticket(
+            ticket, project=project_ref(project), phase=phase_ref(phase), wbs_code=wbs
+        )
 
-    def _new_ticket_names(self) -> _TicketNames:
-        return _TicketNames(
+    def _status(self, board: JsonObject, change: TicketChange, current: TicketNames) -> JsonObject:
+        statuses = self.statuses_of(board["id"])
+        if not isinstance(change.status, Keep):
+            key = "id" if isinstance(change.status, int) else "name"
+            status = self._find(statuses, key, change.status, f"status on {board['name']}")
+            if isinstance(change.closed, bool) and status["closedStatus"] is not change.closed:
+                raise InvalidChange("closedFlag", "closedFlag contradicts the status' closedStatus")
+            return status
+        # Moving boards keeps a status of the same name, else takes the board's default.
+        same = [s for s in statuses if s["name"].lower() == str(current.status or "").lower()]
+        status = same[0] if same else min(statuses, key=lambda s: s["sortOrder"])
+        if isinstance(change.closed, bool) and status["closedStatus"] is not change.closed:
+            status = self._first_status(board["id"], closed=change.closed)
+        return status
+
+    def _project_and_phase(
+        self, current: TicketNames, wanted: TicketNames, change: TicketChange
+    ) -> tuple[JsonObject, JsonObject]:
+        project = self._projects.get(wanted.project or 0)
+        if project is None:
+            raise UnknownReference("project", str(wanted.project))
+        phases = self.phases_of(project["id"])
+        if isinstance(change.phase, int):
+            phase = next((p for p in phases if p["id"] == change.phase), None)
+            if phase is None:
+                raise UnknownReference(f"phase of project {project['id']}", str(change.phase))
+            return project, phase
+        phase = next((p for p in phases if p["id"] == wanted.phase), None)
+        if phase is None or current.project != wanted.project:
+            # A new ticket, or one moved to another project: its first open phase.
+            phase = next((p for p in phases if not p["closedFlag"]), phases[0])
+        return project, phase
+
+    def _next_wbs(self, phase: JsonObject) -> str:
+        taken = sum(1 for t in self._project_tickets.values() if t["phase"]["id"] == phase["id"])
+        return f"{phase['wbsCode']}.{taken + 1}"
+
+    def _new_ticket_names(self, kind: TicketKind, change: TicketChange) -> TicketNames:
+        if kind is TicketKind.PROJECT and not isinstance(change.project, int):
+            raise InvalidChange("project", "a project ticket needs a project")
+        return TicketNames(
             summary="",
             board=DEFAULT_BOARD,
             status=None,
@@ -287,6 +605,8 @@ class Store:
             owner=None,
             resources=(),
             required_date=None,
+            project=keep_or(change.project, None),
+            phase=None,
         )
 
     @staticmethod
@@ -306,19 +626,104 @@ class Store:
                 return record
         raise UnknownReference(kind, str(value))
 
+    # --- schedule entries --------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _TicketNames:
-    """A ticket's settable fields as names and identifiers, the admin API's vocabulary."""
+    def create_schedule_entry(self, change: ScheduleChange) -> JsonObject:
+        if not isinstance(change.object_id, int) or not isinstance(change.member, str):
+            raise ValueError("a schedule entry needs objectId and member")
+        with self._lock:
+            entry_id = self._next_schedule_id
+            now = next_last_updated(None, self._clock())
+            entry = self._build_entry(entry_id, change, base=None, now=now)
+            self._schedule[entry_id] = entry
+            self._next_schedule_id += 1
+        self._emit([ChangeEvent(EntityType.SCHEDULE, Action.ADDED, entry_id, entry, None)])
+        return entry
 
-    summary: str
-    board: str
-    status: str | None
-    priority: str
-    company: str
-    owner: str | None
-    resources: tuple[str, ...]
-    required_date: str | None
+    def update_schedule_entry(self, entry_id: int, change: ScheduleChange) -> JsonObject:
+        with self._lock:
+            current = self._schedule.get(entry_id)
+            if current is None:
+                raise RecordNotFound("ScheduleEntry", entry_id)
+            now = next_last_updated(current["_info"]["lastUpdated"], self._clock())
+            entry = self._build_entry(entry_id, change, base=current, now=now)
+            self._schedule[entry_id] = entry
+        self._emit([ChangeEvent(EntityType.SCHEDULE, Action.UPDATED, entry_id, entry, None)])
+        return entry
+
+    def delete_schedule_entry(self, entry_id: int) -> None:
+        with self._lock:
+            entry = self._schedule.pop(entry_id, None)
+        if entry is None:
+            raise RecordNotFound("ScheduleEntry", entry_id)
+        self._emit([ChangeEvent(EntityType.SCHEDULE, Action.DELETED, entry_id, entry, None)])
+
+    def _build_entry(
+        self, entry_id: int, change: ScheduleChange, *, base: JsonObject | None, now: str
+    ) -> JsonObject:
+        kind = keep_or(change.kind, base["type"]["identifier"] if base else "S").upper()
+        if kind not in SCHEDULE_TYPE_REFS:
+            raise InvalidChange("type", f"type must be one of {sorted(SCHEDULE_TYPE_REFS)}")
+        object_id = keep_or(change.object_id, base["objectId"] if base else 0)
+        member_name = keep_or(change.member, base["member"]["identifier"] if base else "")
+        member = self._find(self.members, "identifier", member_name, "member")
+        ticket = self._ticket_unlocked(object_id)
+        if kind == "S" and ticket is None:
+            raise UnknownReference("ticket", str(object_id))
+        start = keep_or(
+            change.date_start,
+            datetime.fromisoformat(base["dateStart"]) if base else self._clock(),
+        )
+        end = keep_or(
+            change.date_end,
+            datetime.fromisoformat(base["dateEnd"]) if base else start + timedelta(hours=1),
+        )
+        if end <= start:
+            raise InvalidChange("dateEnd", "dateEnd must be after dateStart")
+        default_name = "Activity"
+        if kind == "S" and ticket is not None:
+            default_name = f"{ticket['company']['name']} / {ticket['summary']}"[:100]
+        name = keep_or(change.name, base["name"] if base and change.object_id is KEEP else None)
+        return schedule_entry_record(
+            entry_id=entry_id,
+            object_id=object_id,
+            name=name or default_name,
+            member=member_ref(member),
+            schedule_type=SCHEDULE_TYPE_REFS[kind],
+            done=keep_or(change.done, base["doneFlag"] if base else False),
+            date_start=format_timestamp(start),
+            date_end=format_timestamp(end),
+            hours=round((end - start).total_seconds() / 3600, 2),
+            date_entered=base["_info"]["dateEntered"] if base else now,
+            last_updated=now,
+            updated_by=SANDBOX_USER,
+        )
+
+    def _ticket_unlocked(self, ticket_id: int) -> JsonObject | None:
+        return self._tickets.get(ticket_id) or self._project_tickets.get(ticket_id)
+
+    # --- projects ----------------------------------------------------------------------
+
+    def update_project(self, project_id: int, change: ProjectChange) -> JsonObject:
+        with self._lock:
+            current = self._projects.get(project_id)
+            if current is None:
+                raise RecordNotFound("Project", project_id)
+            now = next_last_updated(current["_info"]["lastUpdated"], self._clock())
+            fields: JsonObject = {}
+            if isinstance(change.name, str):
+                fields["name"] = change.name
+            if isinstance(change.status, str):
+                status = self._find(self.project_statuses, "name", change.status, "status")
+                fields["status"] = {"id": status["id"], "name": status["name"]}
+                fields["closedFlag"] = status["closedFlag"]
+            if isinstance(change.manager, str):
+                manager = self._find(self.members, "identifier", change.manager, "member")
+                fields["manager"] = member_ref(manager)
+            project = touched(current, now, SANDBOX_USER, **fields)
+            self._projects[project_id] = project
+        self._emit([ChangeEvent(EntityType.PROJECT, Action.UPDATED, project_id, project, None)])
+        return project
 
 
 # What a ticket created through the admin API carries beyond the settable fields.
@@ -331,38 +736,3 @@ _NEW_TICKET_DETAILS: Final[JsonObject] = {
     "budgetHours": 1.0,
     "actualHours": 0.0,
 }
-
-
-def _names_of(ticket: JsonObject) -> _TicketNames:
-    owner = ticket.get("owner")
-    return _TicketNames(
-        summary=ticket["summary"],
-        board=ticket["board"]["name"],
-        status=ticket["status"]["name"],
-        priority=ticket["priority"]["name"],
-        company=ticket["company"]["identifier"],
-        owner=owner["identifier"] if owner else None,
-        resources=tuple(split_resources(ticket.get("resources"))),
-        required_date=ticket.get("requiredDate"),
-    )
-
-
-def _apply(names: _TicketNames, change: TicketChange) -> _TicketNames:
-    required = names.required_date
-    if not isinstance(change.required_date, Keep):
-        moment = change.required_date
-        required = None if moment is None else format_timestamp(moment)
-    return _TicketNames(
-        summary=_keep_or(change.summary, names.summary),
-        board=_keep_or(change.board, names.board),
-        status=_keep_or(change.status, names.status),
-        priority=_keep_or(change.priority, names.priority),
-        company=_keep_or(change.company, names.company),
-        owner=_keep_or(change.owner, names.owner),
-        resources=_keep_or(change.resources, names.resources),
-        required_date=required,
-    )
-
-
-def _keep_or(new: _T | Keep, current: _T) -> _T:
-    return current if isinstance(new, Keep) else new

@@ -41,6 +41,21 @@ class CompanySpec(NamedTuple):
     state: str
 
 
+class ProjectTemplate(NamedTuple):
+    """A kind of project an MSP runs: its board, phases (in order) and the tickets
+    (tasks) its phases hold."""
+
+    name: str
+    board: str
+    phases: tuple[str, ...]
+    tasks: tuple[str, ...]
+
+
+class ScheduleTypeSpec(NamedTuple):
+    identifier: str
+    name: str
+
+
 # The first two are the members tests and demos connect as; keep them first.
 MEMBERS: Final = (
     MemberSpec("atech", "Alex", "Tech", "Senior Service Technician"),
@@ -259,3 +274,141 @@ CONTACT_LAST_NAMES: Final = (
 
 SOURCES: Final = ("Email", "Phone", "Portal", "Monitoring")
 SEVERITIES: Final = ("Low", "Medium", "High")
+
+
+# Project boards are service boards with `projectFlag` set; seeded after BOARDS so the
+# service boards' and statuses' ids do not move. Their summaries are unused: project
+# tickets take theirs from PROJECT_TEMPLATES.
+PROJECT_BOARDS: Final = (
+    BoardSpec(
+        "Professional Services",
+        0,
+        (
+            StatusSpec("New"),
+            StatusSpec("Scheduled"),
+            StatusSpec("In Progress"),
+            StatusSpec("Waiting on Client"),
+            StatusSpec("Completed", closed=True),
+            StatusSpec("Closed", closed=True),
+        ),
+        (),
+    ),
+    BoardSpec(
+        "Infrastructure Projects",
+        0,
+        (
+            StatusSpec("New"),
+            StatusSpec("Planning"),
+            StatusSpec("In Progress"),
+            StatusSpec("On Hold"),
+            StatusSpec("Done", closed=True),
+        ),
+        (),
+    ),
+)
+
+# A project's own status (not its tickets'): `closedFlag` follows `closed`.
+PROJECT_STATUSES: Final = (
+    StatusSpec("Open"),
+    StatusSpec("In Progress"),
+    StatusSpec("On Hold"),
+    StatusSpec("Closed", closed=True),
+)
+PHASE_STATUSES: Final = (
+    StatusSpec("Open"),
+    StatusSpec("In Progress"),
+    StatusSpec("Completed", closed=True),
+)
+PROJECT_ROLES: Final = ("Project Manager", "Lead Engineer", "Technician")
+
+PROJECT_TEMPLATES: Final = (
+    ProjectTemplate(
+        "Microsoft 365 Migration",
+        "Professional Services",
+        ("Discovery", "Pilot", "Migration", "Hypercare"),
+        (
+            "Inventory mailboxes and shared drives",
+            "Verify domain and DNS records",
+            "Migrate pilot group mailboxes",
+            "Move department file shares to SharePoint",
+            "Configure Teams and channel structure",
+            "Train staff on OneDrive and Teams",
+            "Decommission old mail server",
+        ),
+    ),
+    ProjectTemplate(
+        "Network Refresh",
+        "Infrastructure Projects",
+        ("Site Survey", "Procurement", "Installation", "Handover"),
+        (
+            "Survey wiring closets and cabling",
+            "Order switches and access points",
+            "Stage and configure new core switch",
+            "Cut over VLANs to new switches",
+            "Heat-map Wi-Fi coverage after install",
+            "Update network documentation",
+        ),
+    ),
+    ProjectTemplate(
+        "Windows 11 Rollout",
+        "Professional Services",
+        ("Assessment", "Image Build", "Deployment", "Closeout"),
+        (
+            "Check hardware compatibility",
+            "Build and test the Windows 11 image",
+            "Upgrade first wave of workstations",
+            "Upgrade remaining workstations",
+            "Fix line-of-business app issues after upgrade",
+        ),
+    ),
+    ProjectTemplate(
+        "Backup and DR Implementation",
+        "Infrastructure Projects",
+        ("Design", "Implementation", "Testing"),
+        (
+            "Define recovery objectives with the client",
+            "Install backup appliance",
+            "Configure offsite replication",
+            "Run a full restore test",
+            "Write the disaster recovery runbook",
+        ),
+    ),
+    ProjectTemplate(
+        "Security Hardening",
+        "Professional Services",
+        ("Assessment", "Remediation", "Review"),
+        (
+            "Enforce MFA for all users",
+            "Roll out EDR agent to servers",
+            "Remove local admin rights",
+            "Configure conditional access policies",
+            "Review firewall rules",
+        ),
+    ),
+    ProjectTemplate(
+        "Office Relocation",
+        "Infrastructure Projects",
+        ("Planning", "Build-out", "Move", "Wrap-up"),
+        (
+            "Plan the network and phone layout",
+            "Run cabling at the new site",
+            "Install rack, firewall and switches",
+            "Move workstations and printers",
+            "Port phone numbers to the new site",
+        ),
+    ),
+)
+
+# Schedule entry types: "S" schedules a member on a ticket (service or project), "C" is a
+# CRM activity whose `objectId` is an activity id, not a ticket's.
+SCHEDULE_TYPES: Final = (
+    ScheduleTypeSpec("S", "Service"),
+    ScheduleTypeSpec("C", "Activity"),
+)
+ACTIVITY_NAMES: Final = (
+    "Quarterly business review",
+    "Follow-up call about renewal",
+    "Onboarding meeting with new client contact",
+    "Vendor webinar",
+    "Internal team meeting",
+)

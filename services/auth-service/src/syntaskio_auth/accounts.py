@@ -16,10 +16,12 @@ from syntaskio_common.connectwise import (
     ConnectWiseClient,
     ConnectWiseError,
     Credentials,
+    RetryPolicy,
+    Unavailable,
     api_base_url,
     fetch_codebase,
-    quote_condition_value,
 )
+from syntaskio_common.connectwise_conditions import F, all_of, any_of
 from syntaskio_common.egress import SitePolicy, SiteRejected, check_site
 from syntaskio_common.problems import Problem
 from syntaskio_common.task import parse_timestamp
@@ -48,7 +50,14 @@ class ConnectWiseAccounts:
     client_id: str
 
     def client(self, site: Site, credentials: Credentials) -> ConnectWiseClient:
-        return ConnectWiseClient(self.http, site.api_base_url, credentials, self.client_id)
+        # A person is waiting: retry a hiccup once, quickly, rather than back off for long.
+        return ConnectWiseClient(
+            self.http,
+            site.api_base_url,
+            credentials,
+            self.client_id,
+            retry=RetryPolicy(max_attempts=2, max_delay=1.0, max_retry_after=2.0),
+        )
 
     async def resolve_site(self, site: str, company_id: str) -> Site:
         """Check the site (SSRF guard) and find its API through the company lookup."""
@@ -77,15 +86,14 @@ class ConnectWiseAccounts:
             found = await client.get("system/myMembers")
             member = found[0] if isinstance(found, list) and found else found
         else:
-            value = quote_condition_value(wanted)
-            matches = await client.get(
-                "system/members",
-                {
-                    "conditions": f"(identifier = {value} or officeEmail = {value})"
-                    " and inactiveFlag = False",
-                    "pageSize": 2,
-                },
-            )
+            try:
+                named = all_of(
+                    any_of(F("identifier") == wanted, F("officeEmail") == wanted),
+                    F("inactiveFlag").eq(False),
+                )
+            except ValueError as error:
+                raise Problem(400, f"Invalid member: {error}", title="Invalid member") from error
+            matches = await client.get("system/members", {"pageSize": 2}, conditions=named)
             if not isinstance(matches, list) or len(matches) != 1:
                 raise Problem(
                     400,
@@ -123,6 +131,10 @@ def upstream_problems() -> Iterator[None]:
     """ConnectWise and network failures as problems a user can act on."""
     try:
         yield
+    except (Unavailable, httpx.HTTPError) as error:
+        raise Problem(
+            502, "ConnectWise could not be reached.", title="Upstream unreachable"
+        ) from error
     except ConnectWiseError as error:
         if error.status in (401, 403):
             raise Problem(
@@ -135,7 +147,3 @@ def upstream_problems() -> Iterator[None]:
         ) from error
     except SiteRejected as error:
         raise Problem(400, str(error), title="Site not allowed") from error
-    except httpx.HTTPError as error:
-        raise Problem(
-            502, "ConnectWise could not be reached.", title="Upstream unreachable"
-        ) from error

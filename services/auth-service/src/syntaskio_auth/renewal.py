@@ -21,7 +21,7 @@ from syntaskio_auth.oauth import OAuthError, OAuthProvider
 from syntaskio_auth.repository import IntegrationRepository, StoredCredentials
 from syntaskio_auth.vault import Vault
 from syntaskio_common import events
-from syntaskio_common.connectwise import ApiKeyCredentials, ConnectWiseError
+from syntaskio_common.connectwise import ApiKeyCredentials, ConnectWiseError, Unavailable
 from syntaskio_common.credentials import AuthScheme, CredentialLease
 from syntaskio_common.egress import SiteRejected
 from syntaskio_common.leases import LeaseBusy, Leases
@@ -177,11 +177,12 @@ class CredentialLeases:
             if error.error == "invalid_grant":
                 raise Revoked from error
             raise RenewalFailed(f"OAuth error {error.error}") from error
+        except (Unavailable, httpx.HTTPError, SiteRejected) as error:
+            raise RenewalFailed(type(error).__name__) from error
         except ConnectWiseError as error:
             if error.status in (401, 403):
                 raise Revoked from error
             raise RenewalFailed(f"ConnectWise answered {error.status}") from error
-        except (httpx.HTTPError, SiteRejected) as error:
             raise RenewalFailed(type(error).__name__) from error
         raise RenewalFailed(f"{integration.auth_method.value} credentials do not expire")
 

@@ -1,0 +1,201 @@
+"""The JSON shapes of work around tickets — schedule entries, ticket notes and time
+entries — shared by the seed, the API's writes and the admin API."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from connectwise_sandbox.records import JsonObject
+
+SCHEDULE_STATUS: Final = {"id": 2, "name": "Firm"}
+EMAIL_CONNECTOR: Final = "EmailConnector"
+_EXAMPLE_TIME: Final = "2000-01-01T00:00:00Z"
+_EXAMPLE_MEMBER: Final = {"id": 1, "identifier": "x", "name": "x"}
+
+
+def schedule_entry_record(
+    *,
+    entry_id: int,
+    object_id: int,
+    name: str,
+    member: JsonObject,
+    schedule_type: JsonObject,
+    done: bool,
+    date_start: str,
+    date_end: str,
+    hours: float,
+    date_entered: str,
+    last_updated: str,
+    updated_by: str,
+) -> JsonObject:
+    """A `GET /schedule/entries` row. `objectId` is the ticket's id when `type.identifier`
+    is "S", an activity's id when it is "C"."""
+    return {
+        "id": entry_id,
+        "objectId": object_id,
+        "name": name,
+        "member": member,
+        "type": schedule_type,
+        "status": dict(SCHEDULE_STATUS),
+        "dateStart": date_start,
+        "dateEnd": date_end,
+        "hours": hours,
+        "doneFlag": done,
+        "acknowledgedFlag": False,
+        "ownerFlag": False,
+        "_info": {
+            "lastUpdated": last_updated,
+            "updatedBy": updated_by,
+            "dateEntered": date_entered,
+        },
+    }
+
+
+def description_note(
+    ticket_id: int, text: str, created: str, member: JsonObject | None
+) -> JsonObject:
+    """The ticket's initial description as `GET …/tickets/{id}/notes` lists it; its id is
+    the ticket's."""
+    note: JsonObject = {
+        "id": ticket_id,
+        "ticketId": ticket_id,
+        "text": text,
+        "detailDescriptionFlag": True,
+        "internalAnalysisFlag": False,
+        "resolutionFlag": False,
+        "issueFlag": False,
+        "internalFlag": False,
+        "externalFlag": False,
+        "dateCreated": created,
+        "createdBy": member["identifier"] if member else EMAIL_CONNECTOR,
+    }
+    if member is not None:
+        note["member"] = member
+    note["_info"] = {"lastUpdated": created, "updatedBy": note["createdBy"]}
+    return note
+
+
+def added_note(
+    *,
+    note_id: int,
+    ticket_id: int,
+    text: str,
+    detail: bool,
+    internal: bool,
+    resolution: bool,
+    member: JsonObject,
+    created: str,
+) -> JsonObject:
+    """A note added with `POST …/tickets/{id}/notes`: discussion, internal analysis
+    and/or resolution, by the calling member."""
+    return {
+        "id": note_id,
+        "ticketId": ticket_id,
+        "text": text,
+        "detailDescriptionFlag": detail,
+        "internalAnalysisFlag": internal,
+        "resolutionFlag": resolution,
+        "issueFlag": False,
+        "internalFlag": internal,
+        "externalFlag": not internal,
+        "dateCreated": created,
+        "createdBy": member["identifier"],
+        "member": member,
+        "_info": {"lastUpdated": created, "updatedBy": member["identifier"]},
+    }
+
+
+def time_entry_record(
+    *,
+    entry_id: int,
+    ticket: JsonObject,
+    charge_to_type: str,
+    member: JsonObject,
+    time_start: str,
+    time_end: str,
+    actual_hours: float,
+    billable_option: str,
+    notes: str | None,
+    created: str,
+    entered_by: str,
+) -> JsonObject:
+    """A `GET /time/entries` row charged to a service or project ticket."""
+    entry: JsonObject = {
+        "id": entry_id,
+        "company": ticket["company"],
+        "chargeToId": ticket["id"],
+        "chargeToType": charge_to_type,
+        "member": member,
+        "ticket": {"id": ticket["id"], "summary": ticket["summary"]},
+    }
+    if "project" in ticket:
+        entry["project"] = ticket["project"]
+        entry["phase"] = ticket["phase"]
+    entry |= {
+        "timeStart": time_start,
+        "timeEnd": time_end,
+        "actualHours": actual_hours,
+        "billableOption": billable_option,
+    }
+    if notes is not None:
+        entry["notes"] = notes
+    entry |= {
+        "dateEntered": created,
+        "enteredBy": entered_by,
+        "_info": {"lastUpdated": created, "updatedBy": entered_by, "dateEntered": created},
+    }
+    return entry
+
+
+def example_schedule_entry() -> JsonObject:
+    """Every optional property present — what the schedule entry schema is read from."""
+    return schedule_entry_record(
+        entry_id=1,
+        object_id=1,
+        name="x",
+        member=dict(_EXAMPLE_MEMBER),
+        schedule_type={"id": 1, "identifier": "S", "name": "x"},
+        done=False,
+        date_start=_EXAMPLE_TIME,
+        date_end=_EXAMPLE_TIME,
+        hours=1.0,
+        date_entered=_EXAMPLE_TIME,
+        last_updated=_EXAMPLE_TIME,
+        updated_by="x",
+    )
+
+
+def example_note() -> JsonObject:
+    return added_note(
+        note_id=1,
+        ticket_id=1,
+        text="x",
+        detail=True,
+        internal=False,
+        resolution=False,
+        member=dict(_EXAMPLE_MEMBER),
+        created=_EXAMPLE_TIME,
+    )
+
+
+def example_time_entry() -> JsonObject:
+    ticket = {
+        "id": 1,
+        "summary": "x",
+        "company": {"id": 1, "identifier": "x", "name": "x"},
+        "project": {"id": 1, "name": "x"},
+        "phase": {"id": 1, "name": "x"},
+    }
+    return time_entry_record(
+        entry_id=1,
+        ticket=ticket,
+        charge_to_type="ProjectTicket",
+        member=dict(_EXAMPLE_MEMBER),
+        time_start=_EXAMPLE_TIME,
+        time_end=_EXAMPLE_TIME,
+        actual_hours=1.0,
+        billable_option="Billable",
+        notes="x",
+        created=_EXAMPLE_TIME,
+        entered_by="x",
+    )

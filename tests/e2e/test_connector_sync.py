@@ -1,0 +1,132 @@
+"""The connector in the running system: every run recorded and reported, what leaves
+ConnectWise leaves the dashboard, and 429s and 500s ridden out within the budget."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from e2e_helpers import assigned_open_ticket_ids, connect, dashboard_ids, eventually, signed_in
+
+from syntaskio_devstack.stack import EmbeddedStack, dev_secrets
+
+MEMBER = "cmiller"  # not used by other tests, so its tickets can be changed freely
+
+
+def sandbox(system: EmbeddedStack, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    response = httpx.request(method, f"{system.url('sandbox')}/_sandbox{path}", **kwargs)
+    assert response.is_success, response.text
+    return response
+
+
+def connector(system: EmbeddedStack, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    token = dev_secrets(system.config.data_dir)["INTERNAL_API_TOKEN"]
+    return httpx.request(
+        method,
+        f"{system.url('connector')}/internal/v1{path}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def carlos(system: EmbeddedStack) -> Iterator[tuple[httpx.Client, str]]:
+    """Carlos, with a few tickets of his own, connected."""
+    for summary in ("Switch stack firmware", "VPN drops at branch", "Replace UPS battery"):
+        sandbox(system, "POST", "/tickets", json={"summary": summary, "owner": MEMBER})
+    with signed_in(system, f"carlos-{uuid.uuid4().hex[:6]}@acme-msp.example", "acme") as client:
+        assert connect(client, system, MEMBER).status_code == 201
+        [integration] = client.get("/api/v1/integrations").json()
+        yield client, integration["id"]
+
+
+def jobs(system: EmbeddedStack, integration_id: str) -> list[dict[str, Any]]:
+    tenant = "acme"
+    response = connector(
+        system, "GET", f"/integrations/{integration_id}/sync-jobs", params={"tenant_id": tenant}
+    )
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()
+    return found
+
+
+def sync_now(system: EmbeddedStack, integration_id: str) -> str:
+    """Ask for a run; the id of the newest job before it, to wait for a later one."""
+    before = jobs(system, integration_id)
+    assert connector(system, "POST", f"/integrations/{integration_id}/sync").status_code == 202
+    return before[0]["id"] if before else ""
+
+
+def next_job(system: EmbeddedStack, integration_id: str, after: str) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        for job in jobs(system, integration_id):
+            if job["id"] == after:
+                return None
+            if job["status"] != "running":
+                return job
+        return None
+
+    job: dict[str, Any] = eventually(finished)
+    assert job, "no sync finished"
+    return job
+
+
+def test_every_run_is_recorded_with_its_cost(
+    system: EmbeddedStack, carlos: tuple[httpx.Client, str]
+) -> None:
+    client, integration_id = carlos
+    expected = assigned_open_ticket_ids(system, MEMBER)
+    assert eventually(lambda: dashboard_ids(client) == expected)
+    job = next_job(system, integration_id, sync_now(system, integration_id))
+    assert job["status"] == "succeeded", job
+    assert job["trigger"] in ("manual", "scheduled")
+    assert job["api_requests"] >= 3  # schedule entries + one per ticket kind
+    assert 0 <= job["budget_remaining"] < 1000
+    status = connector(
+        system, "GET", f"/integrations/{integration_id}/sync-status", params={"tenant_id": "acme"}
+    ).json()
+    assert status["budget"]["limit_per_hour"] == 1000
+    assert status["budget"]["used_last_hour"] >= job["api_requests"]
+    assert status["state"] in ("idle", "syncing")
+    # Another tenant asking for the same integration's history sees nothing.
+    other = connector(
+        system, "GET", f"/integrations/{integration_id}/sync-jobs", params={"tenant_id": "evil"}
+    )
+    assert other.json() == []
+
+
+def test_closed_and_reassigned_tickets_leave_the_dashboard(
+    system: EmbeddedStack, carlos: tuple[httpx.Client, str]
+) -> None:
+    client, _ = carlos
+    expected = assigned_open_ticket_ids(system, MEMBER)
+    assert eventually(lambda: dashboard_ids(client) == expected)
+    closed, reassigned = sorted(expected, key=int)[:2]
+    sandbox(system, "POST", f"/tickets/{closed}/close")
+    sandbox(system, "PATCH", f"/tickets/{reassigned}", json={"owner": "dpatel", "resources": []})
+    assert eventually(lambda: dashboard_ids(client) == expected - {closed, reassigned})
+
+
+def test_429s_and_500s_are_ridden_out(
+    system: EmbeddedStack, carlos: tuple[httpx.Client, str]
+) -> None:
+    client, integration_id = carlos
+    assert eventually(lambda: dashboard_ids(client) == assigned_open_ticket_ids(system, MEMBER))
+    created = sandbox(
+        system, "POST", "/tickets", json={"summary": "Door badge reader", "owner": MEMBER}
+    ).json()
+    # Three failures in a row: the fourth attempt of the same request gets through.
+    sandbox(system, "POST", "/faults", json={"status": 429, "count": 1, "retry_after": 1})
+    sandbox(system, "POST", "/faults", json={"status": 500, "count": 2})
+    try:
+        job = next_job(system, integration_id, sync_now(system, integration_id))
+    finally:
+        httpx.delete(f"{system.url('sandbox')}/_sandbox/faults")
+    assert job["status"] == "succeeded", job["error"]
+    assert str(created["id"]) in dashboard_ids(client) or eventually(
+        lambda: str(created["id"]) in dashboard_ids(client)
+    )
