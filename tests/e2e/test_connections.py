@@ -116,7 +116,8 @@ def expire_soon(db: Database[dict[str, Any]], integration_id: str) -> None:
 
 
 def integration_events(system: EmbeddedStack, integration_id: str) -> list[str]:
-    """The event types published about one integration, in order."""
+    """The lifecycle event types auth-service published about one integration, in order
+    (the connector's sync events share the topic)."""
 
     async def read() -> list[str]:
         consumer = AIOKafkaConsumer(
@@ -142,7 +143,10 @@ def integration_events(system: EmbeddedStack, integration_id: str) -> list[str]:
                 for records in batch.values():
                     for record in records:
                         event = events.decode_event(dict(record.headers), record.value or b"")
-                        if event.subject == f"integration/{integration_id}":
+                        if (
+                            event.subject == f"integration/{integration_id}"
+                            and event.source == "/syntaskio/auth-service"
+                        ):
                             seen.append(event.type)
             return seen
         finally:
