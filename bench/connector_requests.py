@@ -49,7 +49,7 @@ class CountingSink:
 async def measure(tickets: int, mongodb_url: str) -> None:
     app = create_app(Settings(tickets=tickets, seed=42, client_ids=DEV_CLIENT_ID))
     state: SandboxState = app.state.sandbox
-    held = assignments(state.dataset, MEMBER)
+    held = assignments(state.dataset(), MEMBER)
     key = next(k for k in state.store.api_keys if k.member_identifier == MEMBER)
     credentials = ApiKeyCredentials(state.settings.company_id, key.public_key, key.private_key)
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
