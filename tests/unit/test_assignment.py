@@ -106,11 +106,12 @@ def test_events_carry_the_generation_the_assignment_and_one_key_per_record() -> 
     owned = ticket(owner={"identifier": "atech"})
     mine = assignment(owned, "atech", [], set())
     assert mine is not None
-    record = upserted_event(REF, Entity.PROJECT_TICKET, owned, mine, {})
+    version = fingerprint(owned, mine)
+    record = upserted_event(REF, Entity.PROJECT_TICKET, owned, mine, version, {})
     upserted = events.decode_event(record.headers, record.value)
     assert upserted.data["integration_generation"] == 3
     assert upserted.data["entity"] == "project_ticket"
     assert upserted.data["assignment"] == {"reasons": ["owner"], "schedule": []}
-    assert upserted.id.startswith("g3/project_ticket/7/")
+    assert upserted.id == f"g3/project_ticket/7/{version}"
     removed = removed_event(REF, Entity.PROJECT_TICKET, "7", "v1", datetime.now(UTC))
-    assert removed.key == upserted_event(REF, Entity.PROJECT_TICKET, owned, mine, {}).key
+    assert removed.key == record.key

@@ -142,7 +142,8 @@ def _identifier(value: Any) -> str | None:
     return None
 
 
-def _ref_id(value: Any) -> int | None:
+def ref_id(value: Any) -> int | None:
+    """The id of a reference (`{"id": 5, "name": …}`), if it has one."""
     if isinstance(value, Mapping) and isinstance(value.get("id"), int):
         return int(value["id"])
     return None
@@ -157,7 +158,7 @@ def resources(record: Mapping[str, Any]) -> list[str]:
 
 
 def is_closed(record: Mapping[str, Any], closed_status_ids: Collection[int]) -> bool:
-    return record.get("closedFlag") is True or _ref_id(record.get("status")) in closed_status_ids
+    return record.get("closedFlag") is True or ref_id(record.get("status")) in closed_status_ids
 
 
 def open_schedule_entry(record: Mapping[str, Any], member: str) -> ScheduleEntry | None:
@@ -200,11 +201,16 @@ def _by_id(entry: ScheduleEntry) -> int:
     return entry.id
 
 
+def digest(data: Any) -> str:
+    """A short, stable hash of JSON-able data: what a published version is compared by."""
+    payload = json.dumps(data, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
 def fingerprint(record: Mapping[str, Any], assigned: Assignment) -> str:
     """Changes when the record or why it is the member's changes (a new schedule entry
     changes the due date without touching the ticket)."""
-    payload = json.dumps([last_updated(record), assigned.as_data()], sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+    return digest([last_updated(record), assigned.as_data()])
 
 
 # -- raw events ---------------------------------------------------------------------------
@@ -233,11 +239,13 @@ def upserted_event(
     entity: Entity,
     record: Mapping[str, Any],
     assigned: Assignment,
+    version: str,
     context: Mapping[str, Any],
 ) -> KafkaRecord:
-    """`context` carries the metadata the record only points at (its board status with
+    """`version` is the record's `fingerprint` (the caller has it already); `context`
+    carries the metadata the record only points at (its board status with
     `closedStatus`, its priority with `sortOrder`), so normalising needs no lookups."""
-    record_id, version = str(record["id"]), fingerprint(record, assigned)
+    record_id = str(record["id"])
     return events.encode_event(
         # Same record version → same id, so a replay is recognisable as a duplicate; a
         # reconnect (new generation) publishes afresh.

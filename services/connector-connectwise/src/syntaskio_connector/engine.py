@@ -8,8 +8,6 @@ that dies resumes after its last recorded page.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -35,10 +33,12 @@ from syntaskio_connector.assignment import (
     assignment,
     changed_schedule_entries,
     changed_tickets,
+    digest,
     fingerprint,
     last_updated,
     open_schedule_entries,
     open_schedule_entry,
+    ref_id,
     removed_event,
     tickets_by_id,
     upserted_event,
@@ -122,9 +122,9 @@ class IntegrationSync:
         forced = set(ticket_ids) | await self._sync_schedule(run)
         run.priorities = await self._metadata.priorities(client, ref)
         for entity in TICKET_ENTITIES:
-            await self._sync_tickets(run, entity, reconcile=reconcile)
+            tracked = await self._sync_tickets(run, entity, reconcile=reconcile)
             if forced:
-                await self._refetch(run, entity, forced)
+                await self._refetch(run, entity, tracked, forced)
         return run.counts
 
     # -- schedule entries ---------------------------------------------------------------
@@ -151,17 +151,17 @@ class IntegrationSync:
         changed_tickets: set[int] = set()
         newest = cursor.since
         async for page in self._listing(run, entity, condition, progress):
+            newest = _newest(newest, page)
             published, removed, seen = [], [], []
             for record in page:
                 record_id = int(record["id"])
-                newest = _newest(newest, record)
                 entry, before = open_schedule_entry(record, member), tracked.get(record_id)
                 if entry is None:
                     if before is not None:
                         removed.append(record_id)
                         changed_tickets.add(ScheduleEntry.from_data(before.data or {}).ticket_id)
                     continue
-                version = _hash(entry.as_data())
+                version = digest(entry.as_data())
                 if before is not None and before.version == version:
                     seen.append(record_id)
                     continue
@@ -194,7 +194,10 @@ class IntegrationSync:
 
     # -- tickets ------------------------------------------------------------------------
 
-    async def _sync_tickets(self, run: _Run, entity: Entity, *, reconcile: bool) -> None:
+    async def _sync_tickets(
+        self, run: _Run, entity: Entity, *, reconcile: bool
+    ) -> dict[int, Tracked]:
+        """Bring one ticket kind up to date; what is tracked for it afterwards."""
         member = run.ref.member_identifier
         cursor = await self._tracking.cursor(run.ref, entity)
         tracked = await self._tracking.tracked(run.ref, entity)
@@ -228,22 +231,24 @@ class IntegrationSync:
                 bodies = await self._fetch_by_id(run, entity, stale)
                 await self._apply(run, entity, tracked, bodies, progress, seen=sorted(unchanged))
             else:
-                newest = max(filter(None, [newest, *map(_updated_at, page)]), default=None)
+                newest = _newest(newest, page)
                 await self._apply(run, entity, tracked, page, progress)
         if progress.mode is not Mode.INCREMENTAL:
             gone = await self._tracking.unseen(run.ref, entity, progress.run_id)
-            await self._tombstone(run, entity, gone)
+            await self._tombstone(run, entity, tracked, gone)
         await self._tracking.finish(run.ref, entity, progress.mode, newest)
+        return tracked
 
-    async def _refetch(self, run: _Run, entity: Entity, ids: Collection[int]) -> None:
+    async def _refetch(
+        self, run: _Run, entity: Entity, tracked: dict[int, Tracked], ids: Collection[int]
+    ) -> None:
         """Look at these tickets again whatever their `lastUpdated` (their schedule
         changed, or a webhook said so); tracked ones that are gone are tombstoned."""
-        tracked = await self._tracking.tracked(run.ref, entity)
         bodies = await self._fetch_by_id(run, entity, sorted(ids))
         await self._apply(run, entity, tracked, bodies, None)
         found = {int(record["id"]) for record in bodies}
         await self._tombstone(
-            run, entity, [tracked[i] for i in ids if i in tracked and i not in found]
+            run, entity, tracked, [tracked[i] for i in ids if i in tracked and i not in found]
         )
 
     async def _apply(
@@ -258,7 +263,7 @@ class IntegrationSync:
         """Publish what changed or left among `records`, then record it (and the
         listing's progress, if this is a listing's page)."""
         statuses = await self._metadata.board_statuses(
-            run.client, run.ref, filter(None, (_ref_id(r.get("board")) for r in records))
+            run.client, run.ref, filter(None, (ref_id(r.get("board")) for r in records))
         )
         closed = closed_status_ids(statuses)
         member, now = run.ref.member_identifier, datetime.now(UTC)
@@ -282,7 +287,7 @@ class IntegrationSync:
                 seen.append(record_id)
                 continue
             context = _context(record, statuses, run.priorities)
-            events.append(upserted_event(run.ref, entity, record, assigned, context))
+            events.append(upserted_event(run.ref, entity, record, assigned, version, context))
             published.append(Tracked(record_id, version, {"last_updated": last_updated(record)}))
         await self._sink.publish(events)
         await self._tracking.save_page(
@@ -301,7 +306,9 @@ class IntegrationSync:
             tracked.pop(record_id, None)
         tracked.update({item.id: item for item in published})
 
-    async def _tombstone(self, run: _Run, entity: Entity, gone: list[Tracked]) -> None:
+    async def _tombstone(
+        self, run: _Run, entity: Entity, tracked: dict[int, Tracked], gone: list[Tracked]
+    ) -> None:
         if not gone:
             return
         now = datetime.now(UTC)
@@ -310,6 +317,8 @@ class IntegrationSync:
         )
         await self._tracking.forget(run.ref, entity, [t.id for t in gone])
         run.counts.tombstoned += len(gone)
+        for item in gone:
+            tracked.pop(item.id, None)
 
     # -- listing ------------------------------------------------------------------------
 
@@ -359,21 +368,10 @@ def _past(progress: Progress, page: list[dict[str, Any]]) -> Progress:
     return Progress(progress.run_id, progress.mode, max(progress.after_id, last), progress.since)
 
 
-def _updated_at(record: Mapping[str, Any]) -> datetime | None:
-    return parse_timestamp(last_updated(record))
-
-
-def _newest(current: datetime | None, record: Mapping[str, Any]) -> datetime | None:
-    updated = _updated_at(record)
-    if updated is None:
-        return current
-    return updated if current is None else max(current, updated)
-
-
-def _ref_id(value: Any) -> int | None:
-    if isinstance(value, Mapping) and isinstance(value.get("id"), int):
-        return int(value["id"])
-    return None
+def _newest(current: datetime | None, page: list[dict[str, Any]]) -> datetime | None:
+    """The cursor after `page`: the newest `lastUpdated` seen so far."""
+    seen = [parse_timestamp(last_updated(record)) for record in page]
+    return max(filter(None, [current, *seen]), default=None)
 
 
 def _context(
@@ -381,15 +379,11 @@ def _context(
     statuses: Mapping[int, Mapping[int, Mapping[str, Any]]],
     priorities: Mapping[int, Mapping[str, Any]],
 ) -> dict[str, Any]:
-    board_id, status_id = _ref_id(record.get("board")), _ref_id(record.get("status"))
-    priority_id = _ref_id(record.get("priority"))
+    board_id, status_id = ref_id(record.get("board")), ref_id(record.get("status"))
+    priority_id = ref_id(record.get("priority"))
     status = statuses.get(board_id or -1, {}).get(status_id or -1)
     priority = priorities.get(priority_id or -1)
     return {
         "status": dict(status) if status else None,
         "priority": dict(priority) if priority else None,
     }
-
-
-def _hash(data: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]
