@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 
-from syntaskio_devstack.stack import DEV_CONNECTWISE_CLIENT_ID, EmbeddedStack
+from syntaskio_devstack.stack import DEV_CONNECTWISE_CLIENT_ID, EmbeddedStack, dev_secrets
 
 
 def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:
@@ -85,6 +85,53 @@ def assigned_open_ticket_ids(system: EmbeddedStack, member: str) -> set[str]:
             if owner == member or member in resources or ticket["id"] in scheduled:
                 mine.add(str(ticket["id"]))
     return mine
+
+
+def sandbox(system: EmbeddedStack, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    response = httpx.request(method, f"{system.url('sandbox')}/_sandbox{path}", **kwargs)
+    assert response.is_success, response.text
+    return response
+
+
+def connector(system: EmbeddedStack, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    token = dev_secrets(system.config.data_dir)["INTERNAL_API_TOKEN"]
+    return httpx.request(
+        method,
+        f"{system.url('connector')}/internal/v1{path}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        **kwargs,
+    )
+
+
+def jobs(system: EmbeddedStack, integration_id: str, tenant: str = "acme") -> list[dict[str, Any]]:
+    response = connector(
+        system, "GET", f"/integrations/{integration_id}/sync-jobs", params={"tenant_id": tenant}
+    )
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()
+    return found
+
+
+def sync_now(system: EmbeddedStack, integration_id: str) -> str:
+    """Ask for a run; the id of the newest job before it, to wait for a later one."""
+    before = jobs(system, integration_id)
+    assert connector(system, "POST", f"/integrations/{integration_id}/sync").status_code == 202
+    return before[0]["id"] if before else ""
+
+
+def next_job(system: EmbeddedStack, integration_id: str, after: str) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        for job in jobs(system, integration_id):
+            if job["id"] == after:
+                return None
+            if job["status"] != "running":
+                return job
+        return None
+
+    job: dict[str, Any] = eventually(finished)
+    assert job, "no sync finished"
+    return job
 
 
 def dashboard_ids(client: httpx.Client) -> set[str]:

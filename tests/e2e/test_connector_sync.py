@@ -5,32 +5,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
-from e2e_helpers import assigned_open_ticket_ids, connect, dashboard_ids, eventually, signed_in
+from e2e_helpers import (
+    assigned_open_ticket_ids,
+    connect,
+    connector,
+    dashboard_ids,
+    eventually,
+    next_job,
+    sandbox,
+    signed_in,
+    sync_now,
+)
 
-from syntaskio_devstack.stack import EmbeddedStack, dev_secrets
+from syntaskio_devstack.stack import EmbeddedStack
 
 MEMBER = "cmiller"  # not used by other tests, so its tickets can be changed freely
-
-
-def sandbox(system: EmbeddedStack, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    response = httpx.request(method, f"{system.url('sandbox')}/_sandbox{path}", **kwargs)
-    assert response.is_success, response.text
-    return response
-
-
-def connector(system: EmbeddedStack, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    token = dev_secrets(system.config.data_dir)["INTERNAL_API_TOKEN"]
-    return httpx.request(
-        method,
-        f"{system.url('connector')}/internal/v1{path}",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-        **kwargs,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -42,37 +34,6 @@ def carlos(system: EmbeddedStack) -> Iterator[tuple[httpx.Client, str]]:
         assert connect(client, system, MEMBER).status_code == 201
         [integration] = client.get("/api/v1/integrations").json()
         yield client, integration["id"]
-
-
-def jobs(system: EmbeddedStack, integration_id: str) -> list[dict[str, Any]]:
-    tenant = "acme"
-    response = connector(
-        system, "GET", f"/integrations/{integration_id}/sync-jobs", params={"tenant_id": tenant}
-    )
-    assert response.status_code == 200, response.text
-    found: list[dict[str, Any]] = response.json()
-    return found
-
-
-def sync_now(system: EmbeddedStack, integration_id: str) -> str:
-    """Ask for a run; the id of the newest job before it, to wait for a later one."""
-    before = jobs(system, integration_id)
-    assert connector(system, "POST", f"/integrations/{integration_id}/sync").status_code == 202
-    return before[0]["id"] if before else ""
-
-
-def next_job(system: EmbeddedStack, integration_id: str, after: str) -> dict[str, Any]:
-    def finished() -> dict[str, Any] | None:
-        for job in jobs(system, integration_id):
-            if job["id"] == after:
-                return None
-            if job["status"] != "running":
-                return job
-        return None
-
-    job: dict[str, Any] = eventually(finished)
-    assert job, "no sync finished"
-    return job
 
 
 def test_every_run_is_recorded_with_its_cost(

@@ -21,8 +21,8 @@ from syntaskio_common.connectwise import ApiKeyCredentials, ConnectWiseClient
 from syntaskio_common.events import KafkaRecord
 from syntaskio_common.mongo import Document
 from syntaskio_common.settings import ServiceSettings
-from syntaskio_connector.assignment import IntegrationRef
-from syntaskio_connector.engine import IntegrationSync, SyncPolicy
+from syntaskio_connector.assignment import Entity, IntegrationRef
+from syntaskio_connector.engine import Changed, IntegrationSync, SyncPolicy
 from syntaskio_connector.metadata import MetadataCache
 from syntaskio_connector.tracking import SyncTracking
 
@@ -231,3 +231,59 @@ async def test_a_crash_mid_sync_resumes_from_the_last_page_without_gaps(
     await engine.run(client_for(http, state, "bjones"), ref)
     after = published(sink.take())
     assert before_crash | after == expected
+
+
+async def test_a_targeted_refresh_fetches_only_the_named_records(
+    http: httpx.AsyncClient,
+    state: SandboxState,
+    engine: IntegrationSync,
+    sink: Sink,
+    ref: IntegrationRef,
+) -> None:
+    await engine.run(client_for(http, state, "atech"), ref)
+    service = sorted(
+        int(s.split("/")[1]) for s in published(sink.take()) if s.startswith("service_ticket/")
+    )
+    renamed, deleted, untouched = service[:3]
+    await http.patch(f"/_sandbox/tickets/{renamed}", json={"summary": "Badge reader offline"})
+    await http.patch(f"/_sandbox/tickets/{untouched}", json={"summary": "Changed, not named"})
+    assert (await http.delete(f"/_sandbox/tickets/{deleted}")).status_code == 204
+
+    client = client_for(http, state, "atech")
+    changed = Changed(tickets={Entity.SERVICE_TICKET: frozenset({renamed, deleted})})
+    counts = await engine.refresh(client, ref, changed)
+    taken = sink.take()
+    # One request for both named tickets; priorities and the schedule come from storage.
+    assert client.requests_made == 1
+    assert published(taken) == {f"service_ticket/{renamed}"}
+    assert removed(taken) == {f"service_ticket/{deleted}"}
+    assert (counts.published, counts.tombstoned) == (1, 1)
+    # The next scheduled run still picks up what was not named.
+    await engine.run(client_for(http, state, "atech"), ref)
+    assert published(sink.take()) == {f"service_ticket/{untouched}"}
+
+
+async def test_a_schedule_change_refreshes_the_schedule_and_its_tickets(
+    http: httpx.AsyncClient,
+    state: SandboxState,
+    engine: IntegrationSync,
+    sink: Sink,
+    ref: IntegrationRef,
+) -> None:
+    await engine.run(client_for(http, state, "atech"), ref)
+    mine = published(sink.take())
+    # A ticket nobody assigned to atech, then scheduled for atech.
+    other = next(
+        t["id"]
+        for t in state.store.tickets()
+        if not t["closedFlag"] and f"service_ticket/{t['id']}" not in mine
+    )
+    created = await http.post(
+        "/_sandbox/schedule-entries", json={"objectId": other, "member": "atech", "type": "S"}
+    )
+    assert created.status_code == 201, created.text
+
+    client = client_for(http, state, "atech")
+    await engine.refresh(client, ref, Changed(schedule=True))
+    assert published(sink.take()) == {f"service_ticket/{other}"}
+    assert client.requests_made == 3  # the schedule listing, then the ticket on both paths

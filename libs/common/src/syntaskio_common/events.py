@@ -31,6 +31,9 @@ INTEGRATION_EXPIRED: Final = "io.syntaskio.integration.expired.v1"
 SYNC_STARTED: Final = "io.syntaskio.integration.sync.started.v1"
 SYNC_FINISHED: Final = "io.syntaskio.integration.sync.finished.v1"
 SYNC_FAILED: Final = "io.syntaskio.integration.sync.failed.v1"
+TASK_COMMAND_REQUESTED: Final = "io.syntaskio.task.command.requested.v1"
+TASK_COMMAND_SUCCEEDED: Final = "io.syntaskio.task.command.succeeded.v1"
+TASK_COMMAND_FAILED: Final = "io.syntaskio.task.command.failed.v1"
 
 
 class InvalidEvent(ValueError):

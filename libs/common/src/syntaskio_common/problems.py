@@ -70,3 +70,16 @@ def install_problem_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         return problem_response(422, "The request is invalid.", errors=errors)
+
+
+async def read_limited(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused with 413 past `max_bytes` (read no further than that)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise Problem(413, f"The request body is larger than {max_bytes} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > max_bytes:
+            raise Problem(413, f"The request body is larger than {max_bytes} bytes.")
+    return bytes(body)

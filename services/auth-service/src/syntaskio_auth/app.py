@@ -13,6 +13,7 @@ from syntaskio_auth.accounts import ConnectWiseAccounts
 from syntaskio_auth.announcements import Announcements
 from syntaskio_auth.api import SessionVerifier, internal, public
 from syntaskio_auth.connections import Connections
+from syntaskio_auth.connector_client import ConnectorClient
 from syntaskio_auth.dev_issuer import DevIssuer
 from syntaskio_auth.oauth import OAuthProvider
 from syntaskio_auth.renewal import CredentialLeases
@@ -73,6 +74,9 @@ def create_app(settings: AuthSettings) -> FastAPI:
                 announcements=announcements,
                 oauth_providers=providers,
                 state_ttl=timedelta(seconds=settings.oauth_state_ttl_seconds),
+                connector=ConnectorClient(
+                    http, settings.connector_url, settings.internal_api_token.get_secret_value()
+                ),
             )
             app.state.credential_leases = CredentialLeases(
                 repository=repository,

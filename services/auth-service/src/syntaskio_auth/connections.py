@@ -13,6 +13,7 @@ import httpx
 
 from syntaskio_auth.accounts import ConnectWiseAccounts, Site, upstream_problems
 from syntaskio_auth.announcements import Announcements
+from syntaskio_auth.connector_client import ConnectorClient
 from syntaskio_auth.models import (
     AuthMethod,
     Integration,
@@ -51,6 +52,7 @@ class Connections:
     announcements: Announcements
     oauth_providers: dict[str, OAuthProvider]
     state_ttl: timedelta
+    connector: ConnectorClient
 
     # -- API-member keys and impersonation -----------------------------------------------
 
@@ -260,6 +262,8 @@ class Connections:
         )
         if integration is None:
             raise Problem(404, "No integration with this id.")
+        # Callbacks are removed with the integration's own credentials: before they go.
+        webhooks_removed = await self.connector.remove_webhooks(integration.id)
         revoked = await self._revoke(integration)
         await self.repository.delete_credentials(integration)
         updated = await self.repository.set_status(
@@ -272,6 +276,7 @@ class Connections:
             user_id=user.user_id,
             integration_id=integration.id,
             revoked_at_provider=revoked,
+            webhooks_removed=webhooks_removed,
         )
         await self.announcements.publish(events.INTEGRATION_DISCONNECTED, updated)
         return updated

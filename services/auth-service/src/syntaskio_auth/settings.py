@@ -40,6 +40,8 @@ def _default_oauth_providers() -> dict[str, OAuthProfile]:
 
 class AuthSettings(SessionSettings, ConnectWiseEgressSettings):
     port: int = 8081
+    # The connector's internal API (a disconnect asks it to remove ConnectWise callbacks).
+    connector_url: str = "http://127.0.0.1:8082"
     session_ttl_seconds: int = 8 * 3600
     # Private JWK (JSON) of the development issuer; generated per process when unset in dev.
     session_signing_key: SecretStr = SecretStr("")

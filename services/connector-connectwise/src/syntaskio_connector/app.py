@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, status
-from faststream.kafka import KafkaMessage
-from pydantic import BaseModel
+from fastapi import Depends, FastAPI, Header, Path, Query, Request, status
+from faststream.kafka import KafkaBroker, KafkaMessage
+from pydantic import BaseModel, ValidationError
 
 from syntaskio_common import events, topics
+from syntaskio_common.commands import CommandOutcome, TaskCommand, outcome_event
 from syntaskio_common.egress import create_guarded_http_client
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
-from syntaskio_common.kafka import at_least_once, create_broker, ensure_topics
+from syntaskio_common.kafka import at_least_once, create_broker, ensure_topics, publish
 from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
-from syntaskio_common.problems import install_problem_handlers
+from syntaskio_common.problems import Problem, install_problem_handlers, read_limited
 from syntaskio_common.service_auth import internal_caller
+from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.auth_client import AuthServiceClient
 from syntaskio_connector.budget import ApiBudget, BudgetPolicy
 from syntaskio_connector.engine import IntegrationSync, KafkaSink, SyncPolicy
@@ -30,9 +34,21 @@ from syntaskio_connector.metadata import MetadataCache
 from syntaskio_connector.settings import ConnectorSettings
 from syntaskio_connector.sync import SyncRunner, SyncSchedule, SyncScheduler
 from syntaskio_connector.tracking import SyncTracking
+from syntaskio_connector.webhooks import (
+    DeliveryRejected,
+    SigningKeys,
+    WebhookReceiver,
+    WebhookRegistrations,
+    WebhookStats,
+)
+from syntaskio_connector.writeback import CommandExecutor, CommandJournal
 
-IntegrationId = Annotated[str, Query(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+logger = logging.getLogger(__name__)
+
+INTEGRATION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+MAX_DELIVERY_BYTES = 1_000_000
 TenantId = Annotated[str, Query(min_length=1, max_length=64)]
+UserId = Annotated[str, Query(min_length=1, max_length=128)]
 
 
 class SyncBudget(BaseModel):
@@ -40,6 +56,14 @@ class SyncBudget(BaseModel):
     used_last_hour: int
     remaining: int
     paused_until: datetime | None
+
+
+class WebhookStatus(BaseModel):
+    enabled: bool
+    registered: bool
+    error: str | None
+    accepted: int
+    rejected: dict[str, int]  # by reason: unsigned, forged, malformed, unverifiable
 
 
 class SyncStatus(BaseModel):
@@ -50,6 +74,11 @@ class SyncStatus(BaseModel):
     last_job: SyncJob | None
     next_sync_at: datetime | None
     budget: SyncBudget
+    webhooks: WebhookStatus
+
+
+async def _publish_outcome(broker: KafkaBroker, outcome: CommandOutcome) -> None:
+    await publish(broker, topics.TASK_COMMANDS, outcome_event(outcome))
 
 
 def create_app(settings: ConnectorSettings) -> FastAPI:
@@ -66,9 +95,13 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
     budget = ApiBudget(db, BudgetPolicy(requests_per_hour=settings.connectwise_requests_per_hour))
     jobs = SyncJobs(db, broker)
     schedule = SyncSchedule(db)
+    registrations = WebhookRegistrations(db, settings.webhook_base_url)
+    webhook_stats = WebhookStats(db)
+    access = ConnectWiseAccess(
+        AuthServiceClient(http, settings.auth_service_url, internal_token), connectwise, budget
+    )
     runner = SyncRunner(
-        auth=AuthServiceClient(http, settings.auth_service_url, internal_token),
-        http=connectwise,
+        access=access,
         engine=IntegrationSync(
             tracking,
             metadata,
@@ -78,8 +111,8 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
                 reconcile_every=timedelta(seconds=settings.reconcile_interval_seconds),
             ),
         ),
-        budget=budget,
         jobs=jobs,
+        webhooks=registrations,
     )
     scheduler = SyncScheduler(
         runner,
@@ -101,8 +134,10 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(settings, [topics.CONNECTWISE_RAW, topics.INTEGRATIONS])
-        for indexed in (tracking, metadata, jobs):
+        await ensure_topics(
+            settings, [topics.CONNECTWISE_RAW, topics.INTEGRATIONS, topics.TASK_COMMANDS]
+        )
+        for indexed in (tracking, metadata, jobs, journal):
             await indexed.create_indexes()
         await broker.start()
         loop = asyncio.create_task(scheduler.run_forever(), name="sync-scheduler")
@@ -114,6 +149,50 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         await http.aclose()
         await connectwise.aclose()
         await mongo.close()
+
+    journal = CommandJournal(db)
+    outcomes_publisher = partial(_publish_outcome, broker)
+    executor = CommandExecutor(
+        access,
+        tracking,
+        metadata,
+        journal,
+        Leases(db, ttl_seconds=60),
+        publish_outcome=outcomes_publisher,
+        request_refresh=lambda integration_id, changed: scheduler.notify(
+            integration_id, changed, Trigger.WRITE_BACK
+        ),
+    )
+
+    @at_least_once(broker, topics.TASK_COMMANDS, "connector-connectwise-commands")
+    async def on_task_command(message: KafkaMessage) -> None:
+        """Write-back: execute ConnectWise commands (others are not ours; outcomes,
+        also on this topic, are skipped)."""
+        try:
+            event = events.decode_event(message.headers, message.body)
+        except events.InvalidEvent as error:
+            logger.warning("not a task command: %s", error)
+            return
+        if event.type != events.TASK_COMMAND_REQUESTED or event.data.get("source") not in (
+            None,
+            "connectwise",
+        ):
+            return
+        try:
+            command = TaskCommand.model_validate(event.data)
+        except ValidationError as error:
+            logger.warning(
+                "invalid task command refused",
+                extra={"event_id": event.id, "errors": error.error_count()},
+            )
+            return
+        await executor.execute(command)
+
+    receiver = WebhookReceiver(
+        access,
+        webhook_stats,
+        SigningKeys(fetch_interval_seconds=settings.webhook_key_fetch_interval_seconds),
+    )
 
     app = FastAPI(title="Syntaskio connector-connectwise", version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
@@ -130,6 +209,50 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         """Run a sync as soon as a replica is free (the caller checked ownership)."""
         await scheduler.request(integration_id, Trigger.MANUAL)
         return {"status": "queued", "integration_id": integration_id}
+
+    @app.post(
+        "/webhooks/connectwise/{integration_id}",
+        tags=["webhooks"],
+        responses={400: {}, 401: {}, 404: {}, 413: {}, 503: {}},
+    )
+    async def connectwise_callback(
+        integration_id: Annotated[str, Path(pattern=INTEGRATION_ID_PATTERN)],
+        request: Request,
+        x_content_signature: Annotated[str | None, Header()] = None,
+    ) -> dict[str, str]:
+        """A ConnectWise callback delivery: verified, then the record it names is fetched
+        again by the next sync run (answered at once; ConnectWise waits 5 s at most)."""
+        body = await read_limited(request, MAX_DELIVERY_BYTES)
+        try:
+            changed = await receiver.receive(integration_id, body, x_content_signature)
+        except DeliveryRejected as rejected:
+            raise Problem(rejected.status_code, rejected.detail) from None
+        if changed:
+            await scheduler.notify(integration_id, changed, Trigger.WEBHOOK)
+        return {"status": "accepted"}
+
+    @app.delete(
+        "/internal/v1/integrations/{integration_id}/webhooks",
+        dependencies=internal,
+        tags=["internal"],
+    )
+    async def remove_webhooks(integration_id: str) -> dict[str, int]:
+        """Called by auth-service while a disconnect still has credentials."""
+        lease = await access.lease(integration_id)
+        if lease is None:
+            raise Problem(404, "No active connection with this id.")
+        removed = await registrations.remove(access.client(lease), integration_id)
+        return {"removed": removed}
+
+    @app.get("/internal/v1/commands/{command_id}", dependencies=internal, tags=["internal"])
+    async def command_outcome(
+        command_id: str, tenant_id: TenantId, user_id: UserId
+    ) -> CommandOutcome:
+        """How a write-back command went (404 until the connector has seen it)."""
+        outcome = await journal.outcome(tenant_id, user_id, command_id)
+        if outcome is None:
+            raise Problem(404, "No such command (yet).")
+        return outcome
 
     @app.get(
         "/internal/v1/integrations/{integration_id}/sync-jobs",
@@ -161,7 +284,14 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
             state, reason = "paused", "ConnectWise asked us to slow down"
         else:
             state, reason = "idle", last.error if last else None
+        registered = await registrations.registration(integration_id) or {}
         return SyncStatus(
+            webhooks=WebhookStatus(
+                enabled=registrations.base_url is not None,
+                registered=bool(registered.get("callbacks")),
+                error=registered.get("error"),
+                **await webhook_stats.get(integration_id),
+            ),
             state=state,
             reason=reason,
             last_job=last,

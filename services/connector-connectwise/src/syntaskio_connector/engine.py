@@ -73,6 +73,21 @@ class RunCounts:
 
 
 @dataclass(frozen=True)
+class Changed:
+    """Records we were told changed (a webhook, our own write-back): fetched again
+    whatever their `lastUpdated` says, and tombstoned if they are gone."""
+
+    tickets: Mapping[Entity, frozenset[int]] = field(default_factory=dict)
+    schedule: bool = False
+
+    def __bool__(self) -> bool:
+        return self.schedule or any(self.tickets.values())
+
+
+NOTHING_CHANGED = Changed()
+
+
+@dataclass(frozen=True)
 class SyncPolicy:
     overlap: timedelta = timedelta(minutes=5)
     reconcile_every: timedelta = timedelta(hours=1)
@@ -113,18 +128,38 @@ class IntegrationSync:
         ref: IntegrationRef,
         *,
         reconcile: bool = False,
-        ticket_ids: Collection[int] = (),
+        changed: Changed = NOTHING_CHANGED,
     ) -> RunCounts:
-        """A scheduled run (each entity in its due mode; `reconcile` forces the id
-        listing), plus a targeted refetch of `ticket_ids` (webhooks)."""
+        """A scheduled run: each entity in its due mode (`reconcile` forces the id
+        listing), then whatever `changed` names is fetched again."""
         await self._tracking.start_generation(ref)
         run = _Run(client, ref, RunCounts())
-        forced = set(ticket_ids) | await self._sync_schedule(run)
+        rescheduled = await self._sync_schedule(run)
         run.priorities = await self._metadata.priorities(client, ref)
         for entity in TICKET_ENTITIES:
             tracked = await self._sync_tickets(run, entity, reconcile=reconcile)
-            if forced:
-                await self._refetch(run, entity, tracked, forced)
+            if ids := rescheduled | changed.tickets.get(entity, frozenset()):
+                await self._refetch(run, entity, tracked, ids)
+        return run.counts
+
+    async def refresh(
+        self, client: ConnectWiseClient, ref: IntegrationRef, changed: Changed
+    ) -> RunCounts:
+        """Only what `changed` names (a webhook, a write-back): the named tickets are
+        fetched by id, and the member's schedule listed again if it changed."""
+        await self._tracking.start_generation(ref)
+        run = _Run(client, ref, RunCounts())
+        if changed.schedule:
+            rescheduled = await self._sync_schedule(run)
+        else:
+            rescheduled = set()
+            entries = await self._tracking.tracked(ref, Entity.SCHEDULE_ENTRY)
+            run.schedule = [ScheduleEntry.from_data(t.data or {}) for t in entries.values()]
+        run.priorities = await self._metadata.priorities(client, ref)
+        for entity in TICKET_ENTITIES:
+            if ids := rescheduled | changed.tickets.get(entity, frozenset()):
+                tracked = await self._tracking.tracked(ref, entity, ids)
+                await self._refetch(run, entity, tracked, ids)
         return run.counts
 
     # -- schedule entries ---------------------------------------------------------------

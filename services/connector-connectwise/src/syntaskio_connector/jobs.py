@@ -25,6 +25,7 @@ class Trigger(StrEnum):
     MANUAL = "manual"
     CONNECTED = "connected"
     WEBHOOK = "webhook"
+    WRITE_BACK = "write_back"  # our own change to a record, fetched back
 
 
 class JobStatus(StrEnum):

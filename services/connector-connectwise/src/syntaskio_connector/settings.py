@@ -18,6 +18,12 @@ class ConnectorSettings(ConnectWiseEgressSettings):
     metadata_ttl_seconds: float = Field(default=3600.0, gt=0)
     connectwise_requests_per_hour: int = Field(default=1000, ge=1)
     sync_lease_seconds: float = Field(default=120.0, gt=0)
+    # Where ConnectWise can reach this service's webhook receiver (scheme, host and any
+    # path prefix); unset turns webhooks off and the schedule alone keeps tasks fresh.
+    webhook_base_url: str | None = None
+    # Unknown signing keys are fetched at most this often per integration (forged
+    # deliveries name made-up keys; each fetch is an API request).
+    webhook_key_fetch_interval_seconds: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ConnectorSettings:

@@ -24,18 +24,17 @@ from syntaskio_common.connectwise import (
     ConnectWiseError,
     RateLimited,
     Unauthorized,
-    api_base_url,
-    fetch_codebase,
 )
 from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.egress import SiteRejected
 from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import Document
-from syntaskio_connector.assignment import IntegrationRef
-from syntaskio_connector.auth_client import AuthServiceClient
-from syntaskio_connector.budget import ApiBudget, SyncDeferred
-from syntaskio_connector.engine import IntegrationSync, RunCounts
+from syntaskio_connector.access import ConnectWiseAccess
+from syntaskio_connector.assignment import TICKET_ENTITIES, IntegrationRef
+from syntaskio_connector.budget import SyncDeferred
+from syntaskio_connector.engine import NOTHING_CHANGED, Changed, IntegrationSync, RunCounts
 from syntaskio_connector.jobs import JobStatus, SyncJob, SyncJobs, Trigger
+from syntaskio_connector.webhooks import WebhookRegistrations
 
 logger = logging.getLogger(__name__)
 
@@ -44,30 +43,44 @@ logger = logging.getLogger(__name__)
 class SyncRunner:
     """Runs one sync job for one integration, start to finish."""
 
-    auth: AuthServiceClient
-    http: httpx.AsyncClient
+    access: ConnectWiseAccess
     engine: IntegrationSync
-    budget: ApiBudget
     jobs: SyncJobs
+    webhooks: WebhookRegistrations
 
-    async def run(self, integration_id: str, trigger: Trigger) -> SyncJob | None:
-        """The finished job, or None when the integration is no longer active."""
-        lease = await self.auth.lease(integration_id)
+    async def run(
+        self,
+        integration_id: str,
+        trigger: Trigger,
+        changed: Changed = NOTHING_CHANGED,
+        *,
+        full: bool = True,
+    ) -> SyncJob | None:
+        """The finished job, or None when the integration is no longer active. A full
+        run syncs everything due and then `changed`; otherwise only `changed`."""
+        lease = await self.access.lease(integration_id)
         if lease is None:
             return None
         job = await self.jobs.start(lease.tenant_id, integration_id, trigger)
-        client = self._client(lease)
+        client = self.access.client(lease)
+
+        async def work(client: ConnectWiseClient, ref: IntegrationRef) -> RunCounts:
+            if full:
+                await self.webhooks.ensure(client, ref)
+                return await self.engine.run(client, ref, changed=changed)
+            return await self.engine.refresh(client, ref, changed)
+
         try:
             try:
-                counts = await self.engine.run(client, _ref(lease))
+                counts = await work(client, integration_ref(lease))
             except Unauthorized:
                 # Rejected credentials: have auth-service renew them (once, however many
                 # replicas report the same version) and go on where the run stopped.
-                lease = await self.auth.lease(integration_id, rejected_version=lease.version)
+                lease = await self.access.lease(integration_id, rejected_version=lease.version)
                 if lease is None:
                     return await self._finish(job, client, JobStatus.FAILED, error="expired")
-                client = self._client(lease, spent=client.requests_made)
-                counts = await self.engine.run(client, _ref(lease))
+                client = self.access.client(lease, spent=client.requests_made)
+                counts = await work(client, integration_ref(lease))
         except SyncDeferred as deferred:
             return await self._finish(
                 job, client, JobStatus.DEFERRED, error=deferred.reason, retry_at=deferred.until
@@ -99,7 +112,7 @@ class SyncRunner:
         error: str | None = None,
         retry_at: datetime | None = None,
     ) -> SyncJob:
-        budget = await self.budget.status(job.integration_id)
+        budget = await self.access.budget.status(job.integration_id)
         outcome: dict[str, Any] = {
             "api_requests": client.requests_made,
             "budget_remaining": budget.remaining,
@@ -115,26 +128,8 @@ class SyncRunner:
             }
         return await self.jobs.finish(job, status, **outcome)
 
-    def _client(self, lease: CredentialLease, spent: int = 0) -> ConnectWiseClient:
-        async def rediscover() -> str:
-            codebase = await fetch_codebase(self.http, lease.site_url, lease.company_id)
-            if codebase is None:
-                raise ConnectWiseError(404, "UnknownCompany", "the company is gone")
-            return api_base_url(lease.site_url, codebase)
 
-        client = ConnectWiseClient(
-            self.http,
-            lease.api_base_url,
-            lease.credentials(),
-            lease.client_id,
-            gate=self.budget.gate(lease.integration_id, lease.tenant_id),
-            rediscover=rediscover,
-        )
-        client.requests_made = spent
-        return client
-
-
-def _ref(lease: CredentialLease) -> IntegrationRef:
+def integration_ref(lease: CredentialLease) -> IntegrationRef:
     return IntegrationRef(
         integration_id=lease.integration_id,
         tenant_id=lease.tenant_id,
@@ -146,8 +141,16 @@ def _ref(lease: CredentialLease) -> IntegrationRef:
     )
 
 
+@dataclass(frozen=True)
+class Due:
+    integration_id: str
+    trigger: Trigger
+    full: bool  # False: only the records named in `pending` are fetched again
+
+
 class SyncSchedule:
-    """When each integration is next due, and pending requests (`sync_schedule`)."""
+    """When each integration is next due, pending requests for a full run ("sync now",
+    a new connection), and records named by webhooks or write-backs (`sync_schedule`)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._schedule = db["sync_schedule"]
@@ -159,19 +162,54 @@ class SyncSchedule:
             upsert=True,
         )
 
-    async def due(self, integration_ids: list[str], now: datetime) -> list[tuple[str, Trigger]]:
-        """Requested ones first, then those whose time has come (or never ran)."""
+    async def notify(self, integration_id: str, changed: Changed, trigger: Trigger) -> None:
+        """Remember records to fetch again; notifications that arrive before the next
+        run are fetched together."""
+        update: Document = {"$set": {"pending_trigger": trigger.value}}
+        if changed.schedule:
+            update["$set"]["pending.schedule"] = True
+        additions = {
+            f"pending.{entity.value}": {"$each": sorted(ids)}
+            for entity, ids in changed.tickets.items()
+            if ids
+        }
+        if additions:
+            update["$addToSet"] = additions
+        await self._schedule.update_one({"_id": integration_id}, update, upsert=True)
+
+    async def take_changes(self, integration_id: str) -> Changed:
+        """The pending records, removed from the schedule (a failed run gives them back
+        with `notify`)."""
+        doc = await self._schedule.find_one_and_update(
+            {"_id": integration_id},
+            {"$unset": {"pending": "", "pending_trigger": ""}},
+        )
+        pending = (doc or {}).get("pending") or {}
+        return Changed(
+            tickets={
+                entity: frozenset(int(i) for i in pending.get(entity.value, ()))
+                for entity in TICKET_ENTITIES
+            },
+            schedule=bool(pending.get("schedule")),
+        )
+
+    async def due(self, integration_ids: list[str], now: datetime) -> list[Due]:
+        """Requested full runs first, then those whose time has come (or never ran),
+        then targeted runs for pending records."""
         docs = {
             doc["_id"]: doc async for doc in self._schedule.find({"_id": {"$in": integration_ids}})
         }
-        requested, scheduled = [], []
+        requested, scheduled, targeted = [], [], []
         for integration_id in integration_ids:
             doc = docs.get(integration_id, {})
             if doc.get("requested"):
-                requested.append((integration_id, Trigger(doc["requested"])))
+                requested.append(Due(integration_id, Trigger(doc["requested"]), full=True))
             elif doc.get("next_sync_at") is None or doc["next_sync_at"] <= now:
-                scheduled.append((integration_id, Trigger.SCHEDULED))
-        return requested + scheduled
+                scheduled.append(Due(integration_id, Trigger.SCHEDULED, full=True))
+            elif doc.get("pending") and (doc.get("not_before") or now) <= now:
+                trigger = Trigger(doc.get("pending_trigger") or Trigger.WEBHOOK)
+                targeted.append(Due(integration_id, trigger, full=False))
+        return requested + scheduled + targeted
 
     async def ran(self, integration_id: str, next_sync_at: datetime, started: datetime) -> None:
         """Clear a request only if it was made before this run started (a newer one
@@ -184,6 +222,13 @@ class SyncSchedule:
         await self._schedule.update_one(
             {"_id": integration_id, "requested_at": {"$lte": started}},
             {"$set": {"requested": None}},
+        )
+
+    async def defer(self, integration_id: str, until: datetime) -> None:
+        """No targeted runs before `until` (the budget is spent or ConnectWise paused us);
+        their records wait in `pending`."""
+        await self._schedule.update_one(
+            {"_id": integration_id}, {"$set": {"not_before": until}}, upsert=True
         )
 
     async def get(self, integration_id: str) -> Document | None:
@@ -214,6 +259,10 @@ class SyncScheduler:
         await self._schedule.request(integration_id, trigger)
         self._wake.set()
 
+    async def notify(self, integration_id: str, changed: Changed, trigger: Trigger) -> None:
+        await self._schedule.notify(integration_id, changed, trigger)
+        self._wake.set()
+
     async def run_forever(self) -> None:
         while True:
             self._wake.clear()
@@ -226,14 +275,14 @@ class SyncScheduler:
 
     async def run_due(self) -> None:
         try:
-            active = await self._runner.auth.active_integration_ids()
+            active = await self._runner.access.auth.active_integration_ids()
         except httpx.HTTPError as error:
             logger.warning("cannot list integrations: %s", error)
             return
-        for integration_id, trigger in await self._schedule.due(active, datetime.now(UTC)):
-            async with self._leased(integration_id) as ours:
+        for due in await self._schedule.due(active, datetime.now(UTC)):
+            async with self._leased(due.integration_id) as ours:
                 if ours:
-                    await self._run_one(integration_id, trigger)
+                    await self._run_one(due)
 
     @contextlib.asynccontextmanager
     async def _leased(self, integration_id: str) -> AsyncIterator[bool]:
@@ -258,20 +307,24 @@ class SyncScheduler:
                 await keeper
             await self._leases.release(name, owner)
 
-    async def _run_one(self, integration_id: str, trigger: Trigger) -> None:
-        started = datetime.now(UTC)
-        next_sync_at = started + self._interval
+    async def _run_one(self, due: Due) -> None:
+        integration_id, started = due.integration_id, datetime.now(UTC)
+        changed = await self._schedule.take_changes(integration_id)
         self.running.add(integration_id)
         try:
-            job = await self._runner.run(integration_id, trigger)
+            job = await self._runner.run(integration_id, due.trigger, changed, full=due.full)
         except Exception:
             logger.exception("sync crashed", extra={"integration_id": integration_id})
             job = None
         finally:
             self.running.discard(integration_id)
-        if job is not None and job.retry_at is not None:
-            next_sync_at = job.retry_at
-        await self._schedule.ran(integration_id, next_sync_at, started)
+        if changed and (job is None or job.status is not JobStatus.SUCCEEDED):
+            await self._schedule.notify(integration_id, changed, due.trigger)
+        retry_at = job.retry_at if job is not None else None
+        if due.full:
+            await self._schedule.ran(integration_id, retry_at or started + self._interval, started)
+        if retry_at is not None:
+            await self._schedule.defer(integration_id, retry_at)
         if job is not None:
             logger.info(
                 "sync %s", job.status.value, extra=job.model_dump(mode="json", exclude={"modes"})

@@ -9,6 +9,7 @@ at worst publishes that page again — the events' ids make that recognisable).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -93,9 +94,15 @@ class SyncTracking:
             else None,
         )
 
-    async def tracked(self, ref: IntegrationRef, entity: Entity) -> dict[int, Tracked]:
+    async def tracked(
+        self, ref: IntegrationRef, entity: Entity, ids: Collection[int] | None = None
+    ) -> dict[int, Tracked]:
+        """What is tracked for `entity` (only `ids`, if given)."""
+        query: Document = {"integration_id": ref.integration_id, "entity": entity.value}
+        if ids is not None:
+            query["_id"] = {"$in": [_record_id(ref, entity, i) for i in ids]}
         cursor = self._records.find(
-            {"integration_id": ref.integration_id, "entity": entity.value},
+            query,
             {"external_id": 1, "version": 1, "data": 1},
         )
         return {

@@ -99,6 +99,7 @@ class EmbeddedStack:
             "MONGODB_DATABASE": self.config.database_name,
             "INTERNAL_API_TOKEN": self._secrets["INTERNAL_API_TOKEN"],
             "AUTH_SERVICE_URL": self.url("auth"),
+            "CONNECTOR_URL": self.url("connector"),
             "SESSION_ISSUER": self.url("auth"),
         }
         if name == "auth":
@@ -123,6 +124,8 @@ class EmbeddedStack:
             }
         if name == "connector":
             env["SYNC_INTERVAL_SECONDS"] = str(self.config.sync_interval_seconds)
+            # The sandbox delivers callbacks here (the connector's own port, on loopback).
+            env["WEBHOOK_BASE_URL"] = self.url("connector")
         return env
 
     # -- processes ---------------------------------------------------------------------

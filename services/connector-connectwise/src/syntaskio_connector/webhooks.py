@@ -1,0 +1,372 @@
+"""ConnectWise callbacks (webhooks): registered for each connection, removed when it is
+disconnected, and deliveries verified before they trigger a targeted fetch.
+
+A delivery is trusted only when its `x-content-signature` is base64(HMAC-SHA256(key =
+SHA-256(signing key), message = the raw body)) and the signing key came from the
+delivery's `Metadata.key_url` on the integration's own API host: a forger can name any
+key_url, so one pointing anywhere else is refused before it is fetched. Keys are cached,
+and an unknown key is fetched at most once per `key_fetch_interval` per integration,
+so forged deliveries cannot spend the integration's request budget.
+
+The receiver only verifies and queues (`SyncScheduler.notify`); the fetch happens in a
+sync run, well inside ConnectWise's 5-second delivery timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pymongo.asynchronous.database import AsyncDatabase
+
+from syntaskio_common.connectwise import (
+    BadRequest,
+    ConnectWiseClient,
+    ConnectWiseError,
+    Forbidden,
+    NotFound,
+    RetryPolicy,
+)
+from syntaskio_common.connectwise_conditions import F
+from syntaskio_common.credentials import CredentialLease
+from syntaskio_common.egress import SiteRejected
+from syntaskio_common.mongo import Document
+from syntaskio_connector.access import ConnectWiseAccess
+from syntaskio_connector.assignment import Entity, IntegrationRef
+from syntaskio_connector.engine import Changed
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER: Final = "x-content-signature"
+KEY_PATH: Final = "system/callbackKeys/"
+_KEY_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# The callback types we register, and the ticket kind each one's `ID` names (None: a
+# schedule entry, whose change is picked up by listing the member's schedule again).
+CALLBACK_TYPES: Final[dict[str, Entity | None]] = {
+    "Ticket": Entity.SERVICE_TICKET,
+    "ProjectTicket": Entity.PROJECT_TICKET,
+    "Schedule": None,
+}
+# A key fetch must leave time to answer within ConnectWise's 5-second timeout.
+KEY_FETCH_RETRY: Final = RetryPolicy(max_attempts=1)
+REGISTRATION_RETRY: Final = timedelta(hours=1)
+
+
+def signature(body: bytes, signing_key: str) -> str:
+    """The `x-content-signature` ConnectWise sends with `body`."""
+    key = hashlib.sha256(signing_key.encode()).digest()
+    return base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode("ascii")
+
+
+def receiver_url(base_url: str, integration_id: str) -> str:
+    return f"{base_url.rstrip('/')}/webhooks/connectwise/{integration_id}"
+
+
+class Rejection(StrEnum):
+    UNSIGNED = "unsigned"
+    FORGED = "forged"  # bad signature, a key_url off the integration's host, wrong company
+    MALFORMED = "malformed"
+    UNKNOWN_INTEGRATION = "unknown_integration"
+    UNVERIFIABLE = "unverifiable"  # the signing key could not be fetched just now
+
+
+class DeliveryRejected(Exception):
+    def __init__(self, reason: Rejection, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+    @property
+    def status_code(self) -> int:
+        """ConnectWise retries failed deliveries: worth it only when we could not check."""
+        return {
+            Rejection.UNSIGNED: 401,
+            Rejection.FORGED: 401,
+            Rejection.MALFORMED: 400,
+            Rejection.UNKNOWN_INTEGRATION: 404,
+            Rejection.UNVERIFIABLE: 503,
+        }[self.reason]
+
+
+class _Metadata(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    key_url: str = Field(min_length=1, max_length=2000)
+
+
+class Delivery(BaseModel):
+    """What ConnectWise posts; `Entity` (the record as a JSON string) is not used: the
+    record is fetched, so what reaches the dashboard always comes from the API."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    Action: str = Field(max_length=50)
+    Type: str = Field(max_length=50)
+    ID: int
+    CompanyId: str = Field(max_length=100)
+    Metadata: _Metadata
+
+    def changed(self) -> Changed:
+        if self.Type not in CALLBACK_TYPES:
+            return Changed()
+        entity = CALLBACK_TYPES[self.Type]
+        if entity is None:
+            return Changed(schedule=True)
+        return Changed(tickets={entity: frozenset({self.ID})})
+
+
+class FetchRationed(DeliveryRejected):
+    """A key fetch was due but this integration had one too recently."""
+
+
+@dataclass
+class _CachedKey:
+    secret: str
+    fetched_at: float
+
+
+class SigningKeys:
+    """Signing keys by key_url, cached; fetches of unknown keys are rationed per
+    integration (a forger can make up key ids, but not make us spend budget on them)."""
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float = 3600.0,
+        fetch_interval_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._interval = fetch_interval_seconds
+        self._clock = clock
+        self._keys: dict[tuple[str, str], _CachedKey] = {}
+        self._last_fetch: dict[str, float] = {}
+
+    def cached(self, integration_id: str, path: str) -> str | None:
+        found = self._keys.get((integration_id, path))
+        if found is None or self._clock() - found.fetched_at > self._ttl:
+            return None
+        return found.secret
+
+    async def fetch(self, client: ConnectWiseClient, integration_id: str, path: str) -> str:
+        now = self._clock()
+        last = self._last_fetch.get(integration_id)
+        if last is not None and now - last < self._interval:
+            raise FetchRationed(Rejection.UNVERIFIABLE, "signing key fetches are rationed")
+        self._last_fetch[integration_id] = now
+        try:
+            answer = await client.get(path)
+        except NotFound:
+            raise DeliveryRejected(Rejection.FORGED, "no such signing key") from None
+        except (ConnectWiseError, SiteRejected) as error:
+            raise DeliveryRejected(
+                Rejection.UNVERIFIABLE, f"signing key unavailable: {error}"
+            ) from None
+        secret = answer.get("signing_key") if isinstance(answer, dict) else None
+        if not isinstance(secret, str) or not secret:
+            raise DeliveryRejected(Rejection.UNVERIFIABLE, "the key_url answered without a key")
+        self._keys[(integration_id, path)] = _CachedKey(secret, now)
+        return secret
+
+
+def signing_key_path(key_url: str, api_base_url: str) -> str | None:
+    """`system/callbackKeys/{id}` if `key_url` is exactly that under the integration's
+    own API base; None for anything else (another host, port, scheme or path)."""
+    url, own = urlsplit(key_url), urlsplit(api_base_url.rstrip("/") + "/")
+    if (url.scheme, url.netloc.lower()) != (own.scheme, own.netloc.lower()):
+        return None
+    prefix = own.path + KEY_PATH
+    if url.query or url.fragment or not url.path.startswith(prefix):
+        return None
+    key_id = url.path[len(prefix) :]
+    return KEY_PATH + key_id if _KEY_ID.fullmatch(key_id) else None
+
+
+class WebhookStats:
+    """Deliveries accepted and rejected per integration (`webhook_stats`), shared by the
+    replicas; rejections for integrations we do not know are counted under `unknown`."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._stats = db["webhook_stats"]
+
+    async def accepted(self, integration_id: str) -> None:
+        await self._stats.update_one(
+            {"_id": integration_id},
+            {"$inc": {"accepted": 1}, "$set": {"last_accepted_at": datetime.now(UTC)}},
+            upsert=True,
+        )
+
+    async def rejected(self, integration_id: str | None, rejection: DeliveryRejected) -> None:
+        await self._stats.update_one(
+            {"_id": integration_id or "unknown"},
+            {
+                "$inc": {f"rejected.{rejection.reason.value}": 1},
+                "$set": {
+                    "last_rejected_at": datetime.now(UTC),
+                    "last_rejection": rejection.reason.value,
+                },
+            },
+            upsert=True,
+        )
+
+    async def get(self, integration_id: str) -> Document:
+        doc = await self._stats.find_one({"_id": integration_id}) or {}
+        return {"accepted": doc.get("accepted", 0), "rejected": doc.get("rejected", {})}
+
+
+class WebhookReceiver:
+    def __init__(
+        self,
+        access: ConnectWiseAccess,
+        stats: WebhookStats,
+        keys: SigningKeys | None = None,
+    ) -> None:
+        self._access = access
+        self._stats = stats
+        self._keys = keys or SigningKeys()
+
+    async def receive(self, integration_id: str, body: bytes, signed: str | None) -> Changed:
+        """The verified delivery's changes; raises `DeliveryRejected` (and counts it)."""
+        lease: CredentialLease | None = None
+        try:
+            lease = await self._access.lease(integration_id)
+            if lease is None:
+                raise DeliveryRejected(Rejection.UNKNOWN_INTEGRATION, "no such active connection")
+            if not signed:
+                raise DeliveryRejected(Rejection.UNSIGNED, f"no {SIGNATURE_HEADER} header")
+            delivery = _parse(body)
+            await self._verify(lease, delivery, body, signed)
+        except DeliveryRejected as rejection:
+            await self._stats.rejected(lease.integration_id if lease else None, rejection)
+            logger.warning(
+                "webhook delivery rejected",
+                extra={"integration_id": integration_id, "reason": rejection.reason.value},
+            )
+            raise
+        await self._stats.accepted(integration_id)
+        return delivery.changed()
+
+    async def _verify(
+        self, lease: CredentialLease, delivery: Delivery, body: bytes, signed: str
+    ) -> None:
+        path = signing_key_path(delivery.Metadata.key_url, lease.api_base_url)
+        if path is None:
+            raise DeliveryRejected(Rejection.FORGED, "key_url is not on the integration's host")
+        if delivery.CompanyId.casefold() != lease.company_id.casefold():
+            raise DeliveryRejected(Rejection.FORGED, "the delivery is for another company")
+        cached = self._keys.cached(lease.integration_id, path)
+        if cached is not None and _matches(body, cached, signed):
+            return
+        # Unknown or rotated key: fetch it (rationed), then check again.
+        try:
+            client = self._access.client(lease, retry=KEY_FETCH_RETRY)
+            secret = await self._keys.fetch(client, lease.integration_id, path)
+        except FetchRationed:
+            if cached is None:
+                raise
+            raise DeliveryRejected(Rejection.FORGED, "the signature does not match") from None
+        if not _matches(body, secret, signed):
+            raise DeliveryRejected(Rejection.FORGED, "the signature does not match")
+
+
+def _matches(body: bytes, secret: str, signed: str) -> bool:
+    return hmac.compare_digest(signature(body, secret).encode(), signed.strip().encode())
+
+
+def _parse(body: bytes) -> Delivery:
+    try:
+        return Delivery.model_validate(json.loads(body))
+    except (ValueError, ValidationError) as error:
+        raise DeliveryRejected(
+            Rejection.MALFORMED, f"not a ConnectWise callback: {error}"
+        ) from None
+
+
+class WebhookRegistrations:
+    """The callbacks registered for each integration (`webhook_registrations`): made on
+    the first full sync of a connection's generation, removed on disconnect."""
+
+    def __init__(self, db: AsyncDatabase[Document], base_url: str | None) -> None:
+        self._registrations = db["webhook_registrations"]
+        self.base_url = base_url  # None: webhooks are off, polling alone keeps up
+
+    async def ensure(self, client: ConnectWiseClient, ref: IntegrationRef) -> None:
+        """Register whatever of the three callbacks is missing, once per generation
+        (no API request when they are known to be there). A refusal (say, the member
+        may not manage callbacks) is recorded and tried again an hour later; syncing
+        goes on without webhooks meanwhile."""
+        if self.base_url is None:
+            return
+        url = receiver_url(self.base_url, ref.integration_id)
+        known = await self._registrations.find_one({"_id": ref.integration_id}) or {}
+        if known.get("generation") == ref.generation and known.get("url") == url:
+            retry_at = known.get("retry_at")
+            if retry_at is None or retry_at > datetime.now(UTC):
+                return
+        record: Document = {"tenant_id": ref.tenant_id, "generation": ref.generation, "url": url}
+        try:
+            record["callbacks"] = await self._register(client, url)
+        except (BadRequest, Forbidden, NotFound) as error:
+            logger.warning(
+                "cannot register ConnectWise callbacks",
+                extra={"integration_id": ref.integration_id, "error": str(error)},
+            )
+            record |= {"error": str(error), "retry_at": datetime.now(UTC) + REGISTRATION_RETRY}
+        record["registered_at"] = datetime.now(UTC)
+        await self._registrations.replace_one({"_id": ref.integration_id}, record, upsert=True)
+
+    async def _register(self, client: ConnectWiseClient, url: str) -> dict[str, int]:
+        existing = await _ours(client, url)
+        types = {str(c.get("type", "")).casefold(): int(c["id"]) for c in existing}
+        callbacks: dict[str, int] = {}
+        for callback_type in CALLBACK_TYPES:
+            callback_id = types.get(callback_type.casefold())
+            if callback_id is None:
+                created = await client.post(
+                    "system/callbacks",
+                    {
+                        "url": url,
+                        "objectId": 1,
+                        "type": callback_type,
+                        "level": "Owner",
+                        "description": "Syntaskio task dashboard",
+                    },
+                )
+                callback_id = int(created["id"])
+            callbacks[callback_type] = callback_id
+        return callbacks
+
+    async def registration(self, integration_id: str) -> Document | None:
+        return await self._registrations.find_one({"_id": integration_id})
+
+    async def remove(self, client: ConnectWiseClient, integration_id: str) -> int:
+        """Delete our callbacks for the integration; how many were deleted."""
+        removed = 0
+        if self.base_url is not None:
+            for callback in await _ours(client, receiver_url(self.base_url, integration_id)):
+                try:
+                    await client.delete(f"system/callbacks/{int(callback['id'])}")
+                    removed += 1
+                except NotFound:
+                    pass  # removed in ConnectWise already
+        await self._registrations.delete_one({"_id": integration_id})
+        return removed
+
+
+async def _ours(client: ConnectWiseClient, url: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    async for page in client.pages("system/callbacks", conditions=F("url") == url):
+        found.extend(page)
+    return found

@@ -1,0 +1,160 @@
+"""Webhook verification pieces: the signature, which key_urls may be fetched, what a
+delivery names, and how signing-key fetches are rationed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from syntaskio_common.connectwise import ConnectWiseClient
+from syntaskio_connector.assignment import Entity
+from syntaskio_connector.engine import Changed
+from syntaskio_connector.webhooks import (
+    Delivery,
+    DeliveryRejected,
+    FetchRationed,
+    Rejection,
+    SigningKeys,
+    signature,
+    signing_key_path,
+)
+
+BASE = "https://api-na.myconnectwise.net/v2025_1/apis/3.0/"
+
+
+def test_signature_is_the_hmac_of_the_body_under_the_hashed_key() -> None:
+    body, key = b'{"ID": 7}', "s3cret"
+    expected = hmac.new(hashlib.sha256(key.encode()).digest(), body, hashlib.sha256).digest()
+    assert signature(body, key) == base64.b64encode(expected).decode()
+    assert signature(body + b" ", key) != signature(body, key)
+    assert signature(body, key + "x") != signature(body, key)
+
+
+@pytest.mark.parametrize(
+    "key_url",
+    [
+        f"{BASE}system/callbackKeys/abc123",
+        f"{BASE}system/callbackKeys/0f3a-9c_e1",
+        f"{BASE.upper()[:8].lower()}API-NA.myconnectwise.net/v2025_1/apis/3.0/system/callbackKeys/k",
+    ],
+)
+def test_key_urls_under_the_integrations_own_api_are_allowed(key_url: str) -> None:
+    path = signing_key_path(key_url, BASE)
+    assert path is not None
+    assert path == "system/callbackKeys/" + key_url.rsplit("/", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "key_url",
+    [
+        "https://evil.example/v2025_1/apis/3.0/system/callbackKeys/abc",
+        "http://api-na.myconnectwise.net/v2025_1/apis/3.0/system/callbackKeys/abc",
+        "https://api-na.myconnectwise.net:8443/v2025_1/apis/3.0/system/callbackKeys/abc",
+        "https://api-na.myconnectwise.net.evil.example/v2025_1/apis/3.0/system/callbackKeys/a",
+        "https://api-na.myconnectwise.net@evil.example/v2025_1/apis/3.0/system/callbackKeys/a",
+        f"{BASE}system/members/abc",
+        f"{BASE}system/callbackKeys/",
+        f"{BASE}system/callbackKeys/../../members",
+        f"{BASE}system/callbackKeys/abc?x=1",
+        f"{BASE}system/callbackKeys/abc#frag",
+        f"{BASE}system/callbackKeys/a/b",
+        "https://169.254.169.254/latest/meta-data/",
+    ],
+)
+def test_key_urls_anywhere_else_are_refused(key_url: str) -> None:
+    assert signing_key_path(key_url, BASE) is None
+
+
+@given(st.text(max_size=200))
+def test_no_key_url_off_the_api_prefix_is_ever_allowed(suffix: str) -> None:
+    key_url = "https://api-na.myconnectwise.net/" + suffix
+    path = signing_key_path(key_url, BASE)
+    if path is not None:
+        assert key_url == BASE + path
+
+
+def delivery(callback_type: str, record_id: int = 42) -> Delivery:
+    return Delivery.model_validate(
+        {
+            "Action": "updated",
+            "Type": callback_type,
+            "ID": record_id,
+            "CompanyId": "acme",
+            "MemberId": "atech",
+            "Entity": "{}",
+            "Metadata": {"key_url": f"{BASE}system/callbackKeys/k"},
+        }
+    )
+
+
+def test_a_delivery_names_the_record_to_fetch_again() -> None:
+    assert delivery("Ticket").changed() == Changed(tickets={Entity.SERVICE_TICKET: frozenset({42})})
+    assert delivery("ProjectTicket", 7).changed() == Changed(
+        tickets={Entity.PROJECT_TICKET: frozenset({7})}
+    )
+    assert delivery("Schedule").changed() == Changed(schedule=True)
+    assert not delivery("Company").changed()
+
+
+class FakeClient:
+    """Answers the key path with a key, counting calls (the part of
+    `ConnectWiseClient` that `SigningKeys` uses)."""
+
+    base_url = BASE
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.paths: list[str] = []
+
+    async def get(self, path: str) -> Any:
+        self.paths.append(path)
+        return self.answer
+
+
+def as_client(fake: FakeClient) -> ConnectWiseClient:
+    return fake  # type: ignore[return-value]
+
+
+async def test_key_fetches_are_rationed_per_integration_and_cached() -> None:
+    now = [1000.0]
+    keys = SigningKeys(ttl_seconds=3600, fetch_interval_seconds=30, clock=lambda: now[0])
+    fake = FakeClient({"signing_key": "k1"})
+    path = "system/callbackKeys/k"
+    assert await keys.fetch(as_client(fake), "int-1", path) == "k1"
+    assert fake.paths == [path]
+    assert keys.cached("int-1", path) == "k1"
+    assert keys.cached("int-2", path) is None  # keys are per integration
+    # Another made-up key for the same integration within the interval: not fetched.
+    with pytest.raises(FetchRationed):
+        await keys.fetch(as_client(fake), "int-1", "system/callbackKeys/other")
+    assert len(fake.paths) == 1
+    # Another integration has its own ration.
+    assert await keys.fetch(as_client(fake), "int-2", path) == "k1"
+    now[0] += 31
+    assert await keys.fetch(as_client(fake), "int-1", "system/callbackKeys/other")
+    now[0] += 3600
+    assert keys.cached("int-1", path) is None  # expired
+
+
+async def test_a_key_url_that_answers_without_a_key_is_unverifiable() -> None:
+    keys = SigningKeys()
+    with pytest.raises(DeliveryRejected) as raised:
+        await keys.fetch(
+            as_client(FakeClient({"nope": 1})), "int-1", f"{BASE}system/callbackKeys/k"
+        )
+    assert raised.value.reason is Rejection.UNVERIFIABLE
+    assert raised.value.status_code == 503
+
+
+def test_rejections_map_to_statuses_connectwise_understands() -> None:
+    assert DeliveryRejected(Rejection.FORGED, "x").status_code == 401
+    assert DeliveryRejected(Rejection.UNSIGNED, "x").status_code == 401
+    assert DeliveryRejected(Rejection.MALFORMED, "x").status_code == 400
+    assert json.dumps({"reason": Rejection.FORGED}) == '{"reason": "forged"}'
