@@ -34,6 +34,8 @@ from syntaskio_common.connectwise import (
     ConnectWiseError,
     Forbidden,
     NotFound,
+    ServerError,
+    Unavailable,
 )
 from syntaskio_common.connectwise_conditions import F
 from syntaskio_common.credentials import CredentialLease
@@ -333,13 +335,20 @@ class CommandExecutor:
             if found is not None:
                 await self._journal.step(run.command.command_id, step, id=found)
                 return found
-        await self._journal.step(run.command.command_id, step, started_at=datetime.now(UTC))
+        started_at = datetime.now(UTC)
+        await self._journal.step(run.command.command_id, step, started_at=started_at)
         try:
             created = await run.client.post(path, body)
+            record_id = int(created["id"])
         except (BadRequest, Forbidden, NotFound) as refused:
             what = step.replace("_", " ")
             raise CommandRefused(f"ConnectWise refused the {what}: {refused}") from None
-        record_id = int(created["id"])
+        except (ServerError, Unavailable):
+            # No answer, or an error after which the record may exist all the same.
+            found = await find(started_at - CLOCK_SKEW)
+            if found is None:
+                raise
+            record_id = found
         await self._journal.step(run.command.command_id, step, id=record_id)
         return record_id
 

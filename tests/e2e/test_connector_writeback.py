@@ -1,0 +1,199 @@
+"""Write-back in the running system: a command published on
+`syntaskio.task-commands.v1` changes ConnectWise once (also when delivered twice), its
+outcome is published and readable, and the dashboard follows the change."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from e2e_helpers import (
+    assigned_open_ticket_ids,
+    connect,
+    connector,
+    dashboard_ids,
+    eventually,
+    sandbox_keys,
+    signed_in,
+)
+
+from syntaskio_common import events, topics
+from syntaskio_common.commands import TaskCommand, requested_event
+from syntaskio_devstack.stack import DEV_CONNECTWISE_CLIENT_ID, EmbeddedStack
+
+MEMBER = "fgarcia"  # no other test uses Felix's tickets
+TENANT = "acme"
+
+
+@pytest.fixture(scope="module")
+def felix(system: EmbeddedStack) -> Iterator[tuple[httpx.Client, str, str]]:
+    user = f"felix-{uuid.uuid4().hex[:6]}@acme-msp.example"
+    with signed_in(system, user, TENANT) as client:
+        assert connect(client, system, MEMBER).status_code == 201
+        [integration] = client.get("/api/v1/integrations").json()
+        yield client, integration["id"], user
+
+
+def send(system: EmbeddedStack, command: TaskCommand) -> None:
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=system.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            record = requested_event(command)
+            await producer.send_and_wait(
+                topics.TASK_COMMANDS,
+                record.value,
+                key=record.key,
+                headers=list(events.header_pairs(record.headers)),
+            )
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+
+
+def outcome_events(system: EmbeddedStack, command_id: str) -> list[events.Event]:
+    async def read() -> list[events.Event]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=system.kafka_bootstrap_servers, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            partitions = [
+                TopicPartition(topics.TASK_COMMANDS, p)
+                for p in consumer.partitions_for_topic(topics.TASK_COMMANDS) or ()
+            ]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            end = await consumer.end_offsets(partitions)
+            found: list[events.Event] = []
+            while [p for p in partitions if await consumer.position(p) < end[p]]:
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    for record in records:
+                        event = events.decode_event(dict(record.headers), record.value or b"")
+                        if event.data.get("command_id") == command_id and event.type in (
+                            events.TASK_COMMAND_SUCCEEDED,
+                            events.TASK_COMMAND_FAILED,
+                        ):
+                            found.append(event)
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+def outcome(system: EmbeddedStack, command: TaskCommand) -> dict[str, Any] | None:
+    response = connector(
+        system,
+        "GET",
+        f"/commands/{command.command_id}",
+        params={"tenant_id": command.tenant_id, "user_id": command.user_id},
+    )
+    if response.status_code == 404:
+        return None
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found if found["status"] not in ("pending", "running") else None
+
+
+def connectwise(system: EmbeddedStack, path: str) -> Any:
+    """Ask the sandbox's API as ConnectWise would answer (Felix's own keys)."""
+    keys = sandbox_keys(system, MEMBER)
+    info = httpx.get(f"{system.url('sandbox')}/login/companyinfo/{keys['company_id']}").json()
+    response = httpx.get(
+        f"{system.url('sandbox')}/{info['Codebase']}apis/3.0/{path}",
+        auth=(f"{keys['company_id']}+{keys['public_key']}", keys["private_key"]),
+        headers={"clientId": DEV_CONNECTWISE_CLIENT_ID},
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def service_tickets(client: httpx.Client) -> list[str]:
+    items = client.get("/api/v1/tasks", params={"limit": 500}).json()["items"]
+    return sorted(
+        (t["external_id"] for t in items if t["source_type"] == "service_ticket"), key=int
+    )
+
+
+def test_log_change_changes_connectwise_once_and_the_task_leaves_the_dashboard(
+    system: EmbeddedStack, felix: tuple[httpx.Client, str, str]
+) -> None:
+    client, integration_id, user = felix
+    expected = assigned_open_ticket_ids(system, MEMBER)
+    assert eventually(lambda: dashboard_ids(client) == expected)
+    ticket = service_tickets(client)[0]
+    text = f"Patched the firewall {uuid.uuid4().hex[:6]}"
+    command = TaskCommand.model_validate(
+        {
+            "command_id": str(uuid.uuid4()),
+            "tenant_id": TENANT,
+            "user_id": user,
+            "integration_id": integration_id,
+            "source_type": "service_ticket",
+            "external_id": ticket,
+            "action": "log_change",
+            "note": {"text": text, "resolution": True},
+            "time_entry": {"hours": 0.75},
+            "close": True,
+            "requested_at": datetime.now(UTC),
+        }
+    )
+    send(system, command)
+    send(system, command)  # delivered twice
+    done = eventually(lambda: outcome(system, command))
+    assert done, "the command never finished"
+    assert done["status"] == "succeeded", done
+
+    notes = [n for n in connectwise(system, f"service/tickets/{ticket}/notes") if n["text"] == text]
+    assert [n["id"] for n in notes] == [done["note_id"]]
+    entries = connectwise(system, f"time/entries?conditions=chargeToId={ticket}")
+    assert [e["id"] for e in entries] == [done["time_entry_id"]]
+    assert connectwise(system, f"service/tickets/{ticket}")["closedFlag"] is True
+    # Closed in ConnectWise, so gone from the dashboard (fetched back, not guessed).
+    assert eventually(lambda: ticket not in dashboard_ids(client))
+    published = eventually(lambda: outcome_events(system, command.command_id))
+    assert {e.type for e in published} == {events.TASK_COMMAND_SUCCEEDED}
+    assert {e.id for e in published} == {f"{command.command_id}/outcome"}
+
+
+def test_a_command_for_someone_elses_connection_changes_nothing(
+    system: EmbeddedStack, felix: tuple[httpx.Client, str, str]
+) -> None:
+    client, integration_id, _ = felix
+    expected = assigned_open_ticket_ids(system, MEMBER)
+    assert eventually(lambda: dashboard_ids(client) == expected)
+    ticket = service_tickets(client)[-1]
+    before = connectwise(system, f"service/tickets/{ticket}")
+    command = TaskCommand.model_validate(
+        {
+            "command_id": str(uuid.uuid4()),
+            "tenant_id": TENANT,
+            "user_id": "mallory@acme-msp.example",
+            "integration_id": integration_id,
+            "source_type": "service_ticket",
+            "external_id": ticket,
+            "action": "complete",
+            "requested_at": datetime.now(UTC),
+        }
+    )
+    send(system, command)
+    done = eventually(lambda: outcome(system, command))
+    assert done, "the command never finished"
+    assert done["status"] == "rejected"
+    assert connectwise(system, f"service/tickets/{ticket}") == before
+    # Felix cannot read Mallory's command, and Mallory sees it only as hers.
+    hidden = connector(
+        system,
+        "GET",
+        f"/commands/{command.command_id}",
+        params={"tenant_id": "evil", "user_id": command.user_id},
+    )
+    assert hidden.status_code == 404
