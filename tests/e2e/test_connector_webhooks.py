@@ -121,6 +121,26 @@ def test_a_signed_delivery_brings_the_change_to_the_dashboard(
     assert eventually(lambda: shown_title() == title), shown_title()
 
 
+def test_a_ticket_deleted_in_connectwise_leaves_the_dashboard(
+    system: EmbeddedStack, emily: tuple[httpx.Client, str]
+) -> None:
+    """Deletions are invisible to "what changed since": the deletion's callback names
+    the ticket, the targeted fetch finds it gone, and the task is tombstoned."""
+    client, integration_id = emily
+    assert eventually(lambda: len(callbacks_of(system, integration_id)) == 3)
+    expected = assigned_open_ticket_ids(system, MEMBER)
+    assert eventually(lambda: dashboard_ids(client) == expected)
+    deleted = sorted(expected, key=int)[-1]
+    kind = "project-tickets" if deleted not in service_ticket_ids(client) else "tickets"
+    sandbox(system, "DELETE", f"/{kind}/{deleted}")
+    assert eventually(lambda: dashboard_ids(client) == expected - {deleted})
+
+
+def service_ticket_ids(client: httpx.Client) -> set[str]:
+    items = client.get("/api/v1/tasks", params={"limit": 500}).json()["items"]
+    return {t["external_id"] for t in items if t["source_type"] == "service_ticket"}
+
+
 def test_forged_and_unsigned_deliveries_are_refused_and_counted(
     system: EmbeddedStack, emily: tuple[httpx.Client, str]
 ) -> None:
