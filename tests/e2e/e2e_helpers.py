@@ -53,10 +53,13 @@ def connect(client: httpx.Client, system: EmbeddedStack, member: str) -> httpx.R
     )
 
 
-def assigned_open_ticket_ids(system: EmbeddedStack, member: str) -> set[str]:
-    """What is the member's, asking the sandbox directly as ConnectWise would answer and
-    working it out here independently: open service and project tickets they own or are
-    a resource on, plus open ones they have an open "S" schedule entry for."""
+TICKET_TYPES = ("service_ticket", "project_ticket")
+
+
+def _sandbox_listing(
+    system: EmbeddedStack, member: str
+) -> Callable[[str, str], list[dict[str, Any]]]:
+    """Listings asked of the sandbox's API as the member, one page of up to 1000."""
     keys = sandbox_keys(system, member)
     info = httpx.get(f"{system.url('sandbox')}/login/companyinfo/{keys['company_id']}").json()
 
@@ -72,19 +75,46 @@ def assigned_open_ticket_ids(system: EmbeddedStack, member: str) -> set[str]:
         assert len(found) < 1000, "more than one page: page through it"
         return found
 
+    return listing
+
+
+def _assigned_open_tickets(system: EmbeddedStack, member: str) -> list[dict[str, Any]]:
+    listing = _sandbox_listing(system, member)
     entries = listing(
         "schedule/entries",
         f'type/identifier = "S" and member/identifier = "{member}" and doneFlag = false',
     )
     scheduled = {entry["objectId"] for entry in entries}
-    mine: set[str] = set()
+    mine: list[dict[str, Any]] = []
     for path in ("service/tickets", "project/tickets"):
         for ticket in listing(path, "closedFlag = false"):
             owner = (ticket.get("owner") or {}).get("identifier")
             resources = [r.strip() for r in ticket.get("resources", "").split(",")]
             if owner == member or member in resources or ticket["id"] in scheduled:
-                mine.add(str(ticket["id"]))
+                mine.append(ticket)
     return mine
+
+
+def assigned_open_ticket_ids(system: EmbeddedStack, member: str) -> set[str]:
+    """What is the member's, asking the sandbox directly as ConnectWise would answer and
+    working it out here independently: open service and project tickets they own or are
+    a resource on, plus open ones they have an open "S" schedule entry for."""
+    return {str(ticket["id"]) for ticket in _assigned_open_tickets(system, member)}
+
+
+def assigned_open_phase_ids(system: EmbeddedStack, member: str) -> set[str]:
+    """The open phases of the open projects the member works on (has an open project
+    ticket of theirs in), asked of the sandbox one project at a time."""
+    worked_on = {
+        t["project"]["id"] for t in _assigned_open_tickets(system, member) if "project" in t
+    }
+    listing = _sandbox_listing(system, member)
+    return {
+        str(phase["id"])
+        for project in listing("project/projects", "closedFlag = false")
+        if project["id"] in worked_on
+        for phase in listing(f"project/projects/{project['id']}/phases", "closedFlag = false")
+    }
 
 
 def sandbox(system: EmbeddedStack, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -134,10 +164,23 @@ def next_job(system: EmbeddedStack, integration_id: str, after: str) -> dict[str
     return job
 
 
-def dashboard_ids(client: httpx.Client) -> set[str]:
+def dashboard_tasks(client: httpx.Client) -> list[dict[str, Any]]:
     response = client.get("/api/v1/tasks", params={"limit": 500})
     assert response.status_code == 200, response.text
-    return {t["external_id"] for t in response.json()["items"]}
+    items: list[dict[str, Any]] = response.json()["items"]
+    assert len(items) < 500, "more than one page: page through it"
+    return items
+
+
+def dashboard_ids(client: httpx.Client) -> set[str]:
+    """The tickets on the dashboard (service and project; phases have their own ids)."""
+    return {t["external_id"] for t in dashboard_tasks(client) if t["source_type"] in TICKET_TYPES}
+
+
+def dashboard_phase_ids(client: httpx.Client) -> set[str]:
+    return {
+        t["external_id"] for t in dashboard_tasks(client) if t["source_type"] == "project_phase"
+    }
 
 
 def auth_service(system: EmbeddedStack, user_id: str, tenant_id: str) -> httpx.Client:

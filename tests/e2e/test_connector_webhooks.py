@@ -77,10 +77,10 @@ def test_callbacks_are_registered_once_per_connection(
     system: EmbeddedStack, emily: tuple[httpx.Client, str]
 ) -> None:
     _, integration_id = emily
-    registered = eventually(lambda: len(callbacks_of(system, integration_id)) == 3)
+    registered = eventually(lambda: len(callbacks_of(system, integration_id)) == 4)
     assert registered, callbacks_of(system, integration_id)
     callbacks = callbacks_of(system, integration_id)
-    assert {c["type"] for c in callbacks} == {"Ticket", "ProjectTicket", "Schedule"}
+    assert {c["type"] for c in callbacks} == {"Ticket", "ProjectTicket", "Schedule", "Project"}
     assert {c["owner"] for c in callbacks} == {MEMBER}
     # Later runs find them registered and add none.
     job = next_job(system, integration_id, sync_now(system, integration_id))
@@ -98,7 +98,7 @@ def test_a_signed_delivery_brings_the_change_to_the_dashboard(
     system: EmbeddedStack, emily: tuple[httpx.Client, str]
 ) -> None:
     client, integration_id = emily
-    assert eventually(lambda: len(callbacks_of(system, integration_id)) == 3)
+    assert eventually(lambda: len(callbacks_of(system, integration_id)) == 4)
     expected = assigned_open_ticket_ids(system, MEMBER)
     assert eventually(lambda: dashboard_ids(client) == expected)
     accepted_before = webhook_status(system, integration_id)["accepted"]
@@ -127,7 +127,7 @@ def test_a_ticket_deleted_in_connectwise_leaves_the_dashboard(
     """Deletions are invisible to "what changed since": the deletion's callback names
     the ticket, the targeted fetch finds it gone, and the task is tombstoned."""
     client, integration_id = emily
-    assert eventually(lambda: len(callbacks_of(system, integration_id)) == 3)
+    assert eventually(lambda: len(callbacks_of(system, integration_id)) == 4)
     expected = assigned_open_ticket_ids(system, MEMBER)
     assert eventually(lambda: dashboard_ids(client) == expected)
     deleted = sorted(expected, key=int)[-1]
@@ -145,7 +145,7 @@ def test_forged_and_unsigned_deliveries_are_refused_and_counted(
     system: EmbeddedStack, emily: tuple[httpx.Client, str]
 ) -> None:
     _, integration_id = emily
-    assert eventually(lambda: len(callbacks_of(system, integration_id)) == 3)
+    assert eventually(lambda: len(callbacks_of(system, integration_id)) == 4)
     keys = sandbox_keys(system, MEMBER)
     info = httpx.get(f"{system.url('sandbox')}/login/companyinfo/{keys['company_id']}").json()
     api_base = f"{system.url('sandbox')}/{info['Codebase']}apis/3.0"
@@ -190,6 +190,6 @@ def test_disconnecting_removes_the_callbacks(
     system: EmbeddedStack, emily: tuple[httpx.Client, str]
 ) -> None:
     client, integration_id = emily
-    assert eventually(lambda: len(callbacks_of(system, integration_id)) == 3)
+    assert eventually(lambda: len(callbacks_of(system, integration_id)) == 4)
     assert client.delete(f"/api/v1/integrations/{integration_id}").status_code == 200
     assert callbacks_of(system, integration_id) == []

@@ -8,9 +8,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from e2e_helpers import (
+    assigned_open_phase_ids,
     assigned_open_ticket_ids,
     connect,
     dashboard_ids,
+    dashboard_phase_ids,
+    dashboard_tasks,
     eventually,
     sandbox_keys,
     signed_in,
@@ -35,7 +38,8 @@ def test_the_members_open_tickets_appear_on_the_dashboard(
     assert eventually(lambda: dashboard_ids(alex) == expected), (
         f"dashboard {sorted(dashboard_ids(alex))} != sandbox {sorted(expected)}"
     )
-    task = alex.get("/api/v1/tasks").json()["items"][0]
+    service_ticket = min(expected, key=int)  # service ticket ids are below project ones
+    task = next(t for t in dashboard_tasks(alex) if t["external_id"] == service_ticket)
     assert task["source"] == "connectwise"
     assert task["source_type"] == "service_ticket"
     assert task["url"].startswith(f"http://{system.sandbox_site}/")
@@ -66,18 +70,38 @@ def test_a_new_ticket_assigned_in_connectwise_appears(
     assert created.status_code == 201, created.text
     new_id = str(created.json()["id"])
     assert eventually(lambda: new_id in dashboard_ids(alex))
-    task = next(t for t in alex.get("/api/v1/tasks").json()["items"] if t["external_id"] == new_id)
+    task = next(
+        t
+        for t in dashboard_tasks(alex)
+        if t["external_id"] == new_id and t["source_type"] == "service_ticket"
+    )
     assert task["title"] == "Printer on 3rd floor jams"
+
+
+def test_the_phases_of_the_members_projects_appear_on_the_dashboard(
+    system: EmbeddedStack, alex: httpx.Client
+) -> None:
+    expected = assigned_open_phase_ids(system, "atech")
+    assert expected
+    assert eventually(lambda: dashboard_phase_ids(alex) == expected), (
+        f"dashboard {sorted(dashboard_phase_ids(alex))} != sandbox {sorted(expected)}"
+    )
+    phases = [t for t in dashboard_tasks(alex) if t["source_type"] == "project_phase"]
+    for task in phases:
+        project = task["source_data"]["project"]
+        assert task["title"].endswith(f" — {project['name']}")
+        assert f"recordType=ProjectHeaderFV&recid={project['id']}" in task["url"]
+        assert task["url"].startswith(f"http://{system.sandbox_site}/")
 
 
 def test_users_never_see_each_others_tasks(system: EmbeddedStack, alex: httpx.Client) -> None:
     assert eventually(lambda: len(dashboard_ids(alex)) > 0)
     # Same user id in another tenant, and another user in the same tenant.
     with signed_in(system, "alex@acme-msp.example", "other-msp") as other_tenant:
-        assert dashboard_ids(other_tenant) == set()
+        assert dashboard_tasks(other_tenant) == []
         assert other_tenant.get("/api/v1/integrations").json() == []
     with signed_in(system, "bob@acme-msp.example", "acme-msp") as colleague:
-        assert dashboard_ids(colleague) == set()
+        assert dashboard_tasks(colleague) == []
 
 
 def test_requests_without_a_valid_session_are_refused(system: EmbeddedStack) -> None:

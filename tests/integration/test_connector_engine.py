@@ -16,6 +16,8 @@ from pymongo import AsyncMongoClient
 
 from connectwise_sandbox import DEV_CLIENT_ID, Settings, create_app
 from connectwise_sandbox.state import SandboxState
+from syntaskio_aggregator.consumer import apply
+from syntaskio_aggregator.store import TaskStore
 from syntaskio_common import events
 from syntaskio_common.connectwise import ApiKeyCredentials, ConnectWiseClient
 from syntaskio_common.events import KafkaRecord
@@ -110,33 +112,64 @@ async def engine(
     )
 
 
-async def assigned_to(http: httpx.AsyncClient, state: SandboxState, member: str) -> set[str]:
+async def _listing(
+    http: httpx.AsyncClient, state: SandboxState, member: str, path: str, conditions: str
+) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    async for page in client_for(http, state, member).pages(path, conditions=conditions):
+        found += page
+    return found
+
+
+async def assigned_tickets(
+    http: httpx.AsyncClient, state: SandboxState, member: str
+) -> dict[str, dict[str, Any]]:
     """What ConnectWise says is the member's, worked out here independently: open tickets
-    they own or are a resource on, plus those with an open "S" schedule entry."""
-    client = client_for(http, state, member)
-
-    async def listing(path: str, conditions: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        async for page in client.pages(path, conditions=conditions):
-            found += page
-        return found
-
-    entries = await listing(
+    they own or are a resource on, plus those with an open "S" schedule entry; by
+    subject (`service_ticket/1042`)."""
+    entries = await _listing(
+        http,
+        state,
+        member,
         "schedule/entries",
         f'type/identifier = "S" and member/identifier = "{member}" and doneFlag = false',
     )
     scheduled = {e["objectId"] for e in entries}
-    mine: set[str] = set()
+    mine: dict[str, dict[str, Any]] = {}
     for kind, path in (
         ("service_ticket", "service/tickets"),
         ("project_ticket", "project/tickets"),
     ):
-        for ticket in await listing(path, "closedFlag = false"):
+        for ticket in await _listing(http, state, member, path, "closedFlag = false"):
             owner = (ticket.get("owner") or {}).get("identifier")
             resources = [r.strip() for r in ticket.get("resources", "").split(",")]
             if owner == member or member in resources or ticket["id"] in scheduled:
-                mine.add(f"{kind}/{ticket['id']}")
+                mine[f"{kind}/{ticket['id']}"] = ticket
     return mine
+
+
+async def assigned_to(http: httpx.AsyncClient, state: SandboxState, member: str) -> set[str]:
+    return set(await assigned_tickets(http, state, member))
+
+
+async def phases_of_work(
+    http: httpx.AsyncClient, state: SandboxState, member: str
+) -> dict[str, dict[str, Any]]:
+    """The open phases of the open projects the member works on (has an open project
+    ticket of theirs in), asked of ConnectWise one project at a time; by subject."""
+    tickets = await assigned_tickets(http, state, member)
+    worked_on = {t["project"]["id"] for s, t in tickets.items() if s.startswith("project_ticket/")}
+    phases: dict[str, dict[str, Any]] = {}
+    for project in await _listing(http, state, member, "project/projects", "closedFlag = false"):
+        if project["id"] in worked_on:
+            path = f"project/projects/{project['id']}/phases"
+            for phase in await _listing(http, state, member, path, "closedFlag = false"):
+                phases[f"project_phase/{phase['id']}"] = phase | {"project": project}
+    return phases
+
+
+def tickets_only(subjects: set[str]) -> set[str]:
+    return {s for s in subjects if not s.startswith("project_phase/")}
 
 
 def published(taken: list[events.Event]) -> set[str]:
@@ -155,28 +188,35 @@ async def test_service_project_and_scheduled_tickets_all_arrive_for_minimal_requ
     ref: IntegrationRef,
 ) -> None:
     expected = await assigned_to(http, state, "atech")
+    phases = await phases_of_work(http, state, "atech")
     kinds = {subject.split("/")[0] for subject in expected}
     assert kinds == {"service_ticket", "project_ticket"}
     client = client_for(http, state, "atech")
     counts = await engine.run(client, ref)
     taken = sink.take()
-    assert published(taken) == expected
-    assert counts.published == len(expected)
+    assert published(taken) == expected | set(phases)
+    assert counts.published == len(expected) + len(phases)
     assert counts.tombstoned == 0
     reasons = {tuple(e.data["assignment"]["reasons"]) for e in taken if e.data.get("assignment")}
     assert ("schedule",) in reasons  # some tickets are the member's only by schedule
-    # Every event names its board status (with closedStatus) and priority (sortOrder).
-    assert all(e.data["context"]["status"] is not None for e in taken)
-    assert all("sortOrder" in (e.data["context"]["priority"] or {}) for e in taken)
+    # Every ticket event names its board status (with closedStatus) and priority
+    # (sortOrder).
+    tickets = [e for e in taken if not (e.subject or "").startswith("project_phase/")]
+    assert all(e.data["context"]["status"] is not None for e in tickets)
+    assert all("sortOrder" in (e.data["context"]["priority"] or {}) for e in tickets)
     first_run = client.requests_made
 
-    # Nothing changed: one request per entity type, metadata from the cache.
+    # Nothing changed: one request per entity type, metadata from the cache, phases
+    # not due again for an hour.
     client = client_for(http, state, "atech")
     await engine.run(client, ref)
     assert sink.take() == []
     assert client.requests_made == 3
     pages = sum(-(-sum(1 for s in expected if s.startswith(k)) // PAGE_SIZE) for k in kinds)
-    assert first_run <= 1 + pages + 1 + 12  # schedule, tickets, priorities, statuses
+    projects = {p["project"]["id"] for p in phases.values()}
+    phase_requests = -(-len(projects) // PAGE_SIZE) + len(projects)  # states, then phases
+    # schedule, tickets, priorities, statuses, phases
+    assert first_run <= 1 + pages + 1 + 12 + phase_requests
 
 
 async def test_closed_reassigned_and_deleted_tickets_are_tombstoned(
@@ -230,7 +270,7 @@ async def test_a_crash_mid_sync_resumes_from_the_last_page_without_gaps(
     transport.remaining = None
     await engine.run(client_for(http, state, "bjones"), ref)
     after = published(sink.take())
-    assert before_crash | after == expected
+    assert before_crash | tickets_only(after) == expected
 
 
 async def test_a_targeted_refresh_fetches_only_the_named_records(
@@ -287,3 +327,178 @@ async def test_a_schedule_change_refreshes_the_schedule_and_its_tickets(
     await engine.refresh(client, ref, Changed(schedule=True))
     assert published(sink.take()) == {f"service_ticket/{other}"}
     assert client.requests_made == 3  # the schedule listing, then the ticket on both paths
+
+
+@pytest.fixture
+async def eager_engine(
+    mongo: AsyncMongoClient[Document], settings: ServiceSettings, sink: Sink
+) -> IntegrationSync:
+    """Phases read again on every run."""
+    db = mongo[settings.mongodb_database]
+    return IntegrationSync(
+        SyncTracking(db),
+        MetadataCache(db, timedelta(hours=1)),
+        sink,
+        SyncPolicy(page_size=PAGE_SIZE, phase_refresh=timedelta(0)),
+    )
+
+
+def phase_ids(subjects: set[str]) -> set[int]:
+    return {int(s.split("/")[1]) for s in subjects if s.startswith("project_phase/")}
+
+
+async def test_the_phases_of_the_members_projects_arrive_with_their_project(
+    http: httpx.AsyncClient,
+    state: SandboxState,
+    engine: IntegrationSync,
+    sink: Sink,
+    ref: IntegrationRef,
+    mongo: AsyncMongoClient[Document],
+    settings: ServiceSettings,
+) -> None:
+    expected = await phases_of_work(http, state, "atech")
+    assert len({p["project"]["id"] for p in expected.values()}) >= 2
+    counts = await engine.run(client_for(http, state, "atech"), ref)
+    taken = [e for e in sink.take() if (e.subject or "").startswith("project_phase/")]
+    assert {e.subject for e in taken} == set(expected)
+    assert counts.modes["project_phase"] == "full"
+    for event in taken:
+        phase = expected[event.subject or ""]
+        assert event.data["record"] == {k: v for k, v in phase.items() if k != "project"}
+        project = event.data["context"]["project"]
+        assert project == {
+            key: phase["project"][key] for key in ("id", "name", "company", "board", "status")
+        }
+        assert event.data["assignment"]["reasons"] == ["project_work"]
+        assert isinstance(event.data["context"]["started"], bool)
+
+    # The aggregator makes them tasks named after phase and project, linked to it.
+    store = TaskStore(mongo[settings.mongodb_database])
+    for event in taken:
+        await apply(store, event)
+    tasks = [
+        t
+        async for t in mongo[settings.mongodb_database]["tasks"].find(
+            {"tenant_id": ref.tenant_id, "source_type": "project_phase"}
+        )
+    ]
+    assert {f"project_phase/{t['external_id']}" for t in tasks} == set(expected)
+    for task in tasks:
+        phase = expected[f"project_phase/{task['external_id']}"]
+        assert task["title"] == f"{phase['description']} — {phase['project']['name']}"
+        assert f"recid={phase['project']['id']}" in task["url"]
+        assert task["source_data"]["project"]["id"] == phase["project"]["id"]
+
+
+async def test_a_project_newly_worked_on_has_its_phases_read_at_once(
+    http: httpx.AsyncClient,
+    state: SandboxState,
+    engine: IntegrationSync,
+    sink: Sink,
+    ref: IntegrationRef,
+) -> None:
+    await engine.run(client_for(http, state, "atech"), ref)
+    before = phase_ids(published(sink.take()))
+    worked_on = {p["project"]["id"] for p in (await phases_of_work(http, state, "atech")).values()}
+    project = next(
+        p for p in state.store.projects() if not p["closedFlag"] and p["id"] not in worked_on
+    )
+    created = await http.post(
+        "/_sandbox/project-tickets",
+        json={"summary": "Rack the new switch", "project": project["id"], "owner": "atech"},
+    )
+    assert created.status_code == 201, created.text
+
+    client = client_for(http, state, "atech")
+    await engine.run(client, ref)
+    taken = published(sink.take())
+    new_phases = {p["id"] for p in state.store.phases_of(project["id"]) if not p["closedFlag"]}
+    assert phase_ids(taken) == new_phases
+    assert not new_phases & before
+    assert f"project_ticket/{created.json()['id']}" in taken
+    # The three listings, then that one project's state and its phases; no other project.
+    assert client.requests_made == 3 + 2
+
+    # Named in a targeted refresh, a project is read again whatever the interval says.
+    client = client_for(http, state, "atech")
+    await engine.refresh(client, ref, Changed(projects=frozenset({project["id"]})))
+    assert client.requests_made == 2
+    assert sink.take() == []
+
+
+async def test_closed_phases_and_the_phases_of_closed_or_left_projects_are_tombstoned(
+    http: httpx.AsyncClient,
+    state: SandboxState,
+    eager_engine: IntegrationSync,
+    sink: Sink,
+    ref: IntegrationRef,
+) -> None:
+    await eager_engine.run(client_for(http, state, "atech"), ref)
+    mine = phase_ids(published(sink.take()))
+    work = await phases_of_work(http, state, "atech")
+    by_project: dict[int, set[int]] = {}
+    for phase in work.values():
+        by_project.setdefault(phase["project"]["id"], set()).add(phase["id"])
+    first, second, third = sorted(by_project)[:3]
+
+    # A phase closes.
+    closing = min(by_project[first])
+    assert (
+        await http.patch(f"/_sandbox/phases/{closing}", json={"status": "Completed"})
+    ).is_success
+    counts = await eager_engine.run(client_for(http, state, "atech"), ref)
+    taken = sink.take()
+    assert removed(taken) == {f"project_phase/{closing}"}
+    assert published(taken) == set()
+    assert counts.tombstoned == 1
+
+    # A project closes: all its phases go, and its phases are not asked for.
+    closed = await http.patch(f"/_sandbox/projects/{second}", json={"status": "Closed"})
+    assert closed.is_success, closed.text
+    await eager_engine.run(client_for(http, state, "atech"), ref)
+    assert removed(sink.take()) == {f"project_phase/{i}" for i in by_project[second]}
+
+    # The member's last project ticket there closes: they no longer work on it.
+    tickets = await assigned_tickets(http, state, "atech")
+    theirs = [
+        t["id"]
+        for s, t in tickets.items()
+        if s.startswith("project_ticket/") and t["project"]["id"] == third
+    ]
+    for ticket_id in theirs:
+        assert (await http.post(f"/_sandbox/project-tickets/{ticket_id}/close")).is_success
+    await eager_engine.run(client_for(http, state, "atech"), ref)
+    taken = sink.take()
+    assert removed(taken) == {f"project_phase/{i}" for i in by_project[third]} | {
+        f"project_ticket/{i}" for i in theirs
+    }
+    left = mine - {closing} - by_project[second] - by_project[third]
+    assert phase_ids(set(await phases_of_work(http, state, "atech"))) == left
+
+
+async def test_project_tickets_tracked_without_their_project_are_asked_once(
+    http: httpx.AsyncClient,
+    state: SandboxState,
+    engine: IntegrationSync,
+    sink: Sink,
+    ref: IntegrationRef,
+    mongo: AsyncMongoClient[Document],
+    settings: ServiceSettings,
+) -> None:
+    """Tracking from before phases kept no project per project ticket: it is filled in
+    with one request, and nothing is published again."""
+    await engine.run(client_for(http, state, "atech"), ref)
+    sink.take()
+    records = mongo[settings.mongodb_database]["sync_records"]
+    mine = {"integration_id": ref.integration_id, "entity": "project_ticket"}
+    await records.update_many(mine, {"$unset": {"data.project_id": ""}})
+
+    client = client_for(http, state, "atech")
+    await engine.run(client, ref)
+    assert sink.take() == []
+    assert client.requests_made == 3 + 1
+    assert await records.count_documents(mine | {"data.project_id": {"$type": "int"}}) > 0
+    assert await records.count_documents(mine | {"data.project_id": {"$exists": False}}) == 0
+    client = client_for(http, state, "atech")
+    await engine.run(client, ref)
+    assert client.requests_made == 3

@@ -6,6 +6,8 @@ from typing import Any
 from connectwise_sandbox.conditions import _parse
 from syntaskio_common import events
 from syntaskio_connector.assignment import (
+    PATHS,
+    TICKET_ENTITIES,
     Entity,
     IntegrationRef,
     ScheduleEntry,
@@ -13,9 +15,20 @@ from syntaskio_connector.assignment import (
     assignment,
     changed_tickets,
     fingerprint,
+    open_phases,
     open_schedule_entry,
+    phase_assignment,
+    phase_data,
+    phase_fingerprint,
+    phase_project,
+    phase_started,
+    phases_path,
+    project_context,
+    projects_by_id,
     removed_event,
+    ticket_data,
     upserted_event,
+    worked_on_projects,
 )
 
 REF = IntegrationRef("i1", "t1", "u1", "atech", "https://cw.example/apis/3.0/", "acme", 3)
@@ -115,3 +128,90 @@ def test_events_carry_the_generation_the_assignment_and_one_key_per_record() -> 
     assert upserted.id == f"g3/project_ticket/7/{version}"
     removed = removed_event(REF, Entity.PROJECT_TICKET, "7", "v1", datetime.now(UTC))
     assert removed.key == record.key
+
+
+def project(**fields: Any) -> dict[str, Any]:
+    return {
+        "id": 3,
+        "name": "Office move",
+        "closedFlag": False,
+        "company": {"id": 7, "identifier": "AcmeCorp", "name": "Acme Corp"},
+        "board": {"id": 4, "name": "Professional Services"},
+        "status": {"id": 1, "name": "Open"},
+    } | fields
+
+
+def phase(**fields: Any) -> dict[str, Any]:
+    return {
+        "id": 57,
+        "projectId": 3,
+        "description": "Design",
+        "closedFlag": False,
+        "scheduledStart": "2026-11-01T00:00:00Z",
+        "_info": {"lastUpdated": "2026-11-20T10:00:00Z"},
+    } | fields
+
+
+def test_phases_are_their_own_entity_listed_per_project() -> None:
+    assert TICKET_ENTITIES == (Entity.SERVICE_TICKET, Entity.PROJECT_TICKET)
+    assert Entity.PROJECT_PHASE not in PATHS
+    assert phases_path(3) == "project/projects/3/phases"
+    assert str(open_phases()) == "closedFlag = false"
+    assert str(projects_by_id([5, 3])) == "id in (3, 5)"
+    _parse(str(projects_by_id([5, 3])))
+
+
+def test_a_project_tickets_project_is_kept_and_names_the_members_projects() -> None:
+    kept = ticket_data(Entity.PROJECT_TICKET, ticket(project={"id": 3, "name": "Office move"}))
+    assert kept == {"last_updated": "2026-11-20T10:00:00Z", "project_id": 3}
+    assert ticket_data(Entity.SERVICE_TICKET, ticket()) == {"last_updated": "2026-11-20T10:00:00Z"}
+    others = [{"project_id": 5}, {"project_id": 3}, {"project_id": None}, None, {}, kept]
+    assert worked_on_projects(others) == {3, 5}
+    assert worked_on_projects([{"project_id": True}, {"project_id": "3"}]) == set()
+
+
+def test_an_open_phase_of_an_open_project_the_member_works_on_is_theirs() -> None:
+    mine = phase_assignment(phase(), project(), {3})
+    assert mine is not None
+    assert mine.reasons == ("project_work",)
+    assert phase_assignment(phase(closedFlag=True), project(), {3}) is None
+    assert phase_assignment(phase(), project(closedFlag=True), {3}) is None
+    assert phase_assignment(phase(), None, {3}) is None  # the project is gone
+    assert phase_assignment(phase(), project(), {5}) is None  # not the member's project
+    assert phase_assignment(phase(projectId=5), project(), {3, 5}) is None  # another's phase
+    assert phase_assignment(phase(projectId=None), project(), {3}) is not None
+
+
+def test_the_phase_fingerprint_follows_the_phase_its_project_and_its_start() -> None:
+    mine = phase_assignment(phase(), project(), {3})
+    assert mine is not None
+    before = datetime(2026, 10, 1, tzinfo=UTC)
+    context = {"project": project_context(project()), "started": phase_started(phase(), before)}
+    assert context["started"] is False
+    assert phase_started(phase(), datetime(2026, 11, 1, tzinfo=UTC)) is True
+    assert phase_started(phase(scheduledStart=None), datetime(2030, 1, 1, tzinfo=UTC)) is False
+    base = phase_fingerprint(phase(), mine, context)
+    assert base == phase_fingerprint(phase(), mine, dict(context))
+    newer = phase(_info={"lastUpdated": "2026-11-21T00:00:00Z"})
+    assert phase_fingerprint(newer, mine, context) != base
+    renamed = {**context, "project": project_context(project(name="HQ move"))}
+    assert phase_fingerprint(phase(), mine, renamed) != base
+    assert phase_fingerprint(phase(), mine, {**context, "started": True}) != base
+    # What the project says beyond the task's context does not matter.
+    assert project_context(project(manager={"identifier": "bjones"})) == context["project"]
+    assert phase_project(phase_data(phase(), 3)) == 3
+    assert phase_project(None) is None
+
+
+def test_phase_events_carry_the_project_in_their_context() -> None:
+    mine = phase_assignment(phase(), project(), {3})
+    assert mine is not None
+    context = {"project": project_context(project()), "started": True}
+    version = phase_fingerprint(phase(), mine, context)
+    record = upserted_event(REF, Entity.PROJECT_PHASE, phase(), mine, version, context)
+    upserted = events.decode_event(record.headers, record.value)
+    assert upserted.subject == "project_phase/57"
+    assert upserted.data["context"]["project"]["name"] == "Office move"
+    assert upserted.data["assignment"] == {"reasons": ["project_work"], "schedule": []}
+    removed = removed_event(REF, Entity.PROJECT_PHASE, "57", version, datetime.now(UTC))
+    assert removed.key == record.key == b"i1/project_phase/57"

@@ -100,6 +100,7 @@ def test_a_delivery_names_the_record_to_fetch_again() -> None:
         tickets={Entity.PROJECT_TICKET: frozenset({7})}
     )
     assert delivery("Schedule").changed() == Changed(schedule=True)
+    assert delivery("Project", 9).changed() == Changed(projects=frozenset({9}))
     assert not delivery("Company").changed()
 
 

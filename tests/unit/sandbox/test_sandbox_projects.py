@@ -297,3 +297,30 @@ async def test_admin_changes_a_project(
     assert reopened["closedFlag"] is False
     assert (await cw.patch("/_sandbox/projects/1", json={"status": "Nope"})).status_code == 400
     assert (await cw.patch("/_sandbox/projects/9999", json={"name": "x"})).status_code == 404
+
+
+async def test_admin_closes_and_renames_a_phase(
+    cw: httpx.AsyncClient, api: str, atech: dict[str, str], cw_state: SandboxState
+) -> None:
+    project = next(p for p in cw_state.store.projects() if not p["closedFlag"])
+    url = f"{api}/project/projects/{project['id']}/phases"
+    phase = next(p for p in await get_json(cw, url, atech) if not p["closedFlag"])
+    changed = await cw.patch(
+        f"/_sandbox/phases/{phase['id']}", json={"status": "Completed", "description": "Wrap-up"}
+    )
+    assert changed.status_code == 200, changed.text
+    after = await get_json(cw, f"{url}/{phase['id']}", atech)
+    assert after == changed.json()
+    assert (after["closedFlag"], after["status"]["name"]) == (True, "Completed")
+    assert after["description"] == "Wrap-up"
+    assert after["_info"]["lastUpdated"] > phase["_info"]["lastUpdated"]
+    # An open-phase listing no longer has it; everything else is as it was.
+    still_open = await get_json(cw, url, atech, conditions="closedFlag = false")
+    assert phase["id"] not in {p["id"] for p in still_open}
+    others = [p for p in cw_state.store.phases if p["id"] != phase["id"]]
+    assert len(others) == len(cw_state.store.phases) - 1
+    reopened = (await cw.patch(f"/_sandbox/phases/{phase['id']}", json={"status": "Open"})).json()
+    assert (reopened["closedFlag"], reopened["status"]) == (False, {"id": 1, "name": "Open"})
+    for body, code in (({"status": "Nope"}, 400), ({"closedFlag": True}, 422)):
+        assert (await cw.patch(f"/_sandbox/phases/{phase['id']}", json=body)).status_code == code
+    assert (await cw.patch("/_sandbox/phases/99999", json={"status": "Open"})).status_code == 404

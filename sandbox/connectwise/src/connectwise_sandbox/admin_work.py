@@ -1,7 +1,7 @@
 """Admin API (`/_sandbox`, no auth) for project work and schedules: create, change,
-close and delete project tickets, change projects, and create, change and delete
-schedule entries. Every change fires the matching callbacks, as an API write would
-(with the callback owner as `MemberId`)."""
+close and delete project tickets, change projects and their phases, and create, change
+and delete schedule entries. Every change fires the matching callbacks, as an API write
+would (with the callback owner as `MemberId`); phases have no callback type."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from connectwise_sandbox.records import JsonObject
 from connectwise_sandbox.state import State
 from connectwise_sandbox.store import (
     KEEP,
+    PhaseChange,
     ProjectChange,
     RecordNotFound,
     ScheduleChange,
@@ -104,6 +105,27 @@ class ProjectFields(BaseModel):
 def update_project(project_id: int, body: ProjectFields, state: State) -> JsonObject:
     change = body.change()
     return changed(lambda: state.store.update_project(project_id, change))
+
+
+class PhaseFields(BaseModel):
+    """`status` is a phase status name ("Completed" closes the phase)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(default=None, min_length=1, max_length=100)
+    status: str | None = None
+
+    def change(self) -> PhaseChange:
+        return PhaseChange(
+            description=self.description if self.description is not None else KEEP,
+            status=self.status if self.status is not None else KEEP,
+        )
+
+
+@router.patch("/phases/{phase_id}")
+def update_phase(phase_id: int, body: PhaseFields, state: State) -> JsonObject:
+    change = body.change()
+    return changed(lambda: state.store.update_phase(phase_id, change))
 
 
 class ScheduleFields(BaseModel):

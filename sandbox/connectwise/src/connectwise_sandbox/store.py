@@ -60,7 +60,7 @@ from connectwise_sandbox.ticket_change import (
     keep_or,
     names_of,
 )
-from connectwise_sandbox.vocabulary import DEFAULT_PRIORITY
+from connectwise_sandbox.vocabulary import DEFAULT_PRIORITY, PHASE_STATUSES
 from connectwise_sandbox.work_records import (
     added_note,
     description_note,
@@ -76,6 +76,7 @@ __all__ = [
     "SANDBOX_USER",
     "InvalidChange",
     "Keep",
+    "PhaseChange",
     "ProjectChange",
     "RecordNotFound",
     "ScheduleChange",
@@ -159,6 +160,15 @@ class ProjectChange:
     name: str | Keep = KEEP
     status: str | Keep = KEEP
     manager: str | Keep = KEEP
+
+
+@dataclass(frozen=True)
+class PhaseChange:
+    """What the admin API may set on a project phase; `status` is a phase status name
+    ("Open", "In Progress", "Completed") and `closedFlag` follows it."""
+
+    description: str | Keep = KEEP
+    status: str | Keep = KEEP
 
 
 class Schemas:
@@ -724,6 +734,31 @@ class Store:
             self._projects[project_id] = project
         self._emit([ChangeEvent(EntityType.PROJECT, Action.UPDATED, project_id, project, None)])
         return project
+
+    def update_phase(self, phase_id: int, change: PhaseChange) -> JsonObject:
+        """No callback: phases have no callback type of their own. The phases are one
+        tuple, swapped whole, so a reader's snapshot never changes under it."""
+        with self._lock:
+            current = next((p for p in self.phases if p["id"] == phase_id), None)
+            if current is None:
+                raise RecordNotFound("Phase", phase_id)
+            now = next_last_updated(current["_info"]["lastUpdated"], self._clock())
+            fields: JsonObject = {}
+            if isinstance(change.description, str):
+                fields["description"] = change.description
+            if isinstance(change.status, str):
+                wanted = change.status.lower()
+                index = next(
+                    (i for i, s in enumerate(PHASE_STATUSES) if s.name.lower() == wanted), None
+                )
+                if index is None:
+                    raise UnknownReference("phase status", change.status)
+                spec = PHASE_STATUSES[index]
+                fields["status"] = {"id": index + 1, "name": spec.name}
+                fields["closedFlag"] = spec.closed
+            phase = touched(current, now, SANDBOX_USER, **fields)
+            self.phases = tuple(phase if p["id"] == phase_id else p for p in self.phases)
+        return phase
 
 
 # What a ticket created through the admin API carries beyond the settable fields.

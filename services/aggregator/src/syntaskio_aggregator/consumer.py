@@ -22,8 +22,8 @@ from tenacity import (
 from syntaskio_aggregator.normalize import (
     NormalizationError,
     integration_generation,
-    normalize_ticket,
-    ticket_removal,
+    normalize,
+    removal,
 )
 from syntaskio_aggregator.store import TaskStore
 from syntaskio_common import events, topics
@@ -98,15 +98,11 @@ async def apply(store: TaskStore, event: events.Event) -> None:
 async def _apply_once(store: TaskStore, event: events.Event) -> None:
     data = event.data
     if event.type == events.CONNECTWISE_RECORD_UPSERTED:
-        await store.upsert(normalize_ticket(data), integration_generation(data))
+        await store.upsert(normalize(data), integration_generation(data))
     elif event.type == events.CONNECTWISE_RECORD_REMOVED:
-        removal = ticket_removal(data)
+        gone = removal(data)
         await store.delete(
-            removal.tenant_id,
-            removal.user_id,
-            removal.source_type,
-            removal.external_id,
-            removal.observed_at,
+            gone.tenant_id, gone.user_id, gone.source_type, gone.external_id, gone.observed_at
         )
     else:
         raise PoisonMessage(f"unknown event type {event.type!r}")

@@ -1,4 +1,12 @@
-"""ConnectWise records → unified `Task`. Pure functions: no I/O, never guesses silently."""
+"""ConnectWise records → unified `Task`. Pure functions: no I/O, never guesses silently.
+
+Tickets (service and project) become tasks of their own kind. A project phase (the
+connector publishes the open phases of open projects the member works on) becomes a
+`project_phase` task: titled "{phase} — {project}", due at its `deadlineDate` (else its
+`scheduledEnd`), in progress when its status says so or the connector saw its scheduled
+start pass (`context.started`), otherwise pending; phases have no priority, so medium;
+linked to the project in ConnectWise. A removal deletes the task, whatever its kind.
+"""
 
 from __future__ import annotations
 
@@ -73,6 +81,15 @@ def ticket_url(api_base_url: str, company_id: str, ticket_id: str) -> str:
     return f"{web_base}services/system_io/Service/fv_sr100_request.rails?{query}"
 
 
+def project_url(api_base_url: str, company_id: str, project_id: str) -> str:
+    """The project in ConnectWise's own UI (phases have no page of their own)."""
+    web_base = api_base_url.removesuffix("apis/3.0/")
+    query = urlencode(
+        {"recordType": "ProjectHeaderFV", "recid": project_id, "companyName": company_id}
+    )
+    return f"{web_base}services/system_io/router/openrecord.rails?{query}"
+
+
 def _resources(value: Any) -> list[str]:
     if not isinstance(value, str):
         return []
@@ -89,40 +106,68 @@ def _required(data: Mapping[str, Any], key: str) -> str:
 TICKET_TYPES: Final = frozenset({SourceType.SERVICE_TICKET, SourceType.PROJECT_TICKET})
 
 
-def ticket_type(data: Mapping[str, Any]) -> SourceType:
-    """Which kind of ticket a raw event is about (its `entity`)."""
+def source_type(data: Mapping[str, Any]) -> SourceType:
+    """Which kind of record a raw event is about (its `entity`)."""
     entity = data.get("entity")
-    for kind in TICKET_TYPES:
+    for kind in SourceType:
         if entity == kind.value:
             return kind
     raise NormalizationError(f"unsupported entity {entity!r}")
 
 
-def normalize_ticket(data: Mapping[str, Any]) -> Task:
-    """A raw `record.upserted` event's data (envelope + ConnectWise service or project
-    ticket) → Task."""
-    source_type = ticket_type(data)
-    tenant_id, user_id = _required(data, "tenant_id"), _required(data, "user_id")
-    integration_id = _required(data, "integration_id")
-    ticket = data.get("record")
-    if not isinstance(ticket, Mapping):
+def ticket_type(data: Mapping[str, Any]) -> SourceType:
+    """Which kind of ticket a raw event is about (its `entity`)."""
+    kind = source_type(data)
+    if kind not in TICKET_TYPES:
+        raise NormalizationError(f"unsupported entity {kind.value!r}")
+    return kind
+
+
+def normalize(data: Mapping[str, Any]) -> Task:
+    """A raw `record.upserted` event's data → Task, by the record's kind."""
+    if source_type(data) is SourceType.PROJECT_PHASE:
+        return normalize_phase(data)
+    return normalize_ticket(data)
+
+
+def _record(data: Mapping[str, Any]) -> tuple[Mapping[str, Any], str, Mapping[str, Any]]:
+    """The event's record, its id and its `_info`."""
+    record = data.get("record")
+    if not isinstance(record, Mapping):
         raise NormalizationError("missing record")
-    external_id = _required(ticket, "id")
-    info = ticket.get("_info")
-    if not isinstance(info, Mapping):
-        info = {}
+    external_id = _required(record, "id")
+    info = record.get("_info")
+    return record, external_id, info if isinstance(info, Mapping) else {}
+
+
+def _updated_at(info: Mapping[str, Any]) -> datetime:
     updated_at = parse_timestamp(info.get("lastUpdated"))
     if updated_at is None:
         raise NormalizationError("missing or invalid _info.lastUpdated")
+    return updated_at
+
+
+def _numeric(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+def normalize_ticket(data: Mapping[str, Any]) -> Task:
+    """A raw `record.upserted` event's data (envelope + ConnectWise service or project
+    ticket) → Task."""
+    kind = ticket_type(data)
+    tenant_id, user_id = _required(data, "tenant_id"), _required(data, "user_id")
+    integration_id = _required(data, "integration_id")
+    ticket, external_id, info = _record(data)
+    updated_at = _updated_at(info)
     summary = ticket.get("summary")
     company = ticket.get("company")
     return Task(
-        id=task_id(tenant_id, user_id, TaskSource.CONNECTWISE, source_type, external_id),
+        id=task_id(tenant_id, user_id, TaskSource.CONNECTWISE, kind, external_id),
         tenant_id=tenant_id,
         user_id=user_id,
         integration_id=integration_id,
         source=TaskSource.CONNECTWISE,
-        source_type=source_type,
+        source_type=kind,
         external_id=external_id,
         title=str(summary).strip() if summary else f"Ticket #{external_id}",
         description=_text(ticket.get("initialDescription")),
@@ -139,7 +184,7 @@ def normalize_ticket(data: Mapping[str, Any]) -> Task:
         if data.get("api_base_url")
         else None,
         source_data={
-            "ticket_id": int(external_id) if external_id.isdigit() else external_id,
+            "ticket_id": _numeric(external_id),
             "record_type": ticket.get("recordType"),
             "board": _ref(ticket.get("board")),
             "company": _ref(company),
@@ -149,6 +194,77 @@ def normalize_ticket(data: Mapping[str, Any]) -> Task:
             "project": _ref(ticket.get("project")),
             "phase": _ref(ticket.get("phase")),
             "wbs_code": ticket.get("wbsCode"),
+            "assignment": _assignment(data.get("assignment")),
+        },
+    )
+
+
+def phase_status(phase: Mapping[str, Any], started: bool) -> TaskStatus:
+    """As a ticket's (by status name), and in progress once its scheduled start passed."""
+    status = ticket_status(phase)
+    if status is TaskStatus.PENDING and started:
+        return TaskStatus.IN_PROGRESS
+    return status
+
+
+def phase_title(phase: Mapping[str, Any], project_name: str | None, phase_id: str) -> str:
+    description = phase.get("description")
+    title = str(description).strip() if description else ""
+    title = title or f"Phase #{phase_id}"
+    return f"{title} — {project_name}" if project_name else title
+
+
+def normalize_phase(data: Mapping[str, Any]) -> Task:
+    """A raw `record.upserted` event's data (envelope + ConnectWise project phase, its
+    project in `context.project`) → Task."""
+    kind = source_type(data)
+    if kind is not SourceType.PROJECT_PHASE:
+        raise NormalizationError(f"not a project phase: {kind.value!r}")
+    tenant_id, user_id = _required(data, "tenant_id"), _required(data, "user_id")
+    integration_id = _required(data, "integration_id")
+    phase, external_id, info = _record(data)
+    updated_at = _updated_at(info)
+    context = data.get("context")
+    if not isinstance(context, Mapping):
+        context = {}
+    project = context.get("project")
+    if not isinstance(project, Mapping):
+        project = {}
+    project_id = project.get("id", phase.get("projectId"))
+    if not isinstance(project_id, int) or isinstance(project_id, bool):
+        project_id = None
+    project_name = _text(project.get("name"))
+    api_base_url = data.get("api_base_url")
+    return Task(
+        id=task_id(tenant_id, user_id, TaskSource.CONNECTWISE, kind, external_id),
+        tenant_id=tenant_id,
+        user_id=user_id,
+        integration_id=integration_id,
+        source=TaskSource.CONNECTWISE,
+        source_type=kind,
+        external_id=external_id,
+        title=phase_title(phase, project_name, external_id),
+        description=_text(phase.get("notes")),
+        status=phase_status(phase, context.get("started") is True),
+        source_status=_name(phase.get("status")),
+        priority=TaskPriority.MEDIUM,
+        source_priority=None,
+        due_at=parse_timestamp(phase.get("deadlineDate"))
+        or parse_timestamp(phase.get("scheduledEnd")),
+        created_at=parse_timestamp(info.get("dateEntered")),
+        source_updated_at=updated_at,
+        url=project_url(str(api_base_url), str(data.get("company_id", "")), str(project_id))
+        if api_base_url and project_id is not None
+        else None,
+        source_data={
+            "project": {"id": project_id, "name": project_name},
+            "phase": {"id": _numeric(external_id), "wbs_code": phase.get("wbsCode")},
+            "company": _ref(project.get("company")),
+            "board": _ref(project.get("board")),
+            "project_status": _ref(project.get("status")),
+            "scheduled_start": phase.get("scheduledStart")
+            if isinstance(phase.get("scheduledStart"), str)
+            else None,
             "assignment": _assignment(data.get("assignment")),
         },
     )
@@ -181,15 +297,16 @@ class Removal:
     observed_at: datetime
 
 
-def ticket_removal(data: Mapping[str, Any]) -> Removal:
-    """A raw `record.removed` event's data → which task to drop, as of when."""
+def removal(data: Mapping[str, Any]) -> Removal:
+    """A raw `record.removed` event's data (any kind of record) → which task to drop, as
+    of when."""
     observed = parse_timestamp(data.get("observed_at"))
     if observed is None:
         raise NormalizationError("missing or invalid observed_at")
     return Removal(
         tenant_id=_required(data, "tenant_id"),
         user_id=_required(data, "user_id"),
-        source_type=ticket_type(data),
+        source_type=source_type(data),
         external_id=_required(data, "external_id"),
         observed_at=observed,
     )

@@ -109,6 +109,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
             SyncPolicy(
                 overlap=timedelta(seconds=settings.sync_overlap_seconds),
                 reconcile_every=timedelta(seconds=settings.reconcile_interval_seconds),
+                phase_refresh=timedelta(seconds=settings.phase_refresh_seconds),
             ),
         ),
         jobs=jobs,

@@ -4,6 +4,16 @@ turns into. Pure: no I/O, so it is tested without servers.
 A ticket (service or project) is the member's when it is open — not `closedFlag`, and
 not in a board status marked `closedStatus` — and the member owns it, is one of its
 `resources`, or has an open schedule entry for it (`type` "S", not `doneFlag`).
+
+A project phase is the member's when it is open (not `closedFlag`) and belongs to an
+open project (not `closedFlag`) the member **works on**: one where they have at least
+one open project ticket that is theirs by the rule above, i.e. a project ticket the
+connector tracks for the integration. The member's project tickets name their projects
+for free, where asking each project for its team members would cost a request per
+project. A phase event's reason is `project_work`; its context carries the project
+(`id`, `name`, `company`, `board`, `status`) and whether the phase's scheduled start has
+passed, and its fingerprint covers the phase's `lastUpdated` and that context, so a
+renamed project or a phase that has started is published again.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from typing import Any, Final
 from syntaskio_common import events
 from syntaskio_common.connectwise_conditions import Condition, F, all_of, any_of
 from syntaskio_common.events import KafkaRecord
+from syntaskio_common.task import parse_timestamp
 
 SCHEDULE_TYPE_TICKET: Final = "S"
 
@@ -27,6 +38,7 @@ class Entity(StrEnum):
     SERVICE_TICKET = "service_ticket"
     PROJECT_TICKET = "project_ticket"
     SCHEDULE_ENTRY = "schedule_entry"  # tracked for assignment, never a task itself
+    PROJECT_PHASE = "project_phase"  # listed per project: see `phases_path`
 
 
 TICKET_ENTITIES: Final = (Entity.SERVICE_TICKET, Entity.PROJECT_TICKET)
@@ -35,8 +47,16 @@ PATHS: Final = {
     Entity.PROJECT_TICKET: "project/tickets",
     Entity.SCHEDULE_ENTRY: "schedule/entries",
 }
+PROJECTS_PATH: Final = "project/projects"
 # Enough to decide assignment and notice changes, for the reconciliation's cheap listing.
 IDS_ONLY_FIELDS: Final = ("id", "_info/lastUpdated")
+# What a phase task needs of its project, and whether the project is open.
+PROJECT_FIELDS: Final = ("id", "name", "closedFlag", "company", "board", "status")
+PROJECT_WORK: Final = "project_work"
+
+
+def phases_path(project_id: int) -> str:
+    return f"project/projects/{project_id}/phases"
 
 
 @dataclass(frozen=True)
@@ -113,6 +133,14 @@ def changed_tickets(member: str, since: datetime, watched_ids: Collection[int]) 
 
 def tickets_by_id(ids: Collection[int]) -> Condition:
     return F("id").in_(sorted(ids))
+
+
+def projects_by_id(ids: Collection[int]) -> Condition:
+    return F("id").in_(sorted(ids))
+
+
+def open_phases() -> Condition:
+    return F("closedFlag").eq(False)
 
 
 def _member_schedule(member: str) -> list[Condition]:
@@ -201,6 +229,57 @@ def _by_id(entry: ScheduleEntry) -> int:
     return entry.id
 
 
+def ticket_data(entity: Entity, record: Mapping[str, Any]) -> dict[str, Any]:
+    """What is kept of a published ticket: its `lastUpdated` (the reconciliation compares
+    it) and, for a project ticket, its project (the member's projects, for phases)."""
+    data: dict[str, Any] = {"last_updated": last_updated(record)}
+    if entity is Entity.PROJECT_TICKET:
+        data["project_id"] = ref_id(record.get("project"))
+    return data
+
+
+def worked_on_projects(tickets: Iterable[Mapping[str, Any] | None]) -> set[int]:
+    """The projects the member works on, from what is kept of their tracked (open,
+    assigned) project tickets (`ticket_data`)."""
+    found = (data.get("project_id") for data in tickets if data)
+    return {p for p in found if isinstance(p, int) and not isinstance(p, bool)}
+
+
+def project_context(project: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a project a phase's task shows (and its fingerprint covers)."""
+    return {key: project.get(key) for key in ("id", "name", "company", "board", "status")}
+
+
+def phase_started(phase: Mapping[str, Any], now: datetime) -> bool:
+    start = parse_timestamp(phase.get("scheduledStart"))
+    return start is not None and start <= now
+
+
+def phase_assignment(
+    phase: Mapping[str, Any], project: Mapping[str, Any] | None, worked_on: Collection[int]
+) -> Assignment | None:
+    """Why the phase is the member's, or None: it is closed, its project is closed or
+    gone (None), it is not that project's, or the member does not work on the project."""
+    if project is None or phase.get("closedFlag") is True or project.get("closedFlag") is True:
+        return None
+    project_id = ref_id(project)
+    if project_id is None or project_id not in worked_on:
+        return None
+    if phase.get("projectId") not in (None, project_id):
+        return None
+    return Assignment((PROJECT_WORK,))
+
+
+def phase_project(data: Mapping[str, Any] | None) -> int | None:
+    """The project a tracked phase belongs to (what `phase_data` kept)."""
+    value = (data or {}).get("project_id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def phase_data(phase: Mapping[str, Any], project_id: int) -> dict[str, Any]:
+    return {"last_updated": last_updated(phase), "project_id": project_id}
+
+
 def digest(data: Any) -> str:
     """A short, stable hash of JSON-able data: what a published version is compared by."""
     payload = json.dumps(data, sort_keys=True)
@@ -211,6 +290,15 @@ def fingerprint(record: Mapping[str, Any], assigned: Assignment) -> str:
     """Changes when the record or why it is the member's changes (a new schedule entry
     changes the due date without touching the ticket)."""
     return digest([last_updated(record), assigned.as_data()])
+
+
+def phase_fingerprint(
+    phase: Mapping[str, Any], assigned: Assignment, context: Mapping[str, Any]
+) -> str:
+    """Changes when the phase changes, or what its event says of its project (renamed,
+    moved) or of its start (scheduled start passed) — none of which moves the phase's
+    own `lastUpdated`."""
+    return digest([last_updated(phase), assigned.as_data(), dict(context)])
 
 
 # -- raw events ---------------------------------------------------------------------------

@@ -1,9 +1,19 @@
 """One sync run for one integration: schedule entries first (they assign tickets), then
-service and project tickets, each in the mode its cursor calls for.
+service and project tickets, each in the mode its cursor calls for, then the phases of
+the projects the member works on.
 
 Per entity and page: classify each record (`assignment.py`), publish the raw events for
 what changed or left, wait for Kafka's acks, then record the page (`tracking.py`). A run
 that dies resumes after its last recorded page.
+
+Phases: the member works on the projects of their tracked project tickets (see
+`assignment.py`). A project's state (`project/projects`, `id in (…)`, a few fields) and
+its open phases (`project/projects/{id}/phases`, `closedFlag = false`) are read together
+at most once per `SyncPolicy.phase_refresh`, and at once for a project newly worked on or
+named in `Changed.projects`; per project, the events are published and then the phases
+and the time recorded, so a crash redoes at most that project. Phases that closed or
+went, and every phase of a project that closed, went, or the member no longer works on,
+are tombstoned. An unchanged scheduled run within the interval asks nothing for phases.
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ from syntaskio_common.task import parse_timestamp
 from syntaskio_connector.assignment import (
     IDS_ONLY_FIELDS,
     PATHS,
+    PROJECT_FIELDS,
+    PROJECTS_PATH,
     TICKET_ENTITIES,
     Entity,
     IntegrationRef,
@@ -36,18 +48,33 @@ from syntaskio_connector.assignment import (
     digest,
     fingerprint,
     last_updated,
+    open_phases,
     open_schedule_entries,
     open_schedule_entry,
+    phase_assignment,
+    phase_data,
+    phase_fingerprint,
+    phase_project,
+    phase_started,
+    phases_path,
+    project_context,
+    projects_by_id,
     ref_id,
     removed_event,
+    ticket_data,
     tickets_by_id,
     upserted_event,
+    worked_on_projects,
 )
 from syntaskio_connector.metadata import MetadataCache, closed_status_ids
-from syntaskio_connector.tracking import Mode, Progress, SyncTracking, Tracked
+from syntaskio_connector.tracking import Mode, Progress, ProjectState, SyncTracking, Tracked
 
 # ids per targeted request: long lists go to `/search`, but stay a modest body.
 TARGETED_CHUNK = 500
+# Projects per state listing: short enough that `id in (…)` stays a GET (the client
+# moves long conditions to `…/search`, which ConnectWise offers for tickets, not for
+# projects).
+PROJECT_CHUNK = 100
 
 
 class RawEventSink(Protocol):
@@ -79,9 +106,12 @@ class Changed:
 
     tickets: Mapping[Entity, frozenset[int]] = field(default_factory=dict)
     schedule: bool = False
+    # Projects whose state and phases are read again now, whatever `phase_refresh` says
+    # (only those the member works on).
+    projects: frozenset[int] = frozenset()
 
     def __bool__(self) -> bool:
-        return self.schedule or any(self.tickets.values())
+        return self.schedule or bool(self.projects) or any(self.tickets.values())
 
 
 NOTHING_CHANGED = Changed()
@@ -92,6 +122,9 @@ class SyncPolicy:
     overlap: timedelta = timedelta(minutes=5)
     reconcile_every: timedelta = timedelta(hours=1)
     page_size: int = 1000
+    # A project's state and phases are read at most this often (sooner when the member
+    # starts working on it, or it is named in `Changed.projects`).
+    phase_refresh: timedelta = timedelta(hours=1)
 
 
 @dataclass
@@ -131,22 +164,30 @@ class IntegrationSync:
         changed: Changed = NOTHING_CHANGED,
     ) -> RunCounts:
         """A scheduled run: each entity in its due mode (`reconcile` forces the id
-        listing), then whatever `changed` names is fetched again."""
+        listing), then whatever `changed` names is fetched again, then the phases of the
+        projects that are due."""
         await self._tracking.start_generation(ref)
         run = _Run(client, ref, RunCounts())
         rescheduled = await self._sync_schedule(run)
         run.priorities = await self._metadata.priorities(client, ref)
+        project_tickets: dict[int, Tracked] = {}
         for entity in TICKET_ENTITIES:
             tracked = await self._sync_tickets(run, entity, reconcile=reconcile)
             if ids := rescheduled | changed.tickets.get(entity, frozenset()):
                 await self._refetch(run, entity, tracked, ids)
+            if entity is Entity.PROJECT_TICKET:
+                project_tickets = tracked
+        await self._sync_phases(run, project_tickets, changed.projects, scheduled=True)
         return run.counts
 
     async def refresh(
         self, client: ConnectWiseClient, ref: IntegrationRef, changed: Changed
     ) -> RunCounts:
         """Only what `changed` names (a webhook, a write-back): the named tickets are
-        fetched by id, and the member's schedule listed again if it changed."""
+        fetched by id, and the member's schedule listed again if it changed. When project
+        work may have changed (project tickets, the schedule, named projects), the phases
+        of named projects and of projects newly worked on are read, and those of projects
+        no longer worked on tombstoned; the others wait for their scheduled refresh."""
         await self._tracking.start_generation(ref)
         run = _Run(client, ref, RunCounts())
         if changed.schedule:
@@ -160,6 +201,9 @@ class IntegrationSync:
             if ids := rescheduled | changed.tickets.get(entity, frozenset()):
                 tracked = await self._tracking.tracked(ref, entity, ids)
                 await self._refetch(run, entity, tracked, ids)
+        if changed.projects or rescheduled or changed.tickets.get(Entity.PROJECT_TICKET):
+            project_tickets = await self._tracking.tracked(ref, Entity.PROJECT_TICKET)
+            await self._sync_phases(run, project_tickets, changed.projects, scheduled=False)
         return run.counts
 
     # -- schedule entries ---------------------------------------------------------------
@@ -323,7 +367,7 @@ class IntegrationSync:
                 continue
             context = _context(record, statuses, run.priorities)
             events.append(upserted_event(run.ref, entity, record, assigned, version, context))
-            published.append(Tracked(record_id, version, {"last_updated": last_updated(record)}))
+            published.append(Tracked(record_id, version, ticket_data(entity, record)))
         await self._sink.publish(events)
         await self._tracking.save_page(
             run.ref,
@@ -355,6 +399,141 @@ class IntegrationSync:
         for item in gone:
             tracked.pop(item.id, None)
 
+    # -- project phases -----------------------------------------------------------------
+
+    async def _sync_phases(
+        self,
+        run: _Run,
+        project_tickets: dict[int, Tracked],
+        forced: Collection[int],
+        *,
+        scheduled: bool,
+    ) -> None:
+        """Bring the phases of the member's projects up to date (the module docstring
+        says when each project is read). `project_tickets`: the tracked project tickets,
+        which name the projects the member works on."""
+        entity = Entity.PROJECT_PHASE
+        project_tickets = await self._backfill_projects(run, project_tickets)
+        worked_on = worked_on_projects(t.data for t in project_tickets.values())
+        known = await self._tracking.projects(run.ref)
+        tracked = await self._tracking.tracked(run.ref, entity)
+        # Projects the member no longer works on: their phases leave, at no cost.
+        left = [t for t in tracked.values() if phase_project(t.data) not in worked_on]
+        await self._tombstone(run, entity, tracked, left)
+        await self._tracking.forget_projects(run.ref, [p for p in known if p not in worked_on])
+        now = datetime.now(UTC)
+        due = sorted(
+            project_id
+            for project_id in worked_on
+            if project_id in forced
+            or (state := known.get(project_id)) is None
+            or (scheduled and _refresh_due(state, now, self.policy.phase_refresh))
+        )
+        if not due:
+            return
+        run.counts.modes[entity.value] = Mode.FULL.value
+        projects = await self._list_projects(run, due)
+        for project_id in due:
+            await self._sync_project_phases(
+                run, tracked, project_id, projects.get(project_id), worked_on
+            )
+
+    async def _sync_project_phases(
+        self,
+        run: _Run,
+        tracked: dict[int, Tracked],
+        project_id: int,
+        project: dict[str, Any] | None,
+        worked_on: Collection[int],
+    ) -> None:
+        """One project's open phases (none asked for when the project is closed or gone):
+        publish what changed or left, then record the phases and the time."""
+        entity, now = Entity.PROJECT_PHASE, datetime.now(UTC)
+        records: list[dict[str, Any]] = []
+        if project is not None and project.get("closedFlag") is not True:
+            async for page in run.client.pages(
+                phases_path(project_id), conditions=open_phases(), page_size=self.policy.page_size
+            ):
+                records.extend(page)
+        events: list[KafkaRecord] = []
+        published: list[Tracked] = []
+        removed: list[int] = []
+        listed: set[int] = set()
+        for phase in records:
+            phase_id = int(phase["id"])
+            listed.add(phase_id)
+            before = tracked.get(phase_id)
+            assigned = phase_assignment(phase, project, worked_on)
+            if assigned is None or project is None:
+                if before is not None:
+                    removed.append(phase_id)
+                continue
+            context = {"project": project_context(project), "started": phase_started(phase, now)}
+            version = phase_fingerprint(phase, assigned, context)
+            if before is not None and before.version == version:
+                continue
+            events.append(upserted_event(run.ref, entity, phase, assigned, version, context))
+            published.append(Tracked(phase_id, version, phase_data(phase, project_id)))
+        # Tracked phases the listing left out closed, or went.
+        removed += [
+            t.id
+            for t in tracked.values()
+            if phase_project(t.data) == project_id and t.id not in listed
+        ]
+        events += [removed_event(run.ref, entity, str(i), tracked[i].version, now) for i in removed]
+        await self._sink.publish(events)
+        await self._tracking.save_page(
+            run.ref,
+            entity,
+            published=published,
+            removed=removed,
+            seen=[],
+            run_id="",
+            progress=None,
+        )
+        await self._tracking.save_project(run.ref, ProjectState(project_id, project, now))
+        run.counts.fetched += len(records)
+        run.counts.published += len(published)
+        run.counts.tombstoned += len(removed)
+        for phase_id in removed:
+            tracked.pop(phase_id, None)
+        tracked.update({item.id: item for item in published})
+
+    async def _list_projects(self, run: _Run, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The projects' state, a few fields each; a project missing from the answer is
+        gone (or out of the member's sight)."""
+        projects: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(ids), PROJECT_CHUNK):
+            async for page in run.client.pages(
+                PROJECTS_PATH,
+                conditions=projects_by_id(ids[start : start + PROJECT_CHUNK]),
+                fields=PROJECT_FIELDS,
+                page_size=self.policy.page_size,
+            ):
+                projects.update({int(p["id"]): p for p in page})
+        return projects
+
+    async def _backfill_projects(
+        self, run: _Run, project_tickets: dict[int, Tracked]
+    ) -> dict[int, Tracked]:
+        """Project tickets tracked before their project was kept: their projects, asked
+        once (id and project only) and kept from then on."""
+        missing = sorted(
+            i for i, t in project_tickets.items() if "project_id" not in (t.data or {})
+        )
+        if not missing:
+            return project_tickets
+        entity = Entity.PROJECT_TICKET
+        found = {
+            int(r["id"]): ref_id(r.get("project"))
+            for r in await self._fetch_by_id(run, entity, missing, fields=("id", "project"))
+        }
+        data = {i: {**(project_tickets[i].data or {}), "project_id": found.get(i)} for i in missing}
+        await self._tracking.set_data(run.ref, entity, data)
+        return project_tickets | {
+            i: Tracked(i, project_tickets[i].version, data[i]) for i in missing
+        }
+
     # -- listing ------------------------------------------------------------------------
 
     def _listing(
@@ -376,12 +555,18 @@ class IntegrationSync:
             page_size=self.policy.page_size,
         )
 
-    async def _fetch_by_id(self, run: _Run, entity: Entity, ids: list[int]) -> list[dict[str, Any]]:
+    async def _fetch_by_id(
+        self,
+        run: _Run,
+        entity: Entity,
+        ids: list[int],
+        fields: tuple[str, ...] | None = None,
+    ) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
         for start in range(0, len(ids), TARGETED_CHUNK):
             chunk = ids[start : start + TARGETED_CHUNK]
             async for page in run.client.pages(
-                PATHS[entity], conditions=tickets_by_id(chunk), forward_only=True
+                PATHS[entity], conditions=tickets_by_id(chunk), fields=fields, forward_only=True
             ):
                 records.extend(page)
         return records
@@ -394,6 +579,10 @@ class IntegrationSync:
         return reconciled_at is None or (
             datetime.now(UTC) - reconciled_at >= self.policy.reconcile_every
         )
+
+
+def _refresh_due(state: ProjectState, now: datetime, every: timedelta) -> bool:
+    return state.phases_at is None or now - state.phases_at >= every
 
 
 def _past(progress: Progress, page: list[dict[str, Any]]) -> Progress:

@@ -173,6 +173,8 @@ class SyncSchedule:
             for entity, ids in changed.tickets.items()
             if ids
         }
+        if changed.projects:
+            additions["pending.projects"] = {"$each": sorted(changed.projects)}
         if additions:
             update["$addToSet"] = additions
         await self._schedule.update_one({"_id": integration_id}, update, upsert=True)
@@ -191,6 +193,7 @@ class SyncSchedule:
                 for entity in TICKET_ENTITIES
             },
             schedule=bool(pending.get("schedule")),
+            projects=frozenset(int(i) for i in pending.get("projects", ())),
         )
 
     async def due(self, integration_ids: list[str], now: datetime) -> list[Due]:

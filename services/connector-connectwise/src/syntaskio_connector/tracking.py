@@ -1,6 +1,8 @@
 """What the connector has published per integration and entity (`sync_records`), and
 where each entity's sync stands (`sync_cursors`): the `lastUpdated` cursor, when it was
-last reconciled, and the progress of a listing under way.
+last reconciled, and the progress of a listing under way. Project phases are synced per
+project instead: `sync_projects` holds, per project the member works on, the project as
+last read (None: not found) and when its phases were last listed.
 
 Everything here is written only after the events it describes are durable in Kafka, and
 after every page, so a crash resumes from the last page instead of starting over (and
@@ -9,7 +11,7 @@ at worst publishes that page again — the events' ids make that recognisable).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -33,6 +35,13 @@ class Tracked:
     id: int
     version: str  # the fingerprint last published
     data: dict[str, Any] | None = None  # schedule entries keep what assignment needs
+
+
+@dataclass(frozen=True)
+class ProjectState:
+    project_id: int
+    project: dict[str, Any] | None  # as last listed (`PROJECT_FIELDS`); None: not found
+    phases_at: datetime | None  # when its phases were last listed (or found closed)
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class SyncTracking:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._records = db["sync_records"]
         self._cursors = db["sync_cursors"]
+        self._projects = db["sync_projects"]
 
     async def create_indexes(self) -> None:
         await self._records.create_index(
@@ -69,6 +79,7 @@ class SyncTracking:
             name="by_integration_entity",
         )
         await self._cursors.create_index([("integration_id", ASCENDING)], name="by_integration")
+        await self._projects.create_index([("integration_id", ASCENDING)], name="by_integration")
 
     async def start_generation(self, ref: IntegrationRef) -> bool:
         """Forget an earlier connection's state (the aggregator dropped its tasks, so
@@ -76,7 +87,8 @@ class SyncTracking:
         stale = {"integration_id": ref.integration_id, "generation": {"$ne": ref.generation}}
         records = await self._records.delete_many(stale)
         cursors = await self._cursors.delete_many(stale)
-        return records.deleted_count + cursors.deleted_count > 0
+        projects = await self._projects.delete_many(stale)
+        return records.deleted_count + cursors.deleted_count + projects.deleted_count > 0
 
     async def cursor(self, ref: IntegrationRef, entity: Entity) -> Cursor:
         doc = await self._cursors.find_one({"_id": _cursor_id(ref, entity)}) or {}
@@ -172,6 +184,17 @@ class SyncTracking:
             async for doc in cursor
         ]
 
+    async def set_data(
+        self, ref: IntegrationRef, entity: Entity, data: Mapping[int, dict[str, Any]]
+    ) -> None:
+        """Replace what is kept of tracked records, leaving their published version."""
+        writes = [
+            UpdateOne({"_id": _record_id(ref, entity, record_id)}, {"$set": {"data": item}})
+            for record_id, item in data.items()
+        ]
+        if writes:
+            await self._records.bulk_write(writes, ordered=True)
+
     async def forget(self, ref: IntegrationRef, entity: Entity, ids: list[int]) -> None:
         if ids:
             await self._records.delete_many(
@@ -185,6 +208,35 @@ class SyncTracking:
         if mode is not Mode.INCREMENTAL:
             fields["reconciled_at"] = datetime.now(UTC)
         await self._save_cursor(ref, entity, fields)
+
+    async def projects(self, ref: IntegrationRef) -> dict[int, ProjectState]:
+        cursor = self._projects.find({"integration_id": ref.integration_id})
+        return {
+            int(doc["project_id"]): ProjectState(
+                int(doc["project_id"]), doc.get("project"), doc.get("phases_at")
+            )
+            async for doc in cursor
+        }
+
+    async def save_project(self, ref: IntegrationRef, state: ProjectState) -> None:
+        await self._projects.update_one(
+            {"_id": _project_id(ref, state.project_id)},
+            {
+                "$set": {
+                    "tenant_id": ref.tenant_id,
+                    "integration_id": ref.integration_id,
+                    "generation": ref.generation,
+                    "project_id": state.project_id,
+                    "project": state.project,
+                    "phases_at": state.phases_at,
+                }
+            },
+            upsert=True,
+        )
+
+    async def forget_projects(self, ref: IntegrationRef, ids: Collection[int]) -> None:
+        if ids:
+            await self._projects.delete_many({"_id": {"$in": [_project_id(ref, i) for i in ids]}})
 
     async def _save_cursor(self, ref: IntegrationRef, entity: Entity, fields: Document) -> None:
         await self._cursors.update_one(
@@ -209,3 +261,7 @@ def _cursor_id(ref: IntegrationRef, entity: Entity) -> str:
 
 def _record_id(ref: IntegrationRef, entity: Entity, record_id: int) -> str:
     return f"{ref.integration_id}/{entity.value}/{record_id}"
+
+
+def _project_id(ref: IntegrationRef, project_id: int) -> str:
+    return f"{ref.integration_id}/{project_id}"

@@ -52,13 +52,8 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER: Final = "x-content-signature"
 KEY_PATH: Final = "system/callbackKeys/"
 _KEY_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
-# The callback types we register, and the ticket kind each one's `ID` names (None: a
-# schedule entry, whose change is picked up by listing the member's schedule again).
-CALLBACK_TYPES: Final[dict[str, Entity | None]] = {
-    "Ticket": Entity.SERVICE_TICKET,
-    "ProjectTicket": Entity.PROJECT_TICKET,
-    "Schedule": None,
-}
+# The callback types we register (each delivery's `ID` names a record of that type).
+CALLBACK_TYPES: Final = ("Ticket", "ProjectTicket", "Schedule", "Project")
 # A key fetch must leave time to answer within ConnectWise's 5-second timeout.
 KEY_FETCH_RETRY: Final = RetryPolicy(max_attempts=1)
 REGISTRATION_RETRY: Final = timedelta(hours=1)
@@ -119,12 +114,18 @@ class Delivery(BaseModel):
     Metadata: _Metadata
 
     def changed(self) -> Changed:
-        if self.Type not in CALLBACK_TYPES:
-            return Changed()
-        entity = CALLBACK_TYPES[self.Type]
-        if entity is None:
-            return Changed(schedule=True)
-        return Changed(tickets={entity: frozenset({self.ID})})
+        """What to fetch again: the ticket; the member's schedule (a schedule entry's
+        change is picked up by listing it again); or the project and its phases."""
+        match self.Type:
+            case "Ticket":
+                return Changed(tickets={Entity.SERVICE_TICKET: frozenset({self.ID})})
+            case "ProjectTicket":
+                return Changed(tickets={Entity.PROJECT_TICKET: frozenset({self.ID})})
+            case "Schedule":
+                return Changed(schedule=True)
+            case "Project":
+                return Changed(projects=frozenset({self.ID}))
+        return Changed()
 
 
 class FetchRationed(DeliveryRejected):
@@ -303,7 +304,7 @@ class WebhookRegistrations:
         self.base_url = base_url  # None: webhooks are off, polling alone keeps up
 
     async def ensure(self, client: ConnectWiseClient, ref: IntegrationRef) -> None:
-        """Register whatever of the three callbacks is missing, once per generation
+        """Register whichever callback is missing, once per generation
         (no API request when they are known to be there). A refusal (say, the member
         may not manage callbacks) is recorded and tried again an hour later; syncing
         goes on without webhooks meanwhile."""
