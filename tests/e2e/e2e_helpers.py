@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,7 +11,9 @@ from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from syntaskio_common import events
 from syntaskio_devstack.stack import DEV_CONNECTWISE_CLIENT_ID, EmbeddedStack, dev_secrets
 
 
@@ -170,6 +173,38 @@ def dashboard_tasks(client: httpx.Client) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = response.json()["items"]
     assert len(items) < 500, "more than one page: page through it"
     return items
+
+
+def topic_events(system: EmbeddedStack, topic: str) -> list[events.Event]:
+    """Every event on `topic` so far, in order per partition."""
+
+    async def read() -> list[events.Event]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=system.kafka_bootstrap_servers, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            await consumer.topics()  # fetches the cluster metadata
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+            ]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            end = await consumer.end_offsets(partitions)
+            seen: list[events.Event] = []
+
+            async def behind() -> bool:
+                return any([await consumer.position(p) < end[p] for p in partitions])
+
+            while await behind():
+                batch = await consumer.getmany(timeout_ms=1000)
+                for records in batch.values():
+                    seen += [events.decode_event(dict(r.headers), r.value or b"") for r in records]
+            return seen
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
 
 
 def dashboard_ids(client: httpx.Client) -> set[str]:

@@ -4,7 +4,6 @@ auth-service, the connector and the gateway running as their own processes."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -16,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from e2e_helpers import (
     TICKET_TYPES,
     answer_consent,
@@ -28,6 +26,7 @@ from e2e_helpers import (
     eventually,
     sandbox_keys,
     signed_in,
+    topic_events,
 )
 from pymongo import MongoClient
 from pymongo.database import Database
@@ -121,40 +120,12 @@ def integration_events(system: EmbeddedStack, integration_id: str) -> list[str]:
     """The lifecycle event types auth-service published about one integration, in order
     (the connector's sync events share the topic)."""
 
-    async def read() -> list[str]:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=system.kafka_bootstrap_servers, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            await consumer.topics()  # fetches the cluster metadata
-            partitions = [
-                TopicPartition(topics.INTEGRATIONS, p)
-                for p in consumer.partitions_for_topic(topics.INTEGRATIONS) or ()
-            ]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            end = await consumer.end_offsets(partitions)
-            seen: list[str] = []
-
-            async def behind() -> bool:
-                return any([await consumer.position(p) < end[p] for p in partitions])
-
-            while await behind():
-                batch = await consumer.getmany(timeout_ms=1000)
-                for records in batch.values():
-                    for record in records:
-                        event = events.decode_event(dict(record.headers), record.value or b"")
-                        if (
-                            event.subject == f"integration/{integration_id}"
-                            and event.source == "/syntaskio/auth-service"
-                        ):
-                            seen.append(event.type)
-            return seen
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(read())
+    return [
+        event.type
+        for event in topic_events(system, topics.INTEGRATIONS)
+        if event.subject == f"integration/{integration_id}"
+        and event.source == "/syntaskio/auth-service"
+    ]
 
 
 def test_oauth_connects_through_the_gateway_and_tickets_appear(system: EmbeddedStack) -> None:

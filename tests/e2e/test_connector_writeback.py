@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from e2e_helpers import (
     assigned_open_ticket_ids,
     connect,
@@ -21,6 +21,7 @@ from e2e_helpers import (
     eventually,
     sandbox_keys,
     signed_in,
+    topic_events,
 )
 
 from syntaskio_common import events, topics
@@ -59,34 +60,12 @@ def send(system: EmbeddedStack, command: TaskCommand) -> None:
 
 
 def outcome_events(system: EmbeddedStack, command_id: str) -> list[events.Event]:
-    async def read() -> list[events.Event]:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=system.kafka_bootstrap_servers, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            partitions = [
-                TopicPartition(topics.TASK_COMMANDS, p)
-                for p in consumer.partitions_for_topic(topics.TASK_COMMANDS) or ()
-            ]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            end = await consumer.end_offsets(partitions)
-            found: list[events.Event] = []
-            while [p for p in partitions if await consumer.position(p) < end[p]]:
-                for records in (await consumer.getmany(timeout_ms=1000)).values():
-                    for record in records:
-                        event = events.decode_event(dict(record.headers), record.value or b"")
-                        if event.data.get("command_id") == command_id and event.type in (
-                            events.TASK_COMMAND_SUCCEEDED,
-                            events.TASK_COMMAND_FAILED,
-                        ):
-                            found.append(event)
-            return found
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(read())
+    outcomes = (events.TASK_COMMAND_SUCCEEDED, events.TASK_COMMAND_FAILED)
+    return [
+        event
+        for event in topic_events(system, topics.TASK_COMMANDS)
+        if event.data.get("command_id") == command_id and event.type in outcomes
+    ]
 
 
 def outcome(system: EmbeddedStack, command: TaskCommand) -> dict[str, Any] | None:

@@ -172,6 +172,11 @@ def tickets_only(subjects: set[str]) -> set[str]:
     return {s for s in subjects if not s.startswith("project_phase/")}
 
 
+def ids_of(kind: str, subjects: set[str]) -> set[int]:
+    """The record ids among `{kind}/{id}` subjects."""
+    return {int(s.split("/")[1]) for s in subjects if s.startswith(f"{kind}/")}
+
+
 def published(taken: list[events.Event]) -> set[str]:
     return {e.subject or "" for e in taken if e.type == events.CONNECTWISE_RECORD_UPSERTED}
 
@@ -227,9 +232,7 @@ async def test_closed_reassigned_and_deleted_tickets_are_tombstoned(
     ref: IntegrationRef,
 ) -> None:
     await engine.run(client_for(http, state, "atech"), ref)
-    service = sorted(
-        int(s.split("/")[1]) for s in published(sink.take()) if s.startswith("service_ticket/")
-    )
+    service = sorted(ids_of("service_ticket", published(sink.take())))
     closed, reassigned, deleted, changed = service[:4]
     assert (await http.post(f"/_sandbox/tickets/{closed}/close")).status_code == 200
     patch = await http.patch(
@@ -281,9 +284,7 @@ async def test_a_targeted_refresh_fetches_only_the_named_records(
     ref: IntegrationRef,
 ) -> None:
     await engine.run(client_for(http, state, "atech"), ref)
-    service = sorted(
-        int(s.split("/")[1]) for s in published(sink.take()) if s.startswith("service_ticket/")
-    )
+    service = sorted(ids_of("service_ticket", published(sink.take())))
     renamed, deleted, untouched = service[:3]
     await http.patch(f"/_sandbox/tickets/{renamed}", json={"summary": "Badge reader offline"})
     await http.patch(f"/_sandbox/tickets/{untouched}", json={"summary": "Changed, not named"})
@@ -343,10 +344,6 @@ async def eager_engine(
     )
 
 
-def phase_ids(subjects: set[str]) -> set[int]:
-    return {int(s.split("/")[1]) for s in subjects if s.startswith("project_phase/")}
-
-
 async def test_the_phases_of_the_members_projects_arrive_with_their_project(
     http: httpx.AsyncClient,
     state: SandboxState,
@@ -398,7 +395,7 @@ async def test_a_project_newly_worked_on_has_its_phases_read_at_once(
     ref: IntegrationRef,
 ) -> None:
     await engine.run(client_for(http, state, "atech"), ref)
-    before = phase_ids(published(sink.take()))
+    before = ids_of("project_phase", published(sink.take()))
     worked_on = {p["project"]["id"] for p in (await phases_of_work(http, state, "atech")).values()}
     project = next(
         p for p in state.store.projects() if not p["closedFlag"] and p["id"] not in worked_on
@@ -413,7 +410,7 @@ async def test_a_project_newly_worked_on_has_its_phases_read_at_once(
     await engine.run(client, ref)
     taken = published(sink.take())
     new_phases = {p["id"] for p in state.store.phases_of(project["id"]) if not p["closedFlag"]}
-    assert phase_ids(taken) == new_phases
+    assert ids_of("project_phase", taken) == new_phases
     assert not new_phases & before
     assert f"project_ticket/{created.json()['id']}" in taken
     # The three listings, then that one project's state and its phases; no other project.
@@ -434,7 +431,7 @@ async def test_closed_phases_and_the_phases_of_closed_or_left_projects_are_tombs
     ref: IntegrationRef,
 ) -> None:
     await eager_engine.run(client_for(http, state, "atech"), ref)
-    mine = phase_ids(published(sink.take()))
+    mine = ids_of("project_phase", published(sink.take()))
     work = await phases_of_work(http, state, "atech")
     by_project: dict[int, set[int]] = {}
     for phase in work.values():
@@ -473,7 +470,7 @@ async def test_closed_phases_and_the_phases_of_closed_or_left_projects_are_tombs
         f"project_ticket/{i}" for i in theirs
     }
     left = mine - {closing} - by_project[second] - by_project[third]
-    assert phase_ids(set(await phases_of_work(http, state, "atech"))) == left
+    assert ids_of("project_phase", set(await phases_of_work(http, state, "atech"))) == left
 
 
 async def test_project_tickets_tracked_without_their_project_are_asked_once(

@@ -44,6 +44,12 @@ Text = Annotated[
 ]
 
 
+def task_key(integration_id: str, source_type: str, external_id: str) -> str:
+    """The Kafka key of a task's commands and outcomes: one task stays in one
+    partition, in order."""
+    return f"{integration_id}/{source_type}/{external_id}"
+
+
 class CommandAction(StrEnum):
     COMPLETE = "complete"  # move to the board's closed status
     UPDATE_STATUS = "update_status"
@@ -123,8 +129,7 @@ class TaskCommand(BaseModel):
 
     @property
     def task_key(self) -> str:
-        """The Kafka key: one task's commands stay in one partition, in order."""
-        return f"{self.integration_id}/{self.source_type}/{self.external_id}"
+        return task_key(self.integration_id, self.source_type, self.external_id)
 
 
 class CommandStatus(StrEnum):
@@ -173,7 +178,7 @@ def outcome_event(outcome: CommandOutcome) -> events.KafkaRecord:
         source=OUTCOME_SOURCE,
         event_type=events.TASK_COMMAND_SUCCEEDED if succeeded else events.TASK_COMMAND_FAILED,
         data=outcome.model_dump(mode="json"),
-        key=f"{outcome.integration_id}/{outcome.source_type}/{outcome.external_id}",
+        key=task_key(outcome.integration_id, outcome.source_type, outcome.external_id),
         subject=f"{outcome.source_type}/{outcome.external_id}",
         time=outcome.finished_at,
     )

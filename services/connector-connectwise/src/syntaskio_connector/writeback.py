@@ -97,7 +97,6 @@ class CommandJournal:
                     "source_type": command.source_type,
                     "external_id": command.external_id,
                     "action": command.action.value,
-                    "status": CommandStatus.RUNNING.value,
                     "steps": {},
                     "created_at": datetime.now(UTC),
                 }
@@ -117,7 +116,7 @@ class CommandJournal:
     async def finish(self, outcome: CommandOutcome) -> None:
         await self._journal.update_one(
             {"_id": outcome.command_id},
-            {"$set": {"status": outcome.status.value, "outcome": outcome.model_dump(mode="json")}},
+            {"$set": {"outcome": outcome.model_dump(mode="json")}},
         )
 
     async def outcome(self, tenant_id: str, user_id: str, command_id: str) -> CommandOutcome | None:
