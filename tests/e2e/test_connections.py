@@ -276,7 +276,11 @@ def test_disconnect_revokes_forgets_and_announces(
 ) -> None:
     with auth_service(system, "dora@acme-msp.example", new_tenant()) as client:
         integration = connect_oauth(client, system)
-        synced = {"tenant_id": integration["tenant_id"], "integration_id": integration["id"]}
+        synced = {
+            "tenant_id": integration["tenant_id"],
+            "integration_id": integration["id"],
+            "deleted": False,
+        }
         assert eventually(lambda: db["tasks"].count_documents(synced) > 0)
         revoked = oauth_stats(system)["revoked_families"]
         response = client.delete(f"/v1/integrations/{integration['id']}")

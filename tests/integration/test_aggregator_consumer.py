@@ -1,21 +1,39 @@
-"""The aggregator's consumer against the real embedded broker and database."""
+"""The aggregator's consumer against the real embedded broker and database: redelivery,
+reordering within a key, poison, and the public feed."""
+
+from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
+from raw_events import (
+    T0,
+    Reference,
+    history,
+    integration,
+    rebuilt_from_feed,
+    shuffled_within_keys,
+    task_of,
+    ticket,
+    upserted,
+)
 
 from syntaskio_aggregator.consumer import register
 from syntaskio_aggregator.store import TaskStore
+from syntaskio_aggregator.writer import TaskWriter
 from syntaskio_common import events, topics
-from syntaskio_common.kafka import create_broker, ensure_topics, publish
+from syntaskio_common.events import KafkaRecord
+from syntaskio_common.kafka import create_broker, ensure_topics, publish_all
 from syntaskio_common.mongo import Document
 from syntaskio_common.settings import ServiceSettings
+from syntaskio_common.task import Task
 
 DLQ = topics.dead_letter(topics.CONNECTWISE_RAW)
 
@@ -24,42 +42,50 @@ DLQ = topics.dead_letter(topics.CONNECTWISE_RAW)
 async def aggregator(
     settings: ServiceSettings, mongo: AsyncMongoClient[Document]
 ) -> AsyncIterator[KafkaBroker]:
-    await ensure_topics(settings, [topics.CONNECTWISE_RAW, DLQ])
-    store = TaskStore(mongo[settings.mongodb_database])
+    await ensure_topics(settings, [topics.CONNECTWISE_RAW, DLQ, topics.TASKS])
+    store = TaskStore(mongo[settings.mongodb_database], timedelta(days=14))
     await store.create_indexes()
     broker = create_broker(settings, client_id="aggregator-test")
-    register(broker, store)
+
+    async def announce(records: Iterable[KafkaRecord]) -> None:
+        await publish_all(broker, topics.TASKS, records)
+
+    # Small batches, so one test spans many of them.
+    register(broker, TaskWriter(store, announce), batch_size=50)
     await broker.start()
     yield broker
     await broker.stop()
 
 
-def ticket_event(tenant: str, ticket_id: int, updated: str, summary: str) -> events.KafkaRecord:
-    data: dict[str, Any] = {
-        "tenant_id": tenant,
-        "user_id": "u1",
-        "integration_id": "i1",
-        "entity": "service_ticket",
-        "external_id": str(ticket_id),
-        "api_base_url": "http://cw/v2025_1/apis/3.0/",
-        "company_id": "acme",
-        "record": {
-            "id": ticket_id,
-            "summary": summary,
-            "closedFlag": False,
-            "_info": {"lastUpdated": updated},
-        },
-    }
-    return events.encode_event(
-        event_id=f"service_ticket/{ticket_id}/{updated}",
-        source=f"/test/{tenant}",
-        event_type=events.CONNECTWISE_RECORD_UPSERTED,
-        key=f"i1/service_ticket/{ticket_id}",
-        data=data,
-    )
+class TopicReader:
+    """Everything on a topic from the start, for one test (its own consumer)."""
+
+    def __init__(self, settings: ServiceSettings, topic: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+        )
+        self.records: list[Any] = []
+
+    async def __aenter__(self) -> TopicReader:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._consumer.stop()
+
+    async def read(self) -> list[Any]:
+        batches = await self._consumer.getmany(timeout_ms=500)
+        self.records += [record for records in batches.values() for record in records]
+        return self.records
+
+    def events(self) -> list[events.Event]:
+        return [events.decode_event(dict(r.headers), r.value or b"") for r in self.records]
 
 
-async def eventually(check: Any, within: float = 45.0) -> Any:
+async def eventually(check: Callable[[], Awaitable[Any]], within: float = 60.0) -> Any:
     deadline = asyncio.get_running_loop().time() + within
     while True:
         result = await check()
@@ -68,26 +94,55 @@ async def eventually(check: Any, within: float = 45.0) -> Any:
         await asyncio.sleep(0.3)
 
 
-async def test_raw_events_become_tasks_and_redelivery_changes_nothing(
+async def live_tasks(mongo: AsyncMongoClient[Document], db: str, tenant: str) -> dict[str, Task]:
+    found = mongo[db].tasks.find({"tenant_id": tenant, "deleted": False})
+    return {doc["_id"]: task_of(doc) async for doc in found}
+
+
+async def test_redelivered_and_reordered_events_end_as_if_each_was_applied_once_in_order(
     aggregator: KafkaBroker,
     mongo: AsyncMongoClient[Document],
     settings: ServiceSettings,
     tenant: str,
 ) -> None:
-    tasks = mongo[settings.mongodb_database].tasks
-    newer = ticket_event(tenant, 1, "2026-11-02T00:00:00Z", "new title")
-    older = ticket_event(tenant, 1, "2026-11-01T00:00:00Z", "old title")
-    for record in (newer, older, newer, ticket_event(tenant, 2, "2026-11-01T00:00:00Z", "two")):
-        await publish(aggregator, topics.CONNECTWISE_RAW, record)
+    ref = integration(tenant)
+    produced = history(ref, tickets=40, steps=8, seed=7)
+    expected = Reference.of(produced).tasks
+    assert 0 < len(expected) < 40  # some tickets end closed
+    async with TopicReader(settings, topics.TASKS) as feed:
+        # Every event twice, each key's events shuffled, keys interleaved.
+        await publish_all(
+            aggregator, topics.CONNECTWISE_RAW, shuffled_within_keys(produced * 2, seed=11)
+        )
 
-    async def both_stored() -> bool:
-        return await tasks.count_documents({"tenant_id": tenant}) == 2
+        async def settled() -> bool:
+            return await live_tasks(mongo, settings.mongodb_database, tenant) == expected
 
-    assert await eventually(both_stored)
-    first = await tasks.find_one({"tenant_id": tenant, "external_id": "1"})
-    assert first is not None
-    assert first["title"] == "new title"
-    assert first["source_updated_at"] == datetime(2026, 11, 2, tzinfo=UTC)
+        assert await eventually(settled)
+
+        # A subscriber of the feed alone ends with the same dashboard.
+        async def rebuilt() -> bool:
+            await feed.read()
+            return rebuilt_from_feed(feed.events(), tenant) == expected
+
+        assert await eventually(rebuilt)
+        announced = {event.id for event in feed.events()}
+
+        # The same events published once more announce nothing new. Then one more edit
+        # per ticket (read after the duplicates, in the same partitions) marks the end.
+        later = T0 + timedelta(days=30)
+        edits = [upserted(ref, ticket(n, later, f"#{n} final"), later) for n in range(1, 41)]
+        await publish_all(aggregator, topics.CONNECTWISE_RAW, [*produced, *edits])
+        final = Reference.of([*produced, *edits]).tasks
+
+        async def edited() -> bool:
+            await feed.read()
+            return rebuilt_from_feed(feed.events(), tenant) == final
+
+        assert await eventually(edited)
+        assert await live_tasks(mongo, settings.mongodb_database, tenant) == final
+        new = {event.id for event in feed.events()} - announced
+        assert len(new) == 40  # the edits, and nothing for the duplicates
 
 
 async def test_a_poison_message_goes_to_the_dlq_and_the_stream_keeps_flowing(
@@ -96,37 +151,37 @@ async def test_a_poison_message_goes_to_the_dlq_and_the_stream_keeps_flowing(
     settings: ServiceSettings,
     tenant: str,
 ) -> None:
-    dlq = AIOKafkaConsumer(
-        DLQ,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=f"dlq-{tenant}",
-        auto_offset_reset="earliest",
-    )
-    await dlq.start()
-    try:
+    ref = integration(tenant)
+    broken = upserted(ref, ticket(2, T0, "no version") | {"_info": {}}, T0)
+    async with TopicReader(settings, DLQ) as dlq:
         await aggregator.publish(
             b"definitely not an event", topic=topics.CONNECTWISE_RAW, key=tenant.encode()
         )
-        await publish(
+        await publish_all(
             aggregator,
             topics.CONNECTWISE_RAW,
-            ticket_event(tenant, 3, "2026-11-01T00:00:00Z", "after poison"),
+            [broken, upserted(ref, ticket(3, T0, "after poison"), T0)],
         )
 
         async def stored() -> bool:
-            tasks = mongo[settings.mongodb_database].tasks
-            return await tasks.count_documents({"tenant_id": tenant}) == 1
+            tasks = await live_tasks(mongo, settings.mongodb_database, tenant)
+            return [t.title for t in tasks.values()] == ["after poison"]
 
         assert await eventually(stored)
-        dead: list[Any] = []
-        deadline = asyncio.get_running_loop().time() + 30
-        while not dead and asyncio.get_running_loop().time() < deadline:
-            batches = await dlq.getmany(timeout_ms=1000)
-            dead += [m for ms in batches.values() for m in ms if m.key == tenant.encode()]
-        assert len(dead) == 1
-        headers = {k: v.decode() for k, v in dead[0].headers}
+
+        async def both_dead() -> list[Any]:
+            mine = [r for r in await dlq.read() if r.key in (tenant.encode(), broken.key)]
+            return mine if len(mine) == 2 else []
+
+        dead = await eventually(both_dead)
+        by_key = {record.key: record for record in dead}
+        not_an_event = by_key[tenant.encode()]
+        headers = {k: v.decode() for k, v in not_an_event.headers}
         assert "not a CloudEvent" in headers["dlq_reason"]
         assert headers["dlq_original_topic"] == topics.CONNECTWISE_RAW
-        assert dead[0].value == b"definitely not an event"
-    finally:
-        await dlq.stop()
+        assert int(headers["dlq_original_offset"]) >= 0
+        assert not_an_event.value == b"definitely not an event"
+        # A valid CloudEvent keeps its own headers, and says what was wrong with it.
+        headers = {k: v.decode() for k, v in by_key[broken.key].headers}
+        assert headers["ce_id"] == broken.headers["ce_id"]
+        assert "lastUpdated" in headers["dlq_reason"]

@@ -5,7 +5,7 @@ Raw events are collected by a sink standing in for Kafka (the e2e tests use Kafk
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,8 +16,9 @@ from pymongo import AsyncMongoClient
 
 from connectwise_sandbox import DEV_CLIENT_ID, Settings, create_app
 from connectwise_sandbox.state import SandboxState
-from syntaskio_aggregator.consumer import apply
+from syntaskio_aggregator.changes import change_of
 from syntaskio_aggregator.store import TaskStore
+from syntaskio_aggregator.writer import TaskWriter
 from syntaskio_common import events
 from syntaskio_common.connectwise import ApiKeyCredentials, ConnectWiseClient
 from syntaskio_common.events import KafkaRecord
@@ -31,6 +32,10 @@ from syntaskio_connector.tracking import SyncTracking
 ANCHOR = datetime(2026, 6, 1, tzinfo=UTC)
 BASE = "http://sandbox.test"
 PAGE_SIZE = 10  # several pages per listing
+
+
+async def announce_nothing(_: Iterable[KafkaRecord]) -> None:
+    """The feed is not what these tests look at."""
 
 
 class Sink:
@@ -370,13 +375,14 @@ async def test_the_phases_of_the_members_projects_arrive_with_their_project(
         assert isinstance(event.data["context"]["started"], bool)
 
     # The aggregator makes them tasks named after phase and project, linked to it.
-    store = TaskStore(mongo[settings.mongodb_database])
-    for event in taken:
-        await apply(store, event)
+    store = TaskStore(mongo[settings.mongodb_database], timedelta(days=1))
+    await TaskWriter(store, announce_nothing).apply(
+        [change_of(event, f"raw/0/{i}") for i, event in enumerate(taken)]
+    )
     tasks = [
         t
         async for t in mongo[settings.mongodb_database]["tasks"].find(
-            {"tenant_id": ref.tenant_id, "source_type": "project_phase"}
+            {"tenant_id": ref.tenant_id, "source_type": "project_phase", "deleted": False}
         )
     ]
     assert {f"project_phase/{t['external_id']}" for t in tasks} == set(expected)

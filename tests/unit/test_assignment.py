@@ -120,14 +120,20 @@ def test_events_carry_the_generation_the_assignment_and_one_key_per_record() -> 
     mine = assignment(owned, "atech", [], set())
     assert mine is not None
     version = fingerprint(owned, mine)
-    record = upserted_event(REF, Entity.PROJECT_TICKET, owned, mine, version, {})
+    seen = datetime(2026, 11, 21, 9, tzinfo=UTC)
+    record = upserted_event(REF, Entity.PROJECT_TICKET, owned, mine, version, {}, seen)
     upserted = events.decode_event(record.headers, record.value)
     assert upserted.data["integration_generation"] == 3
+    assert upserted.data["observed_at"] == "2026-11-21T09:00:00+00:00"
     assert upserted.data["entity"] == "project_ticket"
     assert upserted.data["assignment"] == {"reasons": ["owner"], "schedule": []}
     assert upserted.id == f"g3/project_ticket/7/{version}"
-    removed = removed_event(REF, Entity.PROJECT_TICKET, "7", "v1", datetime.now(UTC))
+    removed = removed_event(REF, Entity.PROJECT_TICKET, "7", "v1", seen, "2026-11-20T10:00:00Z")
     assert removed.key == record.key
+    gone = events.decode_event(removed.headers, removed.value)
+    assert gone.data["last_updated"] == "2026-11-20T10:00:00Z"
+    never_read = removed_event(REF, Entity.PROJECT_TICKET, "7", "v1", seen, None)
+    assert "last_updated" not in events.decode_event(never_read.headers, never_read.value).data
 
 
 def project(**fields: Any) -> dict[str, Any]:
@@ -208,10 +214,11 @@ def test_phase_events_carry_the_project_in_their_context() -> None:
     assert mine is not None
     context = {"project": project_context(project()), "started": True}
     version = phase_fingerprint(phase(), mine, context)
-    record = upserted_event(REF, Entity.PROJECT_PHASE, phase(), mine, version, context)
+    now = datetime.now(UTC)
+    record = upserted_event(REF, Entity.PROJECT_PHASE, phase(), mine, version, context, now)
     upserted = events.decode_event(record.headers, record.value)
     assert upserted.subject == "project_phase/57"
     assert upserted.data["context"]["project"]["name"] == "Office move"
     assert upserted.data["assignment"] == {"reasons": ["project_work"], "schedule": []}
-    removed = removed_event(REF, Entity.PROJECT_PHASE, "57", version, datetime.now(UTC))
+    removed = removed_event(REF, Entity.PROJECT_PHASE, "57", version, now, None)
     assert removed.key == record.key == b"i1/project_phase/57"

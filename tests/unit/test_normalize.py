@@ -1,16 +1,18 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connectwise_sandbox.seed import Dataset, generate
 from syntaskio_aggregator.normalize import (
     NormalizationError,
     normalize,
     normalize_phase,
     normalize_ticket,
     removal,
+    ticket_due,
     ticket_priority,
     ticket_status,
 )
@@ -71,6 +73,65 @@ def test_status_mapping(ticket: dict[str, Any], expected: TaskStatus) -> None:
     assert ticket_status(ticket) is expected
 
 
+def test_a_closed_board_status_completes_the_ticket_before_closed_flag_follows() -> None:
+    ticket = {"status": {"id": 6, "name": "Completed"}, "closedFlag": False}
+    assert ticket_status(ticket, {"id": 6, "closedStatus": True}) is TaskStatus.COMPLETED
+    assert ticket_status(ticket, {"id": 6, "closedStatus": False}) is TaskStatus.PENDING
+
+
+@pytest.mark.parametrize(
+    ("escalation", "name", "expected"),
+    [
+        ("Responded", "Waiting on Client", TaskStatus.IN_PROGRESS),
+        ("ResolutionPlan", "Waiting on Client", TaskStatus.IN_PROGRESS),
+        ("Resolved", "Awaiting sign-off", TaskStatus.IN_PROGRESS),  # open until closed
+        ("NotResponded", "Waiting on Client", TaskStatus.PENDING),
+        ("NoEscalation", "Waiting on Client", TaskStatus.PENDING),
+        ("NotResponded", "In Progress", TaskStatus.IN_PROGRESS),  # silent: the name decides
+        (None, "In Progress", TaskStatus.IN_PROGRESS),
+    ],
+)
+def test_an_escalation_status_past_response_means_work_has_started(
+    escalation: str | None, name: str, expected: TaskStatus
+) -> None:
+    ticket = {"status": {"id": 4, "name": name}}
+    assert ticket_status(ticket, {"id": 4, "escalationStatus": escalation}) is expected
+
+
+def test_the_boards_default_status_is_pending_whatever_its_name() -> None:
+    ticket = {"status": {"id": 1, "name": "Assigned"}}
+    assert ticket_status(ticket) is TaskStatus.IN_PROGRESS  # by name alone
+    meta = {"id": 1, "defaultFlag": True, "escalationStatus": "Responded"}
+    assert ticket_status(ticket, meta) is TaskStatus.PENDING
+    assert ticket_status(ticket | {"closedFlag": True}, meta) is TaskStatus.COMPLETED
+
+
+def test_status_metadata_about_another_status_is_ignored() -> None:
+    ticket = {"status": {"id": 2, "name": "New"}}
+    assert ticket_status(ticket, {"id": 7, "closedStatus": True}) is TaskStatus.PENDING
+    # Without a name on the reference, the metadata's name still counts.
+    assert ticket_status({"status": {"id": 2}}, {"id": 2, "name": "In Progress"}) is (
+        TaskStatus.IN_PROGRESS
+    )
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Dataset:
+    return generate(seed=7, tickets=10, anchor=datetime(2026, 11, 20, tzinfo=UTC))
+
+
+def test_the_sandbox_board_statuses_map_as_their_flags_say(sandbox: Dataset) -> None:
+    for status in sandbox.statuses:
+        ticket = {"status": {"id": status["id"], "name": status["name"]}, "closedFlag": False}
+        mapped = ticket_status(ticket, status)
+        if status["closedStatus"]:
+            assert mapped is TaskStatus.COMPLETED, status
+        elif status["defaultFlag"]:
+            assert mapped is TaskStatus.PENDING, status
+        else:
+            assert mapped is ticket_status(ticket), status  # no escalation: by name
+
+
 @pytest.mark.parametrize(
     ("priority", "expected"),
     [
@@ -83,6 +144,119 @@ def test_status_mapping(ticket: dict[str, Any], expected: TaskStatus) -> None:
 )
 def test_priority_mapping(priority: Any, expected: TaskPriority) -> None:
     assert ticket_priority({"priority": priority}) is expected
+
+
+def test_a_priority_level_beats_its_name() -> None:
+    ticket = {"priority": {"id": 1, "name": "Priority 1 - Emergency Response", "level": "Low"}}
+    assert ticket_priority(ticket) is TaskPriority.LOW
+    # "NotApplicable" is no level: the priority record's own level is next.
+    ticket = {"priority": {"id": 1, "name": "Priority 1", "level": "NotApplicable"}}
+    assert ticket_priority(ticket, {"id": 1, "level": "high"}) is TaskPriority.HIGH
+
+
+@pytest.mark.parametrize(
+    ("sort_order", "expected"),
+    [
+        (0, TaskPriority.URGENT),
+        (1, TaskPriority.URGENT),
+        (2, TaskPriority.HIGH),
+        (3, TaskPriority.MEDIUM),
+        (4, TaskPriority.LOW),
+        (12, TaskPriority.LOW),
+    ],
+)
+def test_without_a_level_the_priority_sort_order_ranks_it(
+    sort_order: int, expected: TaskPriority
+) -> None:
+    ticket = {"priority": {"id": 9, "name": "Priority 5 - Next Time", "level": "NotApplicable"}}
+    assert ticket_priority(ticket, {"id": 9, "sortOrder": sort_order}) is expected
+    # The reference's `sort` stands in when there is no priority record.
+    assert ticket_priority({"priority": ticket["priority"] | {"sort": sort_order}}) is expected
+
+
+def test_odd_sort_orders_fall_back_to_the_priority_name() -> None:
+    ticket = {"priority": {"id": 9, "name": "Priority 1 - Emergency Response"}}
+    for odd in (-1, True, "2", 2.0, None):
+        assert ticket_priority(ticket, {"id": 9, "sortOrder": odd}) is TaskPriority.URGENT
+
+
+def test_sort_order_alone_reproduces_the_sandbox_priorities_levels(sandbox: Dataset) -> None:
+    for priority in sandbox.priorities:
+        ref = {"id": priority["id"], "name": "Renamed", "level": "NotApplicable"}
+        mapped = ticket_priority({"priority": ref}, priority | {"level": "NotApplicable"})
+        assert mapped.value == priority["level"].lower(), priority
+
+
+def test_a_required_date_wins_over_the_schedule() -> None:
+    schedule = [{"id": 1, "date_start": "2026-11-21T09:00:00Z", "date_end": None}]
+    assert ticket_due({"requiredDate": "2026-12-01T17:00:00Z"}, schedule) == datetime(
+        2026, 12, 1, 17, tzinfo=UTC
+    )
+
+
+def test_without_a_required_date_the_earliest_schedule_entry_sets_the_due_date() -> None:
+    schedule: list[dict[str, Any]] = [
+        {"id": 3, "date_start": "2026-11-25T09:00:00Z", "date_end": "2026-11-25T10:00:00Z"},
+        {"id": 4, "date_start": None, "date_end": None},  # nothing to go by: skipped
+        {"id": 5, "date_start": "2026-11-24T13:00:00+02:00", "date_end": "2026-11-24T15:00:00Z"},
+        {"id": 6, "date_start": "not a date", "date_end": "2026-11-26T10:00:00Z"},
+    ]
+    assert ticket_due({"requiredDate": None}, schedule) == datetime(2026, 11, 24, 15, tzinfo=UTC)
+    # An entry with a start and no end is due at its start.
+    only_start = [{"id": 7, "date_start": "2026-11-23T08:00:00Z", "date_end": None}]
+    assert ticket_due({}, only_start + schedule) == datetime(2026, 11, 23, 8, tzinfo=UTC)
+    assert ticket_due({}, [schedule[1]]) is None
+    assert ticket_due({}) is None
+
+
+def test_a_ticket_event_uses_its_board_status_priority_and_schedule() -> None:
+    data = raw(
+        status={"id": 6, "name": "Completed"},
+        priority={"id": 4, "name": "Custom SLA", "level": "NotApplicable"},
+        requiredDate=None,
+    )
+    data["context"] = {
+        "status": {"id": 6, "name": "Completed", "closedStatus": True, "sortOrder": 5},
+        "priority": {"id": 4, "name": "Custom SLA", "sortOrder": 2},
+    }
+    data["assignment"] = {
+        "reasons": ["schedule"],
+        "schedule": [
+            {"id": 12, "ticket_id": 4211, "date_start": "2026-11-26T09:00:00Z", "date_end": None},
+            {
+                "id": 11,
+                "ticket_id": 4211,
+                "date_start": "2026-11-25T09:00:00Z",
+                "date_end": "2026-11-25T11:00:00Z",
+            },
+            "not an entry",
+        ],
+    }
+    task = normalize(data)
+    assert task.status is TaskStatus.COMPLETED
+    assert task.priority is TaskPriority.HIGH
+    assert task.due_at == datetime(2026, 11, 25, 11, tzinfo=UTC)
+    assert task.source_data["assignment"] == ["schedule"]
+    assert task.source_data["schedule"] == [
+        {"id": 12, "date_start": "2026-11-26T09:00:00Z", "date_end": None},
+        {"id": 11, "date_start": "2026-11-25T09:00:00Z", "date_end": "2026-11-25T11:00:00Z"},
+    ]
+    # Without context or schedule, the same ticket is judged by its own fields.
+    bare = normalize(data | {"context": None, "assignment": None})
+    assert (bare.status, bare.priority, bare.due_at) == (
+        TaskStatus.PENDING,
+        TaskPriority.MEDIUM,
+        None,
+    )
+    assert bare.source_data["schedule"] == []
+
+
+def test_identity_that_is_not_valid_unicode_is_refused() -> None:
+    with pytest.raises(NormalizationError, match="Unicode"):
+        normalize(raw(id="42\udc80"))
+    data = raw()
+    data["company_id"] = "acme\udc80"
+    assert normalize(data).url is None  # no link rather than a crash
 
 
 @pytest.mark.parametrize(
@@ -107,16 +281,100 @@ json_values = st.recursive(
 )
 
 
+# Valid ISO timestamps in any UTC offset (ConnectWise's "Z" included), or anything else.
+timestamps = (
+    st.datetimes(
+        timezones=st.builds(
+            timezone,
+            st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23)),
+        )
+    ).map(lambda moment: moment.isoformat().replace("+00:00", "Z"))
+    | json_values
+)
+# Board statuses and priorities (records or references) with their real fields, mostly
+# with plausible values, sometimes not; or no record at all.
+status_records = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "id": st.integers(1, 3) | json_values,
+            "name": st.sampled_from(["New", "In Progress", "Waiting on Client"]) | json_values,
+            "closedStatus": st.booleans() | json_values,
+            "defaultFlag": st.booleans() | json_values,
+            "escalationStatus": st.sampled_from(
+                ["NotResponded", "Responded", "ResolutionPlan", "Resolved", "NoEscalation"]
+            )
+            | json_values,
+            "sortOrder": st.integers() | json_values,
+        },
+    )
+    | json_values
+)
+priority_records = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "id": st.integers(1, 3) | json_values,
+            "name": st.sampled_from(["Priority 1 - Emergency Response", "Custom"]) | json_values,
+            "level": st.sampled_from(["Urgent", "high", "Low", "NotApplicable"]) | json_values,
+            "sortOrder": st.integers() | json_values,
+            "sort": st.integers() | json_values,
+        },
+    )
+    | json_values
+)
+schedule_entries = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.integers() | json_values,
+        "ticket_id": json_values,
+        "date_start": timestamps,
+        "date_end": timestamps,
+    },
+)
+assignments = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "reasons": json_values,
+            "schedule": st.lists(schedule_entries | json_values, max_size=4) | json_values,
+        },
+    )
+    | json_values
+)
+contexts = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "status": status_records,
+            "priority": priority_records,
+            "project": json_values,
+            "started": json_values,
+        },
+    )
+    | json_values
+)
+
+
 @given(
     summary=json_values,
-    status=json_values,
-    priority=json_values,
+    status=status_records,
+    priority=priority_records,
     company=json_values,
     resources=json_values,
-    required=json_values,
+    required=timestamps,
+    context=contexts,
+    assignment=assignments,
 )
 def test_normalising_never_fails_on_odd_field_values(
-    summary: Any, status: Any, priority: Any, company: Any, resources: Any, required: Any
+    summary: Any,
+    status: Any,
+    priority: Any,
+    company: Any,
+    resources: Any,
+    required: Any,
+    context: Any,
+    assignment: Any,
 ) -> None:
     record = raw(
         summary=summary,
@@ -126,8 +384,57 @@ def test_normalising_never_fails_on_odd_field_values(
         resources=resources,
         requiredDate=required,
     )
+    record["context"], record["assignment"] = context, assignment
     first = normalize_ticket(record)
     assert normalize_ticket(record) == first  # idempotent and deterministic
+    if isinstance(required, str) and (promised := ticket_due({"requiredDate": required})):
+        assert first.due_at == promised  # a valid requiredDate always wins
+
+
+# Identity may be missing, mistyped or not even valid Unicode (lone surrogates).
+odd_text = st.text(st.characters(categories=["Cs", "Ll", "Nd"]), max_size=4)
+odd_records = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "id": st.integers() | odd_text | json_values,
+            "_info": st.fixed_dictionaries({}, optional={"lastUpdated": timestamps}) | json_values,
+            "status": status_records,
+            "priority": priority_records,
+            "requiredDate": timestamps,
+            "projectId": json_values,
+        },
+    )
+    | json_values
+)
+
+
+@given(
+    overrides=st.fixed_dictionaries(
+        {},
+        optional={
+            "tenant_id": odd_text | json_values,
+            "user_id": odd_text | json_values,
+            "integration_id": odd_text | json_values,
+            "api_base_url": odd_text | json_values,
+            "company_id": odd_text | json_values,
+            "entity": st.sampled_from(["service_ticket", "project_ticket", "project_phase"])
+            | json_values,
+            "record": odd_records,
+            "context": contexts,
+            "assignment": assignments,
+        },
+    )
+)
+def test_normalising_anything_raises_nothing_but_normalization_error(
+    overrides: dict[str, Any],
+) -> None:
+    data = raw() | overrides
+    try:
+        first = normalize(data)
+    except NormalizationError:
+        return
+    assert normalize(data) == first  # idempotent and deterministic
 
 
 def test_a_removal_names_its_task_and_when_it_was_observed() -> None:

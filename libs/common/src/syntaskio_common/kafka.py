@@ -33,14 +33,27 @@ def create_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
 Handler = Callable[[KafkaMessage], Awaitable[None]]
 
 
-def at_least_once(broker: KafkaBroker, topic: str, group_id: str) -> Callable[[Handler], Any]:
+def at_least_once(
+    broker: KafkaBroker, topic: str, group_id: str, *, batch_size: int | None = None
+) -> Callable[[Handler], Any]:
     """The one way to subscribe: the offset is committed only after the handler returns
-    (an unhandled error rewinds), and a new group starts from the oldest record."""
+    (an unhandled error rewinds), and a new group starts from the oldest record. With
+    `batch_size`, the handler gets up to that many records at once (`raw_message` is
+    their tuple) and the whole batch is committed or rewound together."""
+    if batch_size is None:
+        return broker.subscriber(
+            topic,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+        )
     return broker.subscriber(
         topic,
         group_id=group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        batch=True,
+        max_records=batch_size,
     )
 
 

@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
 from syntaskio_aggregator.consumer import register
 from syntaskio_aggregator.settings import AggregatorSettings
 from syntaskio_aggregator.store import TaskStore
+from syntaskio_aggregator.writer import TaskWriter
 from syntaskio_common import topics
+from syntaskio_common.events import KafkaRecord
 from syntaskio_common.health import health_router
-from syntaskio_common.kafka import create_broker, ensure_topics
+from syntaskio_common.kafka import create_broker, ensure_topics, publish_all
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
 
 
 def create_app(settings: AggregatorSettings) -> FastAPI:
     mongo = create_mongo_client(settings)
     broker = create_broker(settings, client_id="aggregator")
-    store = TaskStore(get_database(mongo, settings))
-    register(broker, store)
+    store = TaskStore(
+        get_database(mongo, settings), timedelta(days=settings.tombstone_retention_days)
+    )
+
+    async def announce(records: Iterable[KafkaRecord]) -> None:
+        await publish_all(broker, topics.TASKS, records)
+
+    register(broker, TaskWriter(store, announce), settings.batch_size)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await store.create_indexes()
         raw = topics.CONNECTWISE_RAW
-        await ensure_topics(settings, [raw, topics.dead_letter(raw), topics.INTEGRATIONS])
+        await ensure_topics(
+            settings, [raw, topics.dead_letter(raw), topics.INTEGRATIONS, topics.TASKS]
+        )
         await broker.start()
         yield
         await broker.stop()

@@ -1,16 +1,22 @@
-"""Consumes raw ConnectWise events: normalise, store, and send poison to the DLQ.
+"""Consumes raw ConnectWise events in batches: normalise, write, announce, and send
+poison to the DLQ.
 
-At-least-once: the offset is committed only after the write is durable (NACK_ON_ERROR
-rewinds on an unhandled error). Transient database errors are retried with backoff
-inside the handler, so a database restart is ridden out instead of hot-looping.
+At-least-once: a batch's offsets are committed only after its write is durable and its
+announcements and dead letters are acknowledged (NACK_ON_ERROR rewinds every partition
+of the batch on an unhandled error). Transient failures (database restarting, broker
+unavailable) are retried with backoff inside the handler for up to a minute, so an
+outage is ridden out instead of spun on; only then is the batch rewound.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
 
+from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker, KafkaMessage
+from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 from tenacity import (
     AsyncRetrying,
@@ -19,36 +25,40 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from syntaskio_aggregator.normalize import (
-    NormalizationError,
-    integration_generation,
-    normalize,
-    removal,
-)
-from syntaskio_aggregator.store import TaskStore
+from syntaskio_aggregator.changes import Change, change_of
+from syntaskio_aggregator.normalize import NormalizationError
+from syntaskio_aggregator.writer import TaskWriter
 from syntaskio_common import events, topics
-from syntaskio_common.kafka import at_least_once
+from syntaskio_common.events import KafkaRecord
+from syntaskio_common.kafka import at_least_once, publish_all
 
 logger = logging.getLogger(__name__)
-GROUP_ID = "aggregator"
-LIFECYCLE_GROUP_ID = "aggregator-integrations"
+GROUP_ID: Final = "aggregator"
+LIFECYCLE_GROUP_ID: Final = "aggregator-integrations"
+T = TypeVar("T")
 
 
-class PoisonMessage(Exception):
-    """The record can never be processed as it is."""
-
-
-def register(broker: KafkaBroker, store: TaskStore) -> None:
+def register(broker: KafkaBroker, writer: TaskWriter, batch_size: int) -> None:
     dlq = topics.dead_letter(topics.CONNECTWISE_RAW)
 
-    @at_least_once(broker, topics.CONNECTWISE_RAW, GROUP_ID)
-    async def on_raw_event(message: KafkaMessage) -> None:
-        # Raw bytes, not FastStream's decoding: a body that isn't JSON must reach the DLQ
-        # rather than fail before this handler and be redelivered forever.
-        try:
-            await apply(store, events.decode_event(message.headers, message.body))
-        except (events.InvalidEvent, NormalizationError, PoisonMessage) as error:
-            await _dead_letter(broker, dlq, message, str(error))
+    @at_least_once(broker, topics.CONNECTWISE_RAW, GROUP_ID, batch_size=batch_size)
+    async def on_raw_events(message: KafkaMessage) -> None:
+        # Raw records, not FastStream's decoding: a body that isn't a CloudEvent must
+        # reach the DLQ rather than fail before this handler and be redelivered forever.
+        changes: list[Change] = []
+        poison: list[KafkaRecord] = []
+        for record in message.raw_message:
+            try:
+                event = events.decode_event(_headers(record), record.value)
+                position = f"{record.topic}/{record.partition}/{record.offset}"
+                changes.append(change_of(event, position))
+            except (events.InvalidEvent, NormalizationError, ValidationError) as error:
+                poison.append(dead_letter(record, str(error)))
+        changed = await retrying(lambda: writer.apply(changes))
+        if poison:
+            logger.warning("dead-lettered raw events", extra={"count": len(poison), "topic": dlq})
+            await retrying(lambda: publish_all(broker, dlq, poison))
+        logger.debug("applied a batch", extra={"records": len(changes), "changed": changed})
 
     @at_least_once(broker, topics.INTEGRATIONS, LIFECYCLE_GROUP_ID)
     async def on_integration_event(message: KafkaMessage) -> None:
@@ -70,52 +80,40 @@ def register(broker: KafkaBroker, store: TaskStore) -> None:
                 "integration event without tenant, id or generation", extra={"id": event.id}
             )
             return
-        async for attempt in _retrying():
-            with attempt:
-                removed = await store.disconnect(tenant_id, integration_id, generation)
+        removed = await retrying(lambda: writer.disconnect(tenant_id, integration_id, generation))
         logger.info(
             "removed a disconnected integration's tasks",
             extra={"integration_id": integration_id, "removed": removed},
         )
 
 
-def _retrying() -> AsyncRetrying:
-    """Ride out a database restart instead of failing (and redelivering) at once."""
-    return AsyncRetrying(
-        retry=retry_if_exception_type(PyMongoError),
+async def retrying(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Ride out a database restart or a broker hiccup instead of failing (and being
+    redelivered) at once."""
+    async for retry in AsyncRetrying(
+        retry=retry_if_exception_type((PyMongoError, KafkaError)),
         wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.5),
         stop=stop_after_delay(60),
         reraise=True,
-    )
+    ):
+        with retry:
+            return await attempt()
+    raise AssertionError("unreachable: tenacity reraises")
 
 
-async def apply(store: TaskStore, event: events.Event) -> None:
-    async for attempt in _retrying():
-        with attempt:
-            await _apply_once(store, event)
+def _headers(record: Any) -> dict[str, bytes]:
+    return {name: value for name, value in record.headers or ()}
 
 
-async def _apply_once(store: TaskStore, event: events.Event) -> None:
-    data = event.data
-    if event.type == events.CONNECTWISE_RECORD_UPSERTED:
-        await store.upsert(normalize(data), integration_generation(data))
-    elif event.type == events.CONNECTWISE_RECORD_REMOVED:
-        gone = removal(data)
-        await store.delete(
-            gone.tenant_id, gone.user_id, gone.source_type, gone.external_id, gone.observed_at
-        )
-    else:
-        raise PoisonMessage(f"unknown event type {event.type!r}")
-
-
-async def _dead_letter(broker: KafkaBroker, dlq: str, message: KafkaMessage, reason: str) -> None:
-    raw: Any = message.raw_message
-    headers = {
-        **message.headers,
-        "dlq_reason": reason[:1000],
-        "dlq_original_topic": str(getattr(raw, "topic", "")),
-        "dlq_original_partition": str(getattr(raw, "partition", "")),
-        "dlq_original_offset": str(getattr(raw, "offset", "")),
+def dead_letter(record: Any, reason: str) -> KafkaRecord:
+    """The record as it came, with why it failed and where it came from."""
+    headers: dict[str, str] = {
+        name: value.decode(errors="replace") for name, value in _headers(record).items()
     }
-    logger.warning("dead-lettered a raw event", extra={"reason": reason, "topic": dlq})
-    await broker.publish(message.body, topic=dlq, key=getattr(raw, "key", None), headers=headers)
+    headers |= {
+        "dlq_reason": reason[:1000],
+        "dlq_original_topic": str(record.topic),
+        "dlq_original_partition": str(record.partition),
+        "dlq_original_offset": str(record.offset),
+    }
+    return KafkaRecord(key=record.key, value=record.value or b"", headers=headers)

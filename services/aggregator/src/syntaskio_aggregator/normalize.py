@@ -1,20 +1,28 @@
 """ConnectWise records → unified `Task`. Pure functions: no I/O, never guesses silently.
 
-Tickets (service and project) become tasks of their own kind. A project phase (the
-connector publishes the open phases of open projects the member works on) becomes a
-`project_phase` task: titled "{phase} — {project}", due at its `deadlineDate` (else its
-`scheduledEnd`), in progress when its status says so or the connector saw its scheduled
-start pass (`context.started`), otherwise pending; phases have no priority, so medium;
-linked to the project in ConnectWise. A removal deletes the task, whatever its kind.
+Tickets (service and project) become tasks of their own kind. The event's `context`
+carries the ticket's board status and priority records, so status and priority follow
+ConnectWise's own metadata (`closedStatus`, `escalationStatus`, `level`, `sortOrder`)
+before names; a ticket without a `requiredDate` is due when the member's earliest
+schedule entry for it ends (`ticket_status`, `ticket_priority`, `ticket_due`). A
+malformed value falls back to the default (pending, medium, no due date, …): only a
+record without identity or version is refused, with `NormalizationError`.
+
+A project phase (the connector publishes the open phases of open projects the member
+works on) becomes a `project_phase` task: titled "{phase} — {project}", due at its
+`deadlineDate` (else its `scheduledEnd`), in progress when its status says so or the
+connector saw its scheduled start pass (`context.started`), otherwise pending; phases
+have no priority, so medium; linked to the project in ConnectWise. A removal deletes the
+task, whatever its kind.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 from urllib.parse import urlencode
 
 from syntaskio_common.task import (
@@ -54,24 +62,117 @@ def _ref(value: Any) -> dict[str, Any] | None:
     return {k: value[k] for k in ("id", "identifier", "name") if k in value}
 
 
-def ticket_status(ticket: Mapping[str, Any]) -> TaskStatus:
-    if ticket.get("closedFlag") is True:
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _matching(ref: Any, meta: Any) -> Mapping[str, Any]:
+    """The metadata record, unless its `id` says it is not the one the ticket refers to:
+    a mixed-up context must not close or escalate the wrong ticket."""
+    record = _mapping(meta)
+    ref_id, meta_id = _mapping(ref).get("id"), record.get("id")
+    if _is_int(ref_id) and _is_int(meta_id) and ref_id != meta_id:
+        return {}
+    return record
+
+
+# SLA stages past "respond" (`escalationStatus`): someone has taken the ticket on.
+# `NotResponded` and `NoEscalation` (the waiting stage) say nothing either way.
+_STARTED_ESCALATIONS: Final = frozenset({"responded", "resolutionplan", "resolved"})
+
+
+def ticket_status(
+    ticket: Mapping[str, Any], status_meta: Mapping[str, Any] | None = None
+) -> TaskStatus:
+    """Completed once ConnectWise closes it: `closedFlag`, or a board status marked
+    `closedStatus` (the flag can lag the status). The board's initial status
+    (`defaultFlag`, e.g. "New") is pending whatever it is called; a status at an SLA
+    stage past the response (`escalationStatus` Responded, ResolutionPlan, Resolved) is
+    in progress; otherwise the status name decides ("In Progress", "Assigned", …)."""
+    meta = _matching(ticket.get("status"), status_meta)
+    if ticket.get("closedFlag") is True or meta.get("closedStatus") is True:
         return TaskStatus.COMPLETED
-    if _IN_PROGRESS.search(_name(ticket.get("status")) or ""):
+    if meta.get("defaultFlag") is True:
+        return TaskStatus.PENDING
+    escalation = meta.get("escalationStatus")
+    if isinstance(escalation, str) and escalation.lower() in _STARTED_ESCALATIONS:
+        return TaskStatus.IN_PROGRESS
+    if _IN_PROGRESS.search(_name(ticket.get("status")) or _name(meta) or ""):
         return TaskStatus.IN_PROGRESS
     return TaskStatus.PENDING
 
 
-def ticket_priority(ticket: Mapping[str, Any]) -> TaskPriority:
-    priority = ticket.get("priority")
-    level = priority.get("level") if isinstance(priority, Mapping) else None
-    if isinstance(level, str) and level.lower() in _PRIORITY_LEVELS:
-        return _PRIORITY_LEVELS[level.lower()]
-    name = _name(priority) or ""
+def _by_rank(sort_order: int) -> TaskPriority:
+    """ConnectWise ranks priorities by `sortOrder`, most urgent first; the stock ones
+    ("Priority 1 - Emergency Response" … "Priority 5 - Next Time") are 1…5."""
+    if sort_order <= 1:
+        return TaskPriority.URGENT
+    if sort_order == 2:
+        return TaskPriority.HIGH
+    if sort_order == 3:
+        return TaskPriority.MEDIUM
+    return TaskPriority.LOW
+
+
+def ticket_priority(
+    ticket: Mapping[str, Any], priority_meta: Mapping[str, Any] | None = None
+) -> TaskPriority:
+    """ConnectWise's own `level` when it is one of ours ("NotApplicable" is not); else the
+    priority's rank (`sortOrder` of the priority record, else the reference's `sort`);
+    else words in its name (renamed priorities keep "Emergency", "Low", …); else medium."""
+    ref = _mapping(ticket.get("priority"))
+    meta = _matching(ref, priority_meta)
+    for level in (ref.get("level"), meta.get("level")):
+        if isinstance(level, str) and level.lower() in _PRIORITY_LEVELS:
+            return _PRIORITY_LEVELS[level.lower()]
+    for rank in (meta.get("sortOrder"), ref.get("sort")):
+        if _is_int(rank) and rank >= 0:
+            return _by_rank(rank)
+    name = _name(ref) or _name(meta) or ""
     for pattern, mapped in _PRIORITY_WORDS:
         if pattern.search(name):
             return mapped
     return TaskPriority.MEDIUM
+
+
+def _schedule(assignment: Any) -> list[dict[str, Any]]:
+    """The member's open schedule entries for the record (the connector sends only open
+    ones), as far as a task shows them; odd members are skipped, odd fields dropped."""
+    entries = _mapping(assignment).get("schedule")
+    if not isinstance(entries, list):
+        return []
+    return [
+        {
+            "id": entry.get("id") if _is_int(entry.get("id")) else None,
+            "date_start": _string(entry.get("date_start")),
+            "date_end": _string(entry.get("date_end")),
+        }
+        for entry in entries
+        if isinstance(entry, Mapping)
+    ]
+
+
+def ticket_due(
+    ticket: Mapping[str, Any], schedule: Iterable[Mapping[str, Any]] = ()
+) -> datetime | None:
+    """`requiredDate` when set: it is what was promised. Otherwise the member's earliest
+    open schedule entry (by start, else end) says when the work is planned to be done:
+    its end, else its start."""
+    required = parse_timestamp(ticket.get("requiredDate"))
+    if required is not None:
+        return required
+    planned = []
+    for entry in schedule:
+        start = parse_timestamp(entry.get("date_start"))
+        end = parse_timestamp(entry.get("date_end"))
+        when, due = start or end, end or start
+        if when is not None and due is not None:
+            planned.append((when, due))
+    return min(planned)[1] if planned else None
 
 
 def ticket_url(api_base_url: str, company_id: str, ticket_id: str) -> str:
@@ -147,6 +248,23 @@ def _updated_at(info: Mapping[str, Any]) -> datetime:
     return updated_at
 
 
+def _task_id(tenant_id: str, user_id: str, kind: SourceType, external_id: str) -> str:
+    """The task's id. Identity that is not valid Unicode (a lone surrogate, which JSON
+    escapes can carry) cannot be hashed into one, so the record is refused."""
+    try:
+        return task_id(tenant_id, user_id, TaskSource.CONNECTWISE, kind, external_id)
+    except UnicodeEncodeError as error:
+        raise NormalizationError("identity is not valid Unicode") from error
+
+
+def _url(link: Callable[[str, str, str], str], base: str, company: str, record: str) -> str | None:
+    """A deep link, or None when the parts cannot be put in a URL (invalid Unicode)."""
+    try:
+        return link(base, company, record)
+    except UnicodeEncodeError:
+        return None
+
+
 def _numeric(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
@@ -161,8 +279,10 @@ def normalize_ticket(data: Mapping[str, Any]) -> Task:
     updated_at = _updated_at(info)
     summary = ticket.get("summary")
     company = ticket.get("company")
+    context = _mapping(data.get("context"))
+    schedule = _schedule(data.get("assignment"))
     return Task(
-        id=task_id(tenant_id, user_id, TaskSource.CONNECTWISE, kind, external_id),
+        id=_task_id(tenant_id, user_id, kind, external_id),
         tenant_id=tenant_id,
         user_id=user_id,
         integration_id=integration_id,
@@ -171,15 +291,18 @@ def normalize_ticket(data: Mapping[str, Any]) -> Task:
         external_id=external_id,
         title=str(summary).strip() if summary else f"Ticket #{external_id}",
         description=_text(ticket.get("initialDescription")),
-        status=ticket_status(ticket),
+        status=ticket_status(ticket, context.get("status")),
         source_status=_name(ticket.get("status")),
-        priority=ticket_priority(ticket),
+        priority=ticket_priority(ticket, context.get("priority")),
         source_priority=_name(ticket.get("priority")),
-        due_at=parse_timestamp(ticket.get("requiredDate")),
+        due_at=ticket_due(ticket, schedule),
         created_at=parse_timestamp(info.get("dateEntered")),
         source_updated_at=updated_at,
-        url=ticket_url(
-            str(data.get("api_base_url", "")), str(data.get("company_id", "")), external_id
+        url=_url(
+            ticket_url,
+            str(data.get("api_base_url", "")),
+            str(data.get("company_id", "")),
+            external_id,
         )
         if data.get("api_base_url")
         else None,
@@ -195,6 +318,7 @@ def normalize_ticket(data: Mapping[str, Any]) -> Task:
             "phase": _ref(ticket.get("phase")),
             "wbs_code": ticket.get("wbsCode"),
             "assignment": _assignment(data.get("assignment")),
+            "schedule": schedule,
         },
     )
 
@@ -236,7 +360,7 @@ def normalize_phase(data: Mapping[str, Any]) -> Task:
     project_name = _text(project.get("name"))
     api_base_url = data.get("api_base_url")
     return Task(
-        id=task_id(tenant_id, user_id, TaskSource.CONNECTWISE, kind, external_id),
+        id=_task_id(tenant_id, user_id, kind, external_id),
         tenant_id=tenant_id,
         user_id=user_id,
         integration_id=integration_id,
@@ -253,7 +377,7 @@ def normalize_phase(data: Mapping[str, Any]) -> Task:
         or parse_timestamp(phase.get("scheduledEnd")),
         created_at=parse_timestamp(info.get("dateEntered")),
         source_updated_at=updated_at,
-        url=project_url(str(api_base_url), str(data.get("company_id", "")), str(project_id))
+        url=_url(project_url, str(api_base_url), str(data.get("company_id", "")), str(project_id))
         if api_base_url and project_id is not None
         else None,
         source_data={
@@ -276,6 +400,10 @@ def integration_generation(data: Mapping[str, Any]) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise NormalizationError("invalid integration_generation")
     return value
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _text(value: Any) -> str | None:

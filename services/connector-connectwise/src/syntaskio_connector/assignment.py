@@ -329,10 +329,13 @@ def upserted_event(
     assigned: Assignment,
     version: str,
     context: Mapping[str, Any],
+    observed_at: datetime,
 ) -> KafkaRecord:
     """`version` is the record's `fingerprint` (the caller has it already); `context`
     carries the metadata the record only points at (its board status with
-    `closedStatus`, its priority with `sortOrder`), so normalising needs no lookups."""
+    `closedStatus`, its priority with `sortOrder`), so normalising needs no lookups.
+    `observed_at` (when the record was read) orders versions that share a `lastUpdated`
+    (a schedule entry added or removed does not touch the ticket)."""
     record_id = str(record["id"])
     return events.encode_event(
         # Same record version → same id, so a replay is recognisable as a duplicate; a
@@ -345,6 +348,7 @@ def upserted_event(
         data={
             **_envelope(ref, entity, record_id),
             "last_updated": last_updated(record),
+            "observed_at": observed_at.isoformat(),
             "record": dict(record),
             "assignment": assigned.as_data(),
             "context": dict(context),
@@ -358,13 +362,19 @@ def removed_event(
     record_id: str,
     last_seen_version: str,
     observed_at: datetime,
+    last_updated: str | None,
 ) -> KafkaRecord:
-    """The record left the member's open, assigned set (closed, reassigned or deleted)."""
+    """The record left the member's open, assigned set (closed, reassigned or deleted).
+    `last_updated` is the record's `lastUpdated` as last read (None if never known): the
+    removal outranks every version up to it, and a later one (reopened) outranks it."""
+    data = {**_envelope(ref, entity, record_id), "observed_at": observed_at.isoformat()}
+    if last_updated:
+        data["last_updated"] = last_updated
     return events.encode_event(
         event_id=f"g{ref.generation}/{entity.value}/{record_id}/{last_seen_version}/removed",
         source=_source(ref),
         event_type=events.CONNECTWISE_RECORD_REMOVED,
         subject=f"{entity.value}/{record_id}",
         key=f"{ref.integration_id}/{entity.value}/{record_id}",
-        data={**_envelope(ref, entity, record_id), "observed_at": observed_at.isoformat()},
+        data=data,
     )

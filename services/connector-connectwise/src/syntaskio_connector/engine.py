@@ -357,7 +357,14 @@ class IntegrationSync:
             if assigned is None:
                 if before is not None:
                     events.append(
-                        removed_event(run.ref, entity, str(record_id), before.version, now)
+                        removed_event(
+                            run.ref,
+                            entity,
+                            str(record_id),
+                            before.version,
+                            now,
+                            last_updated(record),
+                        )
                     )
                     removed.append(record_id)
                 continue
@@ -366,7 +373,7 @@ class IntegrationSync:
                 seen.append(record_id)
                 continue
             context = _context(record, statuses, run.priorities)
-            events.append(upserted_event(run.ref, entity, record, assigned, version, context))
+            events.append(upserted_event(run.ref, entity, record, assigned, version, context, now))
             published.append(Tracked(record_id, version, ticket_data(entity, record)))
         await self._sink.publish(events)
         await self._tracking.save_page(
@@ -392,7 +399,10 @@ class IntegrationSync:
             return
         now = datetime.now(UTC)
         await self._sink.publish(
-            [removed_event(run.ref, entity, str(t.id), t.version, now) for t in gone]
+            [
+                removed_event(run.ref, entity, str(t.id), t.version, now, _last_updated(t))
+                for t in gone
+            ]
         )
         await self._tracking.forget(run.ref, entity, [t.id for t in gone])
         run.counts.tombstoned += len(gone)
@@ -472,7 +482,7 @@ class IntegrationSync:
             version = phase_fingerprint(phase, assigned, context)
             if before is not None and before.version == version:
                 continue
-            events.append(upserted_event(run.ref, entity, phase, assigned, version, context))
+            events.append(upserted_event(run.ref, entity, phase, assigned, version, context, now))
             published.append(Tracked(phase_id, version, phase_data(phase, project_id)))
         # Tracked phases the listing left out closed, or went.
         removed += [
@@ -480,7 +490,12 @@ class IntegrationSync:
             for t in tracked.values()
             if phase_project(t.data) == project_id and t.id not in listed
         ]
-        events += [removed_event(run.ref, entity, str(i), tracked[i].version, now) for i in removed]
+        events += [
+            removed_event(
+                run.ref, entity, str(i), tracked[i].version, now, _last_updated(tracked[i])
+            )
+            for i in removed
+        ]
         await self._sink.publish(events)
         await self._tracking.save_page(
             run.ref,
@@ -596,6 +611,12 @@ def _newest(current: datetime | None, page: list[dict[str, Any]]) -> datetime | 
     """The cursor after `page`: the newest `lastUpdated` seen so far."""
     seen = [parse_timestamp(last_updated(record)) for record in page]
     return max(filter(None, [current, *seen]), default=None)
+
+
+def _last_updated(tracked: Tracked) -> str | None:
+    """The record's `lastUpdated` as last published (kept in `ticket_data`/`phase_data`)."""
+    value = (tracked.data or {}).get("last_updated")
+    return value if isinstance(value, str) and value else None
 
 
 def _context(

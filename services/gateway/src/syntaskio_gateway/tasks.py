@@ -22,7 +22,10 @@ class TaskReader:
 
     async def list_for(self, user: UserSession, limit: int) -> TaskPage:
         cursor = (
-            self._tasks.find({"tenant_id": user.tenant_id, "user_id": user.user_id})
+            self._tasks.find(
+                # Removed tasks stay a while as tombstones (see the aggregator's store).
+                {"tenant_id": user.tenant_id, "user_id": user.user_id, "deleted": False}
+            )
             .sort([("source_updated_at", DESCENDING), ("_id", ASCENDING)])
             .limit(limit)
         )

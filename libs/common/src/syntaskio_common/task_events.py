@@ -1,0 +1,85 @@
+"""The public task feed, `syntaskio.tasks.v1`: what other services subscribe to.
+
+Each event carries the whole task (or, when it is deleted, which task went) and the
+task's `version`, a string that sorts in the order the aggregator applied versions. The
+record key is the task id, so one task's events stay in one partition, in order.
+Delivery is at least once: after a crash an event can come again with the same id; a
+subscriber keeps, per task, the event with the greatest `version` and ignores the rest.
+Readers ignore fields they do not know (additive changes stay in v1).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from syntaskio_common import events
+from syntaskio_common.events import Event, KafkaRecord
+from syntaskio_common.task import SourceType, Task, TaskSource
+
+SOURCE: Final = "/syntaskio/aggregator"
+
+
+class FeedTask(Task):
+    """A task as the feed carries it: tolerant of fields added later."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class TaskUpserted(BaseModel):
+    """Data of `io.syntaskio.task.upserted.v1`: the task is new or changed."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    version: str = Field(description="Sorts in the order versions were applied")
+    task: FeedTask
+
+
+class TaskDeleted(BaseModel):
+    """Data of `io.syntaskio.task.deleted.v1`: the task left the user's dashboard."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    version: str = Field(description="Sorts in the order versions were applied")
+    id: str
+    tenant_id: str
+    user_id: str
+    integration_id: str
+    source: TaskSource
+    source_type: SourceType
+    external_id: str
+
+
+TaskEvent = TaskUpserted | TaskDeleted
+
+
+def upserted_event(task: Task, version: str) -> KafkaRecord:
+    data = TaskUpserted(version=version, task=FeedTask.model_validate(task.model_dump()))
+    return _record(task.id, events.TASK_UPSERTED, version, data)
+
+
+def deleted_event(deleted: TaskDeleted) -> KafkaRecord:
+    return _record(deleted.id, events.TASK_DELETED, deleted.version, deleted)
+
+
+def _record(task_id: str, event_type: str, version: str, data: BaseModel) -> KafkaRecord:
+    return events.encode_event(
+        # One id per task version: a repeat after a crash is recognisable as one.
+        event_id=f"{task_id}/{version}",
+        source=SOURCE,
+        event_type=event_type,
+        subject=task_id,
+        key=task_id,
+        data=data.model_dump(mode="json"),
+    )
+
+
+def parse(event: Event) -> TaskEvent | None:
+    """The feed event's data, or None for a type this reader does not know (a new major
+    version is a new type). Raises pydantic's ValidationError for malformed data."""
+    if event.type == events.TASK_UPSERTED:
+        return TaskUpserted.model_validate(event.data)
+    if event.type == events.TASK_DELETED:
+        return TaskDeleted.model_validate(event.data)
+    return None

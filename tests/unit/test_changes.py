@@ -1,0 +1,87 @@
+"""Versions and winners: the ordering every write of the aggregator relies on."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from syntaskio_aggregator.changes import (
+    Change,
+    TaskIdentity,
+    disconnected_version,
+    latest_per_task,
+    version_key,
+)
+from syntaskio_common.task import SourceType, TaskSource
+
+moments = st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+)
+versions = st.tuples(st.integers(0, 10**6), moments, moments, st.text(min_size=1, max_size=12))
+
+
+@given(versions, versions)
+def test_version_keys_sort_like_their_tuples(a: tuple, b: tuple) -> None:  # type: ignore[type-arg]
+    if a < b:
+        assert version_key(*a) < version_key(*b)
+    if a == b:
+        assert version_key(*a) == version_key(*b)
+
+
+@given(versions)
+def test_a_disconnect_outranks_its_generation_and_no_later_one(v: tuple) -> None:  # type: ignore[type-arg]
+    generation = v[0]
+    assert version_key(*v) < disconnected_version(generation)
+    assert disconnected_version(generation) < version_key(generation + 1, *v[1:])
+    if generation > 0:
+        assert disconnected_version(generation - 1) < version_key(*v)
+
+
+def test_version_keys_compare_instants_not_time_zones() -> None:
+    utc = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    elsewhere = utc.astimezone(__import__("zoneinfo").ZoneInfo("Pacific/Auckland"))
+    assert version_key(1, utc, utc, "e") == version_key(1, elsewhere, elsewhere, "e")
+
+
+def change(task: str, version: str, position: str) -> Change:
+    identity = TaskIdentity(
+        task, "t", "u", "i", TaskSource.CONNECTWISE, SourceType.SERVICE_TICKET, task
+    )
+    return Change(identity, None, 1, version, position)
+
+
+@given(st.lists(st.tuples(st.sampled_from("abc"), versions), min_size=1, max_size=30), st.randoms())
+def test_the_winner_per_task_does_not_depend_on_arrival_order(
+    raw: list[tuple[str, tuple]],  # type: ignore[type-arg]
+    rng: random.Random,
+) -> None:
+    changes = [change(task, version_key(*v), f"p/{i}") for i, (task, v) in enumerate(raw)]
+    shuffled = changes[:]
+    rng.shuffle(shuffled)
+    expected = {task: max(c.version for c in changes if c.identity.id == task) for task, _ in raw}
+    for arrival in (changes, shuffled, changes + shuffled):
+        winners = latest_per_task(arrival)
+        assert {w.change.identity.id: w.change.version for w in winners} == expected
+        for winner in winners:
+            assert winner.positions == {
+                c.position for c in changes if c.identity.id == winner.change.identity.id
+            }
+
+
+def test_positions_name_every_event_of_the_task_in_the_batch() -> None:
+    early = datetime(2026, 11, 1, tzinfo=UTC)
+    late = early + timedelta(hours=1)
+    winners = latest_per_task(
+        [
+            change("a", version_key(1, late, late, "x"), "raw/0/5"),
+            change("a", version_key(1, early, early, "y"), "raw/0/4"),
+            change("b", version_key(1, early, early, "z"), "raw/1/9"),
+        ]
+    )
+    assert [(w.change.position, sorted(w.positions)) for w in winners] == [
+        ("raw/0/5", ["raw/0/4", "raw/0/5"]),
+        ("raw/1/9", ["raw/1/9"]),
+    ]
