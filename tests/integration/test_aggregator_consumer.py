@@ -25,7 +25,11 @@ from raw_events import (
     upserted,
 )
 
+from syntaskio_aggregator import consumer
+from syntaskio_aggregator.changes import Change, change_of
 from syntaskio_aggregator.consumer import register
+from syntaskio_aggregator.dlq_replay import replay_dead_letters
+from syntaskio_aggregator.normalize import NormalizationError
 from syntaskio_aggregator.store import TaskStore
 from syntaskio_aggregator.writer import TaskWriter
 from syntaskio_common import events, topics
@@ -50,8 +54,10 @@ async def aggregator(
     async def announce(records: Iterable[KafkaRecord]) -> None:
         await publish_all(broker, topics.TASKS, records)
 
-    # Small batches, so one test spans many of them.
-    register(broker, TaskWriter(store, announce), batch_size=50)
+    # Small batches, so one test spans many of them; a group of its own, so this consumer
+    # reads every partition even while the end-to-end system's aggregator is running.
+    group = f"aggregator-test-{uuid.uuid4().hex[:8]}"
+    register(broker, TaskWriter(store, announce), batch_size=50, group_id=group)
     await broker.start()
     yield broker
     await broker.stop()
@@ -185,3 +191,43 @@ async def test_a_poison_message_goes_to_the_dlq_and_the_stream_keeps_flowing(
         headers = {k: v.decode() for k, v in by_key[broken.key].headers}
         assert headers["ce_id"] == broken.headers["ce_id"]
         assert "lastUpdated" in headers["dlq_reason"]
+
+
+async def test_dead_letters_replayed_after_a_fix_become_tasks(
+    aggregator: KafkaBroker,
+    mongo: AsyncMongoClient[Document],
+    settings: ServiceSettings,
+    tenant: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def normaliser_with_a_bug(event: events.Event, position: str) -> Change:
+        if event.data.get("tenant_id") == tenant:
+            raise NormalizationError("a bug in this release")
+        return change_of(event, position)
+
+    monkeypatch.setattr(consumer, "change_of", normaliser_with_a_bug)
+    ref = integration(tenant)
+    produced = [upserted(ref, ticket(n, T0, f"#{n}"), T0) for n in range(1, 6)]
+    async with TopicReader(settings, DLQ) as dlq:
+        await publish_all(aggregator, topics.CONNECTWISE_RAW, produced)
+
+        async def all_dead() -> bool:
+            mine = [r for r in await dlq.read() if tenant.encode() in (r.value or b"")]
+            return len(mine) == len(produced)
+
+        assert await eventually(all_dead)
+    assert await live_tasks(mongo, settings.mongodb_database, tenant) == {}
+
+    monkeypatch.undo()  # the fix is deployed
+    report = await replay_dead_letters(settings)
+    assert report.replayed >= len(produced)
+    assert report.by_reason["a bug in this release"] == len(produced)
+
+    async def recovered() -> bool:
+        tasks = await live_tasks(mongo, settings.mongodb_database, tenant)
+        return tasks == Reference.of(produced).tasks
+
+    assert await eventually(recovered)
+    assert (await replay_dead_letters(settings, dry_run=True)).by_reason.get(
+        "a bug in this release", 0
+    ) == 0

@@ -38,10 +38,13 @@ LIFECYCLE_GROUP_ID: Final = "aggregator-integrations"
 T = TypeVar("T")
 
 
-def register(broker: KafkaBroker, writer: TaskWriter, batch_size: int) -> None:
+def register(
+    broker: KafkaBroker, writer: TaskWriter, batch_size: int, group_id: str = GROUP_ID
+) -> None:
+    """Every aggregator replica joins `group_id`; each partition is one replica's."""
     dlq = topics.dead_letter(topics.CONNECTWISE_RAW)
 
-    @at_least_once(broker, topics.CONNECTWISE_RAW, GROUP_ID, batch_size=batch_size)
+    @at_least_once(broker, topics.CONNECTWISE_RAW, group_id, batch_size=batch_size)
     async def on_raw_events(message: KafkaMessage) -> None:
         # Raw records, not FastStream's decoding: a body that isn't a CloudEvent must
         # reach the DLQ rather than fail before this handler and be redelivered forever.
