@@ -2,7 +2,7 @@
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: run test lint install check-pytest
+.PHONY: run test lint install check-pytest asyncapi
 
 $(UV):
 	python3 -m venv .tools
@@ -23,3 +23,7 @@ lint: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
+
+## Regenerate the AsyncAPI document from the code (a test fails when it is stale).
+asyncapi: install
+	$(UV) run faststream docs gen syntaskio_aggregator.asyncapi:app -o docs/asyncapi.json

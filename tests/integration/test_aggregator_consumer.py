@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -31,9 +31,7 @@ from syntaskio_aggregator.consumer import register
 from syntaskio_aggregator.dlq_replay import replay_dead_letters
 from syntaskio_aggregator.normalize import NormalizationError
 from syntaskio_aggregator.store import TaskStore
-from syntaskio_aggregator.writer import TaskWriter
 from syntaskio_common import events, topics
-from syntaskio_common.events import KafkaRecord
 from syntaskio_common.kafka import create_broker, ensure_topics, publish_all
 from syntaskio_common.mongo import Document
 from syntaskio_common.settings import ServiceSettings
@@ -50,14 +48,10 @@ async def aggregator(
     store = TaskStore(mongo[settings.mongodb_database], timedelta(days=14))
     await store.create_indexes()
     broker = create_broker(settings, client_id="aggregator-test")
-
-    async def announce(records: Iterable[KafkaRecord]) -> None:
-        await publish_all(broker, topics.TASKS, records)
-
     # Small batches, so one test spans many of them; a group of its own, so this consumer
     # reads every partition even while the end-to-end system's aggregator is running.
     group = f"aggregator-test-{uuid.uuid4().hex[:8]}"
-    register(broker, TaskWriter(store, announce), batch_size=50, group_id=group)
+    register(broker, store, batch_size=50, group_id=group)
     await broker.start()
     yield broker
     await broker.stop()

@@ -5,6 +5,7 @@ from typing import Any
 
 from connectwise_sandbox.conditions import _parse
 from syntaskio_common import events
+from syntaskio_common.connectwise_events import RawRecordRemoved, RawRecordUpserted
 from syntaskio_connector.assignment import (
     PATHS,
     TICKET_ENTITIES,
@@ -132,6 +133,9 @@ def test_events_carry_the_generation_the_assignment_and_one_key_per_record() -> 
     assert removed.key == record.key
     gone = events.decode_event(removed.headers, removed.value)
     assert gone.data["last_updated"] == "2026-11-20T10:00:00Z"
+    # What is published is what the documented contract says.
+    RawRecordUpserted.model_validate(upserted.data)
+    RawRecordRemoved.model_validate(gone.data)
     never_read = removed_event(REF, Entity.PROJECT_TICKET, "7", "v1", seen, None)
     assert "last_updated" not in events.decode_event(never_read.headers, never_read.value).data
 
@@ -221,4 +225,6 @@ def test_phase_events_carry_the_project_in_their_context() -> None:
     assert upserted.data["context"]["project"]["name"] == "Office move"
     assert upserted.data["assignment"] == {"reasons": ["project_work"], "schedule": []}
     removed = removed_event(REF, Entity.PROJECT_PHASE, "57", version, now, None)
+    RawRecordUpserted.model_validate(upserted.data)
+    RawRecordRemoved.model_validate(events.decode_event(removed.headers, removed.value).data)
     assert removed.key == record.key == b"i1/project_phase/57"

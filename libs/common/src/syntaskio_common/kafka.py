@@ -11,7 +11,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaBroker
 
 from syntaskio_common.events import KafkaRecord
 from syntaskio_common.settings import ServiceSettings
@@ -30,30 +30,33 @@ def create_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
     )
 
 
-Handler = Callable[[KafkaMessage], Awaitable[None]]
+Handler = Callable[..., Awaitable[None]]
 
 
 def at_least_once(
-    broker: KafkaBroker, topic: str, group_id: str, *, batch_size: int | None = None
+    broker: KafkaBroker,
+    topic: str,
+    group_id: str,
+    *,
+    description: str,
+    batch_size: int | None = None,
+    decoder: Any = None,
 ) -> Callable[[Handler], Any]:
     """The one way to subscribe: the offset is committed only after the handler returns
     (an unhandled error rewinds), and a new group starts from the oldest record. With
-    `batch_size`, the handler gets up to that many records at once (`raw_message` is
-    their tuple) and the whole batch is committed or rewound together."""
-    if batch_size is None:
-        return broker.subscriber(
-            topic,
-            group_id=group_id,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-        )
-    return broker.subscriber(
+    `batch_size`, the handler gets up to that many records at once and the whole batch
+    is committed or rewound together (every partition in it rewinds to its earliest)."""
+    batching: dict[str, Any] = (
+        {"batch": True, "max_records": batch_size} if batch_size is not None else {}
+    )
+    return broker.subscriber(  # type: ignore[no-any-return]
         topic,
         group_id=group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        batch=True,
-        max_records=batch_size,
+        description=description,
+        decoder=decoder,
+        **batching,
     )
 
 
@@ -84,6 +87,22 @@ async def publish(broker: KafkaBroker, topic: str, record: KafkaRecord) -> None:
         key=record.key,
         headers=record.headers,
     )
+
+
+Send = Callable[[Iterable[KafkaRecord]], Awaitable[None]]
+
+
+def documented_publisher(broker: KafkaBroker, topic: str, *, description: str, schema: Any) -> Send:
+    """A publisher that appears in the service's AsyncAPI document with its payload
+    schema; sends concurrently and returns once all are acked."""
+    publisher = broker.publisher(topic, title=topic, description=description, schema=schema)
+
+    async def send(records: Iterable[KafkaRecord]) -> None:
+        await asyncio.gather(
+            *(publisher.publish(r.value, key=r.key, headers=r.headers) for r in records)
+        )
+
+    return send
 
 
 async def publish_all(broker: KafkaBroker, topic: str, records: Iterable[KafkaRecord]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -11,11 +11,9 @@ from fastapi import FastAPI
 from syntaskio_aggregator.consumer import register
 from syntaskio_aggregator.settings import AggregatorSettings
 from syntaskio_aggregator.store import TaskStore
-from syntaskio_aggregator.writer import TaskWriter
 from syntaskio_common import topics
-from syntaskio_common.events import KafkaRecord
 from syntaskio_common.health import health_router
-from syntaskio_common.kafka import create_broker, ensure_topics, publish_all
+from syntaskio_common.kafka import create_broker, ensure_topics
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
 
 
@@ -26,10 +24,7 @@ def create_app(settings: AggregatorSettings) -> FastAPI:
         get_database(mongo, settings), timedelta(days=settings.tombstone_retention_days)
     )
 
-    async def announce(records: Iterable[KafkaRecord]) -> None:
-        await publish_all(broker, topics.TASKS, records)
-
-    register(broker, TaskWriter(store, announce), settings.batch_size)
+    register(broker, store, settings.batch_size)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

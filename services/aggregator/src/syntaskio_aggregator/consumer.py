@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker, KafkaMessage
-from pydantic import ValidationError
+from pydantic import ValidationError, WithJsonSchema
 from pymongo.errors import PyMongoError
 from tenacity import (
     AsyncRetrying,
@@ -27,10 +27,13 @@ from tenacity import (
 
 from syntaskio_aggregator.changes import Change, change_of
 from syntaskio_aggregator.normalize import NormalizationError
+from syntaskio_aggregator.store import TaskStore
 from syntaskio_aggregator.writer import TaskWriter
 from syntaskio_common import events, topics
+from syntaskio_common.connectwise_events import RawRecordRemoved, RawRecordUpserted
 from syntaskio_common.events import KafkaRecord
-from syntaskio_common.kafka import at_least_once, publish_all
+from syntaskio_common.kafka import at_least_once, documented_publisher
+from syntaskio_common.task_events import TaskDeleted, TaskUpserted
 
 logger = logging.getLogger(__name__)
 GROUP_ID: Final = "aggregator"
@@ -38,19 +41,57 @@ LIFECYCLE_GROUP_ID: Final = "aggregator-integrations"
 T = TypeVar("T")
 
 
-def register(
-    broker: KafkaBroker, writer: TaskWriter, batch_size: int, group_id: str = GROUP_ID
-) -> None:
-    """Every aggregator replica joins `group_id`; each partition is one replica's."""
-    dlq = topics.dead_letter(topics.CONNECTWISE_RAW)
+# What the AsyncAPI document shows for each topic (one schema per Kafka record).
+RAW_EVENT: Final = {
+    "oneOf": [RawRecordUpserted.model_json_schema(), RawRecordRemoved.model_json_schema()]
+}
 
-    @at_least_once(broker, topics.CONNECTWISE_RAW, group_id, batch_size=batch_size)
-    async def on_raw_events(message: KafkaMessage) -> None:
+
+async def _records(message: Any) -> Any:
+    """The batch's raw records, undecoded (see `on_raw_events`)."""
+    return list(message.raw_message)
+
+
+def register(
+    broker: KafkaBroker, store: TaskStore, batch_size: int, group_id: str = GROUP_ID
+) -> TaskWriter:
+    """Every aggregator replica joins `group_id`; each partition is one replica's."""
+    announce = documented_publisher(
+        broker,
+        topics.TASKS,
+        description="The public task feed: `io.syntaskio.task.upserted.v1` (the whole task) "
+        "and `io.syntaskio.task.deleted.v1`, keyed by task id, only when a task changed. "
+        "Keep per task the event with the greatest `version`.",
+        schema=TaskUpserted | TaskDeleted,
+    )
+    send_to_dlq = documented_publisher(
+        broker,
+        topics.dead_letter(topics.CONNECTWISE_RAW),
+        description="Raw records that cannot be processed, as they came, with `dlq_reason`, "
+        "`dlq_original_topic`, `dlq_original_partition`, `dlq_original_offset` headers. "
+        "`syntaskio-aggregator replay-dlq` moves them back.",
+        schema=Annotated[Any, WithJsonSchema(RAW_EVENT)],
+    )
+    writer = TaskWriter(store, announce)
+
+    @at_least_once(
+        broker,
+        topics.CONNECTWISE_RAW,
+        group_id,
+        batch_size=batch_size,
+        description="Raw ConnectWise records from the connector (CloudEvents, binary mode): "
+        "`io.syntaskio.connectwise.record.upserted.v1` and `….removed.v1`, keyed "
+        "`{integration}/{entity}/{id}`.",
+        decoder=_records,
+    )
+    async def on_raw_events(
+        records: Annotated[list[Any], WithJsonSchema(RAW_EVENT)],
+    ) -> None:
         # Raw records, not FastStream's decoding: a body that isn't a CloudEvent must
         # reach the DLQ rather than fail before this handler and be redelivered forever.
         changes: list[Change] = []
         poison: list[KafkaRecord] = []
-        for record in message.raw_message:
+        for record in records:
             try:
                 event = events.decode_event(_headers(record), record.value)
                 position = f"{record.topic}/{record.partition}/{record.offset}"
@@ -59,11 +100,17 @@ def register(
                 poison.append(dead_letter(record, str(error)))
         changed = await retrying(lambda: writer.apply(changes))
         if poison:
-            logger.warning("dead-lettered raw events", extra={"count": len(poison), "topic": dlq})
-            await retrying(lambda: publish_all(broker, dlq, poison))
+            logger.warning("dead-lettered raw events", extra={"count": len(poison)})
+            await retrying(lambda: send_to_dlq(poison))
         logger.debug("applied a batch", extra={"records": len(changes), "changed": changed})
 
-    @at_least_once(broker, topics.INTEGRATIONS, LIFECYCLE_GROUP_ID)
+    @at_least_once(
+        broker,
+        topics.INTEGRATIONS,
+        LIFECYCLE_GROUP_ID,
+        description="Integration lifecycle; `io.syntaskio.integration.disconnected.v1` "
+        "removes the connection's tasks.",
+    )
     async def on_integration_event(message: KafkaMessage) -> None:
         """A disconnected integration's tasks leave the dashboard."""
         try:
@@ -88,6 +135,8 @@ def register(
             "removed a disconnected integration's tasks",
             extra={"integration_id": integration_id, "removed": removed},
         )
+
+    return writer
 
 
 async def retrying(attempt: Callable[[], Awaitable[T]]) -> T:

@@ -123,7 +123,12 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         poll_seconds=settings.sync_poll_seconds,
     )
 
-    @at_least_once(broker, topics.INTEGRATIONS, "connector-connectwise")
+    @at_least_once(
+        broker,
+        topics.INTEGRATIONS,
+        "connector-connectwise",
+        description="`integration.connected.v1` starts a sync at once",
+    )
     async def on_integration_event(message: KafkaMessage) -> None:
         """A new or renewed connection syncs at once instead of waiting for the schedule."""
         try:
@@ -165,7 +170,12 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         ),
     )
 
-    @at_least_once(broker, topics.TASK_COMMANDS, "connector-connectwise-commands")
+    @at_least_once(
+        broker,
+        topics.TASK_COMMANDS,
+        "connector-connectwise-commands",
+        description="Write-back commands (`task.command.requested.v1`) to run in ConnectWise",
+    )
     async def on_task_command(message: KafkaMessage) -> None:
         """Write-back: execute ConnectWise commands (others are not ours; outcomes,
         also on this topic, are skipped)."""
