@@ -20,11 +20,20 @@ from syntaskio_devstack.stack import EmbeddedStack, StackConfig
 _TESTS = Path(__file__).parent
 
 
+_ORDER = {"unit": 0, "integration": 1, "e2e": 2}
+
+
+def _kind(item: pytest.Item) -> str:
+    return Path(str(item.fspath)).relative_to(_TESTS).parts[0]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Fast to slow; and integration tests run their own consumers before the whole
+    # system (started for the first end-to-end test) runs its aggregator beside them.
+    items.sort(key=lambda item: _ORDER.get(_kind(item), 1))
     for item in items:
-        kind = Path(str(item.fspath)).relative_to(_TESTS).parts[0]
-        if kind in ("integration", "e2e"):
-            item.add_marker(getattr(pytest.mark, kind))
+        if _kind(item) in ("integration", "e2e"):
+            item.add_marker(getattr(pytest.mark, _kind(item)))
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,7 @@ def test_an_aggregator_killed_mid_batch_loses_and_duplicates_nothing(
     system: EmbeddedStack, db: Database[dict[str, Any]]
 ) -> None:
     tenant = f"tenant-{uuid.uuid4().hex[:10]}"
-    produced = history(integration(tenant), tickets=1500, steps=4, seed=5)
+    produced = history(integration(tenant), tickets=800, steps=4, seed=5)
     expected = Reference.of(produced).tasks
     produce(system, produced)
     aggregator = system.processes["aggregator"]
