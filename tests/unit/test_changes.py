@@ -10,12 +10,11 @@ from hypothesis import strategies as st
 
 from syntaskio_aggregator.changes import (
     Change,
-    TaskIdentity,
     disconnected_version,
     latest_per_task,
     version_key,
 )
-from syntaskio_common.task import SourceType, TaskSource
+from syntaskio_common.task import SourceType, TaskRef, TaskSource
 
 moments = st.datetimes(
     min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
@@ -47,8 +46,14 @@ def test_version_keys_compare_instants_not_time_zones() -> None:
 
 
 def change(task: str, version: str, position: str) -> Change:
-    identity = TaskIdentity(
-        task, "t", "u", "i", TaskSource.CONNECTWISE, SourceType.SERVICE_TICKET, task
+    identity = TaskRef(
+        id=task,
+        tenant_id="t",
+        user_id="u",
+        integration_id="i",
+        source=TaskSource.CONNECTWISE,
+        source_type=SourceType.SERVICE_TICKET,
+        external_id=task,
     )
     return Change(identity, None, 1, version, position)
 

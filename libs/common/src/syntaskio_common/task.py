@@ -45,7 +45,9 @@ def task_id(
     return str(uuid.uuid5(_TASK_ID_NAMESPACE, name))
 
 
-class Task(BaseModel):
+class TaskRef(BaseModel):
+    """Which task: enough to find, route or delete it."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
@@ -55,6 +57,13 @@ class Task(BaseModel):
     source: TaskSource
     source_type: SourceType
     external_id: str
+
+    @classmethod
+    def of(cls, task: TaskRef) -> TaskRef:
+        return cls.model_validate(task.model_dump(include=set(cls.model_fields)))
+
+
+class Task(TaskRef):
     title: str
     description: str | None = None
     status: TaskStatus

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from syntaskio_common import events
 from syntaskio_common.events import Event, KafkaRecord
-from syntaskio_common.task import SourceType, Task, TaskSource
+from syntaskio_common.task import Task, TaskRef
 
 SOURCE: Final = "/syntaskio/aggregator"
 
@@ -36,19 +36,12 @@ class TaskUpserted(BaseModel):
     task: FeedTask
 
 
-class TaskDeleted(BaseModel):
+class TaskDeleted(TaskRef):
     """Data of `io.syntaskio.task.deleted.v1`: the task left the user's dashboard."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     version: str = Field(description="Sorts in the order versions were applied")
-    id: str
-    tenant_id: str
-    user_id: str
-    integration_id: str
-    source: TaskSource
-    source_type: SourceType
-    external_id: str
 
 
 TaskEvent = TaskUpserted | TaskDeleted
@@ -59,8 +52,9 @@ def upserted_event(task: Task, version: str) -> KafkaRecord:
     return _record(task.id, events.TASK_UPSERTED, version, data)
 
 
-def deleted_event(deleted: TaskDeleted) -> KafkaRecord:
-    return _record(deleted.id, events.TASK_DELETED, deleted.version, deleted)
+def deleted_event(task: TaskRef, version: str) -> KafkaRecord:
+    deleted = TaskDeleted.model_validate({**TaskRef.of(task).model_dump(), "version": version})
+    return _record(task.id, events.TASK_DELETED, version, deleted)
 
 
 def _record(task_id: str, event_type: str, version: str, data: BaseModel) -> KafkaRecord:

@@ -28,45 +28,9 @@ from syntaskio_aggregator.normalize import (
     removal,
 )
 from syntaskio_common import events
-from syntaskio_common.task import SourceType, Task, TaskSource, parse_timestamp, task_id
-from syntaskio_common.task_events import TaskDeleted
+from syntaskio_common.task import Task, TaskRef, TaskSource, parse_timestamp, task_id
 
 DELETED: Final = "deleted"  # the content hash of a removed task
-
-
-@dataclass(frozen=True)
-class TaskIdentity:
-    id: str
-    tenant_id: str
-    user_id: str
-    integration_id: str
-    source: TaskSource
-    source_type: SourceType
-    external_id: str
-
-    @classmethod
-    def of(cls, task: Task) -> TaskIdentity:
-        return cls(
-            task.id,
-            task.tenant_id,
-            task.user_id,
-            task.integration_id,
-            task.source,
-            task.source_type,
-            task.external_id,
-        )
-
-    def deleted(self, version: str) -> TaskDeleted:
-        return TaskDeleted(
-            version=version,
-            id=self.id,
-            tenant_id=self.tenant_id,
-            user_id=self.user_id,
-            integration_id=self.integration_id,
-            source=self.source,
-            source_type=self.source_type,
-            external_id=self.external_id,
-        )
 
 
 @dataclass(frozen=True)
@@ -75,7 +39,7 @@ class Change:
     `position` is where the event was read (topic/partition/offset): a batch redone after
     a crash has the same positions, a duplicate published again has new ones."""
 
-    identity: TaskIdentity
+    identity: TaskRef
     task: Task | None
     generation: int
     version: str
@@ -126,7 +90,7 @@ def change_of(event: events.Event, position: str) -> Change:
     if event.type == events.CONNECTWISE_RECORD_UPSERTED:
         task = normalize(data)
         return Change(
-            TaskIdentity.of(task),
+            TaskRef.of(task),
             task,
             generation,
             version_key(generation, task.source_updated_at, observed, event.id),
@@ -140,14 +104,14 @@ def change_of(event: events.Event, position: str) -> Change:
         # The record as last read; without it, as of the removal.
         last_updated = parse_timestamp(data.get("last_updated")) or gone.observed_at
         source = TaskSource.CONNECTWISE
-        identity = TaskIdentity(
-            task_id(gone.tenant_id, gone.user_id, source, gone.source_type, gone.external_id),
-            gone.tenant_id,
-            gone.user_id,
-            integration_id,
-            source,
-            gone.source_type,
-            gone.external_id,
+        identity = TaskRef(
+            id=task_id(gone.tenant_id, gone.user_id, source, gone.source_type, gone.external_id),
+            tenant_id=gone.tenant_id,
+            user_id=gone.user_id,
+            integration_id=integration_id,
+            source=source,
+            source_type=gone.source_type,
+            external_id=gone.external_id,
         )
         return Change(
             identity,

@@ -36,12 +36,10 @@ from syntaskio_aggregator.changes import (
     DELETED,
     Change,
     Latest,
-    TaskIdentity,
     disconnected_version,
 )
 from syntaskio_common.mongo import Document
-from syntaskio_common.task import TaskPriority
-from syntaskio_common.task_events import TaskDeleted
+from syntaskio_common.task import TaskPriority, TaskRef
 
 DUPLICATE_KEY: Final = 11000
 PRIORITY_RANK: Final = {
@@ -50,15 +48,6 @@ PRIORITY_RANK: Final = {
     TaskPriority.HIGH: 3,
     TaskPriority.URGENT: 4,
 }
-IDENTITY_FIELDS: Final = (
-    "tenant_id",
-    "user_id",
-    "integration_id",
-    "source",
-    "source_type",
-    "external_id",
-)
-
 IntegrationKey = tuple[str, str]  # (tenant_id, integration_id)
 
 
@@ -152,10 +141,10 @@ class TaskStore:
 
     async def disconnect(
         self, tenant_id: str, integration_id: str, generation: int
-    ) -> list[TaskDeleted]:
+    ) -> list[tuple[TaskRef, str]]:
         """Remove the tasks synced by this and earlier connections of the integration,
-        and refuse their stragglers from now on; returns the deletions to announce (again,
-        when a disconnect is handled twice)."""
+        and refuse their stragglers from now on; returns the deletions to announce, with their
+        version (again, when a disconnect is handled twice)."""
         await self._fences.update_one(
             {"_id": _fence_id(tenant_id, integration_id)},
             {
@@ -175,9 +164,9 @@ class TaskStore:
                     {"changed_by": sweep},
                 ],
             },
-            {field: True for field in IDENTITY_FIELDS},
+            {field: True for field in TaskRef.model_fields if field != "id"},
         ).to_list()
-        identities = [_identity(doc) for doc in found]
+        identities = [TaskRef.model_validate({"id": doc.pop("_id"), **doc}) for doc in found]
         now = datetime.now(UTC)
         await _bulk_write(
             self._tasks,
@@ -192,7 +181,7 @@ class TaskStore:
                 for identity in identities
             ],
         )
-        return [identity.deleted(version) for identity in identities]
+        return [(identity, version) for identity in identities]
 
 
 def _newer_content(item: Latest) -> Document:
@@ -233,11 +222,11 @@ def _document(change: Change, now: datetime) -> Document:
 
 
 def _tombstone(
-    identity: TaskIdentity, generation: int, version: str, changed_by: str, now: datetime
+    identity: TaskRef, generation: int, version: str, changed_by: str, now: datetime
 ) -> Document:
     return {
         "_id": identity.id,
-        **{field: str(getattr(identity, field)) for field in IDENTITY_FIELDS},
+        **identity.model_dump(mode="json", exclude={"id"}),
         "deleted": True,
         "deleted_at": now,
         **_bookkeeping(generation, version, DELETED, changed_by),
@@ -251,18 +240,6 @@ def _bookkeeping(generation: int, version: str, content_hash: str, changed_by: s
         "content_hash": content_hash,
         "changed_by": changed_by,
     }
-
-
-def _identity(doc: Document) -> TaskIdentity:
-    return TaskIdentity(
-        id=doc["_id"],
-        tenant_id=doc["tenant_id"],
-        user_id=doc["user_id"],
-        integration_id=doc["integration_id"],
-        source=doc["source"],
-        source_type=doc["source_type"],
-        external_id=doc["external_id"],
-    )
 
 
 async def _bulk_write(

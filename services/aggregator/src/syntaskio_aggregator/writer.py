@@ -24,7 +24,7 @@ def _integration(change: Change) -> IntegrationKey:
 
 def _announcement(change: Change) -> KafkaRecord:
     if change.task is None:
-        return task_events.deleted_event(change.identity.deleted(change.version))
+        return task_events.deleted_event(change.identity, change.version)
     return task_events.upserted_event(change.task, change.version)
 
 
@@ -58,5 +58,5 @@ class TaskWriter:
     async def disconnect(self, tenant_id: str, integration_id: str, generation: int) -> int:
         """Remove the integration's tasks up to `generation`; returns how many went."""
         deleted = await self._store.disconnect(tenant_id, integration_id, generation)
-        await self._publish([task_events.deleted_event(item) for item in deleted])
+        await self._publish([task_events.deleted_event(item, version) for item, version in deleted])
         return len(deleted)
