@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
+from raw_events import T0, decoded, integration, ticket, upserted
 
 from syntaskio_aggregator.changes import (
     Change,
+    change_of,
     disconnected_version,
     latest_per_task,
     version_key,
@@ -90,3 +93,10 @@ def test_positions_name_every_event_of_the_task_in_the_batch() -> None:
         ("raw/0/5", ["raw/0/4", "raw/0/5"]),
         ("raw/1/9", ["raw/1/9"]),
     ]
+
+
+def test_raw_fields_added_later_change_nothing() -> None:
+    event = decoded(upserted(integration("t"), ticket(7, T0, "Laptop"), T0))
+    record = {**event.data["record"], "addedByConnectWiseLater": {"x": 1}}
+    later = replace(event, data={**event.data, "record": record, "new_envelope_field": True})
+    assert change_of(later, "p/1") == change_of(event, "p/1")
