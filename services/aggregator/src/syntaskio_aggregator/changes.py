@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -45,7 +46,7 @@ class Change:
     version: str
     position: str
 
-    @property
+    @cached_property
     def content_hash(self) -> str:
         return content_hash(self.task)
 

@@ -54,7 +54,7 @@ async def _records(message: Any) -> Any:
 
 def register(
     broker: KafkaBroker, store: TaskStore, batch_size: int, group_id: str = GROUP_ID
-) -> TaskWriter:
+) -> None:
     """Every aggregator replica joins `group_id`; each partition is one replica's."""
     announce = documented_publisher(
         broker,
@@ -135,8 +135,6 @@ def register(
             "removed a disconnected integration's tasks",
             extra={"integration_id": integration_id, "removed": removed},
         )
-
-    return writer
 
 
 async def retrying(attempt: Callable[[], Awaitable[T]]) -> T:

@@ -120,22 +120,36 @@ class TaskStore:
         if not latest:
             return Written([])
         now = datetime.now(UTC)
+        documents = [_document(item.change, now) for item in latest]
         stale, inserted = await _bulk_write(
             self._tasks,
             [
-                ReplaceOne(_newer_content(item), _document(item.change, now), upsert=True)
-                for item in latest
+                ReplaceOne(_newer_content(item.change), document, upsert=True)
+                for item, document in zip(latest, documents, strict=True)
             ],
         )
-        unchanged = [latest[i].change for i in sorted(stale)]
-        if unchanged:
-            await _bulk_write(self._tasks, [_advance_version(change) for change in unchanged])
+        redone: set[int] = set()
+        if stale:
+            # Rare (duplicates, crashes): for each refused write, was it this batch's own
+            # earlier attempt (announce again), or is the content the same (move the
+            # version on)? Each filter matches or is refused as a duplicate, per write.
+            order = sorted(stale)
+            not_redone, _ = await _bulk_write(
+                self._tasks,
+                [ReplaceOne(_written_by(latest[i]), documents[i], upsert=True) for i in order],
+            )
+            redone = {i for n, i in enumerate(order) if n not in not_redone}
+            await _bulk_write(
+                self._tasks,
+                [_advance_version(latest[order[n]].change) for n in sorted(not_redone)],
+            )
         return Written(
             [
                 item.change
                 for i, item in enumerate(latest)
                 # A tombstone for a task that was never stored announces nothing.
-                if i not in stale and not (i in inserted and item.change.task is None)
+                if (i not in stale or i in redone)
+                and not (i in inserted and item.change.task is None)
             ]
         )
 
@@ -155,27 +169,26 @@ class TaskStore:
         )
         sweep = f"disconnect/{integration_id}/{generation}"
         version = disconnected_version(generation)
-        found = await self._tasks.find(
-            {
-                "tenant_id": tenant_id,
-                "integration_id": integration_id,
-                "$or": [
-                    {"deleted": False, "integration_generation": {"$lte": generation}},
-                    {"changed_by": sweep},
-                ],
-            },
-            {field: True for field in TaskRef.model_fields if field != "id"},
-        ).to_list()
-        identities = [TaskRef.model_validate({"id": doc.pop("_id"), **doc}) for doc in found]
+        of_integration = {"tenant_id": tenant_id, "integration_id": integration_id}
+        fields = {field: True for field in TaskRef.model_fields if field != "id"}
+        found = {
+            doc["_id"]: doc
+            for query in (
+                {"deleted": False, "integration_generation": {"$lte": generation}},
+                {"changed_by": sweep},  # swept before: announce again
+            )
+            for doc in await self._tasks.find(of_integration | query, fields).to_list()
+        }
+        identities = [
+            TaskRef.model_validate({"id": doc.pop("_id"), **doc}) for doc in found.values()
+        ]
         now = datetime.now(UTC)
         await _bulk_write(
             self._tasks,
             [
+                # Up to `version`: one swept before has exactly it.
                 ReplaceOne(
-                    {
-                        "_id": identity.id,
-                        "$or": [{"version": {"$lt": version}}, {"changed_by": sweep}],
-                    },
+                    {"_id": identity.id, "version": {"$lte": version}},
                     _tombstone(identity, generation, version, sweep, now),
                 )
                 for identity in identities
@@ -184,16 +197,23 @@ class TaskStore:
         return [(identity, version) for identity in identities]
 
 
-def _newer_content(item: Latest) -> Document:
-    """Replace when the version is newer and the task differs, or when this batch wrote
-    it before (a crash came between the write and the announcement)."""
-    change = item.change
+def _newer_content(change: Change) -> Document:
+    """Replace when the version is newer and the task differs. (No `$or` in a filter: the
+    embedded database then scans the whole collection.)"""
     return {
         "_id": change.identity.id,
-        "$or": [
-            {"version": {"$lt": change.version}, "content_hash": {"$ne": change.content_hash}},
-            {"changed_by": {"$in": sorted(item.positions)}, "version": {"$lte": change.version}},
-        ],
+        "version": {"$lt": change.version},
+        "content_hash": {"$ne": change.content_hash},
+    }
+
+
+def _written_by(item: Latest) -> Document:
+    """This batch wrote the task before: a crash came between the write and the
+    announcement."""
+    return {
+        "_id": item.change.identity.id,
+        "changed_by": {"$in": sorted(item.positions)},
+        "version": {"$lte": item.change.version},
     }
 
 
