@@ -348,14 +348,10 @@ def normalize_phase(data: Mapping[str, Any]) -> Task:
     integration_id = _required(data, "integration_id")
     phase, external_id, info = _record(data)
     updated_at = _updated_at(info)
-    context = data.get("context")
-    if not isinstance(context, Mapping):
-        context = {}
-    project = context.get("project")
-    if not isinstance(project, Mapping):
-        project = {}
+    context = _mapping(data.get("context"))
+    project = _mapping(context.get("project"))
     project_id = project.get("id", phase.get("projectId"))
-    if not isinstance(project_id, int) or isinstance(project_id, bool):
+    if not _is_int(project_id):
         project_id = None
     project_name = _text(project.get("name"))
     api_base_url = data.get("api_base_url")
