@@ -42,16 +42,17 @@ DLQ = topics.dead_letter(topics.CONNECTWISE_RAW)
 
 @pytest.fixture
 async def aggregator(
-    settings: ServiceSettings, mongo: AsyncMongoClient[Document]
+    request: pytest.FixtureRequest, settings: ServiceSettings, mongo: AsyncMongoClient[Document]
 ) -> AsyncIterator[KafkaBroker]:
+    """An aggregator consumer (its `CONSUMERS`: the test's parameter, else 1)."""
     await ensure_topics(settings, [topics.CONNECTWISE_RAW, DLQ, topics.TASKS])
     store = TaskStore(mongo[settings.mongodb_database], timedelta(days=14))
     await store.create_indexes()
     broker = create_broker(settings, client_id="aggregator-test")
-    # Small batches, so one test spans many of them; a group of its own, so this consumer
-    # reads every partition even while the end-to-end system's aggregator is running.
+    # Small batches, so one test spans many of them; a group of its own, so it reads
+    # every partition even while the end-to-end system's aggregator is running.
     group = f"aggregator-test-{uuid.uuid4().hex[:8]}"
-    register(broker, store, batch_size=50, group_id=group)
+    register(broker, store, batch_size=50, consumers=getattr(request, "param", 1), group_id=group)
     await broker.start()
     yield broker
     await broker.stop()
@@ -99,6 +100,8 @@ async def live_tasks(mongo: AsyncMongoClient[Document], db: str, tenant: str) ->
     return {doc["_id"]: task_of(doc) async for doc in found}
 
 
+# Three consumers: their batches (of different partitions) are written concurrently.
+@pytest.mark.parametrize("aggregator", [3], indirect=True, ids=["3 consumers"])
 async def test_redelivered_and_reordered_events_end_as_if_each_was_applied_once_in_order(
     aggregator: KafkaBroker,
     mongo: AsyncMongoClient[Document],

@@ -11,7 +11,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from raw_events import T0, decoded, integration, removed, ticket, upserted
 
-from syntaskio_aggregator.changes import Change, Latest, change_of
+from syntaskio_aggregator.changes import Change, Latest, Stored, change_of, latest_per_task
 from syntaskio_aggregator.store import TaskStore, Written
 from syntaskio_aggregator.writer import TaskWriter
 from syntaskio_common import task_events
@@ -227,3 +227,47 @@ async def test_a_disconnect_landing_between_the_check_and_the_write_still_wins(
     assert await live_titles(tasks, tenant) == []
     # Announced, then taken back: a subscriber ends without it too.
     assert feed.titles() == ["raced", None]
+
+
+class AnotherWriterBetweenReadAndWrite(TaskStore):
+    """Another writer (a replica still finishing the batch a rebalance took from it)
+    changes the task after this one read the stored versions and before it writes."""
+
+    interloper: Sequence[Latest] = ()
+
+    async def _stored(self, ids: list[str]) -> dict[str, Stored]:
+        read = await super()._stored(ids)
+        interloper, type(self).interloper = type(self).interloper, ()
+        if interloper:
+            await TaskStore(self._tasks.database, timedelta(days=14)).write(interloper)
+        return read
+
+
+@pytest.mark.parametrize(
+    ("theirs", "ours", "expected", "announced"),
+    [
+        # Theirs is newer: ours, decided again against it, changes nothing.
+        ("newer", "older", "newer", ["base"]),
+        # Theirs is older than ours: ours still lands, once.
+        ("older", "newer", "newer", ["base", "newer"]),
+    ],
+)
+async def test_a_write_raced_by_another_writer_is_decided_again_against_what_it_wrote(
+    mongo: AsyncMongoClient[Document],
+    settings: ServiceSettings,
+    tenant: str,
+    theirs: str,
+    ours: str,
+    expected: str,
+    announced: list[str],
+) -> None:
+    writer, feed, tasks = await writer_for(mongo, settings, AnotherWriterBetweenReadAndWrite)
+    await writer.apply([edit(tenant, "base", T0, T0)])
+    at = {"older": T0 + HOUR, "newer": T0 + 2 * HOUR}
+    their_change = edit(tenant, theirs, at[theirs], at[theirs])
+    AnotherWriterBetweenReadAndWrite.interloper = latest_per_task([their_change])
+    await writer.apply([edit(tenant, ours, at[ours], at[ours])])
+    assert not AnotherWriterBetweenReadAndWrite.interloper  # it did write in between
+    assert await live_titles(tasks, tenant) == [expected]
+    # This writer announces only what it wrote (the other announces its own).
+    assert feed.titles() == announced

@@ -6,13 +6,19 @@ import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from raw_events import T0, decoded, integration, ticket, upserted
 
 from syntaskio_aggregator.changes import (
+    DELETED,
     Change,
+    Decision,
+    Latest,
+    Stored,
     change_of,
+    decide,
     disconnected_version,
     latest_per_task,
     version_key,
@@ -100,3 +106,46 @@ def test_raw_fields_added_later_change_nothing() -> None:
     record = {**event.data["record"], "addedByConnectWiseLater": {"x": 1}}
     later = replace(event, data={**event.data, "record": record, "new_envelope_field": True})
     assert change_of(later, "p/1") == change_of(event, "p/1")
+
+
+def _edit(title: str, position: str = "raw/0/7") -> Latest:
+    updated = change_of(decoded(upserted(integration("t"), ticket(7, T0, title), T0)), position)
+    return Latest(updated, frozenset({position, "raw/0/6"}))
+
+
+EDIT = _edit("Laptop")
+OLDER, NEWER = "0000000000/", "9999999999/"
+SAME = (EDIT.change.version, EDIT.change.content_hash)  # as stored by this very event
+
+
+@pytest.mark.parametrize(
+    ("latest", "stored", "expected"),
+    [
+        # Nothing stored: insert and announce; a removal is kept but not announced.
+        (EDIT, None, Decision(write=True, announce=True)),
+        (Latest(change("a", "v", "raw/0/1"), frozenset({"raw/0/1"})), None, Decision(True, False)),
+        # Stored older: write; announce only a new content.
+        (EDIT, Stored(OLDER, "other", "raw/0/1"), Decision(True, True)),
+        (EDIT, Stored(OLDER, EDIT.change.content_hash, "raw/0/1"), Decision(True, False)),
+        (EDIT, Stored(OLDER, DELETED, "raw/0/1"), Decision(True, True)),
+        # Stored as new or newer: nothing, a duplicate or a straggler.
+        (
+            EDIT,
+            Stored(*SAME, "raw/3/1"),
+            Decision(False, False),
+        ),
+        (EDIT, Stored(NEWER, "other", "raw/3/1"), Decision(False, False)),
+        # This batch's earlier attempt wrote it and crashed before announcing: announce
+        # now, and when its write was of an older event of the batch, write as well.
+        (
+            EDIT,
+            Stored(*SAME, "raw/0/7"),
+            Decision(False, True),
+        ),
+        (EDIT, Stored(OLDER, EDIT.change.content_hash, "raw/0/6"), Decision(True, True)),
+    ],
+)
+def test_what_a_write_does_depends_on_what_is_stored(
+    latest: Latest, stored: Stored | None, expected: Decision
+) -> None:
+    assert decide(latest, stored) == expected

@@ -22,10 +22,14 @@ logger = logging.getLogger(__name__)
 def create_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
     # acks="all": a publish is acknowledged only once it is durable. Producer idempotence
     # is not relied on (the embedded broker lacks it); consumers dedupe by version instead.
+    # Batches of up to 512 KiB a partition: a burst (a page of a sync, a batch's
+    # announcements) goes in a few requests, where the default 16 KiB queues most of it
+    # behind one acknowledged request after another.
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
         acks="all",
+        max_batch_size=512 * 1024,
         logger=logger,
     )
 
@@ -40,24 +44,39 @@ def at_least_once(
     *,
     description: str,
     batch_size: int | None = None,
+    consumers: int = 1,
     decoder: Any = None,
-) -> Callable[[Handler], Any]:
+) -> Callable[[Handler], Handler]:
     """The one way to subscribe: the offset is committed only after the handler returns
     (an unhandled error rewinds), and a new group starts from the oldest record. With
     `batch_size`, the handler gets up to that many records at once and the whole batch
-    is committed or rewound together (every partition in it rewinds to its earliest)."""
+    is committed or rewound together (every partition in it rewinds to its earliest).
+    With `consumers`, that many consumers of the group run in this process, each owning
+    some of the topic's partitions, so their batches are handled concurrently (one
+    key's records stay in one partition, so in order)."""
     batching: dict[str, Any] = (
         {"batch": True, "max_records": batch_size} if batch_size is not None else {}
     )
-    return broker.subscriber(  # type: ignore[no-any-return]
-        topic,
-        group_id=group_id,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        description=description,
-        decoder=decoder,
-        **batching,
-    )
+    subscribers = [
+        broker.subscriber(
+            topic,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            description=description,
+            decoder=decoder,
+            include_in_schema=index == 0,  # one subscription, however many consumers
+            **batching,
+        )
+        for index in range(consumers)
+    ]
+
+    def subscribe(handler: Handler) -> Handler:
+        for subscriber in subscribers:
+            subscriber(handler)
+        return handler
+
+    return subscribe
 
 
 async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> None:

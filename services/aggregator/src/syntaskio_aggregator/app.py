@@ -24,7 +24,7 @@ def create_app(settings: AggregatorSettings) -> FastAPI:
         get_database(mongo, settings), timedelta(days=settings.tombstone_retention_days)
     )
 
-    register(broker, store, settings.batch_size)
+    register(broker, store, settings.batch_size, settings.consumers)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

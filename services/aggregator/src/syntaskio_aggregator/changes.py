@@ -143,3 +143,33 @@ def latest_per_task(changes: Iterable[Change]) -> list[Latest]:
         if key not in best or change.version > best[key].version:
             best[key] = change
     return [Latest(change, frozenset(seen[key])) for key, change in best.items()]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the store holds for a task, as far as deciding a write goes. `changed_by` is
+    the position of the event whose write last changed the task's content."""
+
+    version: str
+    content_hash: str
+    changed_by: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    write: bool  # store the change (its version at least moves on)
+    announce: bool  # publish it: the task changed, or a crash kept it from being announced
+
+
+def decide(latest: Latest, stored: Stored | None) -> Decision:
+    """What to do with a task's winning change, given what is stored."""
+    change = latest.change
+    if stored is None:
+        # A removal of a task never stored is kept (older stragglers must not bring it
+        # in) but there is nothing to announce.
+        return Decision(write=True, announce=change.task is not None)
+    # This batch's earlier attempt changed it, and a crash came before the announcement.
+    unannounced = stored.changed_by in latest.positions
+    if stored.version >= change.version:
+        return Decision(write=False, announce=unannounced)
+    return Decision(write=True, announce=unannounced or stored.content_hash != change.content_hash)

@@ -53,9 +53,14 @@ async def _records(message: Any) -> Any:
 
 
 def register(
-    broker: KafkaBroker, store: TaskStore, batch_size: int, group_id: str = GROUP_ID
+    broker: KafkaBroker,
+    store: TaskStore,
+    batch_size: int,
+    consumers: int = 1,
+    group_id: str = GROUP_ID,
 ) -> None:
-    """Every aggregator replica joins `group_id`; each partition is one replica's."""
+    """Every aggregator replica joins `group_id` with `consumers` consumers; each
+    partition is one consumer's."""
     announce = documented_publisher(
         broker,
         topics.TASKS,
@@ -79,6 +84,7 @@ def register(
         topics.CONNECTWISE_RAW,
         group_id,
         batch_size=batch_size,
+        consumers=consumers,
         description="Raw ConnectWise records from the connector (CloudEvents, binary mode): "
         "`io.syntaskio.connectwise.record.upserted.v1` and `….removed.v1`, keyed "
         "`{integration}/{entity}/{id}`.",

@@ -2,11 +2,14 @@
 in one bulk request per batch, each write guarded by version.
 
 A write lands only when its version is newer than the stored one (see `changes`), so
-redelivered, reordered or replayed events never overwrite newer data. The guard is in
-the write's filter, not in a read before it: a stale write finds no document to replace,
-tries to insert one with the same `_id`, and is refused as a duplicate — the per-write
-answer that tells which tasks changed. A removed task stays as a tombstone (so a late,
-older upsert cannot bring it back) until `tombstone_retention` has passed.
+redelivered, reordered or replayed events never overwrite newer data. A batch reads the
+stored versions of its tasks, decides each (`changes.decide`), and writes in one bulk
+request: a new task is inserted, a stored one replaced only if its version is still the
+one read (compare-and-set). Either is refused as a duplicate `_id` when another writer got
+there first, and is then decided again. (Reading first is also what the embedded
+database does fastest: inserts, and point reads by `_id`.) A removed task stays as a
+tombstone (so a late, older upsert cannot bring it back) until `tombstone_retention` has
+passed.
 
 `changed_by` names where the event whose write last changed the task was read (topic,
 partition, offset). When a batch comes again after a crash between writing and
@@ -26,22 +29,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, DESCENDING, InsertOne, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
-from pymongo.results import BulkWriteResult
 
 from syntaskio_aggregator.changes import (
     DELETED,
     Change,
+    Decision,
     Latest,
+    Stored,
+    decide,
     disconnected_version,
 )
 from syntaskio_common.mongo import Document
 from syntaskio_common.task import TaskPriority, TaskRef
 
 DUPLICATE_KEY: Final = 11000
+MAX_ROUNDS: Final = 10  # of conflicts with other writers before the batch is redone
 PRIORITY_RANK: Final = {
     TaskPriority.LOW: 1,
     TaskPriority.MEDIUM: 2,
@@ -100,7 +106,8 @@ class TaskStore:
         )
         # Documents from before versioned writes (development data) rank below any event.
         await tasks.update_many(
-            {"version": {"$exists": False}}, {"$set": {"version": "", "deleted": False}}
+            {"version": {"$exists": False}},
+            {"$set": {"version": "", "content_hash": "", "changed_by": "", "deleted": False}},
         )
 
     async def fences(self, integrations: Collection[IntegrationKey]) -> dict[IntegrationKey, int]:
@@ -114,44 +121,46 @@ class TaskStore:
         }
 
     async def write(self, latest: Sequence[Latest]) -> Written:
-        """Store each task's winning change unless the stored version is newer; one bulk
-        request, plus one more for winners whose content is unchanged (their version
-        still moves forward, so an older straggler cannot overwrite them later)."""
-        if not latest:
-            return Written([])
-        now = datetime.now(UTC)
-        documents = [_document(item.change, now) for item in latest]
-        stale, inserted = await _bulk_write(
-            self._tasks,
-            [
-                ReplaceOne(_newer_content(item.change), document, upsert=True)
-                for item, document in zip(latest, documents, strict=True)
-            ],
-        )
-        redone: set[int] = set()
-        if stale:
-            # Rare (duplicates, crashes): for each refused write, was it this batch's own
-            # earlier attempt (announce again), or is the content the same (move the
-            # version on)? Each filter matches or is refused as a duplicate, per write.
-            order = sorted(stale)
-            not_redone, _ = await _bulk_write(
-                self._tasks,
-                [ReplaceOne(_written_by(latest[i]), documents[i], upsert=True) for i in order],
-            )
-            redone = {i for n, i in enumerate(order) if n not in not_redone}
-            await _bulk_write(
-                self._tasks,
-                [_advance_version(latest[order[n]].change) for n in sorted(not_redone)],
-            )
-        return Written(
-            [
+        """Store each task's winning change unless what is stored is as new: one read of
+        the stored versions, then one bulk request of inserts and compare-and-set
+        replaces. A write another writer got in before (a rebalance's overlap, a
+        disconnect) is decided again against what it wrote."""
+        changed: list[Change] = []
+        pending = list(latest)
+        for _ in range(MAX_ROUNDS):
+            if not pending:
+                break
+            stored = await self._stored([item.change.identity.id for item in pending])
+            now = datetime.now(UTC)
+            writes: list[tuple[Latest, Decision]] = []
+            operations: list[InsertOne[Document] | ReplaceOne[Document]] = []
+            for item in pending:
+                current = stored.get(item.change.identity.id)
+                decision = decide(item, current)
+                if decision.write:
+                    writes.append((item, decision))
+                    operations.append(_operation(item.change, current, now))
+                elif decision.announce:
+                    changed.append(item.change)
+            conflicts = await _bulk_write(self._tasks, operations)
+            changed += [
                 item.change
-                for i, item in enumerate(latest)
-                # A tombstone for a task that was never stored announces nothing.
-                if (i not in stale or i in redone)
-                and not (i in inserted and item.change.task is None)
+                for n, (item, decision) in enumerate(writes)
+                if decision.announce and n not in conflicts
             ]
+            pending = [writes[n][0] for n in sorted(conflicts)]
+        if pending:
+            raise RuntimeError(f"{len(pending)} tasks kept changing under the write; redo it")
+        return Written(changed)
+
+    async def _stored(self, ids: list[str]) -> dict[str, Stored]:
+        found = self._tasks.find(
+            {"_id": {"$in": ids}}, {"version": True, "content_hash": True, "changed_by": True}
         )
+        return {
+            doc["_id"]: Stored(doc["version"], doc["content_hash"], doc["changed_by"])
+            async for doc in found
+        }
 
     async def disconnect(
         self, tenant_id: str, integration_id: str, generation: int
@@ -197,35 +206,18 @@ class TaskStore:
         return [(identity, version) for identity in identities]
 
 
-def _newer_content(change: Change) -> Document:
-    """Replace when the version is newer and the task differs. (No `$or` in a filter: the
-    embedded database then scans the whole collection.)"""
-    return {
-        "_id": change.identity.id,
-        "version": {"$lt": change.version},
-        "content_hash": {"$ne": change.content_hash},
-    }
-
-
-def _written_by(item: Latest) -> Document:
-    """This batch wrote the task before: a crash came between the write and the
-    announcement."""
-    return {
-        "_id": item.change.identity.id,
-        "changed_by": {"$in": sorted(item.positions)},
-        "version": {"$lte": item.change.version},
-    }
-
-
-def _advance_version(change: Change) -> UpdateOne:
-    return UpdateOne(
-        {
-            "_id": change.identity.id,
-            "version": {"$lt": change.version},
-            "content_hash": change.content_hash,
-        },
-        {"$set": {"version": change.version, "integration_generation": change.generation}},
-    )
+def _operation(
+    change: Change, stored: Stored | None, now: datetime
+) -> InsertOne[Document] | ReplaceOne[Document]:
+    """Insert a new task; replace a stored one only if it is still the version read (else
+    the upsert collides on `_id`: a conflict)."""
+    document = _document(change, now)
+    if stored is None:
+        return InsertOne(document)
+    if stored.content_hash == change.content_hash:
+        # Only the version moves on: the write that changed the content stays named.
+        document["changed_by"] = stored.changed_by
+    return ReplaceOne({"_id": change.identity.id, "version": stored.version}, document, upsert=True)
 
 
 def _document(change: Change, now: datetime) -> Document:
@@ -263,23 +255,22 @@ def _bookkeeping(generation: int, version: str, content_hash: str, changed_by: s
 
 
 async def _bulk_write(
-    collection: AsyncCollection[Document], operations: Sequence[ReplaceOne[Document] | UpdateOne]
-) -> tuple[set[int], set[int]]:
-    """Run the writes unordered; the indexes refused as duplicates (stale) and the ones
-    that inserted a document. Any other refusal is raised."""
+    collection: AsyncCollection[Document],
+    operations: Sequence[InsertOne[Document] | ReplaceOne[Document]],
+) -> set[int]:
+    """Run the writes unordered; returns the indexes of those refused as a duplicate
+    `_id` (another writer got there first). Any other refusal is raised."""
     if not operations:
-        return set(), set()
+        return set()
     try:
-        result: BulkWriteResult = await collection.bulk_write(operations, ordered=False)
+        await collection.bulk_write(operations, ordered=False)
     except BulkWriteError as error:
         details = error.details
         others = [e for e in details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
         if others or details.get("writeConcernErrors"):
             raise
-        stale = {int(e["index"]) for e in details.get("writeErrors", [])}
-        inserted = {int(u["index"]) for u in details.get("upserted", [])}
-        return stale, inserted
-    return set(), set(result.upserted_ids or {})
+        return {int(e["index"]) for e in details.get("writeErrors", [])}
+    return set()
 
 
 def _fence_id(tenant_id: str, integration_id: str) -> str:
