@@ -2,7 +2,7 @@
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: run test lint install check-pytest asyncapi
+.PHONY: run test lint install check-pytest asyncapi openapi
 
 $(UV):
 	python3 -m venv .tools
@@ -27,3 +27,6 @@ lint: install
 ## Regenerate the AsyncAPI document from the code (a test fails when it is stale).
 asyncapi: install
 	$(UV) run faststream docs gen syntaskio_aggregator.asyncapi:app -o docs/asyncapi.json
+
+openapi: install
+	$(UV) run python -m syntaskio_gateway.openapi docs/openapi.json

@@ -96,12 +96,60 @@ def test_the_phases_of_the_members_projects_appear_on_the_dashboard(
 
 def test_users_never_see_each_others_tasks(system: EmbeddedStack, alex: httpx.Client) -> None:
     assert eventually(lambda: len(dashboard_ids(alex)) > 0)
+    task_id = dashboard_tasks(alex)[0]["id"]
+    assert alex.get(f"/api/v1/tasks/{task_id}").status_code == 200
     # Same user id in another tenant, and another user in the same tenant.
     with signed_in(system, "alex@acme-msp.example", "other-msp") as other_tenant:
         assert dashboard_tasks(other_tenant) == []
         assert other_tenant.get("/api/v1/integrations").json() == []
+        assert other_tenant.get(f"/api/v1/tasks/{task_id}").status_code == 404
+        assert other_tenant.get("/api/v1/tasks/facets").json()["board"] == []
     with signed_in(system, "bob@acme-msp.example", "acme-msp") as colleague:
         assert dashboard_tasks(colleague) == []
+        assert colleague.get(f"/api/v1/tasks/{task_id}").status_code == 404
+
+
+def test_the_dashboard_api_filters_counts_and_pages_the_tasks(
+    system: EmbeddedStack, alex: httpx.Client
+) -> None:
+    expected = assigned_open_ticket_ids(system, "atech")
+    assert eventually(lambda: dashboard_ids(alex) == expected)
+    everything = {t["id"] for t in dashboard_tasks(alex)}
+
+    # Pages of 7 in due order: every task once.
+    shown: list[str] = []
+    params: dict[str, str | int] = {"sort": "due", "limit": 7}
+    while True:
+        page = alex.get("/api/v1/tasks", params=params).json()
+        shown += [t["id"] for t in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+    assert sorted(shown) == sorted(everything)
+
+    # A board from the facets shows exactly as many tasks as its count, all of it.
+    boards = alex.get("/api/v1/tasks/facets").json()["board"]
+    assert sum(board["count"] for board in boards) == len(everything)
+    board = boards[-1]
+    on_board = alex.get("/api/v1/tasks", params={"board": board["value"], "limit": 500}).json()
+    assert len(on_board["items"]) == board["count"]
+    assert {t["source_data"]["board"]["name"] for t in on_board["items"]} == {board["label"]}
+
+    # One task in full, with its deep link.
+    task = alex.get(f"/api/v1/tasks/{on_board['items'][0]['id']}").json()
+    assert task["url"].startswith(f"http://{system.sandbox_site}/")
+
+    # Bad input: a clear problem, never a server error.
+    for bad, status in [
+        ({"cursor": "forged"}, 400),
+        ({"limit": 0}, 422),
+        ({"tz": "Mars/Olympus"}, 422),
+        ({"status": "someday"}, 422),
+        ({"colour": "red"}, 422),
+    ]:
+        response = alex.get("/api/v1/tasks", params=bad)
+        assert response.status_code == status, (bad, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
 
 
 def test_requests_without_a_valid_session_are_refused(system: EmbeddedStack) -> None:

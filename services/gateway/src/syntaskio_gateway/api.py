@@ -14,8 +14,10 @@ from syntaskio_common.problems import Problem
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.service_auth import bearer_token
 from syntaskio_common.sessions import InvalidSession, JwksSessionVerifier, UserSession
+from syntaskio_common.task import Task
 from syntaskio_gateway.settings import GatewaySettings
-from syntaskio_gateway.tasks import TaskPage, TaskReader
+from syntaskio_gateway.task_query import InvalidQuery, TaskFilters, TaskListQuery
+from syntaskio_gateway.tasks import TaskFacets, TaskPage, TaskReader
 
 # Per client IP, in this process (see RateLimiter): logins are what a guesser would hammer.
 DEV_LOGIN_LIMIT = "20/minute"
@@ -205,15 +207,41 @@ async def me(user: CurrentUser) -> SessionInfo:
     return SessionInfo(user_id=user.user_id, tenant_id=user.tenant_id, name=user.name)
 
 
+def _reader(request: Request) -> TaskReader:
+    reader: TaskReader = request.app.state.tasks
+    return reader
+
+
+Reader = Annotated[TaskReader, Depends(_reader)]
+TaskId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+
+
 @router.get("/tasks", tags=["tasks"])
 async def list_tasks(
-    request: Request,
-    user: CurrentUser,
-    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+    user: CurrentUser, reader: Reader, query: Annotated[TaskListQuery, Query()]
 ) -> TaskPage:
-    """The signed-in user's tasks, most recently updated first."""
-    reader: TaskReader = request.app.state.tasks
-    return await reader.list_for(user, limit)
+    """The signed-in user's tasks: filtered, searched, sorted, one page at a time."""
+    try:
+        return await reader.page(user, query)
+    except InvalidQuery as error:
+        raise Problem(400, str(error)) from None
+
+
+@router.get("/tasks/facets", tags=["tasks"])
+async def task_facets(
+    user: CurrentUser, reader: Reader, filters: Annotated[TaskFilters, Query()]
+) -> TaskFacets:
+    """How many of the user's tasks each filter value would show: "Board: Service (12)"."""
+    return await reader.facets(user, filters)
+
+
+@router.get("/tasks/{task_id}", tags=["tasks"])
+async def get_task(task_id: TaskId, user: CurrentUser, reader: Reader) -> Task:
+    """One of the user's tasks, with its source details and deep link."""
+    task = await reader.get(user, task_id)
+    if task is None:
+        raise Problem(404, "No such task.")
+    return task
 
 
 @router.get("/integrations", tags=["integrations"])

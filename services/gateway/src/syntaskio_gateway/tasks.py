@@ -1,36 +1,89 @@
-"""Reading the user's tasks. Every query is scoped by tenant and user."""
+"""Reading the user's tasks. Every query is scoped by tenant and user (`task_query.scope`)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-from pymongo import ASCENDING, DESCENDING
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
 from pymongo.asynchronous.database import AsyncDatabase
 
 from syntaskio_common.mongo import Document
 from syntaskio_common.sessions import UserSession
 from syntaskio_common.task import Task
+from syntaskio_gateway.task_query import (
+    FACETS,
+    TaskFilters,
+    TaskListQuery,
+    encode_cursor,
+    facets_pipeline,
+    list_pipeline,
+    scope,
+)
 
 
 class TaskPage(BaseModel):
     items: list[Task]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` (with the same filters and order) for the next page; "
+        "null on the last page."
+    )
+
+
+class FacetValue(BaseModel):
+    value: str | int
+    label: str | None = Field(default=None, description="Display name (boards, projects, …)")
     count: int
 
 
-class TaskReader:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._tasks = db["tasks"]
+class TaskFacets(BaseModel):
+    """Per facet, its values' task counts under the current filter, not counting the
+    facet's own selection (so every alternative shows)."""
 
-    async def list_for(self, user: UserSession, limit: int) -> TaskPage:
-        cursor = (
-            self._tasks.find(
-                # Removed tasks stay a while as tombstones (see the aggregator's store).
-                {"tenant_id": user.tenant_id, "user_id": user.user_id, "deleted": False}
-            )
-            .sort([("source_updated_at", DESCENDING), ("_id", ASCENDING)])
-            .limit(limit)
+    source: list[FacetValue]
+    status: list[FacetValue]
+    priority: list[FacetValue]
+    board: list[FacetValue]
+    project: list[FacetValue]
+    company: list[FacetValue]
+
+
+class TaskReader:
+    def __init__(
+        self, db: AsyncDatabase[Document], clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self._tasks = db["tasks"]
+        self._clock = clock  # "now", for overdue / today / this week
+
+    async def page(self, user: UserSession, query: TaskListQuery) -> TaskPage:
+        pipeline = list_pipeline(user.tenant_id, user.user_id, query, self._clock())
+        found = await (await self._tasks.aggregate(pipeline)).to_list()
+        shown = found[: query.limit]
+        more = len(found) > query.limit
+        return TaskPage(
+            items=[_task(doc) for doc in shown],
+            next_cursor=encode_cursor(query.sort, shown[-1]) if more else None,
         )
-        items = [_task(doc) async for doc in cursor]
-        return TaskPage(items=items, count=len(items))
+
+    async def facets(self, user: UserSession, filters: TaskFilters) -> TaskFacets:
+        pipeline = facets_pipeline(user.tenant_id, user.user_id, filters, self._clock())
+        found = await (await self._tasks.aggregate(pipeline)).to_list()
+        counts: dict[str, Any] = found[0] if found else {}
+        return TaskFacets.model_validate(
+            {
+                facet: [
+                    FacetValue(value=item["_id"], label=item.get("label"), count=item["count"])
+                    for item in counts.get(facet, [])
+                ]
+                for facet in FACETS
+            }
+        )
+
+    async def get(self, user: UserSession, task_id: str) -> Task | None:
+        # `_id` first: a server that plans by the first usable field looks up one document.
+        doc = await self._tasks.find_one({"_id": task_id, **scope(user.tenant_id, user.user_id)})
+        return _task(doc) if doc is not None else None
 
 
 def _task(doc: Document) -> Task:

@@ -102,11 +102,12 @@ function renderTask(task) {
 
 async function loadTasks() {
   try {
-    const page = await api("/tasks");
+    const page = await api("/tasks?limit=200");
     const list = $("tasks");
     list.replaceChildren(...page.items.map(renderTask));
-    $("task-count").textContent = `(${page.count})`;
-    $("tasks-status").textContent = page.count ? "" :
+    const count = page.items.length;
+    $("task-count").textContent = page.next_cursor ? `(${count}+)` : `(${count})`;
+    $("tasks-status").textContent = count ? "" :
       "No open tasks. Connect ConnectWise below, or enjoy the quiet.";
   } catch (error) {
     if (error.status === 401) return showLogin();
