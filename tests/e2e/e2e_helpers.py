@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -259,3 +262,60 @@ def answer_consent(authorization_url: str, decision: str, member: str = "atech")
 
 def callback_params(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+class EventStream:
+    """The gateway's task stream (Server-Sent Events) as a browser holds it open, read in
+    a thread so the test can wait for an event with a deadline."""
+
+    def __init__(self, client: httpx.Client, last_event_id: str | None = None) -> None:
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        # Its own connection, with the browser's session cookie.
+        self._client = httpx.Client(
+            base_url=client.base_url,
+            cookies=client.cookies,
+            headers=headers,
+            # Reads wait for changes; the gateway sends a keep-alive comment every 15 s.
+            timeout=httpx.Timeout(10.0, read=60.0),
+        )
+        self._events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._response: httpx.Response | None = None
+
+    def __enter__(self) -> EventStream:
+        self._reader.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._client.close()  # ends the reader's stream
+        self._reader.join(timeout=10)
+
+    def _read(self) -> None:
+        fields: dict[str, str] = {}
+        try:
+            with self._client.stream("GET", "/api/v1/tasks/stream") as response:
+                self._events.put({"event": "status", "data": response.status_code})
+                for line in response.iter_lines():
+                    if line == "" and "event" in fields:
+                        data = json.loads(fields.get("data", "null"))
+                        self._events.put({**fields, "data": data})
+                        fields = {}
+                    elif line and not line.startswith(":"):
+                        name, _, value = line.partition(":")
+                        fields[name] = value.removeprefix(" ")
+        except (httpx.HTTPError, RuntimeError):
+            return  # closed by the test
+
+    def next(self, *names: str, timeout: float = 60.0) -> dict[str, Any]:
+        """The next event with one of `names` (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {names} event within {timeout:.0f}s")
+            try:
+                event = self._events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if event["event"] in names:
+                return event

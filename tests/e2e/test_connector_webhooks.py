@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from e2e_helpers import (
+    EventStream,
     assigned_open_ticket_ids,
     connect,
     connector,
@@ -119,6 +120,40 @@ def test_a_signed_delivery_brings_the_change_to_the_dashboard(
         return next((t["title"] for t in items if t["external_id"] == ticket), None)
 
     assert eventually(lambda: shown_title() == title), shown_title()
+
+
+def test_an_open_dashboard_stream_shows_the_change_and_resumes_after_a_reconnect(
+    system: EmbeddedStack, emily: tuple[httpx.Client, str]
+) -> None:
+    client, integration_id = emily
+    assert eventually(lambda: len(callbacks_of(system, integration_id)) == 4)
+    expected = assigned_open_ticket_ids(system, MEMBER)
+    assert eventually(lambda: dashboard_ids(client) == expected)
+    ticket = sorted(expected, key=int)[1]
+    title = f"Changed while watching {uuid.uuid4().hex[:6]}"
+    with EventStream(client) as stream:
+        assert stream.next("status")["data"] == 200
+        opened = stream.next("ready")["id"]
+        sandbox(system, "PATCH", f"/tickets/{ticket}", json={"summary": title})
+        while (change := stream.next("task.upserted"))["data"]["task"]["external_id"] != ticket:
+            pass
+    assert change["data"]["task"]["title"] == title
+    assert change["data"]["task"]["user_id"] == client.get("/api/v1/me").json()["user_id"]
+
+    # The browser reconnects with the last id it saw: what came after it is sent again.
+    with EventStream(client, last_event_id=opened) as resumed:
+        replayed = resumed.next("task.upserted", "ready")
+        assert replayed["id"] == change["id"]
+        assert replayed["data"] == change["data"]
+    # An id that is not ours: load everything again.
+    with EventStream(client, last_event_id="not-an-id") as lost:
+        assert lost.next("reset", "ready")["event"] == "reset"
+    # Another user's stream never carries it.
+    with (
+        signed_in(system, "someone-else@acme-msp.example", "acme-msp") as other,
+        EventStream(other, last_event_id=opened) as theirs,
+    ):
+        assert theirs.next("task.upserted", "ready")["event"] == "ready"
 
 
 def test_a_ticket_deleted_in_connectwise_leaves_the_dashboard(

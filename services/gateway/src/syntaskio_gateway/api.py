@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
@@ -15,6 +17,7 @@ from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.service_auth import bearer_token
 from syntaskio_common.sessions import InvalidSession, JwksSessionVerifier, UserSession
 from syntaskio_common.task import Task
+from syntaskio_gateway.live import TaskFeed, stream
 from syntaskio_gateway.settings import GatewaySettings
 from syntaskio_gateway.task_query import InvalidQuery, TaskFilters, TaskListQuery
 from syntaskio_gateway.tasks import TaskFacets, TaskPage, TaskReader
@@ -233,6 +236,22 @@ async def task_facets(
 ) -> TaskFacets:
     """How many of the user's tasks each filter value would show: "Board: Service (12)"."""
     return await reader.facets(user, filters)
+
+
+@router.get("/tasks/stream", tags=["tasks"], response_class=EventSourceResponse)
+async def task_stream(
+    request: Request,
+    user: CurrentUser,
+    last_event_id: Annotated[str | None, Header(max_length=200)] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """The user's task changes as Server-Sent Events: `task.upserted` (data: `version`,
+    `task`) and `task.deleted` (the task's ids and `version`); keep per task the greatest
+    `version`. `ready` once caught up. Reconnecting with `Last-Event-ID` resumes after that
+    event; `reset` means changes were missed: load the tasks again."""
+    feed: TaskFeed = request.app.state.feed
+    with feed.buffer.subscribe(user.tenant_id, user.user_id, last_event_id) as subscription:
+        async for message in stream(subscription):
+            yield message
 
 
 @router.get("/tasks/{task_id}", tags=["tasks"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -10,13 +10,16 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from syntaskio_common import topics
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
+from syntaskio_common.kafka import ensure_topics
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
 from syntaskio_common.problems import install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.sessions import JwksSessionVerifier
 from syntaskio_gateway.api import router
+from syntaskio_gateway.live import FeedBuffer, TaskFeed
 from syntaskio_gateway.settings import GatewaySettings
 from syntaskio_gateway.tasks import TaskReader
 
@@ -33,8 +36,16 @@ PAGE_HEADERS = {
 }
 
 
+def _reading(feed: TaskFeed) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return feed.running
+
+    return check
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     mongo = create_mongo_client(settings)
+    feed = TaskFeed(settings.kafka_bootstrap_servers, FeedBuffer(settings.live_buffer_size))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,7 +61,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             )
             app.state.auth_service = auth_service
             app.state.tasks = TaskReader(get_database(mongo, settings))
+            await ensure_topics(settings, [topics.TASKS])
+            await feed.start()
+            app.state.feed = feed
             yield
+            await feed.stop()
         await mongo.close()
 
     app = FastAPI(
@@ -62,7 +77,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter()
     install_problem_handlers(app)
-    app.include_router(health_router({"mongodb": lambda: ping(mongo)}))
+    app.include_router(health_router({"mongodb": lambda: ping(mongo), "task_feed": _reading(feed)}))
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from syntaskio_common.settings import SessionSettings
 
@@ -9,6 +9,9 @@ class GatewaySettings(SessionSettings):
     port: int = 8080
     auth_service_url: str = "http://127.0.0.1:8081"
     session_cookie_name: str = "syntaskio_session"
+    # Recent task feed events kept for streams that reconnect (`Last-Event-ID`); older
+    # than that, a reconnecting dashboard loads its tasks again.
+    live_buffer_size: int = Field(default=10_000, ge=100)
 
     @model_validator(mode="after")
     def _defaults(self) -> GatewaySettings:

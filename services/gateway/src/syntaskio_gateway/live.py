@@ -1,0 +1,240 @@
+"""Live task changes for open dashboards (`GET /api/v1/tasks/stream`).
+
+Every gateway replica reads the whole public feed (`syntaskio.tasks.v1`) from its end,
+without a consumer group (each replica needs every event), keeps the most recent events
+in memory, and hands each to the open streams of the task's user.
+
+An event's SSE id is the feed position just after it (the next offset of every
+partition), the same in every replica. A browser that reconnects sends it back as
+`Last-Event-ID`, and gets the user's events after it from memory; when they are no
+longer all there (or the id is not one of ours), a `reset` event tells it to load its
+tasks again instead. Subscribers keep, per task, the event with the greatest `version`,
+so an event seen twice (a replay that overlaps) changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from fastapi.sse import ServerSentEvent
+from pydantic import ValidationError
+
+from syntaskio_common import events, task_events, topics
+from syntaskio_common.task_events import TaskEvent, TaskUpserted
+
+logger = logging.getLogger(__name__)
+RESET: Final = "reset"  # the SSE event that tells a client to load its tasks again
+Positions = dict[int, int]  # partition → next offset
+
+
+@dataclass(frozen=True)
+class Change:
+    """One feed event for one user, and where the feed is once it has been read."""
+
+    tenant_id: str
+    user_id: str
+    event: TaskEvent
+    partition: int
+    offset: int
+    position: str  # the SSE id
+
+    @property
+    def name(self) -> str:
+        return "task.upserted" if isinstance(self.event, TaskUpserted) else "task.deleted"
+
+
+def encode_position(positions: Positions) -> str:
+    return ".".join(f"{partition}-{offset}" for partition, offset in sorted(positions.items()))
+
+
+def _number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def decode_position(text: str) -> Positions | None:
+    """None when `text` is not a position this API gives out."""
+    positions: Positions = {}
+    for part in text.split(".") if text else ():
+        partition, _, offset = part.partition("-")
+        if not (_number(partition) and _number(offset)) or len(part) > 40:
+            return None
+        positions[int(partition)] = int(offset)
+    return positions or None
+
+
+@dataclass(eq=False)  # each open stream is its own, however alike
+class Subscription:
+    """One open stream: the changes to replay first, then the live ones."""
+
+    tenant_id: str
+    user_id: str
+    queue: asyncio.Queue[Change | None]
+    replay: list[Change] = field(default_factory=list)
+    reset: bool = False  # the client must load its tasks again first
+    position: str = ""  # where the feed is now (an id to send before any change)
+
+
+class FeedBuffer:
+    """The most recent feed events and the open subscriptions. Not thread-safe: used
+    from the event loop only, so subscribing (snapshot + registration) is atomic."""
+
+    def __init__(self, size: int, queue_size: int = 1000) -> None:
+        self._changes: deque[Change] = deque()
+        self._size = size
+        self._queue_size = queue_size
+        self._next: Positions = {}
+        self._oldest: Positions = {}  # per partition, the oldest offset still held
+        self._subscriptions: dict[tuple[str, str], set[Subscription]] = {}
+
+    def begin(self, positions: Positions) -> None:
+        """Where reading starts: nothing before it can be replayed."""
+        self._next = dict(positions)
+        self._oldest = dict(positions)
+
+    @property
+    def position(self) -> str:
+        return encode_position(self._next)
+
+    def passed(self, partition: int, offset: int) -> None:
+        """A record that is not a task event of ours moves the position on too."""
+        self._next[partition] = offset + 1
+
+    def append(self, partition: int, offset: int, event: TaskEvent) -> None:
+        self.passed(partition, offset)
+        ref = event.task if isinstance(event, TaskUpserted) else event
+        change = Change(ref.tenant_id, ref.user_id, event, partition, offset, self.position)
+        self._changes.append(change)
+        if len(self._changes) > self._size:
+            dropped = self._changes.popleft()
+            self._oldest[dropped.partition] = dropped.offset + 1
+        for subscription in self._subscriptions.get((ref.tenant_id, ref.user_id), ()):
+            try:
+                subscription.queue.put_nowait(change)
+            except asyncio.QueueFull:
+                # Too slow a reader: it starts again from a fresh load.
+                _drain(subscription.queue)
+                subscription.queue.put_nowait(None)
+
+    @contextlib.contextmanager
+    def subscribe(
+        self, tenant_id: str, user_id: str, last_event_id: str | None
+    ) -> Iterator[Subscription]:
+        subscription = Subscription(
+            tenant_id, user_id, asyncio.Queue(self._queue_size), position=self.position
+        )
+        if last_event_id:
+            after = decode_position(last_event_id)
+            if after is None or any(
+                after.get(partition, 0) < oldest for partition, oldest in self._oldest.items()
+            ):
+                subscription.reset = True
+            else:
+                subscription.replay = [
+                    change
+                    for change in self._changes
+                    if change.tenant_id == tenant_id
+                    and change.user_id == user_id
+                    and change.offset >= after.get(change.partition, 0)
+                ]
+        key = (tenant_id, user_id)
+        self._subscriptions.setdefault(key, set()).add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscriptions[key].discard(subscription)
+            if not self._subscriptions[key]:
+                del self._subscriptions[key]
+
+    def subscribers(self) -> int:
+        return sum(len(s) for s in self._subscriptions.values())
+
+
+def _drain(queue: asyncio.Queue[Change | None]) -> None:
+    while not queue.empty():
+        queue.get_nowait()
+
+
+class TaskFeed:
+    """Reads `syntaskio.tasks.v1` into a `FeedBuffer` in the background."""
+
+    def __init__(self, bootstrap_servers: str, buffer: FeedBuffer) -> None:
+        self.buffer = buffer
+        self._bootstrap_servers = bootstrap_servers
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        # No group: every replica reads every partition, and commits nothing.
+        self._consumer = consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap_servers, enable_auto_commit=False
+        )
+        await consumer.start()
+        await consumer.topics()  # the topics' metadata
+        partitions = [
+            TopicPartition(topics.TASKS, number)
+            for number in sorted(consumer.partitions_for_topic(topics.TASKS) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        self.buffer.begin({p.partition: await consumer.position(p) for p in partitions})
+        self._reader = asyncio.create_task(self._read(), name="task-feed")
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._reader is not None and not self._reader.done()
+
+    async def _read(self) -> None:
+        assert self._consumer is not None, "started"
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=1000, max_records=500)
+            for part, records in batches.items():
+                for record in records:
+                    event = _task_event(record)
+                    if event is None:
+                        self.buffer.passed(part.partition, record.offset)
+                    else:
+                        self.buffer.append(part.partition, record.offset, event)
+
+
+async def stream(subscription: Subscription) -> AsyncIterator[ServerSentEvent]:
+    """What an open stream sends: the changes missed since `Last-Event-ID` (or `reset`),
+    then `ready` (its id is the feed position when the stream opened, so a reconnect
+    that comes before any change still resumes there), then live changes as they come."""
+    for change in subscription.replay:
+        yield _message(change)
+    yield ServerSentEvent(
+        event=RESET if subscription.reset else "ready", id=subscription.position, data={}
+    )
+    while True:
+        live = await subscription.queue.get()
+        yield ServerSentEvent(event=RESET, data={}) if live is None else _message(live)
+
+
+def _message(change: Change) -> ServerSentEvent:
+    return ServerSentEvent(
+        event=change.name, id=change.position, data=change.event.model_dump(mode="json")
+    )
+
+
+def _task_event(record: object) -> TaskEvent | None:
+    headers = {name: value for name, value in getattr(record, "headers", ()) or ()}
+    try:
+        return task_events.parse(events.decode_event(headers, getattr(record, "value", b"")))
+    except (events.InvalidEvent, ValidationError):
+        logger.warning("skipped a malformed task feed record")
+        return None
