@@ -4,8 +4,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const REFRESH_MS = 15000;
-let refreshTimer = null;
+let liveStream = null;
+let reloadTimer = null;
 
 // What `?connectwise=<outcome>` (set by the OAuth callback) means, in plain words.
 const OAUTH_OUTCOMES = new Map([
@@ -272,8 +272,25 @@ function takeOAuthOutcome() {
   return outcome;
 }
 
+function reloadSoon() {
+  // A burst of changes (a sync) reloads once.
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(loadTasks, 250);
+}
+
+function watchTasks() {
+  // Live changes as Server-Sent Events; the browser reconnects by itself and resumes
+  // after the last event it saw. `reset`: changes were missed, so load again.
+  liveStream?.close();
+  liveStream = new EventSource("/api/v1/tasks/stream");
+  for (const name of ["task.upserted", "task.deleted", "reset"]) {
+    liveStream.addEventListener(name, reloadSoon);
+  }
+}
+
 function showLogin() {
-  clearInterval(refreshTimer);
+  liveStream?.close();
+  liveStream = null;
   $("login").hidden = false;
   for (const id of ["dashboard", "integrations", "whoami"]) $(id).hidden = true;
 }
@@ -282,9 +299,8 @@ async function showDashboard(me) {
   $("login").hidden = true;
   for (const id of ["dashboard", "integrations", "whoami"]) $(id).hidden = false;
   $("whoami-name").textContent = `${me.name || me.user_id} · ${me.tenant_id}`;
+  watchTasks();
   await Promise.all([loadTasks(), loadIntegrations()]);
-  clearInterval(refreshTimer);
-  refreshTimer = setInterval(loadTasks, REFRESH_MS);
 }
 
 function focusIntegrations() {
