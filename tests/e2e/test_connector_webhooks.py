@@ -56,6 +56,17 @@ def webhook_status(system: EmbeddedStack, integration_id: str) -> dict[str, Any]
     return found
 
 
+def listening_and_synced(
+    system: EmbeddedStack, client: httpx.Client, integration_id: str
+) -> set[str]:
+    """Once the callbacks are registered and the dashboard shows every assigned open
+    ticket: their ids."""
+    assert eventually(lambda: len(callbacks_of(system, integration_id)) == 4)
+    expected = assigned_open_ticket_ids(system, MEMBER)
+    assert eventually(lambda: dashboard_ids(client) == expected)
+    return expected
+
+
 def deliver(
     system: EmbeddedStack, integration_id: str, body: bytes, signature: str | None
 ) -> httpx.Response:
@@ -99,9 +110,7 @@ def test_a_signed_delivery_brings_the_change_to_the_dashboard(
     system: EmbeddedStack, emily: tuple[httpx.Client, str]
 ) -> None:
     client, integration_id = emily
-    assert eventually(lambda: len(callbacks_of(system, integration_id)) == 4)
-    expected = assigned_open_ticket_ids(system, MEMBER)
-    assert eventually(lambda: dashboard_ids(client) == expected)
+    expected = listening_and_synced(system, client, integration_id)
     accepted_before = webhook_status(system, integration_id)["accepted"]
     ticket = sorted(expected, key=int)[0]
     title = f"Renamed in ConnectWise {uuid.uuid4().hex[:6]}"
@@ -126,9 +135,7 @@ def test_an_open_dashboard_stream_shows_the_change_and_resumes_after_a_reconnect
     system: EmbeddedStack, emily: tuple[httpx.Client, str]
 ) -> None:
     client, integration_id = emily
-    assert eventually(lambda: len(callbacks_of(system, integration_id)) == 4)
-    expected = assigned_open_ticket_ids(system, MEMBER)
-    assert eventually(lambda: dashboard_ids(client) == expected)
+    expected = listening_and_synced(system, client, integration_id)
     ticket = sorted(expected, key=int)[1]
     title = f"Changed while watching {uuid.uuid4().hex[:6]}"
     with EventStream(client) as stream:
@@ -162,9 +169,7 @@ def test_a_ticket_deleted_in_connectwise_leaves_the_dashboard(
     """Deletions are invisible to "what changed since": the deletion's callback names
     the ticket, the targeted fetch finds it gone, and the task is tombstoned."""
     client, integration_id = emily
-    assert eventually(lambda: len(callbacks_of(system, integration_id)) == 4)
-    expected = assigned_open_ticket_ids(system, MEMBER)
-    assert eventually(lambda: dashboard_ids(client) == expected)
+    expected = listening_and_synced(system, client, integration_id)
     deleted = sorted(expected, key=int)[-1]
     kind = "project-tickets" if deleted not in service_ticket_ids(client) else "tickets"
     sandbox(system, "DELETE", f"/{kind}/{deleted}")
