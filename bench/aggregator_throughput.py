@@ -61,7 +61,7 @@ from syntaskio_aggregator.consumer import GROUP_ID
 from syntaskio_aggregator.store import TaskStore, _document
 from syntaskio_common import events, topics
 from syntaskio_common.events import KafkaRecord
-from syntaskio_common.kafka import ensure_topics
+from syntaskio_common.kafka import ensure_topics, topic_partitions
 from syntaskio_common.mongo import Document
 from syntaskio_common.settings import ServiceSettings
 from syntaskio_connector.assignment import (
@@ -240,11 +240,7 @@ async def drain(stack: EmbeddedStack, results: Results, limit: float) -> Managed
         enable_auto_commit=False,
     )
     await reader.start()
-    await reader.topics()  # fetches the topics' metadata
-    partitions = [
-        TopicPartition(topics.CONNECTWISE_RAW, number)
-        for number in sorted(reader.partitions_for_topic(topics.CONNECTWISE_RAW) or ())
-    ]
+    partitions = await topic_partitions(reader, topics.CONNECTWISE_RAW)
     try:
         launched = time.monotonic()
         # start_all blocks (readiness polling): run it off the event loop.

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -97,6 +98,16 @@ async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> Non
                 await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of `topic`, in order, for a consumer that assigns them itself (it
+    reads them all, without a group's assignment); LookupError if the topic is missing."""
+    await consumer.topics()  # fetches the cluster metadata
+    numbers = consumer.partitions_for_topic(topic)
+    if not numbers:
+        raise LookupError(f"topic {topic!r} does not exist")
+    return [TopicPartition(topic, n) for n in sorted(numbers)]
 
 
 async def publish(broker: KafkaBroker, topic: str, record: KafkaRecord) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from syntaskio_common import topics
+from syntaskio_common.kafka import topic_partitions
 from syntaskio_common.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ async def replay_dead_letters(
     replayed = skipped = 0
     reasons: Counter[str] = Counter()
     async with _clients(settings, dry_run) as (consumer, producer):
-        partitions = await _partitions(consumer, dlq)
+        partitions = await topic_partitions(consumer, dlq)
         consumer.assign(partitions)
         start = {tp: await consumer.position(tp) for tp in partitions}
         ends = await _end_offsets(consumer, partitions)
@@ -154,14 +155,6 @@ async def _clients(
             stack.push_async_callback(producer.stop)
             await producer.start()
         yield consumer, producer
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    await consumer.topics()  # fetches the cluster metadata
-    numbers = consumer.partitions_for_topic(topic)
-    if not numbers:
-        raise LookupError(f"topic {topic!r} does not exist")
-    return [TopicPartition(topic, n) for n in sorted(numbers)]
 
 
 async def _end_offsets(

@@ -22,11 +22,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from fastapi.sse import ServerSentEvent
 from pydantic import ValidationError
 
 from syntaskio_common import events, task_events, topics
+from syntaskio_common.kafka import topic_partitions
 from syntaskio_common.task_events import TaskEvent, TaskUpserted
 
 logger = logging.getLogger(__name__)
@@ -176,11 +177,7 @@ class TaskFeed:
             bootstrap_servers=self._bootstrap_servers, enable_auto_commit=False
         )
         await consumer.start()
-        await consumer.topics()  # the topics' metadata
-        partitions = [
-            TopicPartition(topics.TASKS, number)
-            for number in sorted(consumer.partitions_for_topic(topics.TASKS) or ())
-        ]
+        partitions = await topic_partitions(consumer, topics.TASKS)
         consumer.assign(partitions)
         await consumer.seek_to_end(*partitions)
         self.buffer.begin({p.partition: await consumer.position(p) for p in partitions})
