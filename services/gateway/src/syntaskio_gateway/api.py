@@ -77,8 +77,9 @@ async def _limit_dev_login(request: Request) -> None:
 
 CurrentUser = Annotated[AuthenticatedUser, Depends(_current_user)]
 BrowserUser = Annotated[AuthenticatedUser | None, Depends(_browser_user)]
-# Ids are auth-service's UUIDs; the pattern keeps anything else out of the upstream path.
-IntegrationId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+# Ids are our services' UUIDs (integrations, tasks); the pattern keeps anything else out of
+# queries and upstream paths.
+ResourceId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 router = APIRouter(prefix="/api/v1")
 
 
@@ -216,7 +217,6 @@ def _reader(request: Request) -> TaskReader:
 
 
 Reader = Annotated[TaskReader, Depends(_reader)]
-TaskId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 
 
 @router.get("/tasks", tags=["tasks"])
@@ -255,7 +255,7 @@ async def task_stream(
 
 
 @router.get("/tasks/{task_id}", tags=["tasks"])
-async def get_task(task_id: TaskId, user: CurrentUser, reader: Reader) -> Task:
+async def get_task(task_id: ResourceId, user: CurrentUser, reader: Reader) -> Task:
     """One of the user's tasks, with its source details and deep link."""
     task = await reader.get(user, task_id)
     if task is None:
@@ -329,14 +329,14 @@ async def connectwise_oauth_callback(
 
 @router.get("/integrations/{integration_id}", tags=["integrations"])
 async def get_integration(
-    integration_id: IntegrationId, request: Request, user: CurrentUser
+    integration_id: ResourceId, request: Request, user: CurrentUser
 ) -> Response:
     return _relay(await _forward(request, "GET", f"/v1/integrations/{integration_id}", user.token))
 
 
 @router.delete("/integrations/{integration_id}", tags=["integrations"])
 async def disconnect_integration(
-    integration_id: IntegrationId, request: Request, user: CurrentUser
+    integration_id: ResourceId, request: Request, user: CurrentUser
 ) -> Response:
     """Disconnect: credentials are deleted and syncing stops; the integration stays listed
     as `disconnected`."""

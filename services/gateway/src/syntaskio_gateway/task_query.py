@@ -35,7 +35,6 @@ from syntaskio_common.mongo import Document
 from syntaskio_common.task import TaskPriority, TaskSource, TaskStatus
 
 MAX_PAGE: Final = 500
-FACETS: Final = ("source", "status", "priority", "board", "project", "company")
 # Where each facet's value lives in a task document, and its display name if any.
 _FACET_FIELDS: Final[dict[str, tuple[str, str | None]]] = {
     "source": ("source", None),
@@ -45,6 +44,7 @@ _FACET_FIELDS: Final[dict[str, tuple[str, str | None]]] = {
     "project": ("source_data.project.id", "source_data.project.name"),
     "company": ("source_data.company.id", "source_data.company.name"),
 }
+FACETS: Final = tuple(_FACET_FIELDS)  # also the names of their filters
 _NO_DUE_DATE: Final = "_no_due_date"  # 1 when a task has none: those sort after the rest
 
 
@@ -135,19 +135,15 @@ def scope(tenant_id: str, user_id: str) -> Document:
 
 def facet_conditions(filters: TaskFilters) -> dict[str, Document]:
     """Per facet, the condition its selected values make (absent: none selected)."""
-    chosen: dict[str, list[Any]] = {
-        "source": [s.value for s in filters.source],
-        "status": [s.value for s in filters.status],
-        "priority": [p.value for p in filters.priority],
-        "board": filters.board,
-        "project": filters.project,
-        "company": filters.company,
-    }
     return {
-        facet: {_FACET_FIELDS[facet][0]: {"$in": values}}
-        for facet, values in chosen.items()
-        if values
+        facet: {field: {"$in": [_plain(value) for value in chosen]}}
+        for facet, (field, _) in _FACET_FIELDS.items()
+        if (chosen := getattr(filters, facet))
     }
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, StrEnum) else value
 
 
 def other_conditions(filters: TaskFilters, now: datetime) -> list[Document]:
