@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from syntaskio_auth.models import Integration
 from syntaskio_auth.repository import IntegrationRepository
 from syntaskio_auth.vault import Vault
+from syntaskio_common.integrations import Integration
 
 
 async def stored_connection(

@@ -19,7 +19,6 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from syntaskio_auth.accounts import ConnectWiseAccounts
-from syntaskio_auth.models import Integration, IntegrationStatus
 from syntaskio_auth.oauth import OAuthError, TokenSet
 from syntaskio_auth.renewal import CredentialLeases
 from syntaskio_auth.repository import IntegrationRepository
@@ -27,6 +26,7 @@ from syntaskio_auth.settings import OAuthProfile
 from syntaskio_auth.vault import Vault
 from syntaskio_common import events
 from syntaskio_common.egress import SitePolicy
+from syntaskio_common.integrations import Integration, IntegrationStatus
 from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import Document
 from syntaskio_common.problems import Problem

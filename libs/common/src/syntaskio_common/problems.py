@@ -8,7 +8,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -83,3 +85,34 @@ async def read_limited(request: Request, max_bytes: int) -> bytes:
         if len(body) > max_bytes:
             raise Problem(413, f"The request body is larger than {max_bytes} bytes.")
     return bytes(body)
+
+
+class RequestSizeLimit:
+    """ASGI middleware: request bodies past `max_bytes` are refused with 413, by their
+    declared length before anything is read, or once that many bytes have arrived."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"The request body is larger than {self.max_bytes} bytes."
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await problem_response(413, detail)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                # Raised inside the route's body read: answered by the problem handlers.
+                raise StarletteHTTPException(413, detail)
+            return message
+
+        await self.app(scope, limited_receive, send)

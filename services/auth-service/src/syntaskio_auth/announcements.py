@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from faststream.kafka import KafkaBroker
 
-from syntaskio_auth.models import Integration
 from syntaskio_common import events, topics
+from syntaskio_common.integrations import Integration
 from syntaskio_common.kafka import publish
 
 _KIND = {

@@ -11,17 +11,12 @@ from fastapi.responses import RedirectResponse
 
 from syntaskio_auth.connections import Connections
 from syntaskio_auth.dev_issuer import DevIssuer
-from syntaskio_auth.models import (
-    DevSessionRequest,
-    Integration,
-    IntegrationStatus,
-    OAuthStart,
-    SessionToken,
-)
+from syntaskio_auth.models import DevSessionRequest, OAuthStart, SessionToken
 from syntaskio_auth.renewal import CredentialLeases
 from syntaskio_auth.settings import AuthSettings
 from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
 from syntaskio_common.credentials import CredentialLease, LeaseRequest
+from syntaskio_common.integrations import Integration, IntegrationStatus
 from syntaskio_common.problems import Problem
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.service_auth import bearer_token

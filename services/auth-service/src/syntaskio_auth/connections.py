@@ -14,13 +14,7 @@ import httpx
 from syntaskio_auth.accounts import ConnectWiseAccounts, Site, upstream_problems
 from syntaskio_auth.announcements import Announcements
 from syntaskio_auth.connector_client import ConnectorClient
-from syntaskio_auth.models import (
-    AuthMethod,
-    Integration,
-    IntegrationStatus,
-    OAuthOutcome,
-    OAuthStart,
-)
+from syntaskio_auth.models import OAuthOutcome, OAuthStart
 from syntaskio_auth.oauth import OAuthError, OAuthProvider, new_code_verifier, new_state
 from syntaskio_auth.repository import IntegrationRepository, Sealed
 from syntaskio_auth.vault import SecretContext, Vault, VaultError
@@ -28,6 +22,7 @@ from syntaskio_common import events
 from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
 from syntaskio_common.connectwise import ApiKeyCredentials, BearerCredentials, ConnectWiseError
 from syntaskio_common.egress import SiteRejected
+from syntaskio_common.integrations import AuthMethod, Integration, IntegrationStatus
 from syntaskio_common.problems import Problem
 from syntaskio_common.sessions import UserSession
 

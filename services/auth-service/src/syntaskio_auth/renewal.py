@@ -16,7 +16,6 @@ import httpx
 
 from syntaskio_auth.accounts import ConnectWiseAccounts, Site
 from syntaskio_auth.announcements import Announcements
-from syntaskio_auth.models import AuthMethod, Integration, IntegrationStatus
 from syntaskio_auth.oauth import OAuthError, OAuthProvider
 from syntaskio_auth.repository import IntegrationRepository, StoredCredentials
 from syntaskio_auth.vault import Vault
@@ -24,6 +23,7 @@ from syntaskio_common import events
 from syntaskio_common.connectwise import ApiKeyCredentials, ConnectWiseError, Unavailable
 from syntaskio_common.credentials import AuthScheme, CredentialLease
 from syntaskio_common.egress import SiteRejected
+from syntaskio_common.integrations import AuthMethod, Integration, IntegrationStatus
 from syntaskio_common.leases import LeaseBusy, Leases
 from syntaskio_common.problems import Problem
 

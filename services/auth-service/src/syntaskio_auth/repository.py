@@ -11,7 +11,7 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from syntaskio_auth.models import Integration, IntegrationStatus
+from syntaskio_common.integrations import Integration, IntegrationStatus
 from syntaskio_common.mongo import Document
 
 Sealed = dict[str, Any]

@@ -7,19 +7,20 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, status
 from faststream.kafka import KafkaBroker, KafkaMessage
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from syntaskio_common import events, topics
 from syntaskio_common.commands import CommandOutcome, TaskCommand, outcome_event
 from syntaskio_common.egress import create_guarded_http_client
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
+from syntaskio_common.integrations import SyncBudget, SyncJob, SyncStatus, Trigger, WebhookStatus
 from syntaskio_common.kafka import at_least_once, create_broker, ensure_topics, publish
 from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
@@ -29,7 +30,7 @@ from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.auth_client import AuthServiceClient
 from syntaskio_connector.budget import ApiBudget, BudgetPolicy
 from syntaskio_connector.engine import IntegrationSync, KafkaSink, SyncPolicy
-from syntaskio_connector.jobs import SyncJob, SyncJobs, Trigger
+from syntaskio_connector.jobs import SyncJobs
 from syntaskio_connector.metadata import MetadataCache
 from syntaskio_connector.settings import ConnectorSettings
 from syntaskio_connector.sync import SyncRunner, SyncSchedule, SyncScheduler
@@ -49,32 +50,6 @@ INTEGRATION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 MAX_DELIVERY_BYTES = 1_000_000
 TenantId = Annotated[str, Query(min_length=1, max_length=64)]
 UserId = Annotated[str, Query(min_length=1, max_length=128)]
-
-
-class SyncBudget(BaseModel):
-    limit_per_hour: int
-    used_last_hour: int
-    remaining: int
-    paused_until: datetime | None
-
-
-class WebhookStatus(BaseModel):
-    enabled: bool
-    registered: bool
-    error: str | None
-    accepted: int
-    rejected: dict[str, int]  # by reason: unsigned, forged, malformed, unverifiable
-
-
-class SyncStatus(BaseModel):
-    """What the settings page shows about an integration's syncing."""
-
-    state: str  # syncing | idle | degraded | paused
-    reason: str | None
-    last_job: SyncJob | None
-    next_sync_at: datetime | None
-    budget: SyncBudget
-    webhooks: WebhookStatus
 
 
 async def _publish_outcome(broker: KafkaBroker, outcome: CommandOutcome) -> None:

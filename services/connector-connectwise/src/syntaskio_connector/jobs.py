@@ -5,57 +5,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from syntaskio_common import events, topics
+from syntaskio_common.integrations import JobStatus, SyncJob, Trigger
 from syntaskio_common.kafka import publish
 from syntaskio_common.mongo import Document
 
 JOB_RETENTION_SECONDS = 30 * 24 * 3600
-
-
-class Trigger(StrEnum):
-    SCHEDULED = "scheduled"
-    MANUAL = "manual"
-    CONNECTED = "connected"
-    WEBHOOK = "webhook"
-    WRITE_BACK = "write_back"  # our own change to a record, fetched back
-
-
-class JobStatus(StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    DEFERRED = "deferred"  # budget, a 429 pause or an open circuit: comes back later
-    FAILED = "failed"
-
-
-class SyncJob(BaseModel):
-    id: str
-    tenant_id: str
-    integration_id: str
-    trigger: Trigger
-    status: JobStatus
-    modes: dict[str, str] = {}
-    started_at: datetime
-    finished_at: datetime | None = None
-    duration_ms: int | None = None
-    fetched: int = 0
-    published: int = 0
-    tombstoned: int = 0
-    api_requests: int = 0
-    budget_remaining: int | None = None
-    error: str | None = None
-    retry_at: datetime | None = None  # a deferred job's integration is due again then
-
-    @classmethod
-    def from_document(cls, doc: Document) -> SyncJob:
-        return cls.model_validate({**doc, "id": doc["_id"]})
 
 
 class SyncJobs:

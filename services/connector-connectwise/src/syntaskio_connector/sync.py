@@ -27,13 +27,14 @@ from syntaskio_common.connectwise import (
 )
 from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.egress import SiteRejected
+from syntaskio_common.integrations import JobStatus, SyncJob, Trigger
 from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import Document
 from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.assignment import TICKET_ENTITIES, IntegrationRef
 from syntaskio_connector.budget import SyncDeferred
 from syntaskio_connector.engine import NOTHING_CHANGED, Changed, IntegrationSync, RunCounts
-from syntaskio_connector.jobs import JobStatus, SyncJob, SyncJobs, Trigger
+from syntaskio_connector.jobs import SyncJobs
 from syntaskio_connector.webhooks import WebhookRegistrations
 
 logger = logging.getLogger(__name__)

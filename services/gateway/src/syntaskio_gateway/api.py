@@ -1,142 +1,44 @@
-"""The dashboard API under /api/v1: the one door for frontends."""
+"""The dashboard API under /api/v1: session, tasks, and write-back commands
+(integration settings are in `integrations_api`)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
-from fastapi.responses import RedirectResponse
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
-from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
+from syntaskio_common.commands import CommandAction, NoteInput, TimeEntryInput
 from syntaskio_common.problems import Problem
-from syntaskio_common.rate_limits import RateLimiter
-from syntaskio_common.service_auth import bearer_token
-from syntaskio_common.sessions import InvalidSession, JwksSessionVerifier, UserSession
 from syntaskio_common.task import Task
+from syntaskio_gateway.auth_proxy import forward, relay
+from syntaskio_gateway.commands import (
+    CommandAccepted,
+    CommandRequests,
+    CommandView,
+    IdempotencyKey,
+    IdempotencyKeyReused,
+    NotWritable,
+)
+from syntaskio_gateway.connector import ConnectorApi, ConnectorUnavailable
+from syntaskio_gateway.dependencies import CurrentUser, ResourceId, rate_limiter, settings_of
 from syntaskio_gateway.live import TaskFeed, stream
-from syntaskio_gateway.settings import GatewaySettings
 from syntaskio_gateway.task_query import InvalidQuery, TaskFilters, TaskListQuery
 from syntaskio_gateway.tasks import TaskFacets, TaskPage, TaskReader
 
 # Per client IP, in this process (see RateLimiter): logins are what a guesser would hammer.
 DEV_LOGIN_LIMIT = "20/minute"
-# Where a browser without a valid session is sent.
-SIGN_IN_PAGE = "/"
-# Headers worth passing on from auth-service's answers besides the body and its type.
-_RELAYED_HEADERS = ("retry-after", "www-authenticate")
-
-
-class AuthenticatedUser(UserSession):
-    token: str = Field(exclude=True, repr=False)
-
-
-def _settings(request: Request) -> GatewaySettings:
-    settings: GatewaySettings = request.app.state.settings
-    return settings
-
-
-async def _current_user(request: Request) -> AuthenticatedUser:
-    """A session from the HttpOnly cookie (browsers) or a bearer token (API clients)."""
-    settings = _settings(request)
-    token = request.cookies.get(settings.session_cookie_name)
-    if not token:
-        token = bearer_token(request.headers.get("Authorization"))
-    verifier: JwksSessionVerifier = request.app.state.verifier
-    try:
-        session = await verifier.verify(token)
-    except InvalidSession as error:
-        raise Problem(401, "The session is invalid or has expired.") from error
-    except httpx.HTTPError as error:
-        raise Problem(503, "Sessions cannot be verified right now.") from error
-    return AuthenticatedUser(**session.model_dump(), token=token)
-
-
-async def _browser_user(request: Request) -> AuthenticatedUser | None:
-    """Like `_current_user`, but None instead of a 401, for pages a browser navigates to."""
-    try:
-        return await _current_user(request)
-    except Problem as problem:
-        if problem.status == status.HTTP_401_UNAUTHORIZED:
-            return None
-        raise
-
-
-def _rate_limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.rate_limiter
-    return limiter
 
 
 async def _limit_dev_login(request: Request) -> None:
     client = request.client.host if request.client else "unknown"
-    await _rate_limiter(request).hit(DEV_LOGIN_LIMIT, "dev-login", client)
+    await rate_limiter(request).hit(DEV_LOGIN_LIMIT, "dev-login", client)
 
 
-CurrentUser = Annotated[AuthenticatedUser, Depends(_current_user)]
-BrowserUser = Annotated[AuthenticatedUser | None, Depends(_browser_user)]
-# Ids are our services' UUIDs (integrations, tasks); the pattern keeps anything else out of
-# queries and upstream paths.
-ResourceId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
 router = APIRouter(prefix="/api/v1")
-
-
-def _auth_service(request: Request) -> httpx.AsyncClient:
-    client: httpx.AsyncClient = request.app.state.auth_service
-    return client
-
-
-async def _forward(
-    request: Request,
-    method: str,
-    path: str,
-    token: str | None,
-    json: Any = None,
-    params: dict[str, str] | None = None,
-) -> httpx.Response:
-    """Call auth-service as the user: the token travels in a header, never in the URL."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        return await _auth_service(request).request(
-            method, path, json=json, params=params, headers=headers
-        )
-    except httpx.HTTPError as error:
-        raise Problem(503, "The integration service is unavailable.") from error
-
-
-def _relay(upstream: httpx.Response) -> Response:
-    """Pass auth-service's answer (JSON or problem+json) through unchanged."""
-    return Response(
-        upstream.content,
-        status_code=upstream.status_code,
-        media_type=upstream.headers.get("content-type", "application/json"),
-        headers={
-            name: upstream.headers[name] for name in _RELAYED_HEADERS if name in upstream.headers
-        },
-    )
-
-
-def _see_other(location: str) -> RedirectResponse:
-    return RedirectResponse(
-        location,
-        status_code=status.HTTP_303_SEE_OTHER,
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
-    )
-
-
-def is_local_path(location: str) -> bool:
-    """A path on this site: "/x" but not "//host" (scheme-relative), nor anything a browser
-    might rewrite into one ("/\\host", control characters or whitespace it strips)."""
-    return (
-        location.startswith("/")
-        and not location.startswith("//")
-        and "\\" not in location
-        and location.isascii()
-        and location.isprintable()
-        and " " not in location
-    )
 
 
 class DevLoginRequest(BaseModel):
@@ -168,16 +70,16 @@ async def dev_login(
     body: DevLoginRequest, request: Request, response: Response
 ) -> SessionInfo | Response:
     """Development login (only where auth-service's dev issuer is enabled)."""
-    upstream = await _forward(request, "POST", "/v1/dev/sessions", None, body.model_dump())
+    upstream = await forward(request, "POST", "/v1/dev/sessions", None, body.model_dump())
     if upstream.status_code != status.HTTP_201_CREATED:
-        return _relay(upstream)
+        return relay(upstream)
     issued = upstream.json()
     response.set_cookie(
-        _settings(request).session_cookie_name,
+        settings_of(request).session_cookie_name,
         issued["access_token"],
         max_age=int(issued["expires_in"]),
         httponly=True,
-        secure=_settings(request).secure_cookies,
+        secure=settings_of(request).secure_cookies,
         # Lax, not Strict: the OAuth provider sends the browser back to our callback with a
         # top-level cross-site GET, and a Strict cookie would not be sent with it. Lax still
         # withholds the cookie from cross-site POSTs (CSRF), and every route that changes
@@ -196,7 +98,7 @@ async def dev_login(
 
 @router.post("/session/logout", tags=["session"], status_code=status.HTTP_204_NO_CONTENT)
 async def logout(request: Request, response: Response) -> None:
-    settings = _settings(request)
+    settings = settings_of(request)
     response.delete_cookie(
         settings.session_cookie_name,
         path="/",
@@ -263,83 +165,147 @@ async def get_task(task_id: ResourceId, user: CurrentUser, reader: Reader) -> Ta
     return task
 
 
-@router.get("/integrations", tags=["integrations"])
-async def list_integrations(request: Request, user: CurrentUser) -> Response:
-    return _relay(await _forward(request, "GET", "/v1/integrations", user.token))
+def _commands(request: Request) -> CommandRequests:
+    commands: CommandRequests = request.app.state.commands
+    return commands
+
+
+Commands = Annotated[CommandRequests, Depends(_commands)]
+IdempotencyKeyHeader = Annotated[
+    IdempotencyKey,
+    Header(
+        description="A fresh random value per intended change (a UUID); send the same one "
+        "when retrying, and the change is made once."
+    ),
+]
+_COMMAND_ANSWERS: dict[int | str, dict[str, str]] = {
+    404: {"description": "Not one of the user's tasks"},
+    409: {"description": "The task's source record cannot be changed from here"},
+    422: {"description": "Invalid input, or the Idempotency-Key was used for another request"},
+    503: {"description": "Write-back is unavailable; retry with the same Idempotency-Key"},
+}
+
+
+async def _request_command(
+    response: Response,
+    user: CurrentUser,
+    reader: TaskReader,
+    commands: CommandRequests,
+    task_id: str,
+    action: CommandAction,
+    idempotency_key: str,
+    note: NoteInput | None = None,
+    time_entry: TimeEntryInput | None = None,
+) -> CommandAccepted:
+    task = await reader.get(user, task_id)
+    if task is None:
+        raise Problem(404, "No such task.")
+    try:
+        command = await commands.request(
+            user, task, action, idempotency_key, note=note, time_entry=time_entry
+        )
+    except NotWritable as error:
+        raise Problem(409, str(error)) from None
+    except IdempotencyKeyReused:
+        raise Problem(
+            422, "This Idempotency-Key was already used for a different request."
+        ) from None
+    except KafkaError as error:
+        raise Problem(
+            503, "Write-back is unavailable right now; retry with the same Idempotency-Key."
+        ) from error
+    status_url = f"/api/v1/commands/{command.command_id}"
+    response.headers["Location"] = status_url
+    return CommandAccepted(command_id=command.command_id, status="pending", status_url=status_url)
 
 
 @router.post(
-    "/integrations/connectwise/api-key",
-    tags=["integrations"],
-    status_code=status.HTTP_201_CREATED,
+    "/tasks/{task_id}/complete",
+    tags=["write-back"],
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_COMMAND_ANSWERS,
 )
-async def connect_connectwise(
-    body: ApiKeyConnectionRequest, request: Request, user: CurrentUser
-) -> Response:
-    """Connect ConnectWise with API-member keys; they go to the vault, never back out."""
-    upstream = await _forward(
-        request, "POST", "/v1/integrations/connectwise/api-key", user.token, body.forwarded()
+async def complete_task(
+    task_id: ResourceId,
+    response: Response,
+    user: CurrentUser,
+    reader: Reader,
+    commands: Commands,
+    idempotency_key: IdempotencyKeyHeader,
+) -> CommandAccepted:
+    """Close the task in its source (the board's closed status). Follow `status_url`."""
+    return await _request_command(
+        response, user, reader, commands, task_id, CommandAction.COMPLETE, idempotency_key
     )
-    return _relay(upstream)
 
 
-@router.post("/integrations/connectwise/oauth/start", tags=["integrations"])
-async def start_connectwise_oauth(
-    body: OAuthStartRequest, request: Request, user: CurrentUser
-) -> Response:
-    """Begin connecting with OAuth2; send the browser to the `authorization_url` returned."""
-    upstream = await _forward(
-        request, "POST", "/v1/integrations/connectwise/oauth/start", user.token, body.model_dump()
-    )
-    return _relay(upstream)
-
-
-@router.get(
-    "/integrations/connectwise/oauth/callback",
-    tags=["integrations"],
-    status_code=status.HTTP_303_SEE_OTHER,
-    response_class=RedirectResponse,
+@router.post(
+    "/tasks/{task_id}/notes",
+    tags=["write-back"],
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_COMMAND_ANSWERS,
 )
-async def connectwise_oauth_callback(
-    request: Request,
-    user: BrowserUser,
-    state: Annotated[str | None, Query(max_length=1024)] = None,
-    code: Annotated[str | None, Query(max_length=2048)] = None,
-    error: Annotated[str | None, Query(max_length=256)] = None,
-) -> Response:
-    """Where ConnectWise sends the browser back: finishes the flow in auth-service, then
-    redirects to the settings page (`/settings?connectwise=<outcome>`)."""
-    if user is None:
-        return _see_other(SIGN_IN_PAGE)
-    given = {"state": state, "code": code, "error": error}
-    params = {name: value for name, value in given.items() if value is not None}
-    upstream = await _forward(
-        request, "GET", "/v1/integrations/connectwise/oauth/callback", user.token, params=params
+async def add_note(
+    task_id: ResourceId,
+    note: NoteInput,
+    response: Response,
+    user: CurrentUser,
+    reader: Reader,
+    commands: Commands,
+    idempotency_key: IdempotencyKeyHeader,
+) -> CommandAccepted:
+    """Add a note to the ticket (internal, or discussion the customer can see)."""
+    return await _request_command(
+        response,
+        user,
+        reader,
+        commands,
+        task_id,
+        CommandAction.ADD_NOTE,
+        idempotency_key,
+        note=note,
     )
-    if upstream.status_code == status.HTTP_401_UNAUTHORIZED:
-        return _see_other(SIGN_IN_PAGE)
-    if upstream.is_redirect:
-        location = upstream.headers.get("location", "")
-        if is_local_path(location):
-            return _see_other(location)
-    elif upstream.is_error:
-        return _relay(upstream)
-    raise Problem(502, "The integration service gave an unexpected answer.")
 
 
-@router.get("/integrations/{integration_id}", tags=["integrations"])
-async def get_integration(
-    integration_id: ResourceId, request: Request, user: CurrentUser
-) -> Response:
-    return _relay(await _forward(request, "GET", f"/v1/integrations/{integration_id}", user.token))
-
-
-@router.delete("/integrations/{integration_id}", tags=["integrations"])
-async def disconnect_integration(
-    integration_id: ResourceId, request: Request, user: CurrentUser
-) -> Response:
-    """Disconnect: credentials are deleted and syncing stops; the integration stays listed
-    as `disconnected`."""
-    return _relay(
-        await _forward(request, "DELETE", f"/v1/integrations/{integration_id}", user.token)
+@router.post(
+    "/tasks/{task_id}/time-entries",
+    tags=["write-back"],
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_COMMAND_ANSWERS,
+)
+async def log_time(
+    task_id: ResourceId,
+    time_entry: TimeEntryInput,
+    response: Response,
+    user: CurrentUser,
+    reader: Reader,
+    commands: Commands,
+    idempotency_key: IdempotencyKeyHeader,
+) -> CommandAccepted:
+    """Log time against the ticket, as the signed-in member."""
+    return await _request_command(
+        response,
+        user,
+        reader,
+        commands,
+        task_id,
+        CommandAction.ADD_TIME_ENTRY,
+        idempotency_key,
+        time_entry=time_entry,
     )
+
+
+@router.get("/commands/{command_id}", tags=["write-back"])
+async def get_command(
+    command_id: ResourceId, request: Request, user: CurrentUser, commands: Commands
+) -> CommandView:
+    """How a write-back command went: pending, running, succeeded, failed or rejected."""
+    requested = await commands.find(user, command_id)
+    if requested is None:
+        raise Problem(404, "No such command.")
+    connector: ConnectorApi = request.app.state.connector
+    try:
+        outcome = await connector.command_outcome(user.tenant_id, user.user_id, command_id)
+    except ConnectorUnavailable as error:
+        raise Problem(503, "Command status is unavailable right now.") from error
+    return requested.view(outcome)

@@ -13,12 +13,14 @@ from fastapi.staticfiles import StaticFiles
 from syntaskio_common import topics
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
-from syntaskio_common.kafka import ensure_topics
+from syntaskio_common.kafka import create_broker, ensure_topics, publish
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
-from syntaskio_common.problems import install_problem_handlers
+from syntaskio_common.problems import RequestSizeLimit, install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.sessions import JwksSessionVerifier
-from syntaskio_gateway.api import router
+from syntaskio_gateway import api, integrations_api
+from syntaskio_gateway.commands import CommandRequests
+from syntaskio_gateway.connector import ConnectorApi
 from syntaskio_gateway.live import FeedBuffer, TaskFeed
 from syntaskio_gateway.settings import GatewaySettings
 from syntaskio_gateway.tasks import TaskReader
@@ -45,13 +47,20 @@ def _reading(feed: TaskFeed) -> Callable[[], Awaitable[bool]]:
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     mongo = create_mongo_client(settings)
+    db = get_database(mongo, settings)
     feed = TaskFeed(settings.kafka_bootstrap_servers, FeedBuffer(settings.live_buffer_size))
+    broker = create_broker(settings, client_id="gateway")
+    internal_token = settings.internal_api_token.get_secret_value()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with (
             create_http_client() as http,
             create_http_client(base_url=settings.auth_service_url) as auth_service,
+            create_http_client(
+                base_url=settings.connector_url,
+                headers={"Authorization": f"Bearer {internal_token}"},
+            ) as connector,
         ):
             app.state.verifier = JwksSessionVerifier(
                 settings.session_jwks_url,
@@ -60,12 +69,20 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 audience=settings.session_audience,
             )
             app.state.auth_service = auth_service
-            app.state.tasks = TaskReader(get_database(mongo, settings))
-            await ensure_topics(settings, [topics.TASKS])
+            app.state.connector = ConnectorApi(connector)
+            app.state.tasks = TaskReader(db)
+            commands = CommandRequests(
+                db, lambda record: publish(broker, topics.TASK_COMMANDS, record)
+            )
+            await commands.create_indexes()
+            app.state.commands = commands
+            await ensure_topics(settings, [topics.TASKS, topics.TASK_COMMANDS])
+            await broker.start()
             await feed.start()
             app.state.feed = feed
             yield
             await feed.stop()
+            await broker.stop()
         await mongo.close()
 
     app = FastAPI(
@@ -78,7 +95,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.rate_limiter = RateLimiter()
     install_problem_handlers(app)
     app.include_router(health_router({"mongodb": lambda: ping(mongo), "task_feed": _reading(feed)}))
-    app.include_router(router)
+    app.include_router(api.router)
+    app.include_router(integrations_api.router)
+    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -8,13 +8,20 @@ from syntaskio_common.settings import SessionSettings
 class GatewaySettings(SessionSettings):
     port: int = 8080
     auth_service_url: str = "http://127.0.0.1:8081"
+    # The connector's internal API: sync status and history, sync now, command outcomes.
+    connector_url: str = "http://127.0.0.1:8082"
     session_cookie_name: str = "syntaskio_session"
     # Recent task feed events kept for streams that reconnect (`Last-Event-ID`); older
     # than that, a reconnecting dashboard loads its tasks again.
     live_buffer_size: int = Field(default=10_000, ge=100)
+    # Per signed-in user and replica (a moving window); a dashboard uses a few a minute.
+    user_rate_limit: str = "300/minute"
+    # Request bodies larger than this are refused with 413 before they are read.
+    max_request_bytes: int = Field(default=64 * 1024, ge=1024)
 
     @model_validator(mode="after")
     def _defaults(self) -> GatewaySettings:
+        self.require_real_secret("INTERNAL_API_TOKEN", self.internal_api_token)
         if not self.is_development and not self.session_jwks_url:
             raise ValueError("SESSION_JWKS_URL (the identity provider's keys) is required")
         # Development: auth-service's own issuer.

@@ -1,0 +1,121 @@
+"""Integrations as the services show them to users: the connection (auth-service) and how
+its syncing goes (connector). The gateway combines both for the settings page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class AuthMethod(StrEnum):
+    OAUTH2 = "oauth2"
+    API_KEY = "api_key"
+    IMPERSONATION = "impersonation"
+
+
+class IntegrationStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    ERROR = "error"
+    EXPIRED = "expired"
+    PAUSED = "paused"
+    DISCONNECTED = "disconnected"
+
+
+class Integration(BaseModel):
+    """A user's connection to a source system, as shown to that user (never secrets)."""
+
+    id: str
+    tenant_id: str
+    user_id: str
+    provider: str
+    auth_method: AuthMethod
+    site: str
+    site_url: str
+    company_id: str
+    codebase: str
+    api_base_url: str
+    member_id: int | None = None
+    member_identifier: str | None = None  # None while a connection is pending
+    member_name: str | None = None
+    scopes: list[str] = Field(default_factory=list)
+    status: IntegrationStatus
+    last_error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    last_validated_at: datetime | None = None
+    disconnected_at: datetime | None = None
+    # Grows each time the user connects. Everything synced is stamped with it, so the
+    # aggregator can drop what an earlier, since disconnected, connection still sends.
+    generation: int = 0
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> Integration:
+        return cls.model_validate({**doc, "id": doc["_id"]})
+
+
+class Trigger(StrEnum):
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+    CONNECTED = "connected"
+    WEBHOOK = "webhook"
+    WRITE_BACK = "write_back"  # our own change to a record, fetched back
+
+
+class JobStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    DEFERRED = "deferred"  # budget, a 429 pause or an open circuit: comes back later
+    FAILED = "failed"
+
+
+class SyncJob(BaseModel):
+    id: str
+    tenant_id: str
+    integration_id: str
+    trigger: Trigger
+    status: JobStatus
+    modes: dict[str, str] = {}
+    started_at: datetime
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    fetched: int = 0
+    published: int = 0
+    tombstoned: int = 0
+    api_requests: int = 0
+    budget_remaining: int | None = None
+    error: str | None = None
+    retry_at: datetime | None = None  # a deferred job's integration is due again then
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> SyncJob:
+        return cls.model_validate({**doc, "id": doc["_id"]})
+
+
+class SyncBudget(BaseModel):
+    limit_per_hour: int
+    used_last_hour: int
+    remaining: int
+    paused_until: datetime | None
+
+
+class WebhookStatus(BaseModel):
+    enabled: bool
+    registered: bool
+    error: str | None
+    accepted: int
+    rejected: dict[str, int]  # by reason: unsigned, forged, malformed, unverifiable
+
+
+class SyncStatus(BaseModel):
+    """What the settings page shows about an integration's syncing."""
+
+    state: Literal["syncing", "idle", "degraded", "paused"]
+    reason: str | None
+    last_job: SyncJob | None
+    next_sync_at: datetime | None
+    budget: SyncBudget
+    webhooks: WebhookStatus

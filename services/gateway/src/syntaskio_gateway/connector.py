@@ -1,0 +1,68 @@
+"""The connector's internal API, called with the internal token. It trusts its caller:
+every method here is called only after the gateway checked that the user owns what is
+named (the integration through auth-service, the command through `CommandRequests`)."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import httpx
+from pydantic import TypeAdapter, ValidationError
+
+from syntaskio_common.commands import CommandOutcome
+from syntaskio_common.integrations import SyncJob, SyncStatus
+
+T = TypeVar("T")
+
+
+class ConnectorUnavailable(Exception):
+    """The connector could not be reached or gave an unexpected answer."""
+
+
+class ConnectorApi:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http  # with the connector's base URL and the internal token
+
+    async def sync_status(self, tenant_id: str, integration_id: str) -> SyncStatus:
+        path = f"/internal/v1/integrations/{integration_id}/sync-status"
+        response = await self._call("GET", path, {"tenant_id": tenant_id})
+        return _validated(SyncStatus, response)
+
+    async def sync_history(self, tenant_id: str, integration_id: str, limit: int) -> list[SyncJob]:
+        path = f"/internal/v1/integrations/{integration_id}/sync-jobs"
+        response = await self._call("GET", path, {"tenant_id": tenant_id, "limit": str(limit)})
+        return _validated(list[SyncJob], response)
+
+    async def sync_now(self, integration_id: str) -> None:
+        await self._call("POST", f"/internal/v1/integrations/{integration_id}/sync")
+
+    async def command_outcome(
+        self, tenant_id: str, user_id: str, command_id: str
+    ) -> CommandOutcome | None:
+        """None while the connector has not seen the command."""
+        params = {"tenant_id": tenant_id, "user_id": user_id}
+        response = await self._call("GET", f"/internal/v1/commands/{command_id}", params)
+        if response.status_code == httpx.codes.NOT_FOUND:
+            return None
+        return _validated(CommandOutcome, response)
+
+    async def _call(
+        self, method: str, path: str, params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """The answer, or ConnectorUnavailable (a 404 is the caller's to read)."""
+        try:
+            response = await self._http.request(method, path, params=params)
+        except httpx.HTTPError as error:
+            raise ConnectorUnavailable(f"{method} {path}: {type(error).__name__}") from error
+        if response.is_error and response.status_code != httpx.codes.NOT_FOUND:
+            raise ConnectorUnavailable(f"{method} {path}: HTTP {response.status_code}")
+        return response
+
+
+def _validated(shape: type[T], response: httpx.Response) -> T:
+    if response.status_code == httpx.codes.NOT_FOUND:
+        raise ConnectorUnavailable(f"{response.request.url.path}: not found")
+    try:
+        return TypeAdapter(shape).validate_json(response.content)
+    except ValidationError as error:
+        raise ConnectorUnavailable(f"unexpected answer ({error.error_count()} errors)") from error

@@ -1,0 +1,67 @@
+"""What every route of the dashboard API depends on: the signed-in user (verified, and
+held to the per-user request rate), the services the gateway calls, and id parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Path, Request, status
+from pydantic import Field
+
+from syntaskio_common.problems import Problem
+from syntaskio_common.rate_limits import RateLimiter
+from syntaskio_common.service_auth import bearer_token
+from syntaskio_common.sessions import InvalidSession, JwksSessionVerifier, UserSession
+from syntaskio_gateway.settings import GatewaySettings
+
+
+class AuthenticatedUser(UserSession):
+    token: str = Field(exclude=True, repr=False)
+
+
+def settings_of(request: Request) -> GatewaySettings:
+    settings: GatewaySettings = request.app.state.settings
+    return settings
+
+
+def rate_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
+async def _current_user(request: Request) -> AuthenticatedUser:
+    """A session from the HttpOnly cookie (browsers) or a bearer token (API clients),
+    counted against the user's request rate."""
+    settings = settings_of(request)
+    token = request.cookies.get(settings.session_cookie_name)
+    if not token:
+        token = bearer_token(request.headers.get("Authorization"))
+    verifier: JwksSessionVerifier = request.app.state.verifier
+    try:
+        session = await verifier.verify(token)
+    except InvalidSession as error:
+        raise Problem(401, "The session is invalid or has expired.") from error
+    except httpx.HTTPError as error:
+        raise Problem(503, "Sessions cannot be verified right now.") from error
+    await rate_limiter(request).hit(
+        settings.user_rate_limit, "user", session.tenant_id, session.user_id
+    )
+    return AuthenticatedUser(**session.model_dump(), token=token)
+
+
+async def _browser_user(request: Request) -> AuthenticatedUser | None:
+    """Like `_current_user`, but None instead of a 401, for pages a browser navigates to."""
+    try:
+        return await _current_user(request)
+    except Problem as problem:
+        if problem.status == status.HTTP_401_UNAUTHORIZED:
+            return None
+        raise
+
+
+CurrentUser = Annotated[AuthenticatedUser, Depends(_current_user)]
+BrowserUser = Annotated[AuthenticatedUser | None, Depends(_browser_user)]
+# Ids are our services' UUIDs (integrations, tasks, commands); the pattern keeps anything
+# else out of queries and upstream paths.
+ResourceId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]

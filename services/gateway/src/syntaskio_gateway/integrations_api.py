@@ -1,0 +1,200 @@
+"""Integration settings under /api/v1/integrations: connections are auth-service's
+(called as the user, so it scopes them), syncing is the connector's (called with the
+internal token, only after auth-service has confirmed the integration is the user's)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, TypeAdapter
+
+from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
+from syntaskio_common.integrations import Integration, IntegrationStatus, SyncJob, SyncStatus
+from syntaskio_common.problems import Problem
+from syntaskio_gateway.auth_proxy import forward, relay
+from syntaskio_gateway.connector import ConnectorApi, ConnectorUnavailable
+from syntaskio_gateway.dependencies import BrowserUser, CurrentUser, ResourceId
+from syntaskio_gateway.integrations import IntegrationOverview, overview
+
+logger = logging.getLogger(__name__)
+# Where a browser without a valid session is sent.
+SIGN_IN_PAGE = "/"
+# Connections whose syncing there is something to say about.
+_SYNCED = frozenset({IntegrationStatus.ACTIVE, IntegrationStatus.ERROR, IntegrationStatus.EXPIRED})
+_INTEGRATIONS = TypeAdapter(list[Integration])
+
+router = APIRouter(prefix="/api/v1", tags=["integrations"])
+
+
+class SyncQueued(BaseModel):
+    status: str = "queued"
+    integration_id: str
+
+
+def _connector(request: Request) -> ConnectorApi:
+    connector: ConnectorApi = request.app.state.connector
+    return connector
+
+
+async def _owned(request: Request, user: CurrentUser, integration_id: str) -> Integration:
+    """The user's integration, as auth-service knows it; its problem (404, 401) otherwise."""
+    upstream = await forward(request, "GET", f"/v1/integrations/{integration_id}", user.token)
+    if upstream.is_error:
+        raise Problem(
+            upstream.status_code,
+            "No such integration." if upstream.status_code == 404 else "Integration unavailable.",
+        )
+    return Integration.model_validate_json(upstream.content)
+
+
+async def _sync_status(request: Request, integration: Integration) -> SyncStatus | None:
+    if integration.status not in _SYNCED:
+        return None
+    try:
+        return await _connector(request).sync_status(integration.tenant_id, integration.id)
+    except ConnectorUnavailable as error:
+        # The page still shows the connection; its sync details come back with the connector.
+        logger.warning("sync status unavailable: %s", error)
+        return None
+
+
+@router.get("/integrations")
+async def list_integrations(request: Request, user: CurrentUser) -> list[IntegrationOverview]:
+    """The user's connections with their state, last and next sync, and API budget."""
+    upstream = await forward(request, "GET", "/v1/integrations", user.token)
+    if upstream.is_error:
+        raise Problem(upstream.status_code, "Integrations are unavailable.")
+    integrations = _INTEGRATIONS.validate_json(upstream.content)
+    statuses = await asyncio.gather(*(_sync_status(request, i) for i in integrations))
+    return [overview(i, s) for i, s in zip(integrations, statuses, strict=True)]
+
+
+@router.get("/integrations/{integration_id}")
+async def get_integration(
+    integration_id: ResourceId, request: Request, user: CurrentUser
+) -> IntegrationOverview:
+    integration = await _owned(request, user, integration_id)
+    return overview(integration, await _sync_status(request, integration))
+
+
+@router.get("/integrations/{integration_id}/sync-jobs")
+async def sync_history(
+    integration_id: ResourceId,
+    request: Request,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[SyncJob]:
+    """The integration's recent sync runs, newest first: trigger, outcome, records, cost."""
+    integration = await _owned(request, user, integration_id)
+    try:
+        return await _connector(request).sync_history(integration.tenant_id, integration.id, limit)
+    except ConnectorUnavailable as error:
+        raise Problem(503, "Sync history is unavailable right now.") from error
+
+
+@router.post("/integrations/{integration_id}/sync", status_code=status.HTTP_202_ACCEPTED)
+async def sync_now(integration_id: ResourceId, request: Request, user: CurrentUser) -> SyncQueued:
+    """Sync as soon as possible (within the integration's API budget)."""
+    integration = await _owned(request, user, integration_id)
+    if integration.status is not IntegrationStatus.ACTIVE:
+        raise Problem(409, f"The connection is {integration.status.value}; reconnect it first.")
+    try:
+        await _connector(request).sync_now(integration.id)
+    except ConnectorUnavailable as error:
+        raise Problem(503, "Syncing is unavailable right now; try again shortly.") from error
+    return SyncQueued(integration_id=integration.id)
+
+
+@router.post(
+    "/integrations/connectwise/api-key",
+    status_code=status.HTTP_201_CREATED,
+)
+async def connect_connectwise(
+    body: ApiKeyConnectionRequest, request: Request, user: CurrentUser
+) -> Response:
+    """Connect ConnectWise with API-member keys; they go to the vault, never back out."""
+    upstream = await forward(
+        request, "POST", "/v1/integrations/connectwise/api-key", user.token, body.forwarded()
+    )
+    return relay(upstream)
+
+
+@router.post(
+    "/integrations/connectwise/oauth/start",
+)
+async def start_connectwise_oauth(
+    body: OAuthStartRequest, request: Request, user: CurrentUser
+) -> Response:
+    """Begin connecting with OAuth2; send the browser to the `authorization_url` returned."""
+    upstream = await forward(
+        request, "POST", "/v1/integrations/connectwise/oauth/start", user.token, body.model_dump()
+    )
+    return relay(upstream)
+
+
+@router.get(
+    "/integrations/connectwise/oauth/callback",
+    status_code=status.HTTP_303_SEE_OTHER,
+    response_class=RedirectResponse,
+)
+async def connectwise_oauth_callback(
+    request: Request,
+    user: BrowserUser,
+    state: Annotated[str | None, Query(max_length=1024)] = None,
+    code: Annotated[str | None, Query(max_length=2048)] = None,
+    error: Annotated[str | None, Query(max_length=256)] = None,
+) -> Response:
+    """Where ConnectWise sends the browser back: finishes the flow in auth-service, then
+    redirects to the settings page (`/settings?connectwise=<outcome>`)."""
+    if user is None:
+        return _see_other(SIGN_IN_PAGE)
+    given = {"state": state, "code": code, "error": error}
+    params = {name: value for name, value in given.items() if value is not None}
+    upstream = await forward(
+        request, "GET", "/v1/integrations/connectwise/oauth/callback", user.token, params=params
+    )
+    if upstream.status_code == status.HTTP_401_UNAUTHORIZED:
+        return _see_other(SIGN_IN_PAGE)
+    if upstream.is_redirect:
+        location = upstream.headers.get("location", "")
+        if is_local_path(location):
+            return _see_other(location)
+    elif upstream.is_error:
+        return relay(upstream)
+    raise Problem(502, "The integration service gave an unexpected answer.")
+
+
+@router.delete(
+    "/integrations/{integration_id}",
+)
+async def disconnect_integration(
+    integration_id: ResourceId, request: Request, user: CurrentUser
+) -> Response:
+    """Disconnect: credentials are deleted and syncing stops; the integration stays listed
+    as `disconnected`."""
+    return relay(await forward(request, "DELETE", f"/v1/integrations/{integration_id}", user.token))
+
+
+def _see_other(location: str) -> RedirectResponse:
+    return RedirectResponse(
+        location,
+        status_code=status.HTTP_303_SEE_OTHER,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+def is_local_path(location: str) -> bool:
+    """A path on this site: "/x" but not "//host" (scheme-relative), nor anything a browser
+    might rewrite into one ("/\\host", control characters or whitespace it strips)."""
+    return (
+        location.startswith("/")
+        and not location.startswith("//")
+        and "\\" not in location
+        and location.isascii()
+        and location.isprintable()
+        and " " not in location
+    )
