@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -91,3 +92,45 @@ def test_429s_and_500s_are_ridden_out(
     assert str(created["id"]) in dashboard_ids(client) or eventually(
         lambda: str(created["id"]) in dashboard_ids(client)
     )
+
+
+def test_the_settings_api_shows_sync_state_and_history_and_syncs_now(
+    system: EmbeddedStack, carlos: tuple[httpx.Client, str]
+) -> None:
+    client, integration_id = carlos
+    assert eventually(lambda: dashboard_ids(client) == assigned_open_ticket_ids(system, MEMBER))
+
+    def history() -> list[dict[str, Any]]:
+        response = client.get(f"/api/v1/integrations/{integration_id}/sync-jobs?limit=50")
+        assert response.status_code == 200, response.text
+        jobs: list[dict[str, Any]] = response.json()
+        return jobs
+
+    before = {job["id"] for job in history()}
+    queued = client.post(f"/api/v1/integrations/{integration_id}/sync")
+    assert queued.status_code == 202, queued.text
+    manual = eventually(
+        lambda: [
+            j
+            for j in history()
+            if j["id"] not in before and j["trigger"] == "manual" and j["status"] != "running"
+        ]
+    )
+    assert manual, "sync now ran no sync"
+    assert manual[0]["status"] == "succeeded", manual[0]
+
+    [shown] = client.get("/api/v1/integrations").json()
+    assert client.get(f"/api/v1/integrations/{integration_id}").json()["id"] == integration_id
+    assert shown["id"] == integration_id
+    assert shown["status"] == "active"
+    assert shown["state"] in ("active", "syncing")
+    sync = shown["sync"]
+    assert sync["budget"]["limit_per_hour"] == 1000
+    assert sync["budget"]["used_last_hour"] >= manual[0]["api_requests"]
+    assert sync["last_job"]["status"] in ("succeeded", "running")
+    assert sync["next_sync_at"] is not None
+    assert "private_key" not in str(shown)
+
+    unknown = "00000000-0000-0000-0000-000000000000"
+    assert client.get(f"/api/v1/integrations/{unknown}/sync-jobs").status_code == 404
+    assert client.post(f"/api/v1/integrations/{unknown}/sync").status_code == 404

@@ -176,3 +176,65 @@ def test_a_command_for_someone_elses_connection_changes_nothing(
         params={"tenant_id": "evil", "user_id": command.user_id},
     )
     assert hidden.status_code == 404
+
+
+def task_of(client: httpx.Client, external_id: str) -> dict[str, Any]:
+    items = client.get("/api/v1/tasks", params={"limit": 500}).json()["items"]
+    found: dict[str, Any] = next(t for t in items if t["external_id"] == external_id)
+    return found
+
+
+def finished(client: httpx.Client, accepted: httpx.Response) -> dict[str, Any] | None:
+    status = client.get(accepted.json()["status_url"])
+    assert status.status_code == 200, status.text
+    view: dict[str, Any] = status.json()
+    return view if view["status"] not in ("pending", "running") else None
+
+
+def test_the_dashboard_api_writes_back_once_per_idempotency_key(
+    system: EmbeddedStack, felix: tuple[httpx.Client, str, str]
+) -> None:
+    client, _, _ = felix
+    expected = assigned_open_ticket_ids(system, MEMBER)
+    assert eventually(lambda: dashboard_ids(client) == expected)
+    tickets = service_tickets(client)
+    ticket = tickets[len(tickets) // 2]
+    task = task_of(client, ticket)
+    text = f"Swapped the switch {uuid.uuid4().hex[:6]}"
+    note_key = str(uuid.uuid4())
+
+    def add_note(body: dict[str, Any], key: str = note_key) -> httpx.Response:
+        return client.post(
+            f"/api/v1/tasks/{task['id']}/notes", json=body, headers={"Idempotency-Key": key}
+        )
+
+    accepted = add_note({"text": text, "internal": True})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.headers["location"] == accepted.json()["status_url"]
+    retried = add_note({"text": text, "internal": True})  # the answer was "lost"
+    assert retried.status_code == 202
+    assert retried.json()["command_id"] == accepted.json()["command_id"]
+    reused = add_note({"text": "something else"})
+    assert reused.status_code == 422
+    assert "Idempotency-Key" in reused.json()["detail"]
+    unkeyed = client.post(f"/api/v1/tasks/{task['id']}/notes", json={"text": text})
+    assert unkeyed.status_code == 422
+
+    done = eventually(lambda: finished(client, accepted))
+    assert done, "the note command never finished"
+    assert done["status"] == "succeeded", done
+    assert done["task_id"] == task["id"]
+    assert done["action"] == "add_note"
+    notes = [n for n in connectwise(system, f"service/tickets/{ticket}/notes") if n["text"] == text]
+    assert len(notes) == 1
+    assert notes[0]["internalAnalysisFlag"] is True
+
+    closing = client.post(
+        f"/api/v1/tasks/{task['id']}/complete", headers={"Idempotency-Key": str(uuid.uuid4())}
+    )
+    assert closing.status_code == 202, closing.text
+    closed = eventually(lambda: finished(client, closing))
+    assert closed, "the complete command never finished"
+    assert closed["status"] == "succeeded", closed
+    assert connectwise(system, f"service/tickets/{ticket}")["closedFlag"] is True
+    assert eventually(lambda: ticket not in dashboard_ids(client))

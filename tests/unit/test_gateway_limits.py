@@ -1,0 +1,97 @@
+"""Per-user request rate and request body size limits in front of the dashboard API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from syntaskio_common.problems import RequestSizeLimit, install_problem_handlers
+from syntaskio_common.rate_limits import RateLimiter
+from syntaskio_common.sessions import InvalidSession, UserSession
+from syntaskio_gateway.dependencies import CurrentUser
+from syntaskio_gateway.settings import GatewaySettings
+
+MAX_BYTES = 2048
+
+
+class TokensAreUserNames:
+    """A verifier whose tokens are "<tenant>:<user>"; anything else is invalid."""
+
+    async def verify(self, token: str) -> UserSession:
+        tenant, _, user = token.partition(":")
+        if not user:
+            raise InvalidSession("not a token")
+        return UserSession(tenant_id=tenant, user_id=user)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    app.state.settings = GatewaySettings(user_rate_limit="3/minute")
+    app.state.verifier = TokensAreUserNames()
+    app.state.rate_limiter = RateLimiter()
+    install_problem_handlers(app)
+
+    @app.get("/whoami")
+    async def whoami(user: CurrentUser) -> str:
+        return user.user_id
+
+    @app.post("/echo")
+    async def echo(request: Request, user: CurrentUser) -> int:
+        return len(await request.body())
+
+    app.add_middleware(RequestSizeLimit, max_bytes=MAX_BYTES)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+        yield http
+
+
+def _as(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_each_user_has_their_own_request_rate(client: httpx.AsyncClient) -> None:
+    for _ in range(3):
+        assert (await client.get("/whoami", headers=_as("acme:alex"))).status_code == 200
+    refused = await client.get("/whoami", headers=_as("acme:alex"))
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert int(refused.headers["retry-after"]) >= 1
+    # Another user of the same tenant, and the same user name in another tenant, are not
+    # held back by Alex's requests.
+    assert (await client.get("/whoami", headers=_as("acme:sam"))).status_code == 200
+    assert (await client.get("/whoami", headers=_as("globex:alex"))).status_code == 200
+
+
+async def test_requests_without_a_valid_session_are_refused_before_counting(
+    client: httpx.AsyncClient,
+) -> None:
+    for _ in range(5):
+        assert (await client.get("/whoami", headers=_as("garbage"))).status_code == 401
+    assert (await client.get("/whoami", headers=_as("acme:alex"))).status_code == 200
+
+
+async def test_a_body_declared_too_large_is_refused_unread(client: httpx.AsyncClient) -> None:
+    refused = await client.post("/echo", headers=_as("acme:alex"), content=b"x" * (MAX_BYTES + 1))
+    assert refused.status_code == 413
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert str(MAX_BYTES) in refused.json()["detail"]
+
+
+async def test_a_streamed_body_is_cut_off_at_the_limit(client: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: chunked
+        for _ in range(3):
+            yield b"x" * 1000
+
+    refused = await client.post("/echo", headers=_as("acme:alex"), content=chunks())
+    assert refused.status_code == 413
+    assert refused.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_body_within_the_limit_is_served(client: httpx.AsyncClient) -> None:
+    served = await client.post("/echo", headers=_as("acme:alex"), content=b"x" * MAX_BYTES)
+    assert served.status_code == 200
+    assert served.json() == MAX_BYTES
