@@ -453,6 +453,20 @@ def test_internal_endpoints_need_the_service_token(system: EmbeddedStack) -> Non
         assert leased.status_code == 401
 
 
+def test_the_gateways_token_reaches_only_what_the_gateway_needs(system: EmbeddedStack) -> None:
+    gateway_token = dev_secrets(system.config.data_dir)["CONNECTOR_API_TOKEN"]
+    headers = {"Authorization": f"Bearer {gateway_token}"}
+    connector = f"{system.url('connector')}/internal/v1"
+    status = httpx.get(f"{connector}/integrations/x/sync-jobs?tenant_id=t", headers=headers)
+    assert status.status_code == 200
+    # Not credentials, nor the connector's other internal endpoints.
+    leased = httpx.post(
+        f"{system.url('auth')}/internal/v1/integrations/x/credentials/lease", headers=headers
+    )
+    assert leased.status_code == 401
+    assert httpx.delete(f"{connector}/integrations/x/webhooks", headers=headers).status_code == 401
+
+
 def test_the_dashboard_page_is_served_with_a_content_security_policy(system: EmbeddedStack) -> None:
     page = httpx.get(f"{system.url('gateway')}/settings")
     assert page.status_code == 200
@@ -471,6 +485,7 @@ def test_no_secret_ever_reaches_a_log(system: EmbeddedStack, db: Database[dict[s
     }
     secrets.add(dev_secrets(system.config.data_dir)["OAUTH_CLIENT_SECRET"])
     secrets.add(dev_secrets(system.config.data_dir)["INTERNAL_API_TOKEN"])
+    secrets.add(dev_secrets(system.config.data_dir)["CONNECTOR_API_TOKEN"])
     opened = 0
     # The connections made through the running services (other tests' records, sealed
     # under their own keys, share the database).

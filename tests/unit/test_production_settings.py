@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from syntaskio_auth.settings import AuthSettings, OAuthProfile
 from syntaskio_common.connection_requests import OAuthStartRequest
+from syntaskio_connector.settings import ConnectorSettings
 from syntaskio_gateway.settings import GatewaySettings
 
 REAL_KEYS = json.dumps({"2026-11": base64.b64encode(os.urandom(32)).decode()})
@@ -91,9 +92,31 @@ def test_company_ids_that_could_change_a_url_path_are_refused(company_id: str) -
 
 
 def test_the_gateway_needs_an_identity_provider_in_production() -> None:
-    production = {"environment": "production", "internal_api_token": "a-real-token"}
+    production = {"environment": "production", "connector_api_token": "a-real-token"}
     with pytest.raises(ValidationError, match="SESSION_JWKS_URL"):
         GatewaySettings(**production)
     assert GatewaySettings(
         **production, session_jwks_url="https://login.example.com/jwks"
     ).secure_cookies
+
+
+def test_the_gateway_needs_its_own_connector_token_in_production() -> None:
+    jwks = "https://login.example.com/jwks"
+    with pytest.raises(ValidationError, match="CONNECTOR_API_TOKEN"):
+        GatewaySettings(environment="production", session_jwks_url=jwks)
+    # The back-end services' token is not the gateway's: it is never read.
+    with pytest.raises(ValidationError, match="CONNECTOR_API_TOKEN"):
+        GatewaySettings(
+            environment="production", session_jwks_url=jwks, internal_api_token="a-real-token"
+        )
+
+
+def test_the_connector_refuses_one_token_for_both_callers_in_production() -> None:
+    production = {
+        "environment": "production",
+        "internal_api_token": "a-long-random-internal-token",
+        "connector_api_token": "a-long-random-internal-token",
+    }
+    with pytest.raises(ValidationError, match="must differ"):
+        ConnectorSettings(**production)
+    assert ConnectorSettings(**{**production, "connector_api_token": "another-random-token"})

@@ -35,8 +35,13 @@ class ServiceSettings(BaseSettings):
     mongodb_database: str = "syntaskio"
     # Proxies whose X-Forwarded-For is trusted for the client address (rate limits).
     forwarded_allow_ips: str = "127.0.0.1"
-    # Shared secret the services present to each other's internal endpoints.
+    # Shared secret the back-end services (auth-service, connector) present to each
+    # other's internal endpoints, credential leases among them.
     internal_api_token: SecretStr = SecretStr("development-only")
+    # What the gateway presents to the connector's endpoints for sync status, sync now and
+    # command outcomes: a separate secret, so the public-facing gateway cannot lease
+    # credentials.
+    connector_api_token: SecretStr = SecretStr("development-only")
 
     @property
     def is_development(self) -> bool:

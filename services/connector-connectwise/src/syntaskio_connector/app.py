@@ -184,11 +184,16 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health_router({"mongodb": lambda: ping(mongo)}))
     internal = [Depends(internal_caller(settings.internal_api_token))]
+    # What the gateway calls for its users (after checking they own what is named); the
+    # back-end services' token is accepted too.
+    for_gateway = [
+        Depends(internal_caller(settings.internal_api_token, settings.connector_api_token))
+    ]
 
     @app.post(
         "/internal/v1/integrations/{integration_id}/sync",
         status_code=status.HTTP_202_ACCEPTED,
-        dependencies=internal,
+        dependencies=for_gateway,
         tags=["internal"],
     )
     async def sync_now(integration_id: str) -> dict[str, str]:
@@ -230,7 +235,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         removed = await registrations.remove(access.client(lease), integration_id)
         return {"removed": removed}
 
-    @app.get("/internal/v1/commands/{command_id}", dependencies=internal, tags=["internal"])
+    @app.get("/internal/v1/commands/{command_id}", dependencies=for_gateway, tags=["internal"])
     async def command_outcome(
         command_id: str, tenant_id: TenantId, user_id: UserId
     ) -> CommandOutcome:
@@ -242,7 +247,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
 
     @app.get(
         "/internal/v1/integrations/{integration_id}/sync-jobs",
-        dependencies=internal,
+        dependencies=for_gateway,
         tags=["internal"],
     )
     async def sync_history(
@@ -254,7 +259,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
 
     @app.get(
         "/internal/v1/integrations/{integration_id}/sync-status",
-        dependencies=internal,
+        dependencies=for_gateway,
         tags=["internal"],
     )
     async def sync_status(integration_id: str, tenant_id: TenantId) -> SyncStatus:

@@ -31,5 +31,8 @@ class ConnectorSettings(ConnectWiseEgressSettings):
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ConnectorSettings:
         self.require_real_secret("INTERNAL_API_TOKEN", self.internal_api_token)
+        self.require_real_secret("CONNECTOR_API_TOKEN", self.connector_api_token)
+        if self.connector_api_token == self.internal_api_token and not self.is_development:
+            raise ValueError("CONNECTOR_API_TOKEN must differ from INTERNAL_API_TOKEN")
         self.refuse_development_egress()
         return self

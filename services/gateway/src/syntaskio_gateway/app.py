@@ -50,7 +50,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     db = get_database(mongo, settings)
     feed = TaskFeed(settings.kafka_bootstrap_servers, FeedBuffer(settings.live_buffer_size))
     broker = create_broker(settings, client_id="gateway")
-    internal_token = settings.internal_api_token.get_secret_value()
+    connector_token = settings.connector_api_token.get_secret_value()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,7 +59,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             create_http_client(base_url=settings.auth_service_url) as auth_service,
             create_http_client(
                 base_url=settings.connector_url,
-                headers={"Authorization": f"Bearer {internal_token}"},
+                headers={"Authorization": f"Bearer {connector_token}"},
             ) as connector,
         ):
             app.state.verifier = JwksSessionVerifier(

@@ -1,4 +1,5 @@
-"""The connector's internal API, called with the internal token. It trusts its caller:
+"""The connector's endpoints for the gateway, called with `CONNECTOR_API_TOKEN`. They trust
+their caller:
 every method here is called only after the gateway checked that the user owns what is
 named (the integration through auth-service, the command through `CommandRequests`)."""
 
@@ -21,7 +22,7 @@ class ConnectorUnavailable(Exception):
 
 class ConnectorApi:
     def __init__(self, http: httpx.AsyncClient) -> None:
-        self._http = http  # with the connector's base URL and the internal token
+        self._http = http  # with the connector's base URL and token
 
     async def sync_status(self, tenant_id: str, integration_id: str) -> SyncStatus:
         path = f"/internal/v1/integrations/{integration_id}/sync-status"

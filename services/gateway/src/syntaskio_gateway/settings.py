@@ -21,7 +21,7 @@ class GatewaySettings(SessionSettings):
 
     @model_validator(mode="after")
     def _defaults(self) -> GatewaySettings:
-        self.require_real_secret("INTERNAL_API_TOKEN", self.internal_api_token)
+        self.require_real_secret("CONNECTOR_API_TOKEN", self.connector_api_token)
         if not self.is_development and not self.session_jwks_url:
             raise ValueError("SESSION_JWKS_URL (the identity provider's keys) is required")
         # Development: auth-service's own issuer.

@@ -53,6 +53,7 @@ def dev_secrets(data_dir: Path) -> dict[str, str]:
         "VAULT_KEYS": json.dumps({"dev-1": base64.b64encode(secrets.token_bytes(32)).decode()}),
         "VAULT_PRIMARY_KEY_ID": "dev-1",
         "INTERNAL_API_TOKEN": secrets.token_urlsafe(32),
+        "CONNECTOR_API_TOKEN": secrets.token_urlsafe(32),
         "OAUTH_CLIENT_SECRET": secrets.token_urlsafe(32),
     }
     if made.keys() <= stored.keys():
@@ -97,7 +98,6 @@ class EmbeddedStack:
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "MONGODB_URL": self.mongodb_url,
             "MONGODB_DATABASE": self.config.database_name,
-            "INTERNAL_API_TOKEN": self._secrets["INTERNAL_API_TOKEN"],
             "AUTH_SERVICE_URL": self.url("auth"),
             "CONNECTOR_URL": self.url("connector"),
             "SESSION_ISSUER": self.url("auth"),
@@ -115,6 +115,11 @@ class EmbeddedStack:
                 "DEV_LOGIN_ENABLED": "true",
                 "CONNECTWISE_CLIENT_ID": DEV_CONNECTWISE_CLIENT_ID,
             }
+        # As in the deployment: each service gets only the tokens it presents or checks.
+        if name in ("auth", "connector"):
+            env["INTERNAL_API_TOKEN"] = self._secrets["INTERNAL_API_TOKEN"]
+        if name in ("connector", "gateway"):
+            env["CONNECTOR_API_TOKEN"] = self._secrets["CONNECTOR_API_TOKEN"]
         if name in ("auth", "connector"):
             # The sandbox is plain HTTP on loopback: allowed for local development only.
             env |= {
