@@ -4,6 +4,11 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
 .PHONY: run test lint install check-pytest asyncapi openapi
 
+# Debian's Chromium, which the browser tests drive through Playwright (never a downloaded
+# browser: only the distribution's registry is reachable).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 $(UV):
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
@@ -15,8 +20,12 @@ install: $(UV)
 run: install
 	$(UV) run syntaskio-dev run
 
-## Lint, type-check and run every test (unit, integration, end-to-end).
-test: install lint
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
+## Lint, type-check and run every test (unit, integration, end-to-end, browser).
+test: install lint $(CHROMIUM)
 	$(UV) run pytest
 
 lint: install
