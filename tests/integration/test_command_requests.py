@@ -158,3 +158,26 @@ async def test_a_project_phase_cannot_be_changed_from_here(
     with pytest.raises(NotWritable):
         await requests.request(alex, phase, CommandAction.COMPLETE, "key-00000006")
     assert published == []
+
+
+async def test_a_key_used_again_after_its_record_expired_is_a_new_command(
+    requests: CommandRequests,
+    published: list[KafkaRecord],
+    mongo: AsyncMongoClient[Document],
+    settings: ServiceSettings,
+    tenant: str,
+) -> None:
+    alex = UserSession(tenant_id=tenant, user_id="alex")
+    task = ticket(alex, "4716", SourceType.SERVICE_TICKET)
+    first = await requests.request(alex, task, CommandAction.COMPLETE, "key-00000007")
+    # What the retention index does after a day.
+    await mongo[settings.mongodb_database]["command_requests"].delete_many(
+        {"command_id": first.command_id}
+    )
+
+    later = await requests.request(alex, task, CommandAction.COMPLETE, "key-00000007")
+
+    # The connector executes a command id once: an old id would make this a no-op.
+    assert later.command_id != first.command_id
+    assert await requests.find(alex, first.command_id) is None
+    assert await requests.find(alex, later.command_id) is not None

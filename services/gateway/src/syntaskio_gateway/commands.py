@@ -35,8 +35,8 @@ from syntaskio_common.mongo import Document
 from syntaskio_common.sessions import UserSession
 from syntaskio_common.task import SourceType, Task
 
-# Fixed namespace: the same user and key give the same command id on every replica.
-_COMMAND_ID_NAMESPACE: Final = uuid.UUID("5d1b6f0e-2c7a-4b8e-9f3d-8a6e4c2b1f07")
+# Fixed namespace: the same user and key name the same request on every replica.
+_REQUEST_NAMESPACE: Final = uuid.UUID("5d1b6f0e-2c7a-4b8e-9f3d-8a6e4c2b1f07")
 REQUEST_RETENTION_SECONDS = 24 * 3600
 # The source records write-back can change (a project phase has no notes or status).
 WRITABLE_SOURCE_TYPES = frozenset({SourceType.SERVICE_TICKET, SourceType.PROJECT_TICKET})
@@ -87,9 +87,9 @@ class CommandView(BaseModel):
     finished_at: AwareDatetime | None = None
 
 
-def command_id(user: UserSession, idempotency_key: str) -> str:
+def _request_id(user: UserSession, idempotency_key: str) -> str:
     name = "\x1f".join((user.tenant_id, user.user_id, idempotency_key))
-    return str(uuid.uuid5(_COMMAND_ID_NAMESPACE, name))
+    return str(uuid.uuid5(_REQUEST_NAMESPACE, name))
 
 
 def _fingerprint(task_id: str, action: CommandAction, changes: dict[str, Any]) -> str:
@@ -114,6 +114,7 @@ class CommandRequests:
         await self._requests.create_index(
             "requested_at", expireAfterSeconds=REQUEST_RETENTION_SECONDS, name="retention"
         )
+        await self._requests.create_index("command_id", unique=True, name="command")
 
     async def request(
         self,
@@ -137,7 +138,9 @@ class CommandRequests:
         fingerprint = _fingerprint(task.id, action, changes)
         command = TaskCommand.model_validate(
             {
-                "command_id": command_id(user, idempotency_key),
+                # A new id, not one derived from the key: a key used again after its
+                # record expired is a new request, not the old command's replay.
+                "command_id": str(uuid.uuid4()),
                 "tenant_id": user.tenant_id,
                 "user_id": user.user_id,
                 "integration_id": task.integration_id,
@@ -152,7 +155,8 @@ class CommandRequests:
         try:
             await self._requests.insert_one(
                 {
-                    "_id": command.command_id,
+                    "_id": _request_id(user, idempotency_key),
+                    "command_id": command.command_id,
                     "tenant_id": user.tenant_id,
                     "user_id": user.user_id,
                     "task_id": task.id,
@@ -162,7 +166,7 @@ class CommandRequests:
                 }
             )
         except DuplicateKeyError:
-            earlier = await self._find(user, command.command_id)
+            earlier = await self._requests.find_one({"_id": _request_id(user, idempotency_key)})
             if earlier is None or earlier["fingerprint"] != fingerprint:
                 raise IdempotencyKeyReused from None
             command = TaskCommand.model_validate(earlier["command"])
@@ -170,14 +174,11 @@ class CommandRequests:
         return command
 
     async def find(self, user: UserSession, command_id: str) -> RequestedCommand | None:
-        record = await self._find(user, command_id)
+        record = await self._requests.find_one(
+            {"command_id": command_id, "tenant_id": user.tenant_id, "user_id": user.user_id}
+        )
         if record is None:
             return None
         return RequestedCommand(
             task_id=record["task_id"], command=TaskCommand.model_validate(record["command"])
-        )
-
-    async def _find(self, user: UserSession, command_id: str) -> Document | None:
-        return await self._requests.find_one(
-            {"_id": command_id, "tenant_id": user.tenant_id, "user_id": user.user_id}
         )

@@ -1,6 +1,6 @@
 """Integration settings under /api/v1/integrations: connections are auth-service's
-(called as the user, so it scopes them), syncing is the connector's (called with the
-internal token, only after auth-service has confirmed the integration is the user's)."""
+(called as the user, so it scopes them), syncing is the connector's (called with
+CONNECTOR_API_TOKEN, only after auth-service has confirmed the integration is the user's)."""
 
 from __future__ import annotations
 
