@@ -123,6 +123,20 @@ def assigned_open_phase_ids(system: EmbeddedStack, member: str) -> set[str]:
     }
 
 
+def connectwise(system: EmbeddedStack, member: str, path: str, **params: Any) -> Any:
+    """What the sandbox's ConnectWise API answers the member (with their own keys)."""
+    keys = sandbox_keys(system, member)
+    info = httpx.get(f"{system.url('sandbox')}/login/companyinfo/{keys['company_id']}").json()
+    response = httpx.get(
+        f"{system.url('sandbox')}/{info['Codebase']}apis/3.0/{path}",
+        params=params,
+        auth=(f"{keys['company_id']}+{keys['public_key']}", keys["private_key"]),
+        headers={"clientId": DEV_CONNECTWISE_CLIENT_ID},
+    )
+    response.raise_for_status()
+    return response.json()
+
+
 def sandbox(system: EmbeddedStack, method: str, path: str, **kwargs: Any) -> httpx.Response:
     response = httpx.request(method, f"{system.url('sandbox')}/_sandbox{path}", **kwargs)
     assert response.is_success, response.text

@@ -17,16 +17,16 @@ from e2e_helpers import (
     assigned_open_ticket_ids,
     connect,
     connector,
+    connectwise,
     dashboard_ids,
     eventually,
-    sandbox_keys,
     signed_in,
     topic_events,
 )
 
 from syntaskio_common import events, topics
 from syntaskio_common.commands import TaskCommand, requested_event
-from syntaskio_devstack.stack import DEV_CONNECTWISE_CLIENT_ID, EmbeddedStack
+from syntaskio_devstack.stack import EmbeddedStack
 
 MEMBER = "fgarcia"  # no other test uses Felix's tickets
 TENANT = "acme"
@@ -82,19 +82,6 @@ def outcome(system: EmbeddedStack, command: TaskCommand) -> dict[str, Any] | Non
     return found if found["status"] not in ("pending", "running") else None
 
 
-def connectwise(system: EmbeddedStack, path: str) -> Any:
-    """Ask the sandbox's API as ConnectWise would answer (Felix's own keys)."""
-    keys = sandbox_keys(system, MEMBER)
-    info = httpx.get(f"{system.url('sandbox')}/login/companyinfo/{keys['company_id']}").json()
-    response = httpx.get(
-        f"{system.url('sandbox')}/{info['Codebase']}apis/3.0/{path}",
-        auth=(f"{keys['company_id']}+{keys['public_key']}", keys["private_key"]),
-        headers={"clientId": DEV_CONNECTWISE_CLIENT_ID},
-    )
-    response.raise_for_status()
-    return response.json()
-
-
 def service_tickets(client: httpx.Client) -> list[str]:
     items = client.get("/api/v1/tasks", params={"limit": 500}).json()["items"]
     return sorted(
@@ -131,11 +118,15 @@ def test_log_change_changes_connectwise_once_and_the_task_leaves_the_dashboard(
     assert done, "the command never finished"
     assert done["status"] == "succeeded", done
 
-    notes = [n for n in connectwise(system, f"service/tickets/{ticket}/notes") if n["text"] == text]
+    notes = [
+        n
+        for n in connectwise(system, MEMBER, f"service/tickets/{ticket}/notes")
+        if n["text"] == text
+    ]
     assert [n["id"] for n in notes] == [done["note_id"]]
-    entries = connectwise(system, f"time/entries?conditions=chargeToId={ticket}")
+    entries = connectwise(system, MEMBER, f"time/entries?conditions=chargeToId={ticket}")
     assert [e["id"] for e in entries] == [done["time_entry_id"]]
-    assert connectwise(system, f"service/tickets/{ticket}")["closedFlag"] is True
+    assert connectwise(system, MEMBER, f"service/tickets/{ticket}")["closedFlag"] is True
     # Closed in ConnectWise, so gone from the dashboard (fetched back, not guessed).
     assert eventually(lambda: ticket not in dashboard_ids(client))
     published = eventually(lambda: outcome_events(system, command.command_id))
@@ -150,7 +141,7 @@ def test_a_command_for_someone_elses_connection_changes_nothing(
     expected = assigned_open_ticket_ids(system, MEMBER)
     assert eventually(lambda: dashboard_ids(client) == expected)
     ticket = service_tickets(client)[-1]
-    before = connectwise(system, f"service/tickets/{ticket}")
+    before = connectwise(system, MEMBER, f"service/tickets/{ticket}")
     command = TaskCommand.model_validate(
         {
             "command_id": str(uuid.uuid4()),
@@ -167,7 +158,7 @@ def test_a_command_for_someone_elses_connection_changes_nothing(
     done = eventually(lambda: outcome(system, command))
     assert done, "the command never finished"
     assert done["status"] == "rejected"
-    assert connectwise(system, f"service/tickets/{ticket}") == before
+    assert connectwise(system, MEMBER, f"service/tickets/{ticket}") == before
     # Felix cannot read Mallory's command, and Mallory sees it only as hers.
     hidden = connector(
         system,
@@ -225,7 +216,11 @@ def test_the_dashboard_api_writes_back_once_per_idempotency_key(
     assert done["status"] == "succeeded", done
     assert done["task_id"] == task["id"]
     assert done["action"] == "add_note"
-    notes = [n for n in connectwise(system, f"service/tickets/{ticket}/notes") if n["text"] == text]
+    notes = [
+        n
+        for n in connectwise(system, MEMBER, f"service/tickets/{ticket}/notes")
+        if n["text"] == text
+    ]
     assert len(notes) == 1
     assert notes[0]["internalAnalysisFlag"] is True
 
@@ -236,5 +231,5 @@ def test_the_dashboard_api_writes_back_once_per_idempotency_key(
     closed = eventually(lambda: finished(client, closing))
     assert closed, "the complete command never finished"
     assert closed["status"] == "succeeded", closed
-    assert connectwise(system, f"service/tickets/{ticket}")["closedFlag"] is True
+    assert connectwise(system, MEMBER, f"service/tickets/{ticket}")["closedFlag"] is True
     assert eventually(lambda: ticket not in dashboard_ids(client))

@@ -108,3 +108,16 @@ def test_commands_and_outcomes_travel_as_cloudevents_keyed_by_task() -> None:
     assert done.type == events.TASK_COMMAND_FAILED
     assert done.id == "c-1/outcome"  # the same on every redelivery
     assert CommandOutcome.model_validate(done.data) == outcome
+
+
+@pytest.mark.parametrize(
+    "user_id", ["alex+ops@acme.example", "auth0|5f7c8ec7", "ülla@acme.example"]
+)
+def test_users_are_named_as_their_identity_provider_names_them(user_id: str) -> None:
+    assert command(action="complete", user_id=user_id).user_id == user_id
+
+
+@pytest.mark.parametrize("user_id", ["", "alex ops", "alex\nops", "a" * 129])
+def test_user_ids_with_whitespace_or_control_characters_are_refused(user_id: str) -> None:
+    with pytest.raises(ValidationError):
+        command(action="complete", user_id=user_id)

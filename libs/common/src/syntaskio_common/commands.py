@@ -28,7 +28,11 @@ from syntaskio_common import events
 COMMAND_SOURCE = "/syntaskio/gateway"
 OUTCOME_SOURCE = "/syntaskio/connector-connectwise"
 
+# Our own ids (commands, integrations): they also go into URL paths and event ids.
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@-]{1,128}$")]
+# Tenants and users as the identity provider names them (`alex+ops@…`, `auth0|…`): any
+# visible characters; they are compared and stored, never put into a path.
+PrincipalId = Annotated[str, StringConstraints(pattern=r"^[^\s\x00-\x1f\x7f]{1,128}$")]
 
 
 def _no_control_characters(text: str) -> str:
@@ -84,8 +88,8 @@ class TaskCommand(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     command_id: Identifier
-    tenant_id: Identifier
-    user_id: Identifier
+    tenant_id: PrincipalId
+    user_id: PrincipalId
     integration_id: Identifier
     source: Literal["connectwise"] = "connectwise"
     source_type: Literal["service_ticket", "project_ticket"]

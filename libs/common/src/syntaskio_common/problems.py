@@ -116,3 +116,55 @@ class RequestSizeLimit:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details. For invalid input, `errors` says where and why "
+    "(never the value sent).",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg", "type"],
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Describe an app's error answers as they are sent: every 4xx/5xx as problem+json;
+    401, 429 and 503 (sessions cannot be verified) wherever a session is required, 400 (unreadable) and 413 (too
+    large) wherever a body is read. FastAPI's own validation schema is replaced."""
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    for replaced in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(replaced, None)
+    schemas["Problem"] = PROBLEM_SCHEMA
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            answers: dict[str, Any] = operation.setdefault("responses", {})
+            implied = ({"401", "429", "503"} if operation.get("security") else set()) | (
+                {"400", "413"} if "requestBody" in operation else set()
+            )
+            for status in implied:
+                answers.setdefault(status, {})
+            for status, answer in answers.items():
+                if status[0] in "45":
+                    if answer.get("description") in (None, "Validation Error"):
+                        answer["description"] = HTTPStatus(int(status)).phrase
+                    answer["content"] = problem
+    return schema

@@ -24,7 +24,13 @@ from syntaskio_gateway.commands import (
     NotWritable,
 )
 from syntaskio_gateway.connector import ConnectorApi, ConnectorUnavailable
-from syntaskio_gateway.dependencies import CurrentUser, ResourceId, rate_limiter, settings_of
+from syntaskio_gateway.dependencies import (
+    SESSION_COOKIE,
+    CurrentUser,
+    ResourceId,
+    rate_limiter,
+    settings_of,
+)
 from syntaskio_gateway.live import TaskFeed, stream
 from syntaskio_gateway.task_query import InvalidQuery, TaskFilters, TaskListQuery
 from syntaskio_gateway.tasks import TaskFacets, TaskPage, TaskReader
@@ -65,6 +71,7 @@ class SessionInfo(BaseModel):
     status_code=status.HTTP_201_CREATED,
     response_model=SessionInfo,
     dependencies=[Depends(_limit_dev_login)],
+    responses={429: {"description": "Too many sign-ins from this address"}, 503: {}},
 )
 async def dev_login(
     body: DevLoginRequest, request: Request, response: Response
@@ -75,7 +82,7 @@ async def dev_login(
         return relay(upstream)
     issued = upstream.json()
     response.set_cookie(
-        settings_of(request).session_cookie_name,
+        SESSION_COOKIE,
         issued["access_token"],
         max_age=int(issued["expires_in"]),
         httponly=True,
@@ -100,7 +107,7 @@ async def dev_login(
 async def logout(request: Request, response: Response) -> None:
     settings = settings_of(request)
     response.delete_cookie(
-        settings.session_cookie_name,
+        SESSION_COOKIE,
         path="/",
         secure=settings.secure_cookies,
         httponly=True,
@@ -121,7 +128,7 @@ def _reader(request: Request) -> TaskReader:
 Reader = Annotated[TaskReader, Depends(_reader)]
 
 
-@router.get("/tasks", tags=["tasks"])
+@router.get("/tasks", tags=["tasks"], responses={400: {"description": "Not a cursor of ours"}})
 async def list_tasks(
     user: CurrentUser, reader: Reader, query: Annotated[TaskListQuery, Query()]
 ) -> TaskPage:
@@ -156,7 +163,11 @@ async def task_stream(
             yield message
 
 
-@router.get("/tasks/{task_id}", tags=["tasks"])
+@router.get(
+    "/tasks/{task_id}",
+    tags=["tasks"],
+    responses={404: {"description": "Not one of the user's tasks"}},
+)
 async def get_task(task_id: ResourceId, user: CurrentUser, reader: Reader) -> Task:
     """One of the user's tasks, with its source details and deep link."""
     task = await reader.get(user, task_id)
@@ -295,7 +306,11 @@ async def log_time(
     )
 
 
-@router.get("/commands/{command_id}", tags=["write-back"])
+@router.get(
+    "/commands/{command_id}",
+    tags=["write-back"],
+    responses={404: {"description": "Not one of the user's commands"}, 503: {}},
+)
 async def get_command(
     command_id: ResourceId, request: Request, user: CurrentUser, commands: Commands
 ) -> CommandView:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
@@ -15,7 +16,7 @@ from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
 from syntaskio_common.kafka import create_broker, ensure_topics, publish
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
-from syntaskio_common.problems import RequestSizeLimit, install_problem_handlers
+from syntaskio_common.problems import RequestSizeLimit, document_problems, install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.sessions import JwksSessionVerifier
 from syntaskio_gateway import api, integrations_api
@@ -91,6 +92,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         summary="The dashboard API and web UI",
         lifespan=lifespan,
     )
+    fastapi_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document_problems(fastapi_openapi())  # fills app.openapi_schema, then amends it
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter()
     install_problem_handlers(app)

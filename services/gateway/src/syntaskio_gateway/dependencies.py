@@ -7,13 +7,20 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, Path, Request, status
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 
 from syntaskio_common.problems import Problem
 from syntaskio_common.rate_limits import RateLimiter
-from syntaskio_common.service_auth import bearer_token
 from syntaskio_common.sessions import InvalidSession, JwksSessionVerifier, UserSession
 from syntaskio_gateway.settings import GatewaySettings
+
+# The browser's session: an HttpOnly cookie set at sign-in. API clients send the same token
+# as a bearer token. (Declared as security schemes, so the OpenAPI document says which
+# routes need a session.)
+SESSION_COOKIE = "syntaskio_session"
+_session_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, scheme_name="session")
+_bearer = HTTPBearer(auto_error=False, scheme_name="bearer")
 
 
 class AuthenticatedUser(UserSession):
@@ -30,13 +37,17 @@ def rate_limiter(request: Request) -> RateLimiter:
     return limiter
 
 
-async def _current_user(request: Request) -> AuthenticatedUser:
+async def _current_user(
+    request: Request,
+    cookie: Annotated[str | None, Depends(_session_cookie)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AuthenticatedUser:
     """A session from the HttpOnly cookie (browsers) or a bearer token (API clients),
     counted against the user's request rate."""
     settings = settings_of(request)
-    token = request.cookies.get(settings.session_cookie_name)
+    token = cookie or (bearer.credentials if bearer else None)
     if not token:
-        token = bearer_token(request.headers.get("Authorization"))
+        raise Problem(401, "A session (cookie or bearer token) is required.")
     verifier: JwksSessionVerifier = request.app.state.verifier
     try:
         session = await verifier.verify(token)
@@ -50,10 +61,14 @@ async def _current_user(request: Request) -> AuthenticatedUser:
     return AuthenticatedUser(**session.model_dump(), token=token)
 
 
-async def _browser_user(request: Request) -> AuthenticatedUser | None:
+async def _browser_user(
+    request: Request,
+    cookie: Annotated[str | None, Depends(_session_cookie)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AuthenticatedUser | None:
     """Like `_current_user`, but None instead of a 401, for pages a browser navigates to."""
     try:
-        return await _current_user(request)
+        return await _current_user(request, cookie, bearer)
     except Problem as problem:
         if problem.status == status.HTTP_401_UNAUTHORIZED:
             return None

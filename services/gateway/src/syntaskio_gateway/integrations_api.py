@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
@@ -28,6 +28,16 @@ _SYNCED = frozenset({IntegrationStatus.ACTIVE, IntegrationStatus.ERROR, Integrat
 _INTEGRATIONS = TypeAdapter(list[Integration])
 
 router = APIRouter(prefix="/api/v1", tags=["integrations"])
+# What auth-service answers when connecting fails, passed on.
+_CONNECT_ANSWERS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Site not allowed, unknown company, or keys ConnectWise refused"},
+    502: {"description": "ConnectWise gave an answer we cannot use"},
+    503: {"description": "auth-service or ConnectWise cannot be reached"},
+}
+_NOT_THEIRS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Not one of the user's integrations"},
+    503: {"description": "auth-service or the connector cannot be reached"},
+}
 
 
 class SyncQueued(BaseModel):
@@ -62,7 +72,7 @@ async def _sync_status(request: Request, integration: Integration) -> SyncStatus
         return None
 
 
-@router.get("/integrations")
+@router.get("/integrations", responses={503: {}})
 async def list_integrations(request: Request, user: CurrentUser) -> list[IntegrationOverview]:
     """The user's connections with their state, last and next sync, and API budget."""
     upstream = await forward(request, "GET", "/v1/integrations", user.token)
@@ -73,7 +83,7 @@ async def list_integrations(request: Request, user: CurrentUser) -> list[Integra
     return [overview(i, s) for i, s in zip(integrations, statuses, strict=True)]
 
 
-@router.get("/integrations/{integration_id}")
+@router.get("/integrations/{integration_id}", responses=_NOT_THEIRS)
 async def get_integration(
     integration_id: ResourceId, request: Request, user: CurrentUser
 ) -> IntegrationOverview:
@@ -81,7 +91,7 @@ async def get_integration(
     return overview(integration, await _sync_status(request, integration))
 
 
-@router.get("/integrations/{integration_id}/sync-jobs")
+@router.get("/integrations/{integration_id}/sync-jobs", responses=_NOT_THEIRS)
 async def sync_history(
     integration_id: ResourceId,
     request: Request,
@@ -96,7 +106,11 @@ async def sync_history(
         raise Problem(503, "Sync history is unavailable right now.") from error
 
 
-@router.post("/integrations/{integration_id}/sync", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/integrations/{integration_id}/sync",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**_NOT_THEIRS, 409: {"description": "The connection is not active"}},
+)
 async def sync_now(integration_id: ResourceId, request: Request, user: CurrentUser) -> SyncQueued:
     """Sync as soon as possible (within the integration's API budget)."""
     integration = await _owned(request, user, integration_id)
@@ -112,6 +126,7 @@ async def sync_now(integration_id: ResourceId, request: Request, user: CurrentUs
 @router.post(
     "/integrations/connectwise/api-key",
     status_code=status.HTTP_201_CREATED,
+    responses=_CONNECT_ANSWERS,
 )
 async def connect_connectwise(
     body: ApiKeyConnectionRequest, request: Request, user: CurrentUser
@@ -123,9 +138,7 @@ async def connect_connectwise(
     return relay(upstream)
 
 
-@router.post(
-    "/integrations/connectwise/oauth/start",
-)
+@router.post("/integrations/connectwise/oauth/start", responses=_CONNECT_ANSWERS)
 async def start_connectwise_oauth(
     body: OAuthStartRequest, request: Request, user: CurrentUser
 ) -> Response:
@@ -168,9 +181,7 @@ async def connectwise_oauth_callback(
     raise Problem(502, "The integration service gave an unexpected answer.")
 
 
-@router.delete(
-    "/integrations/{integration_id}",
-)
+@router.delete("/integrations/{integration_id}", responses=_NOT_THEIRS)
 async def disconnect_integration(
     integration_id: ResourceId, request: Request, user: CurrentUser
 ) -> Response:

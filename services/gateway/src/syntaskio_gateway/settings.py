@@ -10,7 +10,6 @@ class GatewaySettings(SessionSettings):
     auth_service_url: str = "http://127.0.0.1:8081"
     # The connector's internal API: sync status and history, sync now, command outcomes.
     connector_url: str = "http://127.0.0.1:8082"
-    session_cookie_name: str = "syntaskio_session"
     # Recent task feed events kept for streams that reconnect (`Last-Event-ID`); older
     # than that, a reconnecting dashboard loads its tasks again.
     live_buffer_size: int = Field(default=10_000, ge=100)

@@ -1,11 +1,12 @@
-// The dashboard: plain JavaScript, no build step. The session lives in an HttpOnly
-// cookie set by the gateway; this script never sees a token. ConnectWise keys exist here
-// only while the user types them into the API-key form, which is cleared once sent.
-"use strict";
+// The page: plain JavaScript modules, no build step. One page serves two views — the
+// dashboard (`/`, its filters in the query string) and the settings (`/settings`, where
+// the OAuth flow comes back to). The session lives in an HttpOnly cookie set by the
+// gateway; nothing here ever sees a token, and nothing is kept in localStorage.
 
-const $ = (id) => document.getElementById(id);
-let liveStream = null;
-let reloadTimer = null;
+import { api, whenUnauthorized } from "./api.js";
+import { $ } from "./dom.js";
+import * as settings from "./settings.js";
+import * as tasks from "./tasks.js";
 
 // What `?connectwise=<outcome>` (set by the OAuth callback) means, in plain words.
 const OAUTH_OUTCOMES = new Map([
@@ -14,245 +15,150 @@ const OAUTH_OUTCOMES = new Map([
   ["expired_state", { ok: false, text: "That sign-in link expired or was already used. Please start again." }],
   ["exchange_failed", { ok: false, text: "ConnectWise did not complete the sign-in. Please try again." }],
 ]);
-const STATUS_LABELS = new Map([
-  ["active", "Active"], ["pending", "Pending"], ["error", "Error"], ["expired", "Expired"],
-  ["paused", "Paused"], ["disconnected", "Disconnected"],
+const LIVE_LABELS = new Map([
+  ["connecting", "Connecting…"], ["live", "Live"], ["reconnecting", "Reconnecting…"],
+  ["offline", "Offline"],
 ]);
-const AUTH_METHOD_LABELS = new Map([
-  ["oauth2", "OAuth"], ["api_key", "API keys"], ["impersonation", "API keys (impersonation)"],
-]);
+const SETTINGS_REFRESH_MS = 5000; // while the settings are on screen
+const DASHBOARD_REFRESH_MS = 30_000; // for the dashboard's "connection expired" notice
+const INTEGRATIONS_AFTER_EVENT_MS = 3000;
 
-async function api(path, options = {}) {
-  const response = await fetch(`/api/v1${path}`, {
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json" },
-    ...options,
+let signedIn = false;
+let currentView = null;
+let liveStream = null;
+let streamRetry = null;
+let pollTimer = null;
+let integrationsTimer = null;
+
+function viewOf(path) {
+  return path === "/settings" ? "settings" : "tasks";
+}
+
+function showView(name, { focus = false } = {}) {
+  currentView = name;
+  $("dashboard").hidden = name !== "tasks";
+  $("integrations").hidden = name !== "settings";
+  document.title = name === "settings" ? "Syntaskio — Settings" : "Syntaskio — My tasks";
+  for (const link of document.querySelectorAll("#nav a")) {
+    if (link.dataset.view === name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (focus) $(name === "settings" ? "integrations-title" : "tasks-title").focus();
+  if (name === "settings") settings.loadIntegrations();
+  schedulePoll();
+}
+
+function navigate(name) {
+  const url = name === "settings" ? "/settings" : `/${tasks.dashboardSearch()}`;
+  if (url !== `${window.location.pathname}${window.location.search}`) {
+    history.pushState({ view: name }, "", url);
+  }
+  // Messages about what just happened are old news on the other view.
+  $("connectwise-banner").hidden = true;
+  $("integrations-status").textContent = "";
+  showView(name, { focus: true });
+}
+
+// Settings refresh every few seconds while on screen (syncs come and go); the dashboard
+// checks now and then whether a connection needs attention.
+function schedulePoll() {
+  clearTimeout(pollTimer);
+  if (!signedIn) return;
+  const delay = currentView === "settings" ? SETTINGS_REFRESH_MS : DASHBOARD_REFRESH_MS;
+  pollTimer = setTimeout(async () => {
+    if (!document.hidden) await settings.loadIntegrations();
+    schedulePoll();
+  }, delay);
+}
+
+function integrationsSoon() {
+  if (integrationsTimer) return;
+  integrationsTimer = setTimeout(() => {
+    integrationsTimer = null;
+    if (signedIn) settings.loadIntegrations();
+  }, INTEGRATIONS_AFTER_EVENT_MS);
+}
+
+function setLive(state) {
+  const node = $("live-status");
+  node.dataset.state = state;
+  node.textContent = LIVE_LABELS.get(state);
+  node.title = state === "live"
+    ? "Changes in ConnectWise show up here as they happen."
+    : "Live updates are paused; the list may be out of date.";
+}
+
+function watchTasks() {
+  // Live changes as Server-Sent Events; the browser reconnects by itself and resumes
+  // after the last event it saw. `reset`: changes were missed, so load again.
+  liveStream?.close();
+  clearTimeout(streamRetry);
+  const stream = new EventSource("/api/v1/tasks/stream");
+  liveStream = stream;
+  setLive("connecting");
+  stream.addEventListener("open", () => setLive("live"));
+  stream.addEventListener("error", async () => {
+    if (stream !== liveStream) return;
+    if (stream.readyState !== EventSource.CLOSED) {
+      setLive("reconnecting");
+      return;
+    }
+    // Refused for good (no session, or the gateway is away): find out which.
+    setLive("offline");
+    try {
+      await api("/me");
+    } catch {
+      // 401 shows sign-in; anything else: try again shortly.
+    }
+    if (signedIn && stream === liveStream) streamRetry = setTimeout(watchTasks, 10_000);
   });
-  const body = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) {
-    const error = new Error(problemText(body) || response.statusText);
-    error.status = response.status;
-    throw error;
-  }
-  return body;
-}
-
-// A problem document in words; for invalid input, which fields and why (never values).
-function problemText(problem) {
-  if (!problem) return "";
-  const message = problem.detail || problem.title || "";
-  if (!Array.isArray(problem.errors) || problem.errors.length === 0) return message;
-  const fields = problem.errors.map((e) => {
-    const field = Array.isArray(e.loc) && e.loc.length > 1 ? `${e.loc[e.loc.length - 1]}: ` : "";
-    return `${field}${e.msg}`;
+  // Once subscribed, load again: changes made between the first load and the
+  // subscription were not sent on this stream. (Reconnects resume where they left off.)
+  let subscribed = false;
+  stream.addEventListener("ready", () => {
+    if (!subscribed) tasks.liveChange();
+    subscribed = true;
   });
-  return `${message} ${fields.join("; ")}`;
-}
-
-function field(form, name) {
-  return form.elements.namedItem(name).value.trim();
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child != null) node.append(child);
-  return node;
-}
-
-// Links from source data open only if they are web links (never javascript: and the like).
-function safeHref(url) {
-  try {
-    const parsed = new URL(url, window.location.origin);
-    return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : null;
-  } catch {
-    return null;
+  for (const name of ["task.upserted", "task.deleted", "reset"]) {
+    stream.addEventListener(name, () => {
+      tasks.liveChange();
+      integrationsSoon();
+    });
   }
 }
 
-function dueText(dueAt) {
-  if (!dueAt) return null;
-  const due = new Date(dueAt);
-  const overdue = due < new Date();
-  return el("span", { class: overdue ? "overdue" : "" },
-    `${overdue ? "Overdue · " : "Due "}${due.toLocaleDateString()}`);
-}
-
-function renderTask(task) {
-  const data = task.source_data || {};
-  const href = task.url ? safeHref(task.url) : null;
-  const title = href
-    ? el("a", { href, target: "_blank", rel: "noopener noreferrer" }, task.title)
-    : el("span", {}, task.title);
-  return el("li", { class: "task", "data-task-id": task.id },
-    el("div", { class: "task-title" },
-      el("span", { class: "badge badge-connectwise", title: "From ConnectWise" }, "ConnectWise"),
-      el("span", { class: "muted" }, `#${task.external_id}`),
-      title),
-    el("div", { class: "meta" },
-      el("span", { class: "badge status" }, task.source_status || task.status),
-      el("span", { class: `priority-${task.priority}` }, `Priority: ${task.priority}`),
-      dueText(task.due_at),
-      data.company ? el("span", {}, data.company.name || data.company.identifier) : null,
-      data.board ? el("span", {}, `Board: ${data.board.name}`) : null));
-}
-
-async function loadTasks() {
-  try {
-    const page = await api("/tasks?limit=200");
-    const list = $("tasks");
-    list.replaceChildren(...page.items.map(renderTask));
-    const count = page.items.length;
-    $("task-count").textContent = page.next_cursor ? `(${count}+)` : `(${count})`;
-    $("tasks-status").textContent = count ? "" :
-      "No open tasks. Connect ConnectWise below, or enjoy the quiet.";
-  } catch (error) {
-    if (error.status === 401) return showLogin();
-    $("tasks-status").textContent = `Could not load tasks: ${error.message}`;
+function showLogin() {
+  const wasSignedIn = signedIn;
+  signedIn = false;
+  liveStream?.close();
+  liveStream = null;
+  clearTimeout(streamRetry);
+  clearTimeout(pollTimer);
+  tasks.resetTasks();
+  settings.resetSettings();
+  for (const id of ["dashboard", "integrations", "nav", "whoami", "attention"]) $(id).hidden = true;
+  $("login").hidden = false;
+  document.title = "Syntaskio — Sign in";
+  if (wasSignedIn) {
+    $("login-error").textContent = "Your session has ended. Please sign in again.";
+    $("login-user").focus();
   }
 }
 
-function memberText(integration) {
-  const { member_identifier: identifier, member_name: name } = integration;
-  if (identifier && name) return `${name} (${identifier})`;
-  return identifier || name || "member not known yet";
-}
-
-function renderIntegration(integration) {
-  const status = STATUS_LABELS.has(integration.status) ? integration.status : "unknown";
-  const titleId = `integration-${integration.id}-title`;
-  const actions = el("div", { class: "actions" });
-  if (status === "expired" || status === "error") {
-    const reconnect = el("button", { type: "button", "aria-describedby": titleId }, "Reconnect");
-    reconnect.addEventListener("click", () => openConnect(integration));
-    actions.append(reconnect);
-  }
-  if (status !== "disconnected") {
-    const disconnect = el("button",
-      { type: "button", class: "secondary", "aria-describedby": titleId }, "Disconnect");
-    disconnect.addEventListener("click", () => disconnectIntegration(integration));
-    actions.append(disconnect);
-  }
-  const method = AUTH_METHOD_LABELS.get(integration.auth_method) || integration.auth_method;
-  return el("li", {
-    class: `integration integration-${status}`,
-    "data-integration-id": integration.id,
-    "data-status": status,
-  },
-  el("div", { class: "integration-title" },
-    el("span", { class: "badge badge-connectwise" }, "ConnectWise"),
-    el("span", { id: titleId },
-      `${integration.site} · ${integration.company_id} · ${memberText(integration)}`)),
-  el("div", { class: "meta" },
-    el("span", { class: `badge integration-status status-${status}` },
-      STATUS_LABELS.get(status) || integration.status),
-    el("span", {}, `Connected with ${method}`)),
-  integration.last_error
-    ? el("p", { class: "integration-error" }, `Last error: ${integration.last_error}`)
-    : null,
-  actions.childElementCount ? actions : null);
-}
-
-async function loadIntegrations() {
-  try {
-    const integrations = await api("/integrations");
-    $("integration-list").replaceChildren(...integrations.map(renderIntegration));
-    const live = integrations.filter((i) => i.status !== "disconnected");
-    $("integrations-status").textContent = live.length ? "" : "Nothing is connected yet.";
-    if (live.length === 0) $("connect").open = true;
-  } catch (error) {
-    if (error.status === 401) return showLogin();
-    $("integrations-error").textContent = `Could not load integrations: ${error.message}`;
-  }
-}
-
-// Open the connect forms, prefilled from an integration when reconnecting one.
-function openConnect(integration) {
-  const oauth = $("oauth-form");
-  const apiKey = $("connect-form");
-  for (const form of [oauth, apiKey]) {
-    form.elements.namedItem("site").value = integration.site || "";
-    form.elements.namedItem("company_id").value = integration.company_id || "";
-  }
-  const member = integration.member_identifier || "";
-  apiKey.elements.namedItem("member").value = integration.auth_method === "oauth2" ? "" : member;
-  $("connect").open = true;
-  const target = integration.auth_method === "oauth2"
-    ? oauth.querySelector("button[type=submit]")
-    : apiKey.elements.namedItem("public_key");
-  target.scrollIntoView({ block: "center" });
-  target.focus();
-}
-
-async function disconnectIntegration(integration) {
-  const what = `${integration.site} · ${integration.company_id}`;
-  const sure = window.confirm(
-    `Disconnect ConnectWise (${what})?\n\nSyncing stops, the stored credentials are deleted ` +
-    "and its tasks leave your dashboard.");
-  if (!sure) return;
-  $("integrations-error").textContent = "";
-  try {
-    await api(`/integrations/${encodeURIComponent(integration.id)}`, { method: "DELETE" });
-    $("integrations-status").textContent = `Disconnected ConnectWise (${what}).`;
-    await Promise.all([loadIntegrations(), loadTasks()]);
-  } catch (error) {
-    if (error.status === 401) return showLogin();
-    $("integrations-error").textContent = `Could not disconnect: ${error.message}`;
-  }
-  // The button that had focus is gone with the old list.
-  $("integrations-title").focus();
-}
-
-async function submitting(form, errorId, action) {
-  const button = form.querySelector("button[type=submit]");
-  $(errorId).textContent = "";
-  button.disabled = true;
-  try {
-    await action();
-  } catch (error) {
-    if (error.status === 401) return showLogin();
-    $(errorId).textContent = error.message;
-  } finally {
-    button.disabled = false;
-  }
-}
-
-async function startOAuth(form) {
-  const started = await api("/integrations/connectwise/oauth/start", {
-    method: "POST",
-    body: JSON.stringify({ site: field(form, "site"), company_id: field(form, "company_id") }),
-  });
-  if (!started || !safeHref(started.authorization_url)) {
-    throw new Error("The sign-in address from the server is not a web address.");
-  }
-  window.location.assign(started.authorization_url);
-}
-
-async function connectWithKeys(form) {
-  const body = {
-    site: field(form, "site"),
-    company_id: field(form, "company_id"),
-    public_key: field(form, "public_key"),
-    private_key: field(form, "private_key"),
-    impersonate: form.elements.namedItem("impersonate").checked,
-  };
-  const member = field(form, "member");
-  if (member) body.member = member;
-  await api("/integrations/connectwise/api-key", { method: "POST", body: JSON.stringify(body) });
-  form.reset();
-  syncImpersonation(form);
-  $("connect").open = false;
-  await loadIntegrations();
-  $("integrations-status").textContent = "Connected. Your tickets will appear in a moment.";
-  setTimeout(loadTasks, 3000);
-}
-
-// Impersonation acts as a named member, so the member becomes required with it.
-function syncImpersonation(form) {
-  form.elements.namedItem("member").required = form.elements.namedItem("impersonate").checked;
+function enterApp(me, outcome) {
+  signedIn = true;
+  $("login").hidden = true;
+  $("login-error").textContent = "";
+  $("nav").hidden = false;
+  $("whoami").hidden = false;
+  $("whoami-name").textContent = `${me.name || me.user_id} · ${me.tenant_id}`;
+  const name = viewOf(window.location.pathname);
+  tasks.showView(name === "tasks" ? window.location.search : "");
+  watchTasks();
+  showView(name);
+  if (name === "tasks") settings.loadIntegrations();
+  if (outcome && outcome !== "connected") settings.openConnect();
+  if (outcome) $("integrations-title").focus({ preventScroll: true });
 }
 
 // Show the outcome the OAuth callback put in the URL, then take it out of the URL.
@@ -267,80 +173,71 @@ function takeOAuthOutcome() {
   const banner = $("connectwise-banner");
   banner.classList.add(known.ok ? "banner-ok" : "banner-problem");
   banner.hidden = false;
+  $("connectwise-banner-link").hidden = !known.ok;
   // Filled a moment after it is shown, so screen readers announce the status.
-  setTimeout(() => { banner.textContent = known.text; }, 100);
+  setTimeout(() => { $("connectwise-banner-text").textContent = known.text; }, 100);
   return outcome;
 }
 
-function reloadSoon() {
-  // A burst of changes (a sync) reloads once.
-  clearTimeout(reloadTimer);
-  reloadTimer = setTimeout(loadTasks, 250);
-}
-
-function watchTasks() {
-  // Live changes as Server-Sent Events; the browser reconnects by itself and resumes
-  // after the last event it saw. `reset`: changes were missed, so load again.
-  liveStream?.close();
-  liveStream = new EventSource("/api/v1/tasks/stream");
-  for (const name of ["task.upserted", "task.deleted", "reset"]) {
-    liveStream.addEventListener(name, reloadSoon);
-  }
-}
-
-function showLogin() {
-  liveStream?.close();
-  liveStream = null;
-  $("login").hidden = false;
-  for (const id of ["dashboard", "integrations", "whoami"]) $(id).hidden = true;
-}
-
-async function showDashboard(me) {
-  $("login").hidden = true;
-  for (const id of ["dashboard", "integrations", "whoami"]) $(id).hidden = false;
-  $("whoami-name").textContent = `${me.name || me.user_id} · ${me.tenant_id}`;
-  watchTasks();
-  await Promise.all([loadTasks(), loadIntegrations()]);
-}
-
-function focusIntegrations() {
-  $("integrations").scrollIntoView({ block: "start" });
-  $("integrations-title").focus({ preventScroll: true });
+function field(form, name) {
+  return form.elements.namedItem(name).value.trim();
 }
 
 async function start() {
-  const outcome = takeOAuthOutcome();
-  const onSettings = window.location.pathname === "/settings";
+  whenUnauthorized(showLogin);
+  tasks.initTasks();
+  settings.initSettings();
+  settings.onIntegrations((list) => tasks.setIntegrations(list));
+
   $("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    $("login-error").textContent = "";
     const form = event.target;
+    const button = form.querySelector("button[type=submit]");
+    $("login-error").textContent = "";
     const body = { user_id: field(form, "user_id"), tenant_id: field(form, "tenant_id") };
     if (field(form, "name")) body.name = field(form, "name");
+    button.disabled = true;
     try {
-      await api("/session/dev-login", { method: "POST", body: JSON.stringify(body) });
-      await showDashboard(await api("/me"));
-      if (onSettings) focusIntegrations();
+      await api("/session/dev-login", { method: "POST", body });
+      enterApp(await api("/me"), null);
     } catch (error) {
       $("login-error").textContent = error.message;
+    } finally {
+      button.disabled = false;
     }
   });
-  $("oauth-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    submitting(event.target, "oauth-error", () => startOAuth(event.target));
-  });
-  $("connect-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    submitting(event.target, "connect-error", () => connectWithKeys(event.target));
-  });
-  const keysForm = $("connect-form");
-  keysForm.elements.namedItem("impersonate").addEventListener("change",
-    () => syncImpersonation(keysForm));
-  $("refresh").addEventListener("click", loadTasks);
   $("logout").addEventListener("click", async () => {
-    await api("/session/logout", { method: "POST" });
-    showLogin();
+    try {
+      await api("/session/logout", { method: "POST" });
+    } finally {
+      showLogin();
+    }
   });
+  // In-page links between the two views (plain links without JavaScript).
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-view]");
+    if (!link || event.defaultPrevented || event.button !== 0) return;
+    if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    if (!signedIn) return;
+    event.preventDefault();
+    if (link.id === "empty-connect") settings.openConnect();
+    navigate(link.dataset.view);
+  });
+  window.addEventListener("popstate", () => {
+    if (!signedIn) return;
+    const name = viewOf(window.location.pathname);
+    if (name === "tasks" && window.location.search !== tasks.dashboardSearch()) {
+      tasks.showView(window.location.search);
+    }
+    showView(name);
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden || !signedIn) return;
+    settings.loadIntegrations();
+    schedulePoll();
+  });
+
+  const outcome = takeOAuthOutcome();
   let me;
   try {
     me = await api("/me");
@@ -348,10 +245,7 @@ async function start() {
     showLogin();
     return;
   }
-  await showDashboard(me);
-  if (outcome === "connected") setTimeout(loadTasks, 3000);
-  else if (outcome) $("connect").open = true;
-  if (onSettings || outcome) focusIntegrations();
+  enterApp(me, outcome);
 }
 
 start();

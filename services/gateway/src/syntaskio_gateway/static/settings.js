@@ -1,0 +1,442 @@
+// Integration settings: each connection's state, sync status, API budget and history;
+// sync now, reconnect, disconnect; and the forms that connect ConnectWise (OAuth or API
+// keys). ConnectWise keys exist here only while typed into the form, cleared once sent.
+
+import { api } from "./api.js";
+import {
+  $, announce, el, formatDateTime, formatDuration, fromNow, parseDate, safeHref,
+} from "./dom.js";
+
+const STATE_LABELS = new Map([
+  ["pending", "Pending"], ["active", "Active"], ["syncing", "Syncing"], ["degraded", "Degraded"],
+  ["paused", "Paused"], ["expired", "Expired"], ["error", "Error"], ["disconnected", "Disconnected"],
+]);
+const METHOD_LABELS = new Map([
+  ["oauth2", "OAuth"], ["api_key", "API keys"], ["impersonation", "API keys (impersonation)"],
+]);
+const TRIGGER_LABELS = new Map([
+  ["scheduled", "Scheduled"], ["manual", "Manual"], ["connected", "First sync"],
+  ["webhook", "Webhook"], ["write_back", "Write-back"],
+]);
+const JOB_LABELS = new Map([
+  ["running", "Running"], ["succeeded", "Succeeded"], ["deferred", "Deferred"], ["failed", "Failed"],
+]);
+const HISTORY_SIZE = 10;
+const NOTHING_CONNECTED = "Nothing is connected yet.";
+
+const cards = new Map(); // integration id → its card's parts
+const listeners = [];
+let loading = null;
+let lastList = [];
+
+/** Calls `listener(integrations)` after every load (the dashboard's empty state uses it). */
+export function onIntegrations(listener) {
+  listeners.push(listener);
+}
+
+export function integrationsNow() {
+  return lastList;
+}
+
+/** Loads and shows the integrations; concurrent calls share one request. */
+export function loadIntegrations() {
+  loading ??= (async () => {
+    try {
+      const list = await api("/integrations");
+      lastList = list;
+      $("integrations-error").textContent = "";
+      render(list);
+      for (const listener of listeners) listener(list);
+      return list;
+    } catch (error) {
+      if (error.status !== 401) {
+        $("integrations-error").textContent = `Could not load integrations: ${error.message}`;
+      }
+      return null;
+    } finally {
+      loading = null;
+    }
+  })();
+  return loading;
+}
+
+/** Whether something is under way that the page should follow closely. */
+export function settingsBusy() {
+  return lastList.some((i) => i.state === "syncing" || i.state === "pending"
+    || i.sync?.last_job?.status === "running");
+}
+
+function render(list) {
+  const ordered = [...list].sort((a, b) =>
+    Number(a.state === "disconnected") - Number(b.state === "disconnected"));
+  const container = $("integration-list");
+  const seen = new Set();
+  ordered.forEach((integration, index) => {
+    seen.add(integration.id);
+    const card = cards.get(integration.id) || createCard(integration);
+    cards.set(integration.id, card);
+    updateCard(card, integration);
+    if (container.children[index] !== card.li) container.insertBefore(card.li, container.children[index] || null);
+  });
+  for (const [id, card] of cards) {
+    if (!seen.has(id)) {
+      card.li.remove();
+      cards.delete(id);
+    }
+  }
+  const live = list.filter((i) => i.state !== "disconnected");
+  const status = $("integrations-status");
+  if (live.length === 0 && !status.textContent) status.textContent = NOTHING_CONNECTED;
+  if (live.length > 0 && status.textContent === NOTHING_CONNECTED) status.textContent = "";
+  if (live.length === 0) $("connect").open = true;
+}
+
+function createCard(integration) {
+  const id = integration.id;
+  const titleId = `integration-${id}-title`;
+  const card = {
+    integration,
+    li: el("li", { class: "integration", "data-integration-id": id }),
+    title: el("h2", { id: titleId, class: "card-title-text" }),
+    pill: el("span", { class: "state-pill" }),
+    sub: el("p", { class: "card-sub muted" }),
+    reason: el("p", { class: "card-reason" }),
+    stats: el("dl", { class: "stats" }),
+    feedback: el("p", { class: "card-feedback", role: "status" }),
+    alert: el("p", { class: "card-error", role: "alert" }),
+    history: el("details", { class: "history" }),
+    historyBody: el("div", { class: "table-wrap" }),
+    historyKey: null,
+  };
+  const button = (text, cls, onclick) =>
+    el("button", { type: "button", class: `${cls} button-small`, "aria-describedby": titleId, onclick }, text);
+  card.buttons = {
+    sync: button("Sync now", "button-secondary", () => syncNow(card)),
+    reconnect: button("Reconnect", "button-primary", () => reconnect(card.integration)),
+    disconnect: button("Disconnect", "button-danger-quiet", () => confirmDisconnect(card)),
+  };
+  card.history.append(
+    el("summary", {}, "Sync history"),
+    card.historyBody);
+  card.history.addEventListener("toggle", () => {
+    if (card.history.open) loadHistory(card);
+  });
+  card.li.append(el("article", { class: "card", "aria-labelledby": titleId },
+    el("div", { class: "card-head" },
+      el("div", { class: "card-title" },
+        el("span", { class: "badge badge-connectwise" }, "ConnectWise"),
+        card.title),
+      card.pill),
+    card.sub,
+    card.reason,
+    card.stats,
+    el("div", { class: "card-actions" }, card.buttons.sync, card.buttons.reconnect, card.buttons.disconnect),
+    card.feedback,
+    card.alert,
+    card.history));
+  return card;
+}
+
+function memberText(integration) {
+  const { member_identifier: identifier, member_name: name } = integration;
+  if (identifier && name) return `${name} (${identifier})`;
+  return identifier || name || "member not known yet";
+}
+
+function updateCard(card, integration) {
+  const before = card.integration;
+  card.integration = integration;
+  const state = STATE_LABELS.has(integration.state) ? integration.state : "error";
+  card.li.dataset.state = state;
+  card.li.className = `integration integration-${state}`;
+  card.title.textContent = `${hostOf(integration.site)} · ${integration.company_id}`;
+  card.pill.className = `state-pill state-${state}`;
+  card.pill.textContent = STATE_LABELS.get(state);
+  const method = METHOD_LABELS.get(integration.auth_method) || integration.auth_method;
+  card.sub.textContent = `${memberText(integration)} · Connected with ${method}`;
+  const reason = ["expired", "error", "degraded", "paused"].includes(state)
+    ? integration.state_reason || integration.last_error : null;
+  card.reason.textContent = reason || "";
+  card.reason.hidden = !reason;
+  card.stats.replaceChildren(...statItems(integration));
+  card.stats.hidden = card.stats.childElementCount === 0;
+
+  const status = integration.status;
+  if (before.status !== status) announce(card.feedback, ""); // said of the old state
+  const { sync, reconnect, disconnect } = card.buttons;
+  sync.hidden = status !== "active";
+  sync.textContent = state === "error" || state === "degraded" ? "Retry sync" : "Sync now";
+  reconnect.hidden = !(status === "expired" || status === "error");
+  disconnect.hidden = status === "disconnected";
+  card.history.hidden = status === "disconnected" || status === "pending";
+  // The history follows along while open, when a sync has started or finished since.
+  const job = integration.sync?.last_job;
+  const key = job ? `${job.id} ${job.status}` : "";
+  if (card.history.open && before !== integration && key !== card.historyKey) loadHistory(card);
+}
+
+function hostOf(site) {
+  try {
+    return new URL(site.includes("://") ? site : `https://${site}`).host;
+  } catch {
+    return site;
+  }
+}
+
+function stat(term, ...value) {
+  return el("div", { class: "stat" }, el("dt", {}, term), el("dd", {}, ...value));
+}
+
+function timeEl(date, words) {
+  return el("time", { datetime: date.toISOString(), title: formatDateTime(date) }, words);
+}
+
+function statItems(integration) {
+  if (integration.state === "disconnected") {
+    const when = parseDate(integration.disconnected_at);
+    return when ? [stat("Disconnected", timeEl(when, fromNow(when)))] : [];
+  }
+  const sync = integration.sync;
+  if (!sync) {
+    const validated = parseDate(integration.last_validated_at);
+    return validated ? [stat("Last checked", timeEl(validated, fromNow(validated)))] : [];
+  }
+  const items = [];
+  const job = sync.last_job;
+  if (job) {
+    const at = parseDate(job.finished_at) || parseDate(job.started_at);
+    const outcome = JOB_LABELS.get(job.status) || job.status;
+    const detail = job.status === "running"
+      ? "running now"
+      : `${outcome.toLowerCase()} · ${job.fetched} fetched`;
+    items.push(stat("Last sync", timeEl(at, fromNow(at)), el("span", { class: "muted" }, ` · ${detail}`)));
+  } else {
+    items.push(stat("Last sync", "Not yet"));
+  }
+  const next = integration.status === "active" ? parseDate(sync.next_sync_at) : null;
+  if (next) items.push(stat("Next sync", timeEl(next, next < new Date() ? "due now" : fromNow(next))));
+  const budget = sync.budget;
+  if (budget) {
+    const paused = parseDate(budget.paused_until);
+    items.push(stat("API budget",
+      el("span", {}, `used ${budget.used_last_hour} of ${budget.limit_per_hour} this hour`),
+      el("meter", {
+        class: "budget-meter", min: "0", max: String(budget.limit_per_hour),
+        low: String(Math.round(budget.limit_per_hour * 0.7)),
+        high: String(Math.round(budget.limit_per_hour * 0.9)),
+        optimum: "0", value: String(budget.used_last_hour),
+        "aria-label": "API requests used this hour",
+      }),
+      paused && paused > new Date()
+        ? el("span", { class: "muted" }, ` · paused until ${formatDateTime(paused)}`) : null));
+  }
+  const hooks = sync.webhooks;
+  if (hooks?.enabled) {
+    const rejected = Object.values(hooks.rejected || {}).reduce((a, b) => a + b, 0);
+    const words = hooks.registered
+      ? `Registered · ${hooks.accepted} received${rejected ? `, ${rejected} rejected` : ""}`
+      : `Not registered${hooks.error ? ` (${hooks.error})` : ""}`;
+    items.push(stat("Webhooks", words));
+  }
+  return items;
+}
+
+async function loadHistory(card) {
+  const integration = card.integration;
+  const job = integration.sync?.last_job;
+  card.historyKey = job ? `${job.id} ${job.status}` : "";
+  if (!card.historyBody.childElementCount) {
+    card.historyBody.replaceChildren(el("p", { class: "muted" }, "Loading…"));
+  }
+  try {
+    const jobs = await api(
+      `/integrations/${encodeURIComponent(integration.id)}/sync-jobs?limit=${HISTORY_SIZE}`);
+    card.historyBody.replaceChildren(historyTable(jobs, card.title.id));
+  } catch (error) {
+    if (error.status === 401) return;
+    card.historyKey = null;
+    card.historyBody.replaceChildren(
+      el("p", { class: "error" }, `Could not load the sync history: ${error.message}`));
+  }
+}
+
+function historyTable(jobs, titleId) {
+  if (jobs.length === 0) return el("p", { class: "muted" }, "No syncs yet.");
+  const head = ["Started", "Trigger", "Status", "Fetched", "API requests", "Duration", "Error"];
+  return el("table", { class: "history-table", "aria-describedby": titleId },
+    el("caption", { class: "sr-only" }, `The last ${jobs.length} syncs, newest first`),
+    el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...jobs.map((job) => {
+      const started = parseDate(job.started_at);
+      return el("tr", { "data-status": job.status },
+        el("td", {}, started ? timeEl(started, formatDateTime(started)) : "—"),
+        el("td", {}, TRIGGER_LABELS.get(job.trigger) || job.trigger),
+        el("td", {}, el("span", { class: `job-status job-${job.status}` }, JOB_LABELS.get(job.status) || job.status)),
+        el("td", { class: "num" }, String(job.fetched)),
+        el("td", { class: "num" }, String(job.api_requests)),
+        el("td", { class: "num" }, formatDuration(job.duration_ms)),
+        el("td", { class: "job-error" }, job.error || ""));
+    })));
+}
+
+async function syncNow(card) {
+  const button = card.buttons.sync;
+  button.disabled = true;
+  card.alert.textContent = "";
+  try {
+    await api(`/integrations/${encodeURIComponent(card.integration.id)}/sync`, { method: "POST" });
+    announce(card.feedback, "Sync requested. It runs as soon as the API budget allows.");
+    setTimeout(loadIntegrations, 1000);
+  } catch (error) {
+    announce(card.feedback, "");
+    if (error.status !== 401) card.alert.textContent = `Could not start a sync: ${error.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- connecting --------------------------------------------------------------------------
+
+function field(form, name) {
+  return form.elements.namedItem(name).value.trim();
+}
+
+async function startOAuth(site, companyId) {
+  const started = await api("/integrations/connectwise/oauth/start", {
+    method: "POST", body: { site, company_id: companyId },
+  });
+  if (!started || !safeHref(started.authorization_url)) {
+    throw new Error("The sign-in address from the server is not a web address.");
+  }
+  window.location.assign(started.authorization_url);
+}
+
+async function connectWithKeys(form) {
+  const body = {
+    site: field(form, "site"),
+    company_id: field(form, "company_id"),
+    public_key: field(form, "public_key"),
+    private_key: form.elements.namedItem("private_key").value,
+    impersonate: form.elements.namedItem("impersonate").checked,
+  };
+  const member = field(form, "member");
+  if (member) body.member = member;
+  try {
+    await api("/integrations/connectwise/api-key", { method: "POST", body });
+  } finally {
+    // The keys do not stay in the page, whatever the outcome.
+    form.elements.namedItem("private_key").value = "";
+  }
+  form.reset();
+  syncImpersonation(form);
+  $("connect").open = false;
+  await loadIntegrations();
+  announce($("integrations-status"), "Connected. Your tickets will appear in a moment.");
+}
+
+function syncImpersonation(form) {
+  // Impersonation acts as a named member, so the member becomes required with it.
+  form.elements.namedItem("member").required = form.elements.namedItem("impersonate").checked;
+}
+
+async function submitting(form, errorId, action) {
+  const button = form.querySelector("button[type=submit]");
+  $(errorId).textContent = "";
+  button.disabled = true;
+  try {
+    await action();
+  } catch (error) {
+    if (error.status !== 401) $(errorId).textContent = error.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** Connect again: OAuth ones go straight back through ConnectWise's consent; API-key
+ * ones open the key form, prefilled except for the keys. */
+async function reconnect(integration) {
+  const card = cards.get(integration.id);
+  if (integration.auth_method === "oauth2") {
+    card.buttons.reconnect.disabled = true;
+    card.alert.textContent = "";
+    try {
+      await startOAuth(integration.site, integration.company_id);
+    } catch (error) {
+      if (error.status !== 401) card.alert.textContent = `Could not reconnect: ${error.message}`;
+      card.buttons.reconnect.disabled = false;
+    }
+    return;
+  }
+  openKeyForm(integration);
+}
+
+function openKeyForm(integration) {
+  const form = $("connect-form");
+  form.elements.namedItem("site").value = integration.site || "";
+  form.elements.namedItem("company_id").value = integration.company_id || "";
+  form.elements.namedItem("member").value = integration.member_identifier || "";
+  form.elements.namedItem("impersonate").checked = integration.auth_method === "impersonation";
+  syncImpersonation(form);
+  $("connect").open = true;
+  const target = form.elements.namedItem("public_key");
+  target.scrollIntoView({ block: "center" });
+  target.focus();
+}
+
+let disconnecting = null;
+function confirmDisconnect(card) {
+  disconnecting = card;
+  const integration = card.integration;
+  $("disconnect-text").textContent =
+    `Syncing with ${hostOf(integration.site)} (${integration.company_id}) stops, the stored `
+    + "credentials are deleted and its tasks leave your dashboard. You can connect again later.";
+  const dialog = $("disconnect-dialog");
+  dialog.returnValue = "";
+  dialog.showModal();
+}
+
+async function disconnect(card) {
+  const integration = card.integration;
+  card.alert.textContent = "";
+  try {
+    await api(`/integrations/${encodeURIComponent(integration.id)}`, { method: "DELETE" });
+    $("connectwise-banner").hidden = true; // "connected" is no longer news
+    announce($("integrations-status"),
+      `Disconnected ConnectWise (${hostOf(integration.site)} · ${integration.company_id}).`);
+    await loadIntegrations();
+  } catch (error) {
+    if (error.status !== 401) card.alert.textContent = `Could not disconnect: ${error.message}`;
+  }
+  // The button that had focus is hidden now.
+  if (!card.li.isConnected || card.buttons.disconnect.hidden) $("integrations-title").focus();
+}
+
+export function initSettings() {
+  $("oauth-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const form = event.target;
+    submitting(form, "oauth-error", () => startOAuth(field(form, "site"), field(form, "company_id")));
+  });
+  const keys = $("connect-form");
+  keys.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitting(keys, "connect-error", () => connectWithKeys(keys));
+  });
+  keys.elements.namedItem("impersonate").addEventListener("change", () => syncImpersonation(keys));
+  $("disconnect-dialog").addEventListener("close", () => {
+    const card = disconnecting;
+    disconnecting = null;
+    if (card && $("disconnect-dialog").returnValue === "confirm") disconnect(card);
+  });
+}
+
+/** Opens the connect forms (after a failed OAuth attempt, or from the dashboard). */
+export function openConnect() {
+  $("connect").open = true;
+}
+
+export function resetSettings() {
+  for (const card of cards.values()) card.li.remove();
+  cards.clear();
+  lastList = [];
+}

@@ -1,0 +1,422 @@
+"""Object-level authorization, tried on purpose: Alice has a ConnectWise connection, tasks
+and a write-back command; users of another tenant (one with her very user id), and a
+colleague in her own tenant, try every route with her ids. Each is answered exactly as
+for an id that does not exist (404, never 403), nothing of hers shows in their lists or
+streams, and nothing of hers changes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack, ExitStack, suppress
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import httpx
+import pytest
+from e2e_helpers import (
+    assigned_open_ticket_ids,
+    connect,
+    connectwise,
+    dashboard_ids,
+    dashboard_tasks,
+    eventually,
+    jobs,
+    sandbox,
+    signed_in,
+    topic_events,
+)
+
+from syntaskio_common import events, topics
+from syntaskio_devstack.stack import EmbeddedStack
+
+MEMBER = "hnguyen"  # Bob connects the same member; the ticket changed is made for the test
+PROBLEM_JSON = "application/problem+json"
+ATTEMPT = "BOLA attempt"  # in every note and time entry an intruder tries to write
+
+
+@dataclass
+class Owner:
+    client: httpx.Client
+    user_id: str
+    tenant_id: str
+    integration_id: str
+    task: dict[str, Any]
+    command_id: str
+    idempotency_key: str
+    note: dict[str, str]
+    cursor: str
+
+
+@dataclass
+class Intruder:
+    name: str
+    client: httpx.Client
+    user_id: str
+    tenant_id: str
+
+
+def new_key() -> dict[str, str]:
+    return {"Idempotency-Key": str(uuid.uuid4())}
+
+
+def synced(client: httpx.Client, ticket: str) -> dict[str, Any]:
+    """The user's task for the ticket, once it has been synced."""
+
+    def found() -> dict[str, Any] | None:
+        tasks = dashboard_tasks(client)
+        return next((t for t in tasks if t["external_id"] == ticket), None)
+
+    task: dict[str, Any] | None = eventually(found, interval=2)
+    assert task, f"ticket {ticket} never synced"
+    return task
+
+
+@pytest.fixture(scope="module")
+def alice(system: EmbeddedStack) -> Iterator[Owner]:
+    user, tenant = f"alice-{uuid.uuid4().hex[:6]}@acme-msp.example", f"bola-{uuid.uuid4().hex[:8]}"
+    summary = f"Server room too warm {uuid.uuid4().hex[:6]}"
+    made = sandbox(system, "POST", "/tickets", json={"summary": summary, "owner": MEMBER})
+    with signed_in(system, user, tenant) as client:
+        assert connect(client, system, MEMBER).status_code == 201
+        [integration] = client.get("/api/v1/integrations").json()
+        task = synced(client, str(made.json()["id"]))
+        key, note = str(uuid.uuid4()), {"text": f"Alice's note {uuid.uuid4().hex[:6]}"}
+        requested = client.post(
+            f"/api/v1/tasks/{task['id']}/notes", json=note, headers={"Idempotency-Key": key}
+        )
+        assert requested.status_code == 202, requested.text
+        page = client.get("/api/v1/tasks", params={"limit": 1}).json()
+        assert page["next_cursor"], page
+        yield Owner(
+            client=client,
+            user_id=user,
+            tenant_id=tenant,
+            integration_id=integration["id"],
+            task=task,
+            command_id=requested.json()["command_id"],
+            idempotency_key=key,
+            note=note,
+            cursor=page["next_cursor"],
+        )
+        # Not synced for the rest of the session.
+        assert client.delete(f"/api/v1/integrations/{integration['id']}").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def intruders(system: EmbeddedStack, alice: Owner) -> Iterator[dict[str, Intruder]]:
+    """Bob (another tenant, connected to the same ConnectWise member: the same tickets
+    are his tasks too), Alice's user id in another tenant, and Carol (Alice's tenant)."""
+    who = {
+        "other tenant": (f"bob-{uuid.uuid4().hex[:6]}@other-msp.example", "other-msp"),
+        "same user id, other tenant": (alice.user_id, f"{alice.tenant_id}-x"),
+        "same tenant": (f"carol-{uuid.uuid4().hex[:6]}@acme-msp.example", alice.tenant_id),
+    }
+    with ExitStack() as stack:
+        found = {
+            name: Intruder(name, stack.enter_context(signed_in(system, user, tenant)), user, tenant)
+            for name, (user, tenant) in who.items()
+        }
+        bob = found["other tenant"].client
+        connected = connect(bob, system, MEMBER)
+        assert connected.status_code == 201, connected.text
+        expected = assigned_open_ticket_ids(system, MEMBER)
+        assert eventually(lambda: dashboard_ids(bob) == expected), "Bob's tickets never synced"
+        yield found
+        assert bob.delete(f"/api/v1/integrations/{connected.json()['id']}").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def bobs_command(alice: Owner, intruders: dict[str, Intruder]) -> dict[str, Any]:
+    """Bob asks for a note on his own task for Alice's ticket, with the Idempotency-Key
+    Alice used: his own request, not hers (nor refused as the key's reuse, which would
+    tell him someone used it)."""
+    bob = intruders["other tenant"].client
+    task = synced(bob, alice.task["external_id"])
+    assert task["id"] != alice.task["id"]
+    response = bob.post(
+        f"/api/v1/tasks/{task['id']}/notes",
+        json={"text": "Bob's own note"},
+        headers={"Idempotency-Key": alice.idempotency_key},
+    )
+    assert response.status_code == 202, response.text
+    accepted: dict[str, Any] = response.json()
+    return accepted
+
+
+def routes(alice: Owner) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """Every route that names one of Alice's objects: (method, path, request)."""
+    task = f"/api/v1/tasks/{alice.task['id']}"
+    integration = f"/api/v1/integrations/{alice.integration_id}"
+    attempt = {"text": ATTEMPT}
+    return {
+        "task": ("GET", task, {}),
+        "complete": ("POST", f"{task}/complete", {"headers": new_key()}),
+        "note": ("POST", f"{task}/notes", {"json": attempt, "headers": new_key()}),
+        "note with her key": (
+            "POST",
+            f"{task}/notes",
+            {"json": alice.note, "headers": {"Idempotency-Key": alice.idempotency_key}},
+        ),
+        "time entry": (
+            "POST",
+            f"{task}/time-entries",
+            {"json": {"hours": 0.25, "notes": ATTEMPT}, "headers": new_key()},
+        ),
+        "command": ("GET", f"/api/v1/commands/{alice.command_id}", {}),
+        "integration": ("GET", integration, {}),
+        "sync jobs": ("GET", f"{integration}/sync-jobs", {}),
+        "sync now": ("POST", f"{integration}/sync", {}),
+        "disconnect": ("DELETE", integration, {}),
+    }
+
+
+# An answer as a client sees it: status, content type, and the problem's title and detail.
+Answer = tuple[int, str, Any]
+Attempts = dict[tuple[str, str], tuple[Answer, Answer]]
+
+
+def answer(response: httpx.Response) -> Answer:
+    content_type = response.headers.get("content-type", "")
+    body = response.json() if content_type == PROBLEM_JSON else response.text
+    problem = (body.get("title"), body.get("detail")) if isinstance(body, dict) else body
+    return response.status_code, content_type, problem
+
+
+@pytest.fixture(scope="module")
+def attempts(alice: Owner, intruders: dict[str, Intruder]) -> Attempts:
+    """Every intruder on every route with Alice's ids, beside the same request with a
+    random id in their place (what "does not exist" looks like)."""
+    mine = {alice.task["id"], alice.command_id, alice.integration_id}
+    made: Attempts = {}
+    for intruder in intruders.values():
+        for name, (method, path, request) in routes(alice).items():
+            tried = intruder.client.request(method, path, **request)
+            random_path = path
+            for real in mine:
+                random_path = random_path.replace(real, str(uuid.uuid4()))
+            fresh = {**request, "headers": new_key()} if "headers" in request else request
+            missing = intruder.client.request(method, random_path, **fresh)
+            made[intruder.name, name] = (answer(tried), answer(missing))
+    return made
+
+
+def test_another_users_objects_are_answered_as_if_they_did_not_exist(
+    attempts: Attempts,
+) -> None:
+    wrong = {
+        f"{who} → {route}: {tried} (no such id: {missing})"
+        for (who, route), (tried, missing) in attempts.items()
+        if tried[0] != 404 or tried[1] != PROBLEM_JSON or tried != missing
+    }
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_nothing_of_the_owners_shows_in_anyone_elses_lists(
+    alice: Owner, intruders: dict[str, Intruder]
+) -> None:
+    hers = {alice.task["id"], alice.integration_id, alice.command_id}
+    ticket = alice.task["external_id"]
+    for intruder in intruders.values():
+        client = intruder.client
+        listings = {
+            "tasks": client.get("/api/v1/tasks", params={"limit": 500}),
+            "her cursor": client.get("/api/v1/tasks", params={"cursor": alice.cursor}),
+            "her ticket": client.get("/api/v1/tasks", params={"q": f"#{ticket}"}),
+            "facets": client.get("/api/v1/tasks/facets"),
+            "integrations": client.get("/api/v1/integrations"),
+        }
+        for name, listing in listings.items():
+            assert listing.status_code in (200, 400), f"{intruder.name}, {name}: {listing.text}"
+            text = listing.text
+            assert not [h for h in hers if h in text], f"{intruder.name} sees hers in {name}"
+        tasks = listings["tasks"].json()["items"]
+        assert {(t["tenant_id"], t["user_id"]) for t in tasks} <= {
+            (intruder.tenant_id, intruder.user_id)
+        }
+        integrations = listings["integrations"].json()
+        assert {(i["tenant_id"], i["user_id"]) for i in integrations} <= {
+            (intruder.tenant_id, intruder.user_id)
+        }
+        # (Until it holds: the intruder's own tasks may still be arriving.)
+        assert eventually(partial(counted_as_listed, client), timeout=30), intruder.name
+
+
+def counted_as_listed(client: httpx.Client) -> bool:
+    """The facets count exactly the user's tasks (none of anyone else's)."""
+    facets = client.get("/api/v1/tasks/facets").json()
+    counted = sum(board["count"] for board in facets["board"])
+    return bool(counted == len(dashboard_tasks(client)))
+
+
+def test_the_same_idempotency_key_is_anothers_own_request(
+    alice: Owner, intruders: dict[str, Intruder], bobs_command: dict[str, Any]
+) -> None:
+    bob = intruders["other tenant"].client
+    assert bobs_command["command_id"] != alice.command_id
+    assert bob.get(f"/api/v1/commands/{bobs_command['command_id']}").status_code == 200
+    assert bob.get(f"/api/v1/commands/{alice.command_id}").status_code == 404
+    assert alice.client.get(f"/api/v1/commands/{bobs_command['command_id']}").status_code == 404
+
+
+def test_nothing_of_the_owners_changed(
+    system: EmbeddedStack,
+    alice: Owner,
+    intruders: dict[str, Intruder],
+    bobs_command: dict[str, Any],
+    attempts: Attempts,
+) -> None:
+    assert attempts
+    client = alice.client
+    # Her connection: still there and active, listed, never synced on anyone's request.
+    integration = client.get(f"/api/v1/integrations/{alice.integration_id}")
+    assert integration.status_code == 200, integration.text
+    assert integration.json()["status"] == "active"
+    assert [i["id"] for i in client.get("/api/v1/integrations").json()] == [alice.integration_id]
+    history = jobs(system, alice.integration_id, alice.tenant_id)
+    assert "manual" not in {job["trigger"] for job in history}, history
+    # Her task: still hers and open; her command: hers, and it went through.
+    task = client.get(f"/api/v1/tasks/{alice.task['id']}")
+    assert task.status_code == 200, task.text
+    assert task.json()["status"] != "completed"
+    assert task.json()["user_id"] == alice.user_id
+
+    def finished() -> dict[str, Any] | None:
+        view: dict[str, Any] = client.get(f"/api/v1/commands/{alice.command_id}").json()
+        return view if view["status"] not in ("pending", "running") else None
+
+    done = eventually(finished)
+    assert done, "Alice's command never finished"
+    assert done["status"] == "succeeded", done
+
+    # Only Alice's command and Bob's own were published; none for her task from others.
+    requested = [
+        e.data
+        for e in topic_events(system, topics.TASK_COMMANDS)
+        if e.type == events.TASK_COMMAND_REQUESTED
+    ]
+    on_hers = {c["command_id"] for c in requested if c["integration_id"] == alice.integration_id}
+    assert on_hers == {alice.command_id}
+    theirs = {(i.tenant_id, i.user_id) for i in intruders.values()}
+    by_them = {c["command_id"] for c in requested if (c["tenant_id"], c["user_id"]) in theirs}
+    assert by_them == {bobs_command["command_id"]}
+
+    # And ConnectWise: the ticket is open, with Alice's note, and nothing from them.
+    ticket = alice.task["external_id"]
+    assert connectwise(system, MEMBER, f"service/tickets/{ticket}")["closedFlag"] is False
+    notes = [n["text"] for n in connectwise(system, MEMBER, f"service/tickets/{ticket}/notes")]
+    assert alice.note["text"] in notes
+    assert not [n for n in notes if ATTEMPT in n]
+    entries = connectwise(system, MEMBER, "time/entries", conditions=f"chargeToId={ticket}")
+    assert not [e for e in entries if ATTEMPT in (e.get("notes") or "")]
+
+
+async def test_no_one_elses_stream_carries_the_owners_changes(
+    system: EmbeddedStack, alice: Owner, intruders: dict[str, Intruder]
+) -> None:
+    ticket = alice.task["external_id"]
+    title = f"Changed while everyone watches {uuid.uuid4().hex[:6]}"
+
+    def hers(event: dict[str, Any]) -> bool:
+        return alice.task["id"] in str(event["data"]) or alice.integration_id in str(event)
+
+    def upserted(task_id: str | None = None) -> Callable[[dict[str, Any]], bool]:
+        def match(event: dict[str, Any]) -> bool:
+            if event["event"] != "task.upserted":
+                return False
+            task = event["data"]["task"]
+            return bool(task["external_id"] == ticket and task_id in (None, task["id"]))
+
+        return match
+
+    async with AsyncExitStack() as watching:
+        alices = await watching.enter_async_context(Watcher(alice.client))
+        opened = (await alices.until(caught_up))["id"]
+        theirs = {
+            name: await watching.enter_async_context(Watcher(intruder.client))
+            for name, intruder in intruders.items()
+        }
+        for watcher in theirs.values():
+            await watcher.until(caught_up)
+        await asyncio.to_thread(
+            sandbox, system, "PATCH", f"/tickets/{ticket}", json={"summary": title}
+        )
+        seen = await alices.until(upserted(alice.task["id"]))
+        assert seen["data"]["task"]["title"] == title
+        # Bob's own task for the same ticket changes too: the others' streams are live.
+        await theirs["other tenant"].until(upserted())
+        await asyncio.sleep(3)  # time enough for anything else on its way to them
+    for name, watcher in theirs.items():
+        assert not [e for e in watcher.events if hers(e)], f"{name}: {watcher.events}"
+
+    # Resuming from an id of Alice's stream: nothing of hers is replayed to them either.
+    async with AsyncExitStack() as watching:
+        resumed = {
+            name: await watching.enter_async_context(Watcher(intruder.client, opened))
+            for name, intruder in intruders.items()
+        }
+        for watcher in resumed.values():
+            await watcher.until(caught_up)
+        await resumed["other tenant"].until(upserted())
+        await asyncio.sleep(2)
+    for name, watcher in resumed.items():
+        assert not [e for e in watcher.events if hers(e)], f"{name}: {watcher.events}"
+
+
+def caught_up(event: dict[str, Any]) -> bool:
+    return event["event"] in ("ready", "reset")
+
+
+class Watcher:
+    """A dashboard's task stream (Server-Sent Events) read in the background, every event
+    kept; unlike `EventStream`, it is closed at once (the read is cancelled)."""
+
+    def __init__(self, client: httpx.Client, last_event_id: str | None = None) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._client = httpx.AsyncClient(
+            base_url=client.base_url,
+            cookies=client.cookies,
+            headers={"Last-Event-ID": last_event_id} if last_event_id else {},
+            timeout=httpx.Timeout(10.0, read=None),
+        )
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Watcher:
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._reader is not None
+        self._reader.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._reader
+        await self._client.aclose()
+
+    async def _read(self) -> None:
+        fields: dict[str, str] = {}
+        async with self._client.stream("GET", "/api/v1/tasks/stream") as response:
+            assert response.status_code == 200, response.status_code
+            async for line in response.aiter_lines():
+                if line == "" and "event" in fields:
+                    self.events.append({**fields, "data": json.loads(fields.get("data", "null"))})
+                    fields = {}
+                elif line and not line.startswith(":"):
+                    name, _, value = line.partition(":")
+                    fields[name] = value.removeprefix(" ")
+
+    async def until(self, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The first event so far or to come that is `wanted` (within a minute)."""
+        try:
+            async with asyncio.timeout(60):
+                while not (found := next((e for e in self.events if wanted(e)), None)):
+                    assert self._reader is not None
+                    if self._reader.done():
+                        self._reader.result()  # the read failed: say why
+                        raise AssertionError(f"the stream ended: {self.events}")
+                    await asyncio.sleep(0.05)
+                return found
+        except TimeoutError:
+            raise AssertionError(f"no such event within a minute: {self.events}") from None
