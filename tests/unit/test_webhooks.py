@@ -3,6 +3,7 @@ delivery names, and how signing-key fetches are rationed."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -159,3 +160,24 @@ def test_rejections_map_to_statuses_connectwise_understands() -> None:
     assert DeliveryRejected(Rejection.UNSIGNED, "x").status_code == 401
     assert DeliveryRejected(Rejection.MALFORMED, "x").status_code == 400
     assert json.dumps({"reason": Rejection.FORGED}) == '{"reason": "forged"}'
+
+
+async def test_deliveries_waiting_for_the_same_key_share_one_fetch() -> None:
+    keys = SigningKeys(fetch_interval_seconds=30)
+    release = asyncio.Event()
+
+    class SlowClient(FakeClient):
+        async def get(self, path: str) -> Any:
+            self.paths.append(path)
+            await release.wait()
+            return self.answer
+
+    slow = SlowClient({"signing_key": "k1"})
+    path = "system/callbackKeys/k"
+    waiting = [asyncio.create_task(keys.fetch(as_client(slow), "int-1", path)) for _ in range(3)]
+    await asyncio.sleep(0)
+    release.set()
+
+    # All three verified with the one fetch (none refused as "rationed").
+    assert await asyncio.gather(*waiting) == ["k1", "k1", "k1"]
+    assert slow.paths == [path]

@@ -14,6 +14,7 @@ sync run, well inside ConnectWise's 5-second delivery timeout.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -140,7 +141,8 @@ class _CachedKey:
 
 class SigningKeys:
     """Signing keys by key_url, cached; fetches of unknown keys are rationed per
-    integration (a forger can make up key ids, but not make us spend budget on them)."""
+    integration (a forger can make up key ids, but not make us spend budget on them).
+    Deliveries that arrive while their key is being fetched wait for that fetch."""
 
     def __init__(
         self,
@@ -154,6 +156,7 @@ class SigningKeys:
         self._clock = clock
         self._keys: dict[tuple[str, str], _CachedKey] = {}
         self._last_fetch: dict[str, float] = {}
+        self._fetching: dict[tuple[str, str], asyncio.Future[str]] = {}
 
     def cached(self, integration_id: str, path: str) -> str | None:
         found = self._keys.get((integration_id, path))
@@ -162,11 +165,23 @@ class SigningKeys:
         return found.secret
 
     async def fetch(self, client: ConnectWiseClient, integration_id: str, path: str) -> str:
-        now = self._clock()
-        last = self._last_fetch.get(integration_id)
-        if last is not None and now - last < self._interval:
-            raise FetchRationed(Rejection.UNVERIFIABLE, "signing key fetches are rationed")
-        self._last_fetch[integration_id] = now
+        key = (integration_id, path)
+        fetching = self._fetching.get(key)
+        if fetching is None:
+            now = self._clock()
+            last = self._last_fetch.get(integration_id)
+            if last is not None and now - last < self._interval:
+                raise FetchRationed(Rejection.UNVERIFIABLE, "signing key fetches are rationed")
+            self._last_fetch[integration_id] = now
+            fetching = asyncio.ensure_future(self._fetch(client, integration_id, path, now))
+            self._fetching[key] = fetching
+            fetching.add_done_callback(lambda _: self._fetching.pop(key, None))
+        # Shielded: a waiter that gives up does not cancel the fetch the others wait for.
+        return await asyncio.shield(fetching)
+
+    async def _fetch(
+        self, client: ConnectWiseClient, integration_id: str, path: str, now: float
+    ) -> str:
         try:
             answer = await client.get(path)
         except NotFound:
