@@ -146,9 +146,10 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 
 def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
-    """Describe an app's error answers as they are sent: every 4xx/5xx as problem+json;
-    401, 429 and 503 (sessions cannot be verified) wherever a session is required, 400 (unreadable) and 413 (too
-    large) wherever a body is read. FastAPI's own validation schema is replaced."""
+    """Describe an app's error answers as they are sent: every 4xx/5xx as
+    problem+json; 401, 429 and 503 (sessions cannot be verified) wherever a session is
+    required, 400 (unreadable) and 413 (too large) wherever a body is read. FastAPI's own
+    validation schema is replaced."""
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     for replaced in ("HTTPValidationError", "ValidationError"):
         schemas.pop(replaced, None)
