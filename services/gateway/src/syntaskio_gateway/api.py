@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
-from syntaskio_common.commands import CommandAction, NoteInput, TimeEntryInput
+from syntaskio_common.commands import CommandAction, CommandStatus, NoteInput, TimeEntryInput
 from syntaskio_common.problems import Problem
 from syntaskio_common.task import Task
 from syntaskio_gateway.auth_proxy import forward, relay
@@ -26,6 +27,7 @@ from syntaskio_gateway.commands import (
 from syntaskio_gateway.connector import ConnectorApi, ConnectorUnavailable
 from syntaskio_gateway.dependencies import (
     SESSION_COOKIE,
+    AuthenticatedUser,
     CurrentUser,
     ResourceId,
     rate_limiter,
@@ -197,113 +199,82 @@ _COMMAND_ANSWERS: dict[int | str, dict[str, str]] = {
 }
 
 
-async def _request_command(
+@dataclass(frozen=True)
+class _WriteBack:
+    """A write-back request on one of the user's tasks, under its Idempotency-Key."""
+
+    response: Response
+    user: AuthenticatedUser
+    task: Task
+    commands: CommandRequests
+    idempotency_key: str
+
+    async def request(
+        self,
+        action: CommandAction,
+        *,
+        note: NoteInput | None = None,
+        time_entry: TimeEntryInput | None = None,
+    ) -> CommandAccepted:
+        try:
+            command = await self.commands.request(
+                self.user, self.task, action, self.idempotency_key, note=note, time_entry=time_entry
+            )
+        except NotWritable as error:
+            raise Problem(409, str(error)) from None
+        except IdempotencyKeyReused:
+            raise Problem(
+                422, "This Idempotency-Key was already used for a different request."
+            ) from None
+        except KafkaError as error:
+            raise Problem(
+                503, "Write-back is unavailable right now; retry with the same Idempotency-Key."
+            ) from error
+        status_url = f"/api/v1/commands/{command.command_id}"
+        self.response.headers["Location"] = status_url
+        return CommandAccepted(
+            command_id=command.command_id, status=CommandStatus.PENDING, status_url=status_url
+        )
+
+
+async def _write_back(
+    task_id: ResourceId,
     response: Response,
     user: CurrentUser,
-    reader: TaskReader,
-    commands: CommandRequests,
-    task_id: str,
-    action: CommandAction,
-    idempotency_key: str,
-    note: NoteInput | None = None,
-    time_entry: TimeEntryInput | None = None,
-) -> CommandAccepted:
+    reader: Reader,
+    commands: Commands,
+    idempotency_key: IdempotencyKeyHeader,
+) -> _WriteBack:
     task = await reader.get(user, task_id)
     if task is None:
         raise Problem(404, "No such task.")
-    try:
-        command = await commands.request(
-            user, task, action, idempotency_key, note=note, time_entry=time_entry
-        )
-    except NotWritable as error:
-        raise Problem(409, str(error)) from None
-    except IdempotencyKeyReused:
-        raise Problem(
-            422, "This Idempotency-Key was already used for a different request."
-        ) from None
-    except KafkaError as error:
-        raise Problem(
-            503, "Write-back is unavailable right now; retry with the same Idempotency-Key."
-        ) from error
-    status_url = f"/api/v1/commands/{command.command_id}"
-    response.headers["Location"] = status_url
-    return CommandAccepted(command_id=command.command_id, status="pending", status_url=status_url)
+    return _WriteBack(response, user, task, commands, idempotency_key)
 
 
-@router.post(
-    "/tasks/{task_id}/complete",
-    tags=["write-back"],
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=_COMMAND_ANSWERS,
-)
-async def complete_task(
-    task_id: ResourceId,
-    response: Response,
-    user: CurrentUser,
-    reader: Reader,
-    commands: Commands,
-    idempotency_key: IdempotencyKeyHeader,
-) -> CommandAccepted:
+WriteBack = Annotated[_WriteBack, Depends(_write_back)]
+_WRITE_BACK_ROUTE: dict[str, Any] = {
+    "tags": ["write-back"],
+    "status_code": status.HTTP_202_ACCEPTED,
+    "responses": _COMMAND_ANSWERS,
+}
+
+
+@router.post("/tasks/{task_id}/complete", **_WRITE_BACK_ROUTE)
+async def complete_task(write_back: WriteBack) -> CommandAccepted:
     """Close the task in its source (the board's closed status). Follow `status_url`."""
-    return await _request_command(
-        response, user, reader, commands, task_id, CommandAction.COMPLETE, idempotency_key
-    )
+    return await write_back.request(CommandAction.COMPLETE)
 
 
-@router.post(
-    "/tasks/{task_id}/notes",
-    tags=["write-back"],
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=_COMMAND_ANSWERS,
-)
-async def add_note(
-    task_id: ResourceId,
-    note: NoteInput,
-    response: Response,
-    user: CurrentUser,
-    reader: Reader,
-    commands: Commands,
-    idempotency_key: IdempotencyKeyHeader,
-) -> CommandAccepted:
+@router.post("/tasks/{task_id}/notes", **_WRITE_BACK_ROUTE)
+async def add_note(note: NoteInput, write_back: WriteBack) -> CommandAccepted:
     """Add a note to the ticket (internal, or discussion the customer can see)."""
-    return await _request_command(
-        response,
-        user,
-        reader,
-        commands,
-        task_id,
-        CommandAction.ADD_NOTE,
-        idempotency_key,
-        note=note,
-    )
+    return await write_back.request(CommandAction.ADD_NOTE, note=note)
 
 
-@router.post(
-    "/tasks/{task_id}/time-entries",
-    tags=["write-back"],
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=_COMMAND_ANSWERS,
-)
-async def log_time(
-    task_id: ResourceId,
-    time_entry: TimeEntryInput,
-    response: Response,
-    user: CurrentUser,
-    reader: Reader,
-    commands: Commands,
-    idempotency_key: IdempotencyKeyHeader,
-) -> CommandAccepted:
+@router.post("/tasks/{task_id}/time-entries", **_WRITE_BACK_ROUTE)
+async def log_time(time_entry: TimeEntryInput, write_back: WriteBack) -> CommandAccepted:
     """Log time against the ticket, as the signed-in member."""
-    return await _request_command(
-        response,
-        user,
-        reader,
-        commands,
-        task_id,
-        CommandAction.ADD_TIME_ENTRY,
-        idempotency_key,
-        time_entry=time_entry,
-    )
+    return await write_back.request(CommandAction.ADD_TIME_ENTRY, time_entry=time_entry)
 
 
 @router.get(
