@@ -42,8 +42,6 @@ import argparse
 import asyncio
 import json
 import math
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -53,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from bench_stack import bench_stack
 from pymongo import AsyncMongoClient, InsertOne, ReplaceOne
 
 from connectwise_sandbox.seed import Dataset, generate
@@ -71,9 +70,8 @@ from syntaskio_connector.assignment import (
     fingerprint,
     upserted_event,
 )
-from syntaskio_devstack.ports import Ports
 from syntaskio_devstack.processes import ManagedProcess
-from syntaskio_devstack.stack import EmbeddedStack, StackConfig
+from syntaskio_devstack.stack import EmbeddedStack
 
 TENANT = "acme-msp"
 ANCHOR = datetime(2026, 11, 1, 8, tzinfo=UTC)
@@ -473,15 +471,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.events < 1 or args.batch_size < 1 or args.users < 1:
         parser.error("--events, --batch-size and --users must be at least 1")
-    data_dir = Path(tempfile.mkdtemp(prefix="aggregator-bench-"))
-    stack = EmbeddedStack(StackConfig(data_dir=data_dir, ports=Ports.free(), environment="test"))
-    try:
-        stack.start_data_stores()
+    with bench_stack("aggregator-bench-", keep=args.keep) as stack:
         results = asyncio.run(measure(stack, args))
-    finally:
-        stack.stop()
-        if not args.keep:
-            shutil.rmtree(data_dir, ignore_errors=True)
     print(json.dumps(asdict(results), indent=2) if args.json else summary(results))
 
 

@@ -64,22 +64,19 @@ import argparse
 import asyncio
 import json
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from bisect import bisect
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
-from pathlib import Path
 from typing import Any, Final
 
 import httpx
+from bench_stack import bench_stack
 from pymongo import AsyncMongoClient
 
 from connectwise_sandbox.records import RECORD_TYPE_PROJECT, format_timestamp
@@ -96,8 +93,7 @@ from syntaskio_connector.assignment import (
     fingerprint,
     upserted_event,
 )
-from syntaskio_devstack.ports import Ports
-from syntaskio_devstack.stack import EmbeddedStack, StackConfig
+from syntaskio_devstack.stack import EmbeddedStack
 from syntaskio_gateway.task_query import (
     TaskFilters,
     TaskListQuery,
@@ -669,22 +665,8 @@ def main() -> None:
     args = parser.parse_args()
     if min(args.tasks, args.users, args.requests, args.batch_size) < 1:
         parser.error("--tasks, --users, --requests and --batch-size must be at least 1")
-    data_dir = Path(tempfile.mkdtemp(prefix="gateway-queries-bench-"))
-    stack = EmbeddedStack(
-        StackConfig(
-            data_dir=data_dir,
-            ports=Ports.free(),
-            database_name=f"bench_{uuid.uuid4().hex[:8]}",
-            environment="test",
-        )
-    )
-    try:
-        stack.start_data_stores()
+    with bench_stack("gateway-queries-bench-", keep=args.keep) as stack:
         results = asyncio.run(measure(stack, args))
-    finally:
-        stack.stop()
-        if not args.keep:
-            shutil.rmtree(data_dir, ignore_errors=True)
     print(json.dumps(asdict(results), indent=2) if args.json else summary(results))
 
 

@@ -42,10 +42,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from asyncio import ALL_COMPLETED, FIRST_COMPLETED
@@ -53,16 +51,15 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from bench_stack import bench_stack
 
 from syntaskio_common import events, topics
 from syntaskio_connector.webhooks import CALLBACK_TYPES
-from syntaskio_devstack.ports import Ports
-from syntaskio_devstack.stack import EmbeddedStack, StackConfig, dev_secrets
+from syntaskio_devstack.stack import EmbeddedStack, dev_secrets
 
 TENANT = "acme-msp"
 USER = "webhook-bench@acme-msp.example"
@@ -622,24 +619,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.changes < 1:
         parser.error("--changes must be at least 1")
-    data_dir = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
-    stack = EmbeddedStack(
-        StackConfig(
-            data_dir=data_dir,
-            ports=Ports.free(),
-            database_name=f"bench_{uuid.uuid4().hex[:8]}",
-            sync_interval_seconds=3600.0,
-            environment="test",
-        )
-    )
-    bench = Bench(stack, args)
-    try:
-        started = time.monotonic()
-        stack.start_data_stores()
+    started = time.monotonic()
+    with bench_stack("webhook-bench-", keep=args.keep, sync_interval_seconds=3600.0) as stack:
         stack.start_sandbox()
         stack.start_services()
+        bench = Bench(stack, args)
         bench.results["stack_up_s"] = time.monotonic() - started
-        progress(f"stack up in {time.monotonic() - started:.1f}s (data in {data_dir})")
+        progress(f"stack up in {time.monotonic() - started:.1f}s (data in {stack.config.data_dir})")
 
         async def measure() -> None:
             try:
@@ -648,10 +634,6 @@ def main() -> None:
                 await bench.close()
 
         asyncio.run(measure())
-    finally:
-        stack.stop()
-        if not args.keep:
-            shutil.rmtree(data_dir, ignore_errors=True)
     print(json.dumps(bench.results, indent=2) if args.json else "\n".join(bench.lines))
 
 
