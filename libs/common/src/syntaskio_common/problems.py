@@ -74,19 +74,6 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(422, "The request is invalid.", errors=errors)
 
 
-async def read_limited(request: Request, max_bytes: int) -> bytes:
-    """The request body, refused with 413 past `max_bytes` (read no further than that)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise Problem(413, f"The request body is larger than {max_bytes} bytes.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > max_bytes:
-            raise Problem(413, f"The request body is larger than {max_bytes} bytes.")
-    return bytes(body)
-
-
 class RequestSizeLimit:
     """ASGI middleware: request bodies past `max_bytes` are refused with 413, by their
     declared length before anything is read, or once that many bytes have arrived."""

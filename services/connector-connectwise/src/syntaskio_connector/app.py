@@ -24,7 +24,7 @@ from syntaskio_common.integrations import SyncBudget, SyncJob, SyncStatus, Trigg
 from syntaskio_common.kafka import at_least_once, create_broker, ensure_topics, publish
 from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
-from syntaskio_common.problems import Problem, install_problem_handlers, read_limited
+from syntaskio_common.problems import Problem, RequestSizeLimit, install_problem_handlers
 from syntaskio_common.service_auth import internal_caller
 from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.auth_client import AuthServiceClient
@@ -182,6 +182,8 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
 
     app = FastAPI(title="Syntaskio connector-connectwise", version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
+    # Webhook deliveries are the only bodies from outside; nothing we accept is larger.
+    app.add_middleware(RequestSizeLimit, max_bytes=MAX_DELIVERY_BYTES)
     app.include_router(health_router({"mongodb": lambda: ping(mongo)}))
     internal = [Depends(internal_caller(settings.internal_api_token))]
     # What the gateway calls for its users (after checking they own what is named); the
@@ -213,7 +215,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
     ) -> dict[str, str]:
         """A ConnectWise callback delivery: verified, then the record it names is fetched
         again by the next sync run (answered at once; ConnectWise waits 5 s at most)."""
-        body = await read_limited(request, MAX_DELIVERY_BYTES)
+        body = await request.body()
         try:
             changed = await receiver.receive(integration_id, body, x_content_signature)
         except DeliveryRejected as rejected:
