@@ -24,10 +24,11 @@ from syntaskio_gateway.commands import (
     IdempotencyKeyReused,
     NotWritable,
 )
-from syntaskio_gateway.connector import ConnectorApi, ConnectorUnavailable
+from syntaskio_gateway.connector import ConnectorUnavailable
 from syntaskio_gateway.dependencies import (
     SESSION_COOKIE,
     AuthenticatedUser,
+    Connector,
     CurrentUser,
     ResourceId,
     rate_limiter,
@@ -165,16 +166,23 @@ async def task_stream(
             yield message
 
 
+async def _users_task(task_id: ResourceId, user: CurrentUser, reader: Reader) -> Task:
+    task = await reader.get(user, task_id)
+    if task is None:
+        raise Problem(404, "No such task.")
+    return task
+
+
+UsersTask = Annotated[Task, Depends(_users_task)]
+
+
 @router.get(
     "/tasks/{task_id}",
     tags=["tasks"],
     responses={404: {"description": "Not one of the user's tasks"}},
 )
-async def get_task(task_id: ResourceId, user: CurrentUser, reader: Reader) -> Task:
+async def get_task(task: UsersTask) -> Task:
     """One of the user's tasks, with its source details and deep link."""
-    task = await reader.get(user, task_id)
-    if task is None:
-        raise Problem(404, "No such task.")
     return task
 
 
@@ -238,16 +246,12 @@ class _WriteBack:
 
 
 async def _write_back(
-    task_id: ResourceId,
+    task: UsersTask,
     response: Response,
     user: CurrentUser,
-    reader: Reader,
     commands: Commands,
     idempotency_key: IdempotencyKeyHeader,
 ) -> _WriteBack:
-    task = await reader.get(user, task_id)
-    if task is None:
-        raise Problem(404, "No such task.")
     return _WriteBack(response, user, task, commands, idempotency_key)
 
 
@@ -283,13 +287,12 @@ async def log_time(time_entry: TimeEntryInput, write_back: WriteBack) -> Command
     responses={404: {"description": "Not one of the user's commands"}, 503: {}},
 )
 async def get_command(
-    command_id: ResourceId, request: Request, user: CurrentUser, commands: Commands
+    command_id: ResourceId, user: CurrentUser, commands: Commands, connector: Connector
 ) -> CommandView:
     """How a write-back command went: pending, running, succeeded, failed or rejected."""
     requested = await commands.find(user, command_id)
     if requested is None:
         raise Problem(404, "No such command.")
-    connector: ConnectorApi = request.app.state.connector
     try:
         outcome = await connector.command_outcome(user.tenant_id, user.user_id, command_id)
     except ConnectorUnavailable as error:

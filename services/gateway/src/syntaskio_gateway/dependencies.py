@@ -13,6 +13,7 @@ from pydantic import Field
 from syntaskio_common.problems import Problem
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.sessions import InvalidSession, JwksSessionVerifier, UserSession
+from syntaskio_gateway.connector import ConnectorApi
 from syntaskio_gateway.settings import GatewaySettings
 
 # The browser's session: an HttpOnly cookie set at sign-in. API clients send the same token
@@ -30,6 +31,14 @@ class AuthenticatedUser(UserSession):
 def settings_of(request: Request) -> GatewaySettings:
     settings: GatewaySettings = request.app.state.settings
     return settings
+
+
+def _connector(request: Request) -> ConnectorApi:
+    connector: ConnectorApi = request.app.state.connector
+    return connector
+
+
+Connector = Annotated[ConnectorApi, Depends(_connector)]
 
 
 def rate_limiter(request: Request) -> RateLimiter:

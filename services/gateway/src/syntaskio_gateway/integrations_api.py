@@ -8,7 +8,7 @@ import asyncio
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, TypeAdapter
 
@@ -17,7 +17,7 @@ from syntaskio_common.integrations import Integration, IntegrationStatus, SyncJo
 from syntaskio_common.problems import Problem
 from syntaskio_gateway.auth_proxy import forward, relay
 from syntaskio_gateway.connector import ConnectorApi, ConnectorUnavailable
-from syntaskio_gateway.dependencies import BrowserUser, CurrentUser, ResourceId
+from syntaskio_gateway.dependencies import BrowserUser, Connector, CurrentUser, ResourceId
 from syntaskio_gateway.integrations import IntegrationOverview, overview
 
 logger = logging.getLogger(__name__)
@@ -45,12 +45,9 @@ class SyncQueued(BaseModel):
     integration_id: str
 
 
-def _connector(request: Request) -> ConnectorApi:
-    connector: ConnectorApi = request.app.state.connector
-    return connector
-
-
-async def _owned(request: Request, user: CurrentUser, integration_id: str) -> Integration:
+async def _users_integration(
+    integration_id: ResourceId, request: Request, user: CurrentUser
+) -> Integration:
     """The user's integration, as auth-service knows it; its problem (404, 401) otherwise."""
     upstream = await forward(request, "GET", f"/v1/integrations/{integration_id}", user.token)
     if upstream.is_error:
@@ -61,11 +58,14 @@ async def _owned(request: Request, user: CurrentUser, integration_id: str) -> In
     return Integration.model_validate_json(upstream.content)
 
 
-async def _sync_status(request: Request, integration: Integration) -> SyncStatus | None:
+UsersIntegration = Annotated[Integration, Depends(_users_integration)]
+
+
+async def _sync_status(connector: ConnectorApi, integration: Integration) -> SyncStatus | None:
     if integration.status not in _SYNCED:
         return None
     try:
-        return await _connector(request).sync_status(integration.tenant_id, integration.id)
+        return await connector.sync_status(integration.tenant_id, integration.id)
     except ConnectorUnavailable as error:
         # The page still shows the connection; its sync details come back with the connector.
         logger.warning("sync status unavailable: %s", error)
@@ -73,35 +73,34 @@ async def _sync_status(request: Request, integration: Integration) -> SyncStatus
 
 
 @router.get("/integrations", responses={503: {}})
-async def list_integrations(request: Request, user: CurrentUser) -> list[IntegrationOverview]:
+async def list_integrations(
+    request: Request, user: CurrentUser, connector: Connector
+) -> list[IntegrationOverview]:
     """The user's connections with their state, last and next sync, and API budget."""
     upstream = await forward(request, "GET", "/v1/integrations", user.token)
     if upstream.is_error:
         raise Problem(upstream.status_code, "Integrations are unavailable.")
     integrations = _INTEGRATIONS.validate_json(upstream.content)
-    statuses = await asyncio.gather(*(_sync_status(request, i) for i in integrations))
+    statuses = await asyncio.gather(*(_sync_status(connector, i) for i in integrations))
     return [overview(i, s) for i, s in zip(integrations, statuses, strict=True)]
 
 
 @router.get("/integrations/{integration_id}", responses=_NOT_THEIRS)
 async def get_integration(
-    integration_id: ResourceId, request: Request, user: CurrentUser
+    integration: UsersIntegration, connector: Connector
 ) -> IntegrationOverview:
-    integration = await _owned(request, user, integration_id)
-    return overview(integration, await _sync_status(request, integration))
+    return overview(integration, await _sync_status(connector, integration))
 
 
 @router.get("/integrations/{integration_id}/sync-jobs", responses=_NOT_THEIRS)
 async def sync_history(
-    integration_id: ResourceId,
-    request: Request,
-    user: CurrentUser,
+    integration: UsersIntegration,
+    connector: Connector,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[SyncJob]:
     """The integration's recent sync runs, newest first: trigger, outcome, records, cost."""
-    integration = await _owned(request, user, integration_id)
     try:
-        return await _connector(request).sync_history(integration.tenant_id, integration.id, limit)
+        return await connector.sync_history(integration.tenant_id, integration.id, limit)
     except ConnectorUnavailable as error:
         raise Problem(503, "Sync history is unavailable right now.") from error
 
@@ -111,13 +110,12 @@ async def sync_history(
     status_code=status.HTTP_202_ACCEPTED,
     responses={**_NOT_THEIRS, 409: {"description": "The connection is not active"}},
 )
-async def sync_now(integration_id: ResourceId, request: Request, user: CurrentUser) -> SyncQueued:
+async def sync_now(integration: UsersIntegration, connector: Connector) -> SyncQueued:
     """Sync as soon as possible (within the integration's API budget)."""
-    integration = await _owned(request, user, integration_id)
     if integration.status is not IntegrationStatus.ACTIVE:
         raise Problem(409, f"The connection is {integration.status.value}; reconnect it first.")
     try:
-        await _connector(request).sync_now(integration.id)
+        await connector.sync_now(integration.id)
     except ConnectorUnavailable as error:
         raise Problem(503, "Syncing is unavailable right now; try again shortly.") from error
     return SyncQueued(integration_id=integration.id)
