@@ -19,6 +19,7 @@ from e2e_helpers import (
     connector,
     connectwise,
     dashboard_ids,
+    dashboard_tasks,
     eventually,
     signed_in,
     topic_events,
@@ -83,7 +84,7 @@ def outcome(system: EmbeddedStack, command: TaskCommand) -> dict[str, Any] | Non
 
 
 def service_tickets(client: httpx.Client) -> list[str]:
-    items = client.get("/api/v1/tasks", params={"limit": 500}).json()["items"]
+    items = dashboard_tasks(client)
     return sorted(
         (t["external_id"] for t in items if t["source_type"] == "service_ticket"), key=int
     )
@@ -170,8 +171,9 @@ def test_a_command_for_someone_elses_connection_changes_nothing(
 
 
 def task_of(client: httpx.Client, external_id: str) -> dict[str, Any]:
-    items = client.get("/api/v1/tasks", params={"limit": 500}).json()["items"]
-    found: dict[str, Any] = next(t for t in items if t["external_id"] == external_id)
+    found: dict[str, Any] = next(
+        t for t in dashboard_tasks(client) if t["external_id"] == external_id
+    )
     return found
 
 
