@@ -324,11 +324,17 @@ async def test_no_one_elses_stream_carries_the_owners_changes(
         return alice.task["id"] in str(event["data"]) or alice.integration_id in str(event)
 
     def upserted(task_id: str | None = None) -> Callable[[dict[str, Any]], bool]:
+        # With the new title: an earlier change to the ticket (the note Alice added, fetched
+        # back) may still be on its way when the streams open.
         def match(event: dict[str, Any]) -> bool:
             if event["event"] != "task.upserted":
                 return False
             task = event["data"]["task"]
-            return bool(task["external_id"] == ticket and task_id in (None, task["id"]))
+            return bool(
+                task["external_id"] == ticket
+                and task["title"] == title
+                and task_id in (None, task["id"])
+            )
 
         return match
 
