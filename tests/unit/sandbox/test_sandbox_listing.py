@@ -121,9 +121,31 @@ async def test_forward_only_starts_after_page_id(
     cw: httpx.AsyncClient, api: str, atech: dict[str, str]
 ) -> None:
     headers = atech | {"pagination-type": "forward-only"}
-    params: Params = {"pageId": 1250, "pageSize": 5, "orderBy": "id desc"}
+    params: Params = {"pageId": 1250, "pageSize": 5}
     response = await cw.get(f"{api}/service/tickets", params=params, headers=headers)
     assert [row["id"] for row in response.json()] == [1251, 1252, 1253, 1254, 1255]
+
+
+@pytest.mark.parametrize(
+    ("params", "forward_only", "resource"),
+    [
+        ({"orderBy": "id desc"}, True, "orderBy"),  # forward-only is in id order
+        ({"page": 2}, True, "page"),
+        ({"pageId": 1250}, False, "pageId"),  # pageId belongs to forward-only paging
+    ],
+)
+async def test_paging_modes_do_not_mix(
+    cw: httpx.AsyncClient,
+    api: str,
+    atech: dict[str, str],
+    params: dict[str, Any],
+    forward_only: bool,
+    resource: str,
+) -> None:
+    headers = atech | ({"pagination-type": "forward-only"} if forward_only else {})
+    response = await cw.get(f"{api}/service/tickets", params=params, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["resource"] == resource
 
 
 async def test_fields_returns_only_those_fields_keeping_nesting(
@@ -215,8 +237,8 @@ async def test_search_takes_a_long_conditions_string_in_the_body(
     assert len(conditions) > 1000
     response = await cw.post(
         f"{api}/service/tickets/search",
-        params={"page": 2},
-        json={"conditions": conditions, "pageSize": 50, "orderBy": "id asc", "fields": "id"},
+        params={"page": 2, "pageSize": 50},
+        json={"conditions": conditions, "orderBy": "id asc"},
         headers=atech,
     )
     assert response.status_code == 200

@@ -1,5 +1,6 @@
-"""Projects, phases, team members and project tickets: their shapes, the seeded facts
-tests may rely on (asked from the seed helpers, not hard-coded), and the admin API."""
+"""Projects, phases, phase statuses, team members and project tickets: their shapes, the
+seeded facts tests may rely on (asked from the seed helpers, not hard-coded), and the
+admin API."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from connectwise_sandbox.contract import contract
 from connectwise_sandbox.project_seed import FIRST_PROJECT_TICKET_ID, project_counts
-from connectwise_sandbox.records import example_ticket
 from connectwise_sandbox.seed import assignments, generate
 from connectwise_sandbox.state import SandboxState
 
@@ -23,6 +24,32 @@ async def get_json(cw: httpx.AsyncClient, url: str, headers: dict[str, str], **p
     response = await cw.get(url, params=params or None, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+async def closed_phase_status_ids(
+    cw: httpx.AsyncClient, api: str, headers: dict[str, str]
+) -> set[int]:
+    """What a client does to tell open phases: ask the phase statuses."""
+    statuses = await get_json(cw, f"{api}/project/phaseStatuses", headers)
+    return {s["id"] for s in statuses if s["closedFlag"]}
+
+
+async def test_phase_statuses_are_a_collection_with_closed_flags(
+    cw: httpx.AsyncClient, api: str, atech: dict[str, str]
+) -> None:
+    statuses = await get_json(cw, f"{api}/project/phaseStatuses", atech)
+    assert [(s["name"], s["closedFlag"]) for s in statuses] == [
+        ("Open", False),
+        ("In Progress", False),
+        ("Completed", True),
+        ("Cancelled", True),
+    ]
+    assert await get_json(cw, f"{api}/project/phaseStatuses/count", atech) == {"count": 4}
+    closed = await get_json(cw, f"{api}/project/phaseStatuses", atech, conditions="closedFlag=true")
+    assert [s["name"] for s in closed] == ["Completed", "Cancelled"]
+    assert await get_json(cw, f"{api}/project/phaseStatuses/3", atech) == statuses[2]
+    missing = await cw.get(f"{api}/project/phaseStatuses/99", headers=atech)
+    assert missing.status_code == 404
 
 
 async def test_projects_some_open_some_closed(
@@ -58,6 +85,10 @@ async def test_phases_belong_to_their_project_in_wbs_order(
     cw: httpx.AsyncClient, api: str, atech: dict[str, str]
 ) -> None:
     projects = await get_json(cw, f"{api}/project/projects", atech, pageSize=1000)
+    closed_ids = await closed_phase_status_ids(cw, api, atech)
+    statuses = {
+        s["id"]: s["name"] for s in await get_json(cw, f"{api}/project/phaseStatuses", atech)
+    }
     for project in projects:
         url = f"{api}/project/projects/{project['id']}/phases"
         phases = await get_json(cw, url, atech)
@@ -67,11 +98,13 @@ async def test_phases_belong_to_their_project_in_wbs_order(
         for phase in phases:
             assert phase["scheduledStart"] < phase["scheduledEnd"] == phase["deadlineDate"]
             assert set(phase["status"]) == {"id", "name"}
+            assert statuses[phase["status"]["id"]] == phase["status"]["name"]
+            assert "closedFlag" not in phase  # ProjectPhase documents none
             assert "lastUpdated" in phase["_info"]
         if project["closedFlag"]:
-            assert all(p["closedFlag"] for p in phases)
+            assert all(p["status"]["id"] in closed_ids for p in phases)
         else:
-            assert any(not p["closedFlag"] for p in phases)
+            assert any(p["status"]["id"] not in closed_ids for p in phases)
         assert await get_json(cw, f"{url}/count", atech) == {"count": len(phases)}
         assert await get_json(cw, f"{url}/{phases[0]['id']}", atech) == phases[0]
     other = projects[1]["id"]
@@ -114,11 +147,14 @@ async def test_project_tickets_have_the_service_shape_plus_project_fields(
 ) -> None:
     tickets = await get_json(cw, f"{api}/project/tickets", atech, pageSize=1000)
     assert len(tickets) == project_counts(300)[1] == 60
-    every_service_field = set(example_ticket())
+    service_fields = set(contract().model("Ticket").fields)
+    project_fields = set(contract().model("ProjectTicket").fields)
     projects = {p["id"]: p for p in cw_state.store.projects()}
     statuses = {s["id"]: s for s in cw_state.store.statuses}
     for ticket in tickets:
-        assert ticket["recordType"] == "ProjectTicket"
+        assert set(ticket) <= project_fields
+        # ProjectTicket documents no recordType, severity, impact or hasChildTicket.
+        assert not {"recordType", "severity", "impact", "hasChildTicket"} & set(ticket)
         project = projects[ticket["project"]["id"]]
         assert ticket["project"] == {"id": project["id"], "name": project["name"]}
         assert ticket["board"] == project["board"]
@@ -130,7 +166,7 @@ async def test_project_tickets_have_the_service_shape_plus_project_fields(
         status = statuses[ticket["status"]["id"]]
         assert status["board"]["id"] == ticket["board"]["id"]
         assert ticket["closedFlag"] is status["closedStatus"]
-        assert set(ticket) - every_service_field == {"project", "phase", "wbsCode"}
+        assert set(ticket) - service_fields == {"project", "phase", "wbsCode"}
     assert any(t["closedFlag"] for t in tickets)
     assert any(not t["closedFlag"] for t in tickets)
 
@@ -180,7 +216,8 @@ async def test_project_ticket_search_count_and_forward_only_paging(
 ) -> None:
     searched = await cw.post(
         f"{api}/project/tickets/search",
-        json={"conditions": "project/id = 1", "fields": "id,project/id", "pageSize": 1000},
+        params={"pageSize": 1000},
+        json={"conditions": "project/id = 1"},
         headers=atech,
     )
     assert searched.status_code == 200
@@ -225,10 +262,10 @@ async def test_admin_project_ticket_lifecycle(
     assert created.status_code == 201, created.text
     ticket = created.json()
     assert ticket["id"] == FIRST_PROJECT_TICKET_ID + 60
-    assert ticket["recordType"] == "ProjectTicket"
+    assert "recordType" not in ticket
     assert ticket["board"] == project["board"]
     assert ticket["company"] == project["company"]
-    first_open = next(p for p in phases if not p["closedFlag"])
+    first_open = next(p for p in phases if not cw_state.store.phase_closed(p))
     assert ticket["phase"] == {"id": first_open["id"], "name": first_open["description"]}
     assert ticket["wbsCode"].startswith(first_open["wbsCode"] + ".")
     assert ticket["closedFlag"] is False
@@ -304,23 +341,28 @@ async def test_admin_closes_and_renames_a_phase(
 ) -> None:
     project = next(p for p in cw_state.store.projects() if not p["closedFlag"])
     url = f"{api}/project/projects/{project['id']}/phases"
-    phase = next(p for p in await get_json(cw, url, atech) if not p["closedFlag"])
+    closed_ids = await closed_phase_status_ids(cw, api, atech)
+    phase = next(p for p in await get_json(cw, url, atech) if p["status"]["id"] not in closed_ids)
     changed = await cw.patch(
         f"/_sandbox/phases/{phase['id']}", json={"status": "Completed", "description": "Wrap-up"}
     )
     assert changed.status_code == 200, changed.text
     after = await get_json(cw, f"{url}/{phase['id']}", atech)
     assert after == changed.json()
-    assert (after["closedFlag"], after["status"]["name"]) == (True, "Completed")
+    assert after["status"] == {"id": 3, "name": "Completed"}
+    assert after["status"]["id"] in closed_ids
     assert after["description"] == "Wrap-up"
     assert after["_info"]["lastUpdated"] > phase["_info"]["lastUpdated"]
-    # An open-phase listing no longer has it; everything else is as it was.
-    still_open = await get_json(cw, url, atech, conditions="closedFlag = false")
+    # An open-phase listing (by phase status) no longer has it; the rest is as it was.
+    open_ids = ", ".join(str(n) for n in sorted({1, 2, 3, 4} - closed_ids))
+    still_open = await get_json(cw, url, atech, conditions=f"status/id in ({open_ids})")
     assert phase["id"] not in {p["id"] for p in still_open}
     others = [p for p in cw_state.store.phases if p["id"] != phase["id"]]
     assert len(others) == len(cw_state.store.phases) - 1
+    cancelled = await cw.patch(f"/_sandbox/phases/{phase['id']}", json={"status": "cancelled"})
+    assert cancelled.json()["status"] == {"id": 4, "name": "Cancelled"}
     reopened = (await cw.patch(f"/_sandbox/phases/{phase['id']}", json={"status": "Open"})).json()
-    assert (reopened["closedFlag"], reopened["status"]) == (False, {"id": 1, "name": "Open"})
+    assert reopened["status"] == {"id": 1, "name": "Open"}
     for body, code in (({"status": "Nope"}, 400), ({"closedFlag": True}, 422)):
         assert (await cw.patch(f"/_sandbox/phases/{phase['id']}", json=body)).status_code == code
     assert (await cw.patch("/_sandbox/phases/99999", json={"status": "Open"})).status_code == 404

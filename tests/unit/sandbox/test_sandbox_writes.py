@@ -125,7 +125,7 @@ async def test_closed_flag_moves_to_a_closed_or_the_default_status(
     assert (closed["closedFlag"], closed["status"]["id"]) == (True, first_closed["id"])
     reopened = (await patch(cw, url, atech, replace("closedFlag", False))).json()
     assert reopened["closedFlag"] is False
-    assert reopened["status"]["Sort"] == 0
+    assert reopened["status"]["sort"] == 0
     contradiction = await patch(
         cw, url, atech, replace("closedFlag", True), replace("status/id", reopened["status"]["id"])
     )
@@ -149,7 +149,7 @@ async def test_project_tickets_take_patches_too(
     assert changed["closedFlag"] is True
     assert changed["phase"] == {"id": other_phase["id"], "name": other_phase["description"]}
     assert changed["wbsCode"].startswith(other_phase["wbsCode"] + ".")
-    assert changed["recordType"] == "ProjectTicket"
+    assert "recordType" not in changed  # ProjectTicket documents none
     assert changed["project"] == ticket["project"]
     # A service board status, a phase of another project, and the board are refused.
     service_status = cw_state.store.statuses_of(1)[0]
@@ -180,7 +180,9 @@ async def test_project_tickets_take_patches_too(
         ([{"op": "replace", "path": "status/id"}], "status/id", "Required"),
         ({"op": "replace", "path": "summary", "value": "x"}, "", "InvalidField"),
         ([], "", "InvalidField"),
-        ([{"op": "move", "from": "summary", "path": "summary"}], "summary", "NotSupported"),
+        # PatchOperation documents op, path and value only: RFC 6902's `from` is not one.
+        ([{"op": "move", "from": "summary", "path": "summary"}], "summary", "InvalidField"),
+        ([{"op": "move", "path": "summary"}], "summary", "NotSupported"),
         ([{"op": "test", "path": "summary", "value": "x"}], "summary", "NotSupported"),
         ([replace("colour", "red")], "colour", "InvalidField"),
         ([replace("summary", "")], "summary", "InvalidField"),
@@ -195,7 +197,13 @@ async def test_project_tickets_take_patches_too(
         ([replace("requiredDate", "next tuesday")], "requiredDate", "InvalidField"),
         ([replace("closedFlag", "yes")], "closedFlag", "InvalidField"),
         ([{"op": "remove", "path": "summary"}], "summary", "InvalidField"),
-        ([{"path": "summary", "value": "x"}], "summary", "NotSupported"),
+        ([{"path": "summary", "value": "x"}], "summary", "Required"),
+        ([{"op": "frob", "path": "summary", "value": "x"}], "summary", "InvalidField"),
+        ([replace("contactName", "x")], "contactName", "NotSupported"),  # documented
+        ([replace("id", 5)], "id", "ReadOnly"),
+        ([replace("closedDate", "2026-01-01T00:00:00Z")], "closedDate", "ReadOnly"),
+        ([replace("_info/lastUpdated", "2026-01-01T00:00:00Z")], "_info/lastUpdated", "ReadOnly"),
+        ([replace("status/sort", 1)], "status/sort", "ReadOnly"),
         (["replace summary"], "[0]", "InvalidField"),
         ([replace("phase/id", 1)], "phase/id", "InvalidField"),  # not on a service ticket
     ],

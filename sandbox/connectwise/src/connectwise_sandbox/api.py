@@ -20,6 +20,7 @@ from connectwise_sandbox.records import JsonObject, format_timestamp
 from connectwise_sandbox.responses import (
     collection_routes,
     count_response,
+    documented_query,
     find_record,
     json_response,
     list_response,
@@ -32,7 +33,9 @@ from connectwise_sandbox.state import SandboxState, State
 BUILD_NUMBER: Final = "99001"
 
 login_router = APIRouter(tags=["ConnectWise login"])
-router = APIRouter(dependencies=[Depends(authenticate)], tags=["ConnectWise API"])
+router = APIRouter(
+    dependencies=[Depends(authenticate), Depends(documented_query)], tags=["ConnectWise API"]
+)
 
 
 def version_code(settings: Settings) -> str:
@@ -68,6 +71,7 @@ def company_info(company_id: str, request: Request, state: State) -> Response:
 
 @router.get("/system/info")
 def system_info(state: State) -> Response:
+    """The `Info` model."""
     return json_response(
         {
             "version": f"{version_code(state.settings)}.{BUILD_NUMBER}",
@@ -82,13 +86,14 @@ def system_info(state: State) -> Response:
 @router.get("/system/myMembers")
 def my_member(request: Request, member: CurrentMember, state: State) -> Response:
     """The caller's own member record. Public SDKs generated from ConnectWise's OpenAPI
-    document type this endpoint as one `MyMember` object (not a list)."""
+    document type this endpoint as one `MyMember` object (not a list); the facts hold no
+    `MyMember` model, so the record is the `Member` model's."""
     return record_response(request, member, state.store.schemas.member)
 
 
 @router.get("/system/myMembers/info")
 def my_member_info(member: CurrentMember) -> Response:
-    """The short `MyMemberInfo` form of the caller."""
+    """The short `MemberInfo` form of the caller (no time zone: the model has none)."""
     return json_response(
         {
             "id": member["id"],
@@ -99,7 +104,7 @@ def my_member_info(member: CurrentMember) -> Response:
             "defaultEmail": member["officeEmail"],
             "licenseClass": member["licenseClass"],
             "inactiveFlag": member["inactiveFlag"],
-            "timeZone": member["timeZone"],
+            "_info": member["_info"],
         }
     )
 

@@ -42,6 +42,10 @@ from connectwise_sandbox.state import SandboxState, get_state
 from connectwise_sandbox.stats import RequestStats
 from connectwise_sandbox.store import Store
 
+# Where the error handler leaves a contract violation for the traffic middleware (the
+# request scope's state is shared between them, as `callers.remember` relies on too).
+VIOLATION_STATE_KEY = "cw_contract_violation"
+
 _API_ROUTERS = (
     api.router,
     ticket_routes.router,
@@ -119,7 +123,14 @@ async def _connectwise_traffic(
     response = _error_response(error) if error is not None else await call_next(request)
     response.headers["api-current-version"] = api.version_code(state.settings).lstrip("v")
     caller = None if path.startswith("/login/") else caller_of(request, state)
-    state.stats.record(request.method, path, response.status_code, caller)
+    violation = getattr(request.state, VIOLATION_STATE_KEY, None)
+    state.stats.record(
+        request.method,
+        path,
+        response.status_code,
+        caller,
+        violation if isinstance(violation, str) else None,
+    )
     return response
 
 
@@ -131,7 +142,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     """ConnectWise's error shape on the API paths; FastAPI's defaults elsewhere."""
 
     @app.exception_handler(CwError)
-    async def _cw_error(_: Request, error: CwError) -> JSONResponse:
+    async def _cw_error(request: Request, error: CwError) -> JSONResponse:
+        if error.contract:
+            setattr(request.state, VIOLATION_STATE_KEY, error.describe())
         return _error_response(error)
 
     @app.exception_handler(RequestValidationError)

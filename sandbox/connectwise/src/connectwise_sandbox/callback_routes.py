@@ -3,25 +3,44 @@ A callback belongs to the member whose credentials registered it (see `callbacks
 
 from __future__ import annotations
 
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectwise_sandbox.auth import CurrentCaller, CurrentMember, authenticate
+from connectwise_sandbox.bodies import documented_body, validated
 from connectwise_sandbox.callbacks import LEVELS, Callback, DuplicateCallback
 from connectwise_sandbox.errors import invalid_object, not_found
 from connectwise_sandbox.events import EntityType
 from connectwise_sandbox.responses import (
     count_response,
+    documented_query,
     json_response,
     list_response,
     record_response,
 )
 from connectwise_sandbox.state import SandboxState, State
 
-router = APIRouter(dependencies=[Depends(authenticate)], tags=["ConnectWise API"])
+router = APIRouter(
+    dependencies=[Depends(authenticate), Depends(documented_query)], tags=["ConnectWise API"]
+)
 RESOURCE = "callback"
+# The CallbackEntry members the sandbox models; `isSoapCallbackFlag` only as false (it
+# delivers REST callbacks only). The model requires url, objectId, type and level.
+SUPPORTED = frozenset(
+    {
+        "url",
+        "objectId",
+        "type",
+        "level",
+        "description",
+        "inactiveFlag",
+        "isSelfSuppressedFlag",
+        "isSoapCallbackFlag",
+    }
+)
 
 
 class NewCallback(BaseModel):
@@ -34,6 +53,7 @@ class NewCallback(BaseModel):
     description: str | None = Field(default=None, max_length=100)
     inactive: bool = Field(default=False, alias="inactiveFlag")
     self_suppressed: bool = Field(default=False, alias="isSelfSuppressedFlag")
+    soap: bool = Field(default=False, alias="isSoapCallbackFlag")
 
 
 def _owned(state: SandboxState, member_id: int) -> list[dict[str, object]]:
@@ -53,12 +73,21 @@ def count_callbacks(request: Request, member: CurrentMember, state: State) -> Re
 
 @router.post("/system/callbacks", status_code=201)
 def add_callback(
-    body: NewCallback,
     request: Request,
     member: CurrentMember,
     caller: CurrentCaller,
     state: State,
+    raw: Annotated[Any, Body()] = None,
 ) -> Response:
+    members = documented_body(raw, "CallbackEntry", RESOURCE, supported=SUPPORTED)
+    body = validated(NewCallback, members, RESOURCE)
+    if body.soap:
+        raise invalid_object(
+            RESOURCE,
+            "isSoapCallbackFlag",
+            "The sandbox delivers REST callbacks only",
+            "NotSupported",
+        )
     url = urlsplit(body.url.strip())
     if url.scheme not in ("http", "https") or not url.hostname:
         raise invalid_object(RESOURCE, "url", "url must be an absolute http(s) URL")
@@ -109,7 +138,13 @@ def delete_callback(callback_id: int, member: CurrentMember, state: State) -> Re
 @router.get("/system/callbackKeys/{key_id}")
 def callback_key(key_id: str, state: State) -> Response:
     """The signing key a delivery's `Metadata.key_url` names: `{"signing_key": "…"}`.
-    Any authenticated caller may read it; a rotated-away key is 404."""
+    Any authenticated caller may read it; a rotated-away key is 404.
+
+    Not in the documented paths (the facts cover the REST operations): it belongs to the
+    callback protocol of ConnectWise's developer guide ("Callbacks",
+    developer.connectwise.com/Manage/Developer_Guide/Callbacks), which signs deliveries
+    with the key behind `key_url`. Kept so deliveries can be verified; its answer has no
+    model in the facts and is not held against one."""
     signing_key = state.callbacks.signing_key(key_id)
     if signing_key is None:
         raise not_found("CallbackKey", key_id)

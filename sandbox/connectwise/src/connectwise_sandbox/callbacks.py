@@ -32,7 +32,7 @@ from typing import Final
 from connectwise_sandbox.deliveries import Deliverer, Delivery
 from connectwise_sandbox.events import Action, ChangeEvent, EntityType
 from connectwise_sandbox.records import JsonObject, format_timestamp
-from connectwise_sandbox.schema import schema_of
+from connectwise_sandbox.schema import model_schema
 
 LEVELS: Final = ("Owner", "Board", "Company", "All")
 _EVERY_RECORD: Final = frozenset({"Owner", "All"})
@@ -116,7 +116,7 @@ class CallbackRegistry:
         self.company_id = company_id
         self.deliverer = deliverer
         self._clock = clock or (lambda: datetime.now(UTC))
-        self.schema = schema_of("callback", [_example().record()])
+        self.schema = model_schema("CallbackEntry")
         self.reset()
 
     def reset(self) -> None:
@@ -264,21 +264,3 @@ class CallbackRegistry:
                     record_id=event.record_id,
                 )
             )
-
-
-def _example() -> Callback:
-    return Callback(
-        id=1,
-        url="x",
-        object_id=1,
-        type=EntityType.TICKET,
-        level="Owner",
-        description="x",
-        owner_id=1,
-        owner_identifier="x",
-        caller="x",
-        api_base="x",
-        self_suppressed=False,
-        inactive=False,
-        created="2000-01-01T00:00:00Z",
-    )

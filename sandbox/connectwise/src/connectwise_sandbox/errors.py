@@ -11,6 +11,11 @@ Observed real bodies (public issue threads quoting live responses):
 * server faults, HTTP 500: ``{"code": "ConnectWiseApi", "message": "..."}`` — no ``errors`` key.
 
 So ``errors`` is present only when there are item errors, as in the real product.
+
+A refusal whose cause is the request's *form* against the documented contract (an
+undocumented query parameter, field, body member; a read-only field; a missing required
+member) is marked `contract`: the app counts those per caller (`stats.py`). Business-rule
+refusals (a time entry on a closed status, an unknown status id) and faults are not.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class CwError(Exception):
     message: str
     errors: list[ErrorItem] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    contract: bool = False  # a contract violation (see the module docstring)
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -58,18 +64,41 @@ class CwError(Exception):
     def body(self) -> dict[str, Any]:
         return error_body(self.code, self.message, self.errors)
 
+    def describe(self) -> str:
+        """One line: the message and every item (`field: message`)."""
+        items = "; ".join(f"{item.field}: {item.message}" for item in self.errors)
+        return f"{self.message}: {items}" if items else self.message
 
-def invalid_parameter(resource: str, item_code: str, message: str, field: str = "") -> CwError:
+
+def invalid_parameter(
+    resource: str, item_code: str, message: str, field: str = "", *, contract: bool = False
+) -> CwError:
     """A 400 for a bad query parameter, shaped like the observed `pageSize` error."""
     item = ErrorItem(code=item_code, message=message, resource=resource, field=field or resource)
-    return CwError(400, "InvalidObject", f"{resource} object is invalid", [item])
+    return CwError(400, "InvalidObject", f"{resource} object is invalid", [item], contract=contract)
+
+
+def contract_violation(resource: str, item_code: str, message: str, field: str = "") -> CwError:
+    """`invalid_parameter`, counted as a contract violation."""
+    return invalid_parameter(resource, item_code, message, field, contract=True)
 
 
 def not_found(entity: str, record_id: int | str) -> CwError:
     return CwError(404, "NotFound", f"{entity} ID {record_id} not found")
 
 
-def invalid_object(resource: str, field: str, message: str, code: str = "InvalidField") -> CwError:
+def invalid_object(
+    resource: str,
+    field: str,
+    message: str,
+    code: str = "InvalidField",
+    *,
+    contract: bool = False,
+) -> CwError:
     """A 400 for a bad request body: `resource` is the object, `field` the property."""
-    item = ErrorItem(code=code, message=message, resource=resource, field=field)
-    return CwError(400, "InvalidObject", f"{resource} object is invalid", [item])
+    return invalid_items(resource, [ErrorItem(code, message, resource, field)], contract=contract)
+
+
+def invalid_items(resource: str, items: list[ErrorItem], *, contract: bool = False) -> CwError:
+    """A 400 `InvalidObject` for `resource` with every problem found."""
+    return CwError(400, "InvalidObject", f"{resource} object is invalid", items, contract=contract)

@@ -1,6 +1,10 @@
-"""The JSON shapes of projects, their phases and team members, and the project
-statuses — shared by the seed and by live changes. Nulls are omitted and records are
-never changed in place, as in `records.py`."""
+"""The JSON shapes of projects, their phases and team members, and the project and
+phase statuses — shared by the seed and by live changes. Nulls are omitted and records
+are never changed in place, as in `records.py`.
+
+A phase has no `closedFlag` (the `ProjectPhase` model documents none): its state is its
+`status`, a PhaseStatusReference to a `/project/phaseStatuses` record, which carries
+`closedFlag`."""
 
 from __future__ import annotations
 
@@ -21,6 +25,23 @@ def project_status_record(status_id: int, name: str, *, closed: bool, created: s
         "closedFlag": closed,
         "_info": {"lastUpdated": created, "updatedBy": "admin1"},
     }
+
+
+def phase_status_record(status_id: int, name: str, *, closed: bool, created: str) -> JsonObject:
+    """A `GET /project/phaseStatuses` row (the `PhaseStatus` model)."""
+    return {
+        "id": status_id,
+        "name": name,
+        "defaultFlag": status_id == 1,
+        "inactiveFlag": False,
+        "closedFlag": closed,
+        "_info": {"lastUpdated": created, "updatedBy": "admin1"},
+    }
+
+
+def phase_status_ref(status: JsonObject) -> JsonObject:
+    """A PhaseStatusReference: `id`, `name`."""
+    return {"id": status["id"], "name": status["name"]}
 
 
 def project_record(
@@ -74,19 +95,18 @@ def phase_record(
     description: str,
     wbs_code: str,
     status: JsonObject,
-    closed: bool,
     scheduled_start: str,
     scheduled_end: str,
     last_updated: str,
 ) -> JsonObject:
-    """A `GET /project/projects/{id}/phases` row; the deadline is the scheduled end."""
+    """A `GET /project/projects/{id}/phases` row; `status` is a PhaseStatusReference and
+    the deadline is the scheduled end."""
     return {
         "id": phase_id,
         "projectId": project_id,
         "description": description,
         "wbsCode": wbs_code,
         "status": status,
-        "closedFlag": closed,
         "scheduledStart": scheduled_start,
         "scheduledEnd": scheduled_end,
         "deadlineDate": scheduled_end,
@@ -104,7 +124,9 @@ def team_member_record(
     end: str,
     last_updated: str,
 ) -> JsonObject:
-    """A `GET /project/projects/{id}/teamMembers` row: who works on the project."""
+    """A `GET /project/projects/{id}/teamMembers` row: who works on the project. The
+    facts have no `ProjectTeamMember` model (the endpoint is documented, its model is
+    not), so this shape is not held against the contract."""
     return {
         "id": team_member_id,
         "projectId": project_id,
@@ -117,52 +139,16 @@ def team_member_record(
     }
 
 
-_EXAMPLE_TIME: Final = "2000-01-01T00:00:00Z"
-_EXAMPLE_REF: Final = {"id": 1, "name": "x"}
-_EXAMPLE_MEMBER: Final = {"id": 1, "identifier": "x", "name": "x"}
-
-
-def example_project() -> JsonObject:
-    """A project with every optional property — what the project schema is read from."""
-    return project_record(
-        project_id=1,
-        name="x",
-        status=dict(_EXAMPLE_REF),
-        closed=False,
-        company={"id": 1, "identifier": "x", "name": "x"},
-        board=dict(_EXAMPLE_REF),
-        manager=dict(_EXAMPLE_MEMBER),
-        estimated_start=_EXAMPLE_TIME,
-        estimated_end=_EXAMPLE_TIME,
-        description="x",
-        date_entered=_EXAMPLE_TIME,
-        entered_by="x",
-        last_updated=_EXAMPLE_TIME,
-        updated_by="x",
-    )
-
-
-def example_phase() -> JsonObject:
-    return phase_record(
-        phase_id=1,
-        project_id=1,
-        description="x",
-        wbs_code="1",
-        status=dict(_EXAMPLE_REF),
-        closed=False,
-        scheduled_start=_EXAMPLE_TIME,
-        scheduled_end=_EXAMPLE_TIME,
-        last_updated=_EXAMPLE_TIME,
-    )
-
-
 def example_team_member() -> JsonObject:
+    """Every property present: what the team member schema is read from (the contract
+    has no ProjectTeamMember model to read it from)."""
+    moment = "2000-01-01T00:00:00Z"
     return team_member_record(
         team_member_id=1,
         project_id=1,
-        member=dict(_EXAMPLE_MEMBER),
-        role=dict(_EXAMPLE_REF),
-        start=_EXAMPLE_TIME,
-        end=_EXAMPLE_TIME,
-        last_updated=_EXAMPLE_TIME,
+        member={"id": 1, "identifier": "x", "name": "x"},
+        role={"id": 1, "name": "x"},
+        start=moment,
+        end=moment,
+        last_updated=moment,
     )

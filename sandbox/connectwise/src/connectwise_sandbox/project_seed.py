@@ -24,6 +24,8 @@ from typing import Final, TypeVar
 
 from connectwise_sandbox.project_records import (
     phase_record,
+    phase_status_record,
+    phase_status_ref,
     project_record,
     project_status_record,
     team_member_record,
@@ -79,9 +81,22 @@ _GUARANTEED: Final = {
 }
 
 
+# Phase status ids are their position in PHASE_STATUSES plus one.
+PHASE_OPEN, PHASE_IN_PROGRESS, PHASE_COMPLETED = 1, 2, 3
+CLOSED_PHASE_STATUS_IDS: Final = frozenset(
+    index + 1 for index, spec in enumerate(PHASE_STATUSES) if spec.closed
+)
+
+
+def phase_is_closed(phase: JsonObject) -> bool:
+    """A phase is closed when its status is one of the closed (seeded) phase statuses."""
+    return phase["status"]["id"] in CLOSED_PHASE_STATUS_IDS
+
+
 @dataclass(frozen=True)
 class ProjectData:
     statuses: tuple[JsonObject, ...]
+    phase_statuses: tuple[JsonObject, ...]
     projects: tuple[JsonObject, ...]
     phases: tuple[JsonObject, ...]
     team_members: tuple[JsonObject, ...]
@@ -103,6 +118,13 @@ def project_statuses(created: str) -> tuple[JsonObject, ...]:
     )
 
 
+def phase_statuses(created: str) -> tuple[JsonObject, ...]:
+    return tuple(
+        phase_status_record(index + 1, spec.name, closed=spec.closed, created=created)
+        for index, spec in enumerate(PHASE_STATUSES)
+    )
+
+
 def generate_projects(
     *,
     seed: int,
@@ -116,7 +138,10 @@ def generate_projects(
     priorities: Sequence[JsonObject],
 ) -> ProjectData:
     """`members` are the technicians (no API member); `boards` the project boards."""
-    builder = _Builder(random.Random(f"projects:{seed}"), anchor, members, companies)
+    phase_status_records = phase_statuses(created)
+    builder = _Builder(
+        random.Random(f"projects:{seed}"), anchor, members, companies, phase_status_records
+    )
     project_count, ticket_count = project_counts(service_tickets)
     status_records = project_statuses(created)
     for index in range(project_count):
@@ -124,6 +149,7 @@ def generate_projects(
     builder.add_tickets(ticket_count, statuses, priorities)
     return ProjectData(
         statuses=status_records,
+        phase_statuses=phase_status_records,
         projects=tuple(builder.projects),
         phases=tuple(builder.phases),
         team_members=builder.team(),
@@ -139,8 +165,10 @@ class _Builder:
         anchor: datetime,
         members: Sequence[JsonObject],
         companies: Sequence[JsonObject],
+        phase_statuses: Sequence[JsonObject],
     ) -> None:
         self._random = rng.random
+        self._phase_status_refs = {s["id"]: phase_status_ref(s) for s in phase_statuses}
         self._stamp = TimestampFormatter()
         self._anchor = int(anchor.timestamp())
         self._active = [m for m in members if not m["inactiveFlag"]]
@@ -216,12 +244,11 @@ class _Builder:
         phases: list[JsonObject] = []
         for position, description in enumerate(template.phases):
             if position < current:
-                status_index = 2  # Completed
+                status_id = PHASE_COMPLETED
             elif position == current:
-                status_index = 1  # In Progress
+                status_id = PHASE_IN_PROGRESS
             else:
-                status_index = 0  # Open
-            spec = PHASE_STATUSES[status_index]
+                status_id = PHASE_OPEN
             phase_start = start + position * span
             phases.append(
                 phase_record(
@@ -229,8 +256,7 @@ class _Builder:
                     project_id=project_id,
                     description=description,
                     wbs_code=str(position + 1),
-                    status={"id": status_index + 1, "name": spec.name},
-                    closed=spec.closed,
+                    status=self._phase_status_refs[status_id],
                     scheduled_start=self._stamp(phase_start),
                     scheduled_end=self._stamp(phase_start + span),
                     last_updated=self._stamp(min(phase_start, self._anchor)),
@@ -246,7 +272,7 @@ class _Builder:
             return
         open_projects = [p for p in self.projects if not p["closedFlag"]] or self.projects
         open_phases = {
-            project_id: [p for p in phases if not p["closedFlag"]] or phases
+            project_id: [p for p in phases if not phase_is_closed(p)] or phases
             for project_id, phases in self._phases_of.items()
         }
         # Reference shapes are built once and shared, as the service tickets' are.

@@ -2,6 +2,8 @@
 pageSize, pageId — parsed, validated against an entity's schema, and applied to records.
 
 Parameter names are matched case-insensitively (`pagesize` works), as on the real API.
+The documented GET operations take exactly `LIST_PARAMETERS`; anything else, and every
+malformed value, is a 400 counted as a contract violation (`errors.contract_violation`).
 """
 
 from __future__ import annotations
@@ -11,13 +13,30 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from connectwise_sandbox.conditions import ConditionError, Predicate, compile_conditions
-from connectwise_sandbox.errors import CwError, ErrorItem, invalid_parameter
+from connectwise_sandbox.errors import CwError, ErrorItem, contract_violation, invalid_parameter
 from connectwise_sandbox.records import JsonObject
 from connectwise_sandbox.schema import EntitySchema, FieldPath, FieldType
 
 DEFAULT_PAGE_SIZE: Final = 25
 MAX_PAGE_SIZE: Final = 1000
 _MAX_INT: Final = 2_147_483_647
+
+# Every documented GET (list, count, by id) declares these query parameters.
+LIST_PARAMETERS: Final = frozenset(
+    {
+        "conditions",
+        "childconditions",
+        "customfieldconditions",
+        "orderby",
+        "fields",
+        "page",
+        "pagesize",
+        "pageid",
+    }
+)
+# The real product also accepts the clientId as a query parameter. The sandbox
+# authenticates by the `clientId` header only (auth.py) and lets the parameter pass.
+CLIENT_ID_PARAMETER: Final = "clientid"
 
 
 @dataclass(frozen=True)
@@ -42,10 +61,36 @@ def lower_keys(params: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     return {name.lower(): value for name, value in params}
 
 
+def check_parameters(names: Iterable[str], allowed: frozenset[str], operation: str) -> None:
+    """A contract violation for the first parameter `operation` does not declare."""
+    for name in names:
+        if name.lower() not in allowed and name.lower() != CLIENT_ID_PARAMETER:
+            raise contract_violation(
+                name, "InvalidField", f"{operation} takes no parameter '{name}'", field=name
+            )
+
+
 def parse_list_query(
     params: Mapping[str, Any], schema: EntitySchema, *, forward_only: bool = False
 ) -> ListQuery:
-    """`params` must have lower-cased keys (see `lower_keys`)."""
+    """`params` must have lower-cased keys (see `lower_keys`).
+
+    Forward-only paging is in id order from `pageId`: with it, `orderBy` and `page` are
+    refused; without it, `pageId` is (the document is silent on both mixes — the
+    stricter answer, so a client never believes it got an order or a page it did not)."""
+    if forward_only:
+        for name, spelled in (("orderby", "orderBy"), ("page", "page")):
+            if _text(params.get(name)) is not None:
+                raise contract_violation(
+                    spelled,
+                    "InvalidField",
+                    f"{spelled} cannot be used with forward-only paging, which is in id "
+                    "order from pageId",
+                )
+    elif _text(params.get("pageid")) is not None:
+        raise contract_violation(
+            "pageId", "InvalidField", "pageId needs the header pagination-type: forward-only"
+        )
     for unsupported in ("childconditions", "customfieldconditions"):
         if _text(params.get(unsupported)):
             raise invalid_parameter(
@@ -72,7 +117,9 @@ def parse_conditions(text: str | None, schema: EntitySchema) -> Predicate:
         return compile_conditions(text, schema)
     except ConditionError as error:
         item = ErrorItem("InvalidCondition", error.message, "conditions", error.field)
-        raise CwError(400, "InvalidObject", "conditions object is invalid", [item]) from None
+        raise CwError(
+            400, "InvalidObject", "conditions object is invalid", [item], contract=True
+        ) from None
 
 
 def parse_order_by(text: str | None, schema: EntitySchema) -> tuple[SortKey, ...]:
@@ -82,17 +129,17 @@ def parse_order_by(text: str | None, schema: EntitySchema) -> tuple[SortKey, ...
     for clause in text.split(","):
         words = clause.split()
         if not words or len(words) > 2:
-            raise invalid_parameter(
+            raise contract_violation(
                 "orderBy", "InvalidField", f"'{clause.strip()}' is not 'field [asc|desc]'"
             )
         direction = words[1].lower() if len(words) == 2 else "asc"
         if direction not in ("asc", "desc"):
-            raise invalid_parameter(
+            raise contract_violation(
                 "orderBy", "InvalidField", f"sort direction must be asc or desc, not '{words[1]}'"
             )
         field = _known_field(words[0], schema, "orderBy")
         if field.type in (FieldType.OBJECT, FieldType.ARRAY):
-            raise invalid_parameter(
+            raise contract_violation(
                 "orderBy", "InvalidField", f"cannot order by {field.name}; it is an object"
             )
         keys.append(SortKey(field, descending=direction == "desc"))
@@ -108,7 +155,7 @@ def parse_fields(text: str | None, schema: EntitySchema) -> tuple[FieldPath, ...
 def _known_field(name: str, schema: EntitySchema, parameter: str) -> FieldPath:
     field = schema.resolve(name)
     if field is None:
-        raise invalid_parameter(
+        raise contract_violation(
             parameter,
             "InvalidField",
             f"Unknown field '{name.strip()}' for {schema.entity} in {parameter}",
@@ -130,11 +177,11 @@ def _integer(value: Any, name: str, *, default: int, low: int, high: int) -> int
     try:
         number = int(str(value).strip())
     except ValueError:
-        raise invalid_parameter(
+        raise contract_violation(
             name, "InvalidField", f"The field {name} must be a number."
         ) from None
     if not low <= number <= high:
-        raise invalid_parameter(
+        raise contract_violation(
             name, "OutOfRange", f"The field {name} must be between {low} and {high}."
         )
     return number

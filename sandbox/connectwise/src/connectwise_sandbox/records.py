@@ -66,8 +66,8 @@ def board_ref(board: JsonObject) -> JsonObject:
 
 
 def status_ref(status: JsonObject) -> JsonObject:
-    # The capital "Sort" is how the real ServiceStatusReference spells it.
-    return {"id": status["id"], "name": status["name"], "Sort": status["sortOrder"]}
+    """A ServiceStatusReference: `id`, `name`, `sort` (the status' sort order)."""
+    return {"id": status["id"], "name": status["name"], "sort": status["sortOrder"]}
 
 
 def priority_ref(priority: JsonObject) -> JsonObject:
@@ -162,16 +162,22 @@ def ticket_record(
     return ticket
 
 
+# Fields of a service ticket (the `Ticket` model) that the `ProjectTicket` model does not
+# document, so a project ticket never carries them.
+SERVICE_ONLY_FIELDS: Final = frozenset({"recordType", "severity", "impact", "hasChildTicket"})
+
+
 def as_project_ticket(
     ticket: JsonObject, *, project: JsonObject, phase: JsonObject, wbs_code: str
 ) -> JsonObject:
-    """A project ticket: a ticket record (`ticket_record`) of a project board, with its
-    project, phase and WBS code after `recordType`."""
+    """A project ticket: a ticket record (`ticket_record`) of a project board without the
+    service-only fields, with its project, phase and WBS code after its status."""
     record: JsonObject = {}
     for key, value in ticket.items():
+        if key in SERVICE_ONLY_FIELDS:
+            continue
         record[key] = value
-        if key == "recordType":
-            record[key] = RECORD_TYPE_PROJECT
+        if key == "status":
             record["project"] = project
             record["phase"] = phase
             record["wbsCode"] = wbs_code
@@ -189,42 +195,3 @@ def split_resources(resources: str | None) -> list[str]:
     if not resources:
         return []
     return [part.strip() for part in resources.split(",") if part.strip()]
-
-
-def example_ticket() -> JsonObject:
-    """A ticket with every optional property present — what the ticket schema is read from."""
-    member = {"id": 1, "identifier": "x", "name": "X"}
-    reference = {"id": 1, "name": "x"}
-    return ticket_record(
-        ticket_id=1,
-        summary="x",
-        board=reference,
-        status={"id": 1, "name": "x", "Sort": 0},
-        closed=True,
-        priority={"id": 1, "name": "x", "sort": 1, "level": "Low"},
-        company={"id": 1, "identifier": "x", "name": "x"},
-        contact_name="x",
-        contact_email="x",
-        owner=member,
-        resources=["x"],
-        required_date="2000-01-01T00:00:00Z",
-        severity="Low",
-        impact="Low",
-        source=reference,
-        budget_hours=1.0,
-        actual_hours=1.0,
-        date_entered="2000-01-01T00:00:00Z",
-        entered_by="x",
-        last_updated="2000-01-01T00:00:00Z",
-        updated_by="x",
-    )
-
-
-def example_project_ticket() -> JsonObject:
-    """`example_ticket` as a project ticket — what the project ticket schema is read from."""
-    return as_project_ticket(
-        example_ticket(),
-        project={"id": 1, "name": "x"},
-        phase={"id": 1, "name": "x"},
-        wbs_code="1.1",
-    )

@@ -1,5 +1,7 @@
 """The response shapes every ConnectWise endpoint shares: JSON bodies, lists with
-conditions/orderBy/fields and paging `Link` headers, counts, and single records."""
+conditions/orderBy/fields and paging `Link` headers, counts, and single records — and
+`documented_query`, the API routers' check that a request carries only the query
+parameters its documented operation declares."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from fastapi import APIRouter, Request, Response
 from connectwise_sandbox.errors import not_found
 from connectwise_sandbox.pagination import FORWARD_ONLY, paginate
 from connectwise_sandbox.query import (
+    LIST_PARAMETERS,
+    check_parameters,
     lower_keys,
     parse_conditions,
     parse_fields,
@@ -25,6 +29,31 @@ from connectwise_sandbox.state import SandboxState, State
 from connectwise_sandbox.store import Schemas
 
 JSON_MEDIA_TYPE: Final = "application/json; charset=utf-8"
+SEARCH_SUFFIX: Final = "/search"
+# `…/tickets/search` declares no query parameters at all; clients of the real API page a
+# search in the query string (the brief of the sandbox: only page and pageSize).
+SEARCH_PARAMETERS: Final = frozenset({"page", "pagesize"})
+NO_PARAMETERS: Final = frozenset[str]()
+
+
+def documented_query(request: Request) -> None:
+    """A router dependency (after authentication): a GET takes `LIST_PARAMETERS`, a
+    search `SEARCH_PARAMETERS`, every other documented operation (POST, PATCH, DELETE)
+    none. `clientId` may always come along (see `query.CLIENT_ID_PARAMETER`)."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    if not names:
+        return
+    if request.method in ("GET", "HEAD"):
+        allowed = LIST_PARAMETERS
+    elif request.method == "POST" and request.url.path.endswith(SEARCH_SUFFIX):
+        allowed = SEARCH_PARAMETERS
+    else:
+        allowed = NO_PARAMETERS
+    check_parameters(names, allowed, f"{request.method} {request.url.path}")
+
+
+def forward_only(request: Request) -> bool:
+    return request.headers.get("pagination-type", "").strip().lower() == FORWARD_ONLY
 
 
 def json_response(
@@ -44,9 +73,10 @@ def list_response(
     schema: EntitySchema,
     params: dict[str, Any] | None = None,
 ) -> Response:
-    forward_only = request.headers.get("pagination-type", "").strip().lower() == FORWARD_ONLY
     query = parse_list_query(
-        query_params(request) if params is None else params, schema, forward_only=forward_only
+        query_params(request) if params is None else params,
+        schema,
+        forward_only=forward_only(request),
     )
     page = paginate(
         select(records, query),

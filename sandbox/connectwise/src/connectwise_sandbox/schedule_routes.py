@@ -8,9 +8,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from connectwise_sandbox.auth import authenticate
-from connectwise_sandbox.responses import collection_routes
+from connectwise_sandbox.responses import collection_routes, documented_query
 
-router = APIRouter(dependencies=[Depends(authenticate)], tags=["ConnectWise API"])
+router = APIRouter(
+    dependencies=[Depends(authenticate), Depends(documented_query)], tags=["ConnectWise API"]
+)
 
 collection_routes(
     router,

@@ -42,8 +42,9 @@ _DAY: Final = 86_400
 _HOUR: Final = 3_600
 _T = TypeVar("_T")
 
+# ScheduleTypeReference documents only `id` and `identifier` (no `name`).
 SCHEDULE_TYPE_REFS: Final = {
-    spec.identifier: {"id": index + 1, "identifier": spec.identifier, "name": spec.name}
+    spec.identifier: {"id": index + 1, "identifier": spec.identifier}
     for index, spec in enumerate(SCHEDULE_TYPES)
 }
 

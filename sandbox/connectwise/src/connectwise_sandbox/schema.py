@@ -1,6 +1,13 @@
 """Which field paths an entity has and what type each holds — what `conditions`,
 `orderBy` and `fields` may name. Paths use `/` like the real API (`owner/identifier`)
-and are matched case-insensitively, as ConnectWise's query binding does."""
+and are matched case-insensitively, as ConnectWise's query binding does.
+
+`model_schema("Ticket")` reads them from the documented contract (`contract/`): a model's
+fields, and through a reference field (`ref`) the fields of the referenced model
+(`board/name`, `status/id`, `owner/identifier`); `_info` keys as the contract's
+`infoKeys` type them. Nothing else resolves: a condition on an undocumented field is a
+400, as on the real API. `schema_of(examples)` derives a schema from example records —
+only for what the contract has no model of (project team members)."""
 
 from __future__ import annotations
 
@@ -8,8 +15,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from functools import cache
+from typing import Any, Final
 
+from connectwise_sandbox.contract import Contract, Field, Model, contract
 from connectwise_sandbox.records import JsonObject
 
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
@@ -69,6 +78,90 @@ class EntitySchema:
 
     def names(self) -> list[str]:
         return sorted(path.name for path in self._by_lower.values())
+
+
+_DOCUMENTED_TYPES: Final = {
+    "integer": FieldType.INTEGER,
+    "number": FieldType.NUMBER,
+    "boolean": FieldType.BOOLEAN,
+    "string": FieldType.STRING,
+    "date-time": FieldType.DATETIME,
+    "object": FieldType.OBJECT,
+}
+
+
+class ModelSchema(EntitySchema):
+    """The paths of a documented model (see the module docstring); `entity` is the
+    model's name, so errors name it as the document does."""
+
+    def __init__(self, model: Model, documented: Contract) -> None:
+        super().__init__(model.name, {})
+        self._model = model
+        self._contract = documented
+        self._resolved: dict[str, FieldPath | None] = {}
+
+    @property
+    def model(self) -> Model:
+        return self._model
+
+    def resolve(self, name: str) -> FieldPath | None:
+        key = name.strip().lower()
+        if key not in self._resolved:
+            self._resolved[key] = self._walk(key)
+        return self._resolved[key]
+
+    def fields_along(self, name: str) -> list[Field] | None:
+        """The documented fields a path passes through (None if it does not resolve);
+        an `_info` key adds nothing after `_info` itself."""
+        parts = name.strip().split("/")
+        model: Model | None = self._model
+        found: list[Field] = []
+        for index, part in enumerate(parts):
+            field = model.field(part) if model is not None and part else None
+            if field is None:
+                return None
+            found.append(field)
+            rest = parts[index + 1 :]
+            if field.is_info:
+                if not rest:
+                    return found
+                if len(rest) == 1 and self._contract.info_key(rest[0]) is not None:
+                    return found
+                return None
+            if field.ref and not field.is_array:
+                model = self._contract.get(field.ref)
+            elif rest:
+                return None  # nothing below a scalar or an array
+        return found
+
+    def _walk(self, name: str) -> FieldPath | None:
+        fields = self.fields_along(name)
+        if fields is None:
+            return None
+        parts = [field.name for field in fields]
+        last = fields[-1]
+        requested = name.split("/")
+        if last.is_info and len(requested) > len(fields):
+            key, type_ = self._contract.info_key(requested[-1]) or ("", "string")
+            parts.append(key)
+            kind = _DOCUMENTED_TYPES.get(type_, FieldType.STRING)
+        elif last.is_info or (last.ref and not last.is_array):
+            kind = FieldType.OBJECT
+        elif last.is_array:
+            kind = FieldType.ARRAY
+        else:
+            kind = _DOCUMENTED_TYPES.get(last.base_type, FieldType.STRING)
+        return FieldPath("/".join(parts), tuple(parts), kind)
+
+    def names(self) -> list[str]:
+        return sorted(self._model.fields)
+
+
+@cache
+def model_schema(model_name: str) -> ModelSchema:
+    """The schema of a documented model (KeyError for a model the contract lacks)."""
+    documented = contract()
+    return ModelSchema(documented.model(model_name), documented)
 
 
 def schema_of(entity: str, examples: Iterable[JsonObject]) -> EntitySchema:

@@ -63,6 +63,10 @@ CLOSED_SHARE: Final = 0.25  # of the tickets not guaranteed open: ~20% closed ov
 GUARANTEE_EVERY: Final = 10
 API_LICENSE_CLASS: Final = "A"
 _KEY_ALPHABET: Final = string.ascii_letters + string.digits
+_SECURITY_ROLES: Final = {
+    "F": {"id": 2, "name": "Technician"},
+    API_LICENSE_CLASS: {"id": 3, "name": "API Member"},
+}
 _DAY: Final = 86_400
 _T = TypeVar("_T")
 
@@ -95,6 +99,7 @@ class Dataset:
     project_tickets: tuple[JsonObject, ...]
     project_descriptions: Mapping[int, str]
     schedule_entries: tuple[JsonObject, ...]
+    phase_statuses: tuple[JsonObject, ...] = ()
 
 
 def generate(*, seed: int, tickets: int, anchor: datetime) -> Dataset:
@@ -138,6 +143,7 @@ def generate(*, seed: int, tickets: int, anchor: datetime) -> Dataset:
         tickets=ticket_records,
         descriptions=MappingProxyType(descriptions),
         project_statuses=projects.statuses,
+        phase_statuses=projects.phase_statuses,
         projects=projects.projects,
         phases=projects.phases,
         team_members=projects.team_members,
@@ -152,6 +158,8 @@ def _info(created: str) -> JsonObject:
 
 
 def _members(created: str) -> tuple[JsonObject, ...]:
+    """`Member` records with the fields the model requires (`defaultEmail`,
+    `defaultPhone`, `hireDate`, `securityRole`, names, `licenseClass`) and a few more."""
     return tuple(
         {
             "id": FIRST_MEMBER_ID + index,
@@ -160,9 +168,13 @@ def _members(created: str) -> tuple[JsonObject, ...]:
             "lastName": spec.last_name,
             "title": spec.title,
             "officeEmail": f"{spec.first_name.lower()}.{spec.last_name.lower()}@{MSP_DOMAIN}",
+            "officePhone": f"555-01{index:02d}",
             "defaultEmail": "Office",
+            "defaultPhone": "Office",
+            "hireDate": created,
             "inactiveFlag": spec.inactive,
             "licenseClass": spec.license_class,
+            "securityRole": _SECURITY_ROLES[spec.license_class],
             "timeZone": {"id": 1, "name": "US Eastern"},
             "_info": _info(created),
         }
@@ -440,4 +452,5 @@ def assignments(dataset: Dataset, identifier: str) -> Assignments:
 
 
 def is_service_ticket(ticket: JsonObject) -> bool:
-    return bool(ticket["recordType"] == RECORD_TYPE_SERVICE)
+    """Project tickets carry no `recordType` (the ProjectTicket model documents none)."""
+    return bool(ticket.get("recordType") == RECORD_TYPE_SERVICE)

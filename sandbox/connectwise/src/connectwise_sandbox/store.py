@@ -23,11 +23,7 @@ from enum import StrEnum
 from typing import Final
 
 from connectwise_sandbox.events import Action, ChangeEvent, EntityType, Listener
-from connectwise_sandbox.project_records import (
-    example_phase,
-    example_project,
-    example_team_member,
-)
+from connectwise_sandbox.project_records import example_team_member, phase_status_ref
 from connectwise_sandbox.project_seed import FIRST_PROJECT_TICKET_ID
 from connectwise_sandbox.records import (
     RECORD_TYPE_PROJECT,
@@ -36,8 +32,6 @@ from connectwise_sandbox.records import (
     as_project_ticket,
     board_ref,
     company_ref,
-    example_project_ticket,
-    example_ticket,
     format_timestamp,
     member_ref,
     next_last_updated,
@@ -49,7 +43,7 @@ from connectwise_sandbox.records import (
     touched,
 )
 from connectwise_sandbox.schedule_seed import SCHEDULE_TYPE_REFS
-from connectwise_sandbox.schema import EntitySchema, schema_of
+from connectwise_sandbox.schema import EntitySchema, model_schema, schema_of
 from connectwise_sandbox.seed import FIRST_TICKET_ID, ApiKey, Dataset
 from connectwise_sandbox.ticket_change import (
     KEEP,
@@ -60,13 +54,10 @@ from connectwise_sandbox.ticket_change import (
     keep_or,
     names_of,
 )
-from connectwise_sandbox.vocabulary import DEFAULT_PRIORITY, PHASE_STATUSES
+from connectwise_sandbox.vocabulary import DEFAULT_PRIORITY
 from connectwise_sandbox.work_records import (
     added_note,
     description_note,
-    example_note,
-    example_schedule_entry,
-    example_time_entry,
     schedule_entry_record,
     time_entry_record,
 )
@@ -165,32 +156,35 @@ class ProjectChange:
 @dataclass(frozen=True)
 class PhaseChange:
     """What the admin API may set on a project phase; `status` is a phase status name
-    ("Open", "In Progress", "Completed") and `closedFlag` follows it."""
+    ("Open", "In Progress", "Completed", "Cancelled" — the last two closed)."""
 
     description: str | Keep = KEEP
     status: str | Keep = KEEP
 
 
 class Schemas:
-    """One schema per entity, read from the records themselves."""
+    """One schema per entity: its documented model (`contract/`)."""
 
-    def __init__(self, dataset: Dataset) -> None:
-        self.ticket = schema_of("ticket", [example_ticket()])
-        self.project_ticket = schema_of("projectTicket", [example_project_ticket()])
-        self.member = schema_of("member", dataset.members)
-        self.company = schema_of("company", dataset.companies)
-        self.board = schema_of("board", dataset.boards)
-        self.status = schema_of("status", dataset.statuses)
-        self.priority = schema_of("priority", dataset.priorities)
-        self.note = schema_of(
-            "note", [description_note(1, "x", "2000-01-01T00:00:00Z", None), example_note()]
-        )
-        self.project = schema_of("project", [example_project()])
-        self.project_status = schema_of("projectStatus", dataset.project_statuses)
-        self.phase = schema_of("phase", [example_phase()])
-        self.team_member = schema_of("teamMember", [example_team_member()])
-        self.schedule_entry = schema_of("scheduleEntry", [example_schedule_entry()])
-        self.time_entry = schema_of("timeEntry", [example_time_entry()])
+    def __init__(self) -> None:
+        self.ticket = model_schema("Ticket")
+        self.project_ticket = model_schema("ProjectTicket")
+        self.member = model_schema("Member")
+        self.company = model_schema("Company")
+        self.board = model_schema("Board")
+        self.status = model_schema("BoardStatus")
+        self.priority = model_schema("Priority")
+        # Service and project ticket notes alike: the facts hold no `TicketNote` model
+        # (the project ticket notes' documented body), so both use ServiceNote's.
+        self.note = model_schema("ServiceNote")
+        self.project = model_schema("Project")
+        self.project_status = model_schema("ProjectStatus")
+        self.phase = model_schema("ProjectPhase")
+        self.phase_status = model_schema("PhaseStatus")
+        # The facts document the teamMembers endpoints but no ProjectTeamMember model:
+        # its schema is read from an example record, and it is left out of the model check.
+        self.team_member = schema_of("ProjectTeamMember", [example_team_member()])
+        self.schedule_entry = model_schema("ScheduleEntry")
+        self.time_entry = model_schema("TimeEntry")
 
     def tickets(self, kind: TicketKind) -> EntitySchema:
         return self.ticket if kind is TicketKind.SERVICE else self.project_ticket
@@ -201,7 +195,7 @@ class Store:
         self._lock = threading.Lock()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._listeners: list[Listener] = []
-        self.schemas = Schemas(dataset)
+        self.schemas = Schemas()
         self._load(dataset)
 
     def _load(self, dataset: Dataset) -> None:
@@ -213,6 +207,7 @@ class Store:
         self.statuses = dataset.statuses
         self.priorities = dataset.priorities
         self.project_statuses = dataset.project_statuses
+        self.phase_statuses = dataset.phase_statuses
         self.phases = dataset.phases
         self.team_members = dataset.team_members
         self._tickets: dict[int, JsonObject] = {t["id"]: t for t in dataset.tickets}
@@ -530,7 +525,9 @@ class Store:
         priority_key = "id" if isinstance(wanted.priority, int) else "name"
         priority = self._find(self.priorities, priority_key, wanted.priority, "priority")
         info = base["_info"] if base else {"dateEntered": now, "enteredBy": actor or SANDBOX_USER}
-        kept = base or _NEW_TICKET_DETAILS
+        # A project ticket has no severity or impact (service-only fields): defaults fill
+        # in, and `as_project_ticket` leaves them out again.
+        kept = _NEW_TICKET_DETAILS | (base or {})
         ticket = ticket_record(
             ticket_id=ticket_id,
             summary=wanted.summary,
@@ -596,8 +593,13 @@ class Store:
         phase = next((p for p in phases if p["id"] == wanted.phase), None)
         if phase is None or current.project != wanted.project:
             # A new ticket, or one moved to another project: its first open phase.
-            phase = next((p for p in phases if not p["closedFlag"]), phases[0])
+            phase = next((p for p in phases if not self.phase_closed(p)), phases[0])
         return project, phase
+
+    def phase_closed(self, phase: JsonObject) -> bool:
+        """Whether the phase's status is a closed phase status."""
+        status_id = phase["status"]["id"]
+        return any(s["id"] == status_id and s["closedFlag"] for s in self.phase_statuses)
 
     def _next_wbs(self, phase: JsonObject) -> str:
         taken = sum(1 for t in self._project_tickets.values() if t["phase"]["id"] == phase["id"])
@@ -747,15 +749,8 @@ class Store:
             if isinstance(change.description, str):
                 fields["description"] = change.description
             if isinstance(change.status, str):
-                wanted = change.status.lower()
-                index = next(
-                    (i for i, s in enumerate(PHASE_STATUSES) if s.name.lower() == wanted), None
-                )
-                if index is None:
-                    raise UnknownReference("phase status", change.status)
-                spec = PHASE_STATUSES[index]
-                fields["status"] = {"id": index + 1, "name": spec.name}
-                fields["closedFlag"] = spec.closed
+                status = self._find(self.phase_statuses, "name", change.status, "phase status")
+                fields["status"] = phase_status_ref(status)
             phase = touched(current, now, SANDBOX_USER, **fields)
             self.phases = tuple(phase if p["id"] == phase_id else p for p in self.phases)
         return phase

@@ -2,6 +2,14 @@
 it, turned into one `TicketChange`. Every operation is checked before anything
 changes; all problems come back together in one 400 `InvalidObject`.
 
+First against the documented contract (counted as contract violations): each operation
+is a `PatchOperation` (`op`, `path`, `value` and nothing else; `op` one of RFC 6902's),
+its path names a field of the `Ticket` / `ProjectTicket` model (through references:
+`status/id`), never a read-only one (`id`, `_info/…`, `closedDate`, `recordType`, … —
+item code `ReadOnly`, our choice: the document names none) and never removes a required
+one. Then against what the sandbox supports (not counted): a documented, writable field
+it does not model is `NotSupported`, as are `move`, `copy` and `test`.
+
 Operations: `replace` and `add` (the same here: every path exists on a ticket) and
 `remove` (clears `owner`, `resources` or `requiredDate`). Paths, with or without a
 leading `/`, case-insensitive:
@@ -22,20 +30,31 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from connectwise_sandbox.contract import contract
 from connectwise_sandbox.errors import CwError, ErrorItem
+from connectwise_sandbox.schema import ModelSchema, model_schema
 from connectwise_sandbox.store import Store, TicketChange, TicketKind
 
 RESOURCE: Final = "ticket"
 MAX_SUMMARY: Final = 100
 _SETTING_OPS: Final = frozenset({"replace", "add"})
+_RFC_6902_OPS: Final = frozenset({"add", "remove", "replace", "move", "copy", "test"})
 _REMOVABLE: Final = frozenset({"owner", "resources", "requireddate"})
+_MODELS: Final = {TicketKind.SERVICE: "Ticket", TicketKind.PROJECT: "ProjectTicket"}
 
 
 class _Invalid(ValueError):
-    def __init__(self, code: str, message: str) -> None:
+    """A refused operation; `contract` when its form breaks the documented contract."""
+
+    def __init__(self, code: str, message: str, *, contract: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.contract = contract
+
+
+def _violation(code: str, message: str) -> _Invalid:
+    return _Invalid(code, message, contract=True)
 
 
 @dataclass(frozen=True)
@@ -51,47 +70,91 @@ def parse_patch(body: Any, kind: TicketKind, store: Store) -> TicketChange:
     """The change `body` asks for, or a 400 `InvalidObject` listing every bad operation."""
     if not isinstance(body, list) or not body:
         message = "Expected a non-empty JSON Patch array"
-        raise _error([ErrorItem("InvalidField", message, RESOURCE, "")])
+        raise _error([ErrorItem("InvalidField", message, RESOURCE, "")], contract=True)
+    schema = model_schema(_MODELS[kind])
     change = TicketChange()
     problems: list[ErrorItem] = []
+    violation = False
     for index, operation in enumerate(body):
         try:
-            name, value = _operation(operation, kind, store)
+            name, value = _operation(operation, kind, schema, store)
         except _Invalid as error:
             path = operation.get("path") if isinstance(operation, dict) else None
             field = str(path).lstrip("/") if path else f"[{index}]"
             problems.append(ErrorItem(error.code, error.message, RESOURCE, field))
+            violation = violation or error.contract
             continue
         change = replace(change, **{name: value})
     if problems:
-        raise _error(problems)
+        raise _error(problems, contract=violation)
     return change
 
 
-def _error(items: list[ErrorItem]) -> CwError:
-    return CwError(400, "InvalidObject", f"{RESOURCE} object is invalid", items)
+def _error(items: list[ErrorItem], *, contract: bool) -> CwError:
+    return CwError(400, "InvalidObject", f"{RESOURCE} object is invalid", items, contract=contract)
 
 
-def _operation(operation: Any, kind: TicketKind, store: Store) -> tuple[str, Any]:
+def _operation(
+    operation: Any, kind: TicketKind, schema: ModelSchema, store: Store
+) -> tuple[str, Any]:
     if not isinstance(operation, dict):
-        raise _Invalid("InvalidField", "Each operation must be an object")
-    op = str(operation.get("op", "")).lower()
-    raw_path = operation.get("path")
+        raise _violation("InvalidField", "Each operation must be a PatchOperation object")
+    members = _patch_operation(operation)
+    op_value = members.get("op")
+    if not isinstance(op_value, str) or not op_value.strip():
+        raise _violation("Required", "Each operation needs an op")
+    op = op_value.strip().lower()
+    if op not in _RFC_6902_OPS:
+        raise _violation("InvalidField", f"'{op_value}' is not a JSON Patch operation")
+    raw_path = members.get("path")
     if not isinstance(raw_path, str) or not raw_path.strip("/"):
-        raise _Invalid("Required", "Each operation needs a path")
-    path = raw_path.strip().strip("/").lower()
-    target = _TARGETS.get(path)
-    if target is None or kind not in target.kinds:
-        raise _Invalid("InvalidField", f"'{raw_path}' cannot be changed on a {kind.value}")
+        raise _violation("Required", "Each operation needs a path")
+    path = _documented_path(raw_path, schema)
+    if op not in _SETTING_OPS | {"remove"}:
+        raise _Invalid("NotSupported", f"Operation '{op_value}' is not supported")
+    target = _TARGETS.get(path.lower())
     if op == "remove":
-        if path.split("/")[0] not in _REMOVABLE:
-            raise _Invalid("InvalidField", f"'{raw_path}' cannot be removed")
+        top = schema.model.field(path.split("/")[0])
+        if top is not None and top.required:
+            raise _violation("InvalidField", f"'{raw_path}' is required and cannot be removed")
+        if target is None or path.split("/")[0].lower() not in _REMOVABLE:
+            raise _Invalid("NotSupported", f"The sandbox cannot remove '{raw_path}'")
         return target.field, () if target.field == "resources" else None
-    if op not in _SETTING_OPS:
-        raise _Invalid("NotSupported", f"Operation '{operation.get('op')}' is not supported")
-    if "value" not in operation:
-        raise _Invalid("Required", f"'{op}' of '{raw_path}' needs a value")
-    return target.field, target.read(operation["value"], store)
+    if target is None:
+        raise _Invalid("NotSupported", f"The sandbox cannot change '{raw_path}'")
+    if kind not in target.kinds:
+        # Documented on the model, fixed by the data: a project ticket's board is its
+        # project's.
+        raise _Invalid("InvalidField", f"'{raw_path}' cannot be changed on a {kind.value}")
+    if "value" not in members:
+        raise _violation("Required", f"'{op}' of '{raw_path}' needs a value")
+    return target.field, target.read(members["value"], store)
+
+
+def _patch_operation(operation: dict[str, Any]) -> dict[str, Any]:
+    """The operation's members by their documented names (`PatchOperation`: op, path,
+    value); any other (RFC 6902's `from` too) is a contract violation."""
+    model = contract().model("PatchOperation")
+    members: dict[str, Any] = {}
+    for key, value in operation.items():
+        field = model.field(key) if isinstance(key, str) else None
+        if field is None:
+            raise _violation("InvalidField", f"'{key}' is not a member of PatchOperation")
+        members[field.name] = value
+    return members
+
+
+def _documented_path(raw_path: str, schema: ModelSchema) -> str:
+    """The path's documented spelling; unknown or read-only fields are violations."""
+    text = raw_path.strip().strip("/")
+    fields = schema.fields_along(text)
+    resolved = schema.resolve(text)
+    if fields is None or resolved is None:
+        raise _violation("InvalidField", f"'{raw_path}' is not a field of {schema.entity}")
+    locked = next((field for field in fields if field.read_only), None)
+    if locked is not None:
+        raise _violation("ReadOnly", f"'{raw_path}' is read-only ({locked.name})")
+    return resolved.name
 
 
 # --- value readers ----------------------------------------------------------------------

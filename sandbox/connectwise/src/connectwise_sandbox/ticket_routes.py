@@ -2,6 +2,10 @@
 same endpoints over two separate collections — list, count, search, get, JSON Patch
 updates, and notes (list, count, add).
 
+`POST …/tickets/search` takes a `FilterValues` body — `conditions`, `orderBy`,
+`childconditions`, `customfieldconditions` (names case-insensitive) and nothing else —
+and pages in the query string (`?page=&pageSize=`) with the list's `Link` header.
+
 Real ConnectWise keeps both kinds in one table (`/service/tickets` can return project
 tickets, told apart by `recordType`); the sandbox keeps them apart so service-ticket
 queries never see project tickets. Ids are still unique across both.
@@ -15,11 +19,14 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectwise_sandbox.auth import CurrentMember, authenticate
-from connectwise_sandbox.errors import CwError, invalid_object, not_found
-from connectwise_sandbox.query import lower_keys
+from connectwise_sandbox.bodies import documented_body, validated
+from connectwise_sandbox.contract import contract
+from connectwise_sandbox.errors import CwError, contract_violation, invalid_object, not_found
 from connectwise_sandbox.records import JsonObject
 from connectwise_sandbox.responses import (
     count_response,
+    documented_query,
+    forward_only,
     list_response,
     query_params,
     record_response,
@@ -35,7 +42,14 @@ from connectwise_sandbox.store import (
 )
 from connectwise_sandbox.ticket_patch import parse_patch
 
-router = APIRouter(dependencies=[Depends(authenticate)], tags=["ConnectWise API"])
+router = APIRouter(
+    dependencies=[Depends(authenticate), Depends(documented_query)], tags=["ConnectWise API"]
+)
+NOTE_RESOURCE = "note"
+# What a note body may carry here: the sandbox models these ServiceNote members.
+NOTE_MEMBERS = frozenset(
+    {"text", "detailDescriptionFlag", "internalAnalysisFlag", "resolutionFlag", "ticketId"}
+)
 
 # Where an unknown reference the store reports was named in a patch.
 _REFERENCE_FIELDS = {
@@ -57,6 +71,36 @@ class NewNote(BaseModel):
     detail_description: bool = Field(default=False, alias="detailDescriptionFlag")
     internal_analysis: bool = Field(default=False, alias="internalAnalysisFlag")
     resolution: bool = Field(default=False, alias="resolutionFlag")
+    ticket_id: int | None = Field(default=None, alias="ticketId")
+
+
+def filter_values(body: Any) -> dict[str, Any]:
+    """A search body's members (lower-cased keys, as `parse_list_query` wants them): a
+    `FilterValues` object and nothing else — paging (`page`, `pageSize`, `pageId`),
+    `fields` or anything undocumented in the body is a contract violation naming the
+    member. A null member counts as absent (JSON serialisers write unset ones so)."""
+    if body is None:
+        return {}
+    model = contract().model("FilterValues")
+    if not isinstance(body, dict):
+        raise contract_violation(
+            "filterValues", "InvalidField", "The search body must be a FilterValues object"
+        )
+    params: dict[str, Any] = {}
+    for key, value in body.items():
+        field = model.field(key) if isinstance(key, str) else None
+        if field is None:
+            raise contract_violation(
+                str(key),
+                "InvalidField",
+                f"'{key}' is not a member of FilterValues (conditions, orderBy, "
+                "childconditions, customfieldconditions); page with ?page=&pageSize=",
+            )
+        if value is not None and not isinstance(value, str):
+            raise contract_violation(field.name, "InvalidField", f"{field.name} must be a string")
+        if value is not None:
+            params[field.name.lower()] = value
+    return params
 
 
 def change_error(error: Exception, resource: str = "ticket") -> CwError:
@@ -89,11 +133,20 @@ def ticket_endpoints(path: str, kind: TicketKind) -> None:
     def search_tickets(
         request: Request,
         state: State,
-        body: Annotated[dict[str, Any] | None, Body()] = None,
+        body: Annotated[Any, Body()] = None,
     ) -> Response:
-        """The same query as the list, with the parameters (notably a long `conditions`)
-        in a JSON body; body values win over the query string."""
-        params = query_params(request) | lower_keys((body or {}).items())
+        """The list's query with a `FilterValues` body (a long `conditions` fits there);
+        paging only in the query string. Forward-only paging is refused: the document
+        is silent on it for a search, and its next link could not carry the body."""
+        if forward_only(request):
+            raise contract_violation(
+                "pagination-type",
+                "InvalidField",
+                "Forward-only paging is not available on a search; page with ?page=",
+            )
+        params = filter_values(body)
+        paging = query_params(request)
+        params |= {name: paging[name] for name in ("page", "pagesize") if name in paging}
         return list_response(request, state.store.tickets(kind), schema(state), params)
 
     @router.get(f"{path}/{{ticket_id}}", name=f"get_{label}")
@@ -139,12 +192,23 @@ def ticket_endpoints(path: str, kind: TicketKind) -> None:
 
     @router.post(f"{path}/{{ticket_id}}/notes", name=f"add_{label}_note", status_code=201)
     def add_note(
-        ticket_id: int, body: NewNote, request: Request, member: CurrentMember, state: State
+        ticket_id: int,
+        request: Request,
+        member: CurrentMember,
+        state: State,
+        raw: Annotated[Any, Body()] = None,
     ) -> Response:
-        """A note by the calling member; the ticket's `lastUpdated` moves forward."""
+        """A note by the calling member; the ticket's `lastUpdated` moves forward. The
+        body is a ServiceNote (see `Schemas.note`) of the members `NOTE_MEMBERS`."""
+        members = documented_body(raw, "ServiceNote", NOTE_RESOURCE, supported=NOTE_MEMBERS)
+        body = validated(NewNote, members, NOTE_RESOURCE)
+        if body.ticket_id is not None and body.ticket_id != ticket_id:
+            raise invalid_object(
+                NOTE_RESOURCE, "ticketId", f"ticketId must be the ticket's own ({ticket_id})"
+            )
         if not (body.detail_description or body.internal_analysis or body.resolution):
             raise invalid_object(
-                "note",
+                NOTE_RESOURCE,
                 "detailDescriptionFlag",
                 "One of detailDescriptionFlag, internalAnalysisFlag or resolutionFlag must be true",
                 "Required",

@@ -5,20 +5,37 @@ project ticket. Logging time adds to the ticket's `actualHours` and moves its
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectwise_sandbox.auth import CurrentMember, authenticate
+from connectwise_sandbox.bodies import documented_body, validated
 from connectwise_sandbox.errors import invalid_object
-from connectwise_sandbox.responses import collection_routes, record_response
+from connectwise_sandbox.responses import collection_routes, documented_query, record_response
 from connectwise_sandbox.state import State
 from connectwise_sandbox.store import InvalidChange, TicketKind
 from connectwise_sandbox.ticket_routes import change_error
 
-router = APIRouter(dependencies=[Depends(authenticate)], tags=["ConnectWise API"])
+router = APIRouter(
+    dependencies=[Depends(authenticate), Depends(documented_query)], tags=["ConnectWise API"]
+)
 RESOURCE = "timeEntry"
+# The TimeEntry members the sandbox models (the model requires only `timeStart`; a
+# charge target is the sandbox's own rule: it logs time on tickets only).
+SUPPORTED = frozenset(
+    {
+        "chargeToType",
+        "chargeToId",
+        "member",
+        "timeStart",
+        "timeEnd",
+        "actualHours",
+        "notes",
+        "billableOption",
+    }
+)
 
 
 class MemberReference(BaseModel):
@@ -53,8 +70,13 @@ collection_routes(
 
 @router.post("/time/entries", status_code=201)
 def add_time_entry(
-    body: NewTimeEntry, request: Request, caller: CurrentMember, state: State
+    request: Request,
+    caller: CurrentMember,
+    state: State,
+    raw: Annotated[Any, Body()] = None,
 ) -> Response:
+    members = documented_body(raw, "TimeEntry", RESOURCE, supported=SUPPORTED)
+    body = validated(NewTimeEntry, members, RESOURCE)
     member = caller
     if body.member is not None and (body.member.id is not None or body.member.identifier):
         found = (

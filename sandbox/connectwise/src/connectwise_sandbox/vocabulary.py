@@ -314,10 +314,12 @@ PROJECT_STATUSES: Final = (
     StatusSpec("On Hold"),
     StatusSpec("Closed", closed=True),
 )
+# `/project/phaseStatuses`: a phase's state. The seed uses the first three (ids 1-3).
 PHASE_STATUSES: Final = (
     StatusSpec("Open"),
     StatusSpec("In Progress"),
     StatusSpec("Completed", closed=True),
+    StatusSpec("Cancelled", closed=True),
 )
 PROJECT_ROLES: Final = ("Project Manager", "Lead Engineer", "Technician")
 

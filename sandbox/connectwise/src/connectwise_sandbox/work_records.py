@@ -9,8 +9,6 @@ from connectwise_sandbox.records import JsonObject
 
 SCHEDULE_STATUS: Final = {"id": 2, "name": "Firm"}
 EMAIL_CONNECTOR: Final = "EmailConnector"
-_EXAMPLE_TIME: Final = "2000-01-01T00:00:00Z"
-_EXAMPLE_MEMBER: Final = {"id": 1, "identifier": "x", "name": "x"}
 
 
 def schedule_entry_record(
@@ -145,57 +143,3 @@ def time_entry_record(
         "_info": {"lastUpdated": created, "updatedBy": entered_by, "dateEntered": created},
     }
     return entry
-
-
-def example_schedule_entry() -> JsonObject:
-    """Every optional property present — what the schedule entry schema is read from."""
-    return schedule_entry_record(
-        entry_id=1,
-        object_id=1,
-        name="x",
-        member=dict(_EXAMPLE_MEMBER),
-        schedule_type={"id": 1, "identifier": "S", "name": "x"},
-        done=False,
-        date_start=_EXAMPLE_TIME,
-        date_end=_EXAMPLE_TIME,
-        hours=1.0,
-        date_entered=_EXAMPLE_TIME,
-        last_updated=_EXAMPLE_TIME,
-        updated_by="x",
-    )
-
-
-def example_note() -> JsonObject:
-    return added_note(
-        note_id=1,
-        ticket_id=1,
-        text="x",
-        detail=True,
-        internal=False,
-        resolution=False,
-        member=dict(_EXAMPLE_MEMBER),
-        created=_EXAMPLE_TIME,
-    )
-
-
-def example_time_entry() -> JsonObject:
-    ticket = {
-        "id": 1,
-        "summary": "x",
-        "company": {"id": 1, "identifier": "x", "name": "x"},
-        "project": {"id": 1, "name": "x"},
-        "phase": {"id": 1, "name": "x"},
-    }
-    return time_entry_record(
-        entry_id=1,
-        ticket=ticket,
-        charge_to_type="ProjectTicket",
-        member=dict(_EXAMPLE_MEMBER),
-        time_start=_EXAMPLE_TIME,
-        time_end=_EXAMPLE_TIME,
-        actual_hours=1.0,
-        billable_option="Billable",
-        notes="x",
-        created=_EXAMPLE_TIME,
-        entered_by="x",
-    )
