@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from contract_checks import assert_no_contract_violations
 from pymongo import AsyncMongoClient
 
 from syntaskio_common.mongo import Document
@@ -56,10 +57,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
 
 
 @pytest.fixture(scope="session")
-def sandbox(stack: EmbeddedStack) -> str:
-    """The ConnectWise sandbox's base URL (seeded, 300 tickets)."""
+def sandbox(stack: EmbeddedStack) -> Iterator[str]:
+    """The ConnectWise sandbox's base URL (seeded, 300 tickets). After the session, no
+    request it answered may have broken the documented contract."""
     stack.start_sandbox()
-    return stack.url("sandbox")
+    yield stack.url("sandbox")
+    assert_no_contract_violations(stack.url("sandbox"))
 
 
 @pytest.fixture(scope="session")

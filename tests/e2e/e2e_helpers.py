@@ -110,16 +110,19 @@ def assigned_open_ticket_ids(system: EmbeddedStack, member: str) -> set[str]:
 
 def assigned_open_phase_ids(system: EmbeddedStack, member: str) -> set[str]:
     """The open phases of the open projects the member works on (has an open project
-    ticket of theirs in), asked of the sandbox one project at a time."""
+    ticket of theirs in), asked of the sandbox one project at a time. A phase has no
+    `closedFlag`: it is open while its status is not a closed phase status."""
     worked_on = {
         t["project"]["id"] for t in _assigned_open_tickets(system, member) if "project" in t
     }
     listing = _sandbox_listing(system, member)
+    closed = {status["id"] for status in listing("project/phaseStatuses", "closedFlag = true")}
     return {
         str(phase["id"])
         for project in listing("project/projects", "closedFlag = false")
         if project["id"] in worked_on
-        for phase in listing(f"project/projects/{project['id']}/phases", "closedFlag = false")
+        for phase in listing(f"project/projects/{project['id']}/phases", "id > 0")
+        if (phase.get("status") or {}).get("id") not in closed
     }
 
 
@@ -185,11 +188,17 @@ def next_job(system: EmbeddedStack, integration_id: str, after: str) -> dict[str
 
 
 def dashboard_tasks(client: httpx.Client) -> list[dict[str, Any]]:
-    response = client.get("/api/v1/tasks", params={"limit": 500})
-    assert response.status_code == 200, response.text
-    items: list[dict[str, Any]] = response.json()["items"]
-    assert len(items) < 500, "more than one page: page through it"
-    return items
+    """Every task on the user's dashboard, page after page."""
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 500}
+    while True:
+        response = client.get("/api/v1/tasks", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items += page["items"]
+        if not page.get("next_cursor"):
+            return items
+        params["cursor"] = page["next_cursor"]
 
 
 def topic_events(system: EmbeddedStack, topic: str) -> list[events.Event]:

@@ -127,7 +127,15 @@ def fuzzer(system: EmbeddedStack) -> Iterator[Fuzzer]:
             return [t for t in dashboard_tasks(client) if t["external_id"] in made]
 
         assert eventually(lambda: len(targets()) == len(made), interval=2), "not synced"
-        phase = next(t for t in dashboard_tasks(client) if t["source_type"] == "project_phase")
+        # Phases too (off by default), so a phase task is among the ids fuzzed.
+        options = f"/api/v1/integrations/{integration['id']}/sync-options"
+        assert client.put(options, json={"project_phases": True}).status_code == 200
+
+        def phases() -> list[dict[str, Any]]:
+            return [t for t in dashboard_tasks(client) if t["source_type"] == "project_phase"]
+
+        assert eventually(phases, interval=2), "no phase synced"
+        phase = phases()[0]
         noted = client.post(
             f"/api/v1/tasks/{targets()[0]['id']}/notes",
             json={"text": "Fuzzing started"},

@@ -78,9 +78,12 @@ def test_a_new_ticket_assigned_in_connectwise_appears(
     assert task["title"] == "Printer on 3rd floor jams"
 
 
-def test_the_phases_of_the_members_projects_appear_on_the_dashboard(
+def test_the_phases_of_the_members_projects_appear_when_turned_on(
     system: EmbeddedStack, alex: httpx.Client
 ) -> None:
+    [integration] = alex.get("/api/v1/integrations").json()
+    options = f"/api/v1/integrations/{integration['id']}/sync-options"
+    assert alex.put(options, json={"project_phases": True}).status_code == 200
     expected = assigned_open_phase_ids(system, "atech")
     assert expected
     assert eventually(lambda: dashboard_phase_ids(alex) == expected), (

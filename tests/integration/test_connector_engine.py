@@ -5,7 +5,7 @@ Raw events are collected by a sink standing in for Kafka (the e2e tests use Kafk
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,9 +22,10 @@ from syntaskio_aggregator.writer import TaskWriter
 from syntaskio_common import events
 from syntaskio_common.connectwise import ApiKeyCredentials, ConnectWiseClient
 from syntaskio_common.events import KafkaRecord
+from syntaskio_common.integrations import SyncOptions
 from syntaskio_common.mongo import Document
 from syntaskio_common.settings import ServiceSettings
-from syntaskio_connector.assignment import Entity, IntegrationRef
+from syntaskio_connector.assignment import Entity, IntegrationRef, assigned_open_tickets
 from syntaskio_connector.engine import Changed, IntegrationSync, SyncPolicy
 from syntaskio_connector.metadata import MetadataCache
 from syntaskio_connector.tracking import SyncTracking
@@ -86,11 +87,25 @@ def state(sandbox_app: FastAPI) -> SandboxState:
     return sandbox
 
 
-def client_for(http: httpx.AsyncClient, state: SandboxState, member: str) -> ConnectWiseClient:
+def client_for(
+    http: httpx.AsyncClient, state: SandboxState, member: str, **options: Any
+) -> ConnectWiseClient:
     key = next(k for k in state.store.api_keys if k.member_identifier == member)
     credentials = ApiKeyCredentials(state.settings.company_id, key.public_key, key.private_key)
     base = f"{BASE}{state.settings.api_prefix}/"
-    return ConnectWiseClient(http, base, credentials, DEV_CLIENT_ID)
+    return ConnectWiseClient(http, base, credentials, DEV_CLIENT_ID, **options)
+
+
+PHASES = SyncOptions(project_phases=True)
+
+
+@pytest.fixture(autouse=True)
+def no_contract_violations(state: SandboxState) -> Iterator[None]:
+    """Whatever a test does, the connector never sends ConnectWise a request the
+    documented contract refuses (the sandbox counts those)."""
+    yield
+    violations = state.stats.snapshot()["contract_violations"]
+    assert violations == 0, state.stats.snapshot()["recent_contract_violations"]
 
 
 @pytest.fixture
@@ -130,8 +145,8 @@ async def assigned_tickets(
     http: httpx.AsyncClient, state: SandboxState, member: str
 ) -> dict[str, dict[str, Any]]:
     """What ConnectWise says is the member's, worked out here independently: open tickets
-    they own or are a resource on, plus those with an open "S" schedule entry; by
-    subject (`service_ticket/1042`)."""
+    they own or are a resource on, plus those with an open "S" schedule entry, except
+    the tickets of closed projects; by subject (`service_ticket/1042`)."""
     entries = await _listing(
         http,
         state,
@@ -140,6 +155,10 @@ async def assigned_tickets(
         f'type/identifier = "S" and member/identifier = "{member}" and doneFlag = false',
     )
     scheduled = {e["objectId"] for e in entries}
+    closed_projects = {
+        p["id"]
+        for p in await _listing(http, state, member, "project/projects", "closedFlag = true")
+    }
     mine: dict[str, dict[str, Any]] = {}
     for kind, path in (
         ("service_ticket", "service/tickets"),
@@ -148,6 +167,8 @@ async def assigned_tickets(
         for ticket in await _listing(http, state, member, path, "closedFlag = false"):
             owner = (ticket.get("owner") or {}).get("identifier")
             resources = [r.strip() for r in ticket.get("resources", "").split(",")]
+            if ticket.get("project", {}).get("id") in closed_projects:
+                continue
             if owner == member or member in resources or ticket["id"] in scheduled:
                 mine[f"{kind}/{ticket['id']}"] = ticket
     return mine
@@ -164,13 +185,42 @@ async def phases_of_work(
     ticket of theirs in), asked of ConnectWise one project at a time; by subject."""
     tickets = await assigned_tickets(http, state, member)
     worked_on = {t["project"]["id"] for s, t in tickets.items() if s.startswith("project_ticket/")}
+    statuses = await _listing(http, state, member, "project/phaseStatuses", "closedFlag = true")
+    closed = {status["id"] for status in statuses}
     phases: dict[str, dict[str, Any]] = {}
     for project in await _listing(http, state, member, "project/projects", "closedFlag = false"):
         if project["id"] in worked_on:
             path = f"project/projects/{project['id']}/phases"
-            for phase in await _listing(http, state, member, path, "closedFlag = false"):
-                phases[f"project_phase/{phase['id']}"] = phase | {"project": project}
+            for phase in await _listing(http, state, member, path, "id > 0"):
+                if phase["status"]["id"] not in closed:
+                    phases[f"project_phase/{phase['id']}"] = phase | {"project": project}
     return phases
+
+
+def is_open_s(entry: dict[str, Any], member: str) -> bool:
+    return (
+        entry["type"]["identifier"] == "S"
+        and entry["member"]["identifier"] == member
+        and not entry.get("doneFlag")
+    )
+
+
+def idle_run(state: SandboxState, member: str) -> int:
+    """An idle scheduled run's requests: the member's open schedule entries, listed in
+    full (pages of `PAGE_SIZE` here, 1000 in production), and one "changed since"
+    listing per ticket kind."""
+    entries = sum(1 for e in state.store.schedule_entries() if is_open_s(e, member))
+    return -(-entries // PAGE_SIZE) + 2
+
+
+def requests_by_endpoint(state: SandboxState, member: str) -> dict[str, int]:
+    """What the member's keys asked the sandbox, by endpoint (`GET …/service/tickets`)."""
+    callers = state.stats.snapshot()["by_caller"].values()
+    counts = next(c for c in callers if c["member"] == member and c["auth"] == "api-key")
+    prefix = state.settings.api_prefix
+    return {
+        path.replace(prefix + "/", ""): n for path, n in counts["by_path"].items() if prefix in path
+    }
 
 
 def tickets_only(subjects: set[str]) -> set[str]:
@@ -198,35 +248,44 @@ async def test_service_project_and_scheduled_tickets_all_arrive_for_minimal_requ
     ref: IntegrationRef,
 ) -> None:
     expected = await assigned_to(http, state, "atech")
-    phases = await phases_of_work(http, state, "atech")
     kinds = {subject.split("/")[0] for subject in expected}
     assert kinds == {"service_ticket", "project_ticket"}
+    state.stats.reset()
     client = client_for(http, state, "atech")
     counts = await engine.run(client, ref)
     taken = sink.take()
-    assert published(taken) == expected | set(phases)
-    assert counts.published == len(expected) + len(phases)
+    assert published(taken) == expected  # phases are off by default
+    assert counts.published == len(expected)
     assert counts.tombstoned == 0
     reasons = {tuple(e.data["assignment"]["reasons"]) for e in taken if e.data.get("assignment")}
     assert ("schedule",) in reasons  # some tickets are the member's only by schedule
     # Every ticket event names its board status (with closedStatus) and priority
     # (sortOrder).
-    tickets = [e for e in taken if not (e.subject or "").startswith("project_phase/")]
-    assert all(e.data["context"]["status"] is not None for e in tickets)
-    assert all("sortOrder" in (e.data["context"]["priority"] or {}) for e in tickets)
-    first_run = client.requests_made
+    assert all(e.data["context"]["status"] is not None for e in taken)
+    assert all("sortOrder" in (e.data["context"]["priority"] or {}) for e in taken)
+    # Each listing at its minimum, nothing asked twice: the scheduled tickets came in
+    # the listings, not again by id.
+    asked = requests_by_endpoint(state, "atech")
+    scheduled = [e["objectId"] for e in state.store.schedule_entries() if is_open_s(e, "atech")]
+    listing = assigned_open_tickets("atech", scheduled)
+    for path in ("service/tickets", "project/tickets"):
+        listed = await client_for(http, state, "bjones").count(path, listing)
+        assert asked[f"GET {path}"] == -(-listed // PAGE_SIZE), (path, asked)
+    assert asked["GET schedule/entries"] == idle_run(state, "atech") - 2
+    assert asked["GET service/priorities"] == 1
+    boards = {e.data["record"]["board"]["id"] for e in taken}
+    assert sum(n for p, n in asked.items() if p.endswith("/statuses")) == len(boards)
+    assert not any("search" in p or "phases" in p or "phaseStatuses" in p for p in asked)
+    projects = {e.data["record"]["project"]["id"] for e in taken if "project" in e.data["record"]}
+    assert asked["GET project/projects"] <= -(-len(projects) // PAGE_SIZE) + 2  # per page read
+    assert client.requests_made == sum(asked.values())
 
-    # Nothing changed: one request per entity type, metadata from the cache, phases
-    # not due again for an hour.
+    # Nothing changed: the schedule and one request per ticket kind; metadata and
+    # projects from storage.
     client = client_for(http, state, "atech")
     await engine.run(client, ref)
     assert sink.take() == []
-    assert client.requests_made == 3
-    pages = sum(-(-sum(1 for s in expected if s.startswith(k)) // PAGE_SIZE) for k in kinds)
-    projects = {p["project"]["id"] for p in phases.values()}
-    phase_requests = -(-len(projects) // PAGE_SIZE) + len(projects)  # states, then phases
-    # schedule, tickets, priorities, statuses, phases
-    assert first_run <= 1 + pages + 1 + 12 + phase_requests
+    assert client.requests_made == idle_run(state, "atech")
 
 
 async def test_closed_reassigned_and_deleted_tickets_are_tombstoned(
@@ -332,20 +391,138 @@ async def test_a_schedule_change_refreshes_the_schedule_and_its_tickets(
     client = client_for(http, state, "atech")
     await engine.refresh(client, ref, Changed(schedule=True))
     assert published(sink.take()) == {f"service_ticket/{other}"}
-    assert client.requests_made == 3  # the schedule listing, then the ticket on both paths
+    # The schedule listing, then the ticket on both paths.
+    assert client.requests_made == idle_run(state, "atech")
+
+
+async def test_a_schedule_entry_done_deleted_or_given_away_takes_its_ticket_on_the_next_run(
+    http: httpx.AsyncClient,
+    state: SandboxState,
+    engine: IntegrationSync,
+    sink: Sink,
+    ref: IntegrationRef,
+) -> None:
+    await engine.run(client_for(http, state, "atech"), ref)
+    taken = sink.take()
+    only_scheduled = sorted(
+        e.subject or "" for e in taken if e.data["assignment"]["reasons"] == ["schedule"]
+    )
+    assert len(only_scheduled) >= 3, only_scheduled
+    entries = {
+        e["objectId"]: e["id"] for e in state.store.schedule_entries() if is_open_s(e, "atech")
+    }
+    done, deleted, given = only_scheduled[:3]
+    entry = {subject: entries[int(subject.split("/")[1])] for subject in (done, deleted, given)}
+    changes = [
+        await http.patch(f"/_sandbox/schedule-entries/{entry[done]}", json={"doneFlag": True}),
+        await http.delete(f"/_sandbox/schedule-entries/{entry[deleted]}"),
+        await http.patch(f"/_sandbox/schedule-entries/{entry[given]}", json={"member": "bjones"}),
+    ]
+    assert all(c.is_success for c in changes), [c.text for c in changes]
+    # And one ticket becomes the member's by a new entry.
+    mine = published(taken)
+    other = next(
+        t["id"]
+        for t in state.store.tickets()
+        if not t["closedFlag"] and f"service_ticket/{t['id']}" not in mine
+    )
+    created = await http.post(
+        "/_sandbox/schedule-entries", json={"objectId": other, "member": "atech", "type": "S"}
+    )
+    assert created.status_code == 201, created.text
+
+    # The next scheduled run (not the hourly reconciliation) sees all four, at the cost
+    # of an idle run: the tickets come with the ticket listings.
+    client = client_for(http, state, "atech")
+    counts = await engine.run(client, ref)
+    assert counts.modes["service_ticket"] == "incremental"
+    taken = sink.take()
+    assert removed(taken) == {done, deleted, given}
+    assert published(taken) == {f"service_ticket/{other}"}
+    assert client.requests_made == idle_run(state, "atech")
+
+
+async def test_the_tickets_of_a_closed_project_leave_and_come_back_when_it_reopens(
+    http: httpx.AsyncClient,
+    state: SandboxState,
+    engine: IntegrationSync,
+    eager_engine: IntegrationSync,
+    sink: Sink,
+    ref: IntegrationRef,
+) -> None:
+    await engine.run(client_for(http, state, "atech"), ref)
+    mine = published(sink.take())
+    by_project: dict[int, set[str]] = {}
+    for subject, ticket in (await assigned_tickets(http, state, "atech")).items():
+        if subject.startswith("project_ticket/"):
+            by_project.setdefault(ticket["project"]["id"], set()).add(subject)
+    assert set().union(*by_project.values()) <= mine
+    first, second = sorted(by_project)[:2]
+    statuses = {s["name"]: s for s in state.store.project_statuses}
+    closed_status = next(n for n, s in statuses.items() if s["closedFlag"])
+    open_status = next(n for n, s in statuses.items() if not s["closedFlag"])
+
+    # Closed, and named by its Project callback: one request takes its tickets away.
+    closing = await http.patch(f"/_sandbox/projects/{first}", json={"status": closed_status})
+    assert closing.is_success, closing.text
+    client = client_for(http, state, "atech")
+    await engine.refresh(client, ref, Changed(projects=frozenset({first})))
+    assert removed(sink.take()) == by_project[first]
+    assert client.requests_made == 1
+    # A ticket added to the closed project is not open work either.
+    created = await http.post(
+        "/_sandbox/project-tickets",
+        json={"summary": "Label the patch panel", "project": first, "owner": "atech"},
+    )
+    assert created.status_code == 201, created.text
+    await engine.run(client_for(http, state, "atech"), ref)
+    assert published(sink.take()) == set()
+
+    # Closed with nobody telling us: the scheduled refresh of project states sees it.
+    closing = await http.patch(f"/_sandbox/projects/{second}", json={"status": closed_status})
+    assert closing.is_success, closing.text
+    await eager_engine.run(client_for(http, state, "atech"), ref)
+    assert removed(sink.take()) == by_project[second]
+
+    # Reopened: the member's tickets there come back, the new one included.
+    reopening = await http.patch(f"/_sandbox/projects/{first}", json={"status": open_status})
+    assert reopening.is_success, reopening.text
+    client = client_for(http, state, "atech")
+    await engine.refresh(client, ref, Changed(projects=frozenset({first})))
+    assert published(sink.take()) == by_project[first] | {f"project_ticket/{created.json()['id']}"}
+    assert client.requests_made == 2  # the project, then the member's tickets in it
+
+
+async def test_long_conditions_are_searched_and_every_page_is_read(
+    http: httpx.AsyncClient,
+    state: SandboxState,
+    engine: IntegrationSync,
+    sink: Sink,
+    ref: IntegrationRef,
+) -> None:
+    """Every ticket listing goes to `…/search` here (a tiny threshold), paged 10 at a
+    time by the query string and the Link header."""
+    expected = await assigned_to(http, state, "atech")
+    state.stats.reset()
+    await engine.run(client_for(http, state, "atech", search_threshold=20), ref)
+    assert published(sink.take()) == expected
+    asked = requests_by_endpoint(state, "atech")
+    service = sum(1 for s in expected if s.startswith("service_ticket/"))
+    assert asked["POST service/tickets/search"] >= -(-service // PAGE_SIZE) > 1
+    assert "GET service/tickets" not in asked
 
 
 @pytest.fixture
 async def eager_engine(
     mongo: AsyncMongoClient[Document], settings: ServiceSettings, sink: Sink
 ) -> IntegrationSync:
-    """Phases read again on every run."""
+    """Project states (and phases) read again on every run."""
     db = mongo[settings.mongodb_database]
     return IntegrationSync(
         SyncTracking(db),
         MetadataCache(db, timedelta(hours=1)),
         sink,
-        SyncPolicy(page_size=PAGE_SIZE, phase_refresh=timedelta(0)),
+        SyncPolicy(page_size=PAGE_SIZE, project_refresh=timedelta(0)),
     )
 
 
@@ -360,7 +537,7 @@ async def test_the_phases_of_the_members_projects_arrive_with_their_project(
 ) -> None:
     expected = await phases_of_work(http, state, "atech")
     assert len({p["project"]["id"] for p in expected.values()}) >= 2
-    counts = await engine.run(client_for(http, state, "atech"), ref)
+    counts = await engine.run(client_for(http, state, "atech"), ref, options=PHASES)
     taken = [e for e in sink.take() if (e.subject or "").startswith("project_phase/")]
     assert {e.subject for e in taken} == set(expected)
     assert counts.modes["project_phase"] == "full"
@@ -400,7 +577,7 @@ async def test_a_project_newly_worked_on_has_its_phases_read_at_once(
     sink: Sink,
     ref: IntegrationRef,
 ) -> None:
-    await engine.run(client_for(http, state, "atech"), ref)
+    await engine.run(client_for(http, state, "atech"), ref, options=PHASES)
     before = ids_of("project_phase", published(sink.take()))
     worked_on = {p["project"]["id"] for p in (await phases_of_work(http, state, "atech")).values()}
     project = next(
@@ -413,20 +590,29 @@ async def test_a_project_newly_worked_on_has_its_phases_read_at_once(
     assert created.status_code == 201, created.text
 
     client = client_for(http, state, "atech")
-    await engine.run(client, ref)
+    await engine.run(client, ref, options=PHASES)
     taken = published(sink.take())
-    new_phases = {p["id"] for p in state.store.phases_of(project["id"]) if not p["closedFlag"]}
+    closed = {s["id"] for s in state.store.phase_statuses if s["closedFlag"]}
+    new_phases = {
+        p["id"] for p in state.store.phases_of(project["id"]) if p["status"]["id"] not in closed
+    }
     assert ids_of("project_phase", taken) == new_phases
     assert not new_phases & before
     assert f"project_ticket/{created.json()['id']}" in taken
-    # The three listings, then that one project's state and its phases; no other project.
-    assert client.requests_made == 3 + 2
+    # The listings, then that one project's state and its phases; no other project.
+    assert client.requests_made == idle_run(state, "atech") + 2
 
     # Named in a targeted refresh, a project is read again whatever the interval says.
     client = client_for(http, state, "atech")
-    await engine.refresh(client, ref, Changed(projects=frozenset({project["id"]})))
+    await engine.refresh(client, ref, Changed(projects=frozenset({project["id"]})), PHASES)
     assert client.requests_made == 2
     assert sink.take() == []
+
+    # Turned off: the phases leave, without a request.
+    client = client_for(http, state, "atech")
+    await engine.run(client, ref)
+    assert removed(sink.take()) == {f"project_phase/{i}" for i in before | new_phases}
+    assert client.requests_made == idle_run(state, "atech")
 
 
 async def test_closed_phases_and_the_phases_of_closed_or_left_projects_are_tombstoned(
@@ -436,7 +622,7 @@ async def test_closed_phases_and_the_phases_of_closed_or_left_projects_are_tombs
     sink: Sink,
     ref: IntegrationRef,
 ) -> None:
-    await eager_engine.run(client_for(http, state, "atech"), ref)
+    await eager_engine.run(client_for(http, state, "atech"), ref, options=PHASES)
     mine = ids_of("project_phase", published(sink.take()))
     work = await phases_of_work(http, state, "atech")
     by_project: dict[int, set[int]] = {}
@@ -449,17 +635,26 @@ async def test_closed_phases_and_the_phases_of_closed_or_left_projects_are_tombs
     assert (
         await http.patch(f"/_sandbox/phases/{closing}", json={"status": "Completed"})
     ).is_success
-    counts = await eager_engine.run(client_for(http, state, "atech"), ref)
+    counts = await eager_engine.run(client_for(http, state, "atech"), ref, options=PHASES)
     taken = sink.take()
     assert removed(taken) == {f"project_phase/{closing}"}
     assert published(taken) == set()
     assert counts.tombstoned == 1
 
-    # A project closes: all its phases go, and its phases are not asked for.
+    # A project closes: all its phases go with its tickets, and its phases are not
+    # asked for.
+    tickets = await assigned_tickets(http, state, "atech")
+    closed_tickets = {
+        s
+        for s, t in tickets.items()
+        if s.startswith("project_ticket/") and t["project"]["id"] == second
+    }
     closed = await http.patch(f"/_sandbox/projects/{second}", json={"status": "Closed"})
     assert closed.is_success, closed.text
-    await eager_engine.run(client_for(http, state, "atech"), ref)
-    assert removed(sink.take()) == {f"project_phase/{i}" for i in by_project[second]}
+    await eager_engine.run(client_for(http, state, "atech"), ref, options=PHASES)
+    assert removed(sink.take()) == {f"project_phase/{i}" for i in by_project[second]} | (
+        closed_tickets
+    )
 
     # The member's last project ticket there closes: they no longer work on it.
     tickets = await assigned_tickets(http, state, "atech")
@@ -470,7 +665,7 @@ async def test_closed_phases_and_the_phases_of_closed_or_left_projects_are_tombs
     ]
     for ticket_id in theirs:
         assert (await http.post(f"/_sandbox/project-tickets/{ticket_id}/close")).is_success
-    await eager_engine.run(client_for(http, state, "atech"), ref)
+    await eager_engine.run(client_for(http, state, "atech"), ref, options=PHASES)
     taken = sink.take()
     assert removed(taken) == {f"project_phase/{i}" for i in by_project[third]} | {
         f"project_ticket/{i}" for i in theirs
@@ -499,9 +694,9 @@ async def test_project_tickets_tracked_without_their_project_are_asked_once(
     client = client_for(http, state, "atech")
     await engine.run(client, ref)
     assert sink.take() == []
-    assert client.requests_made == 3 + 1
+    assert client.requests_made == idle_run(state, "atech") + 1
     assert await records.count_documents(mine | {"data.project_id": {"$type": "int"}}) > 0
     assert await records.count_documents(mine | {"data.project_id": {"$exists": False}}) == 0
     client = client_for(http, state, "atech")
     await engine.run(client, ref)
-    assert client.requests_made == 3
+    assert client.requests_made == idle_run(state, "atech")

@@ -18,12 +18,14 @@ from syntaskio_connector.assignment import (
     fingerprint,
     open_phases,
     open_schedule_entry,
+    open_tickets_of_projects,
     phase_assignment,
     phase_data,
     phase_fingerprint,
     phase_project,
     phase_started,
     phases_path,
+    project_closed,
     project_context,
     projects_by_id,
     removed_event,
@@ -67,6 +69,15 @@ def test_the_owner_resources_and_open_schedule_entries_make_a_ticket_mine() -> N
     assert mine is not None
     assert mine.reasons == ("schedule",)
     assert mine.schedule == (scheduled,)
+
+
+def test_a_ticket_of_a_closed_project_is_not_open_work() -> None:
+    owned = ticket(owner={"identifier": "atech"}, project={"id": 3, "name": "Office move"})
+    assert assignment(owned, "atech", [], set(), closed_project_ids={3}) is None
+    assert assignment(owned, "atech", [], set(), closed_project_ids={5}) is not None
+    assert project_closed(project(closedFlag=True))
+    assert not project_closed(project())
+    assert not project_closed(None)  # out of sight is not known to be closed
 
 
 def test_someone_elses_or_a_closed_ticket_is_not_mine() -> None:
@@ -114,6 +125,16 @@ def test_conditions_ask_for_mine_and_quote_the_member() -> None:
         '_info/lastUpdated > [2026-11-20T10:00:00Z] and (owner/identifier = "atech"'
         ' or resources contains "atech" or id in (7))'
     )
+    # Tickets whose schedule changed come back in the same listing, changed or not.
+    named = str(changed_tickets("atech", since, [7], [9, 8]))
+    assert named == (
+        '(_info/lastUpdated > [2026-11-20T10:00:00Z] and (owner/identifier = "atech"'
+        ' or resources contains "atech" or id in (7))) or id in (8, 9)'
+    )
+    _parse(named)
+    reopened = str(open_tickets_of_projects("atech", [], [5, 3]))
+    assert reopened.endswith("and project/id in (3, 5)")
+    _parse(reopened)
 
 
 def test_events_carry_the_generation_the_assignment_and_one_key_per_record() -> None:
@@ -156,7 +177,7 @@ def phase(**fields: Any) -> dict[str, Any]:
         "id": 57,
         "projectId": 3,
         "description": "Design",
-        "closedFlag": False,
+        "status": {"id": 1, "name": "Open"},
         "scheduledStart": "2026-11-01T00:00:00Z",
         "_info": {"lastUpdated": "2026-11-20T10:00:00Z"},
     } | fields
@@ -166,7 +187,10 @@ def test_phases_are_their_own_entity_listed_per_project() -> None:
     assert TICKET_ENTITIES == (Entity.SERVICE_TICKET, Entity.PROJECT_TICKET)
     assert Entity.PROJECT_PHASE not in PATHS
     assert phases_path(3) == "project/projects/3/phases"
-    assert str(open_phases()) == "closedFlag = false"
+    # A phase's state is its status: the closed phase statuses are asked for first.
+    assert str(open_phases([6, 4])) == "status/id not in (4, 6)"
+    assert open_phases([]) is None
+    _parse(str(open_phases([6, 4])))
     assert str(projects_by_id([5, 3])) == "id in (3, 5)"
     _parse(str(projects_by_id([5, 3])))
 
@@ -181,19 +205,22 @@ def test_a_project_tickets_project_is_kept_and_names_the_members_projects() -> N
 
 
 def test_an_open_phase_of_an_open_project_the_member_works_on_is_theirs() -> None:
-    mine = phase_assignment(phase(), project(), {3})
+    closed = {4}
+    mine = phase_assignment(phase(), project(), {3}, closed)
     assert mine is not None
     assert mine.reasons == ("project_work",)
-    assert phase_assignment(phase(closedFlag=True), project(), {3}) is None
-    assert phase_assignment(phase(), project(closedFlag=True), {3}) is None
-    assert phase_assignment(phase(), None, {3}) is None  # the project is gone
-    assert phase_assignment(phase(), project(), {5}) is None  # not the member's project
-    assert phase_assignment(phase(projectId=5), project(), {3, 5}) is None  # another's phase
-    assert phase_assignment(phase(projectId=None), project(), {3}) is not None
+    done = phase(status={"id": 4, "name": "Completed"})
+    assert phase_assignment(done, project(), {3}, closed) is None
+    assert phase_assignment(phase(), project(closedFlag=True), {3}, closed) is None
+    assert phase_assignment(phase(), None, {3}, closed) is None  # the project is gone
+    assert phase_assignment(phase(), project(), {5}, closed) is None  # not the member's project
+    another = phase(projectId=5)
+    assert phase_assignment(another, project(), {3, 5}, closed) is None  # another's phase
+    assert phase_assignment(phase(projectId=None), project(), {3}, closed) is not None
 
 
 def test_the_phase_fingerprint_follows_the_phase_its_project_and_its_start() -> None:
-    mine = phase_assignment(phase(), project(), {3})
+    mine = phase_assignment(phase(), project(), {3}, set())
     assert mine is not None
     before = datetime(2026, 10, 1, tzinfo=UTC)
     context = {"project": project_context(project()), "started": phase_started(phase(), before)}
@@ -214,7 +241,7 @@ def test_the_phase_fingerprint_follows_the_phase_its_project_and_its_start() -> 
 
 
 def test_phase_events_carry_the_project_in_their_context() -> None:
-    mine = phase_assignment(phase(), project(), {3})
+    mine = phase_assignment(phase(), project(), {3}, set())
     assert mine is not None
     context = {"project": project_context(project()), "started": True}
     version = phase_fingerprint(phase(), mine, context)

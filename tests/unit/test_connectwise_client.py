@@ -225,10 +225,11 @@ async def test_long_conditions_switch_to_the_search_endpoint() -> None:
     assert len(str(condition)) > 1500
 
     def answer(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        rows = [{"id": i} for i in range(3)] if body["page"] < 3 else [{"id": 9}]
-        next_page = f'<{BASE}service/tickets/search?page={body["page"] + 1}>; rel="next"'
-        return httpx.Response(200, json=rows, headers={"Link": next_page})
+        page = int(request.url.params["page"])
+        # Short pages in the middle: only the Link header says whether more follow.
+        rows = [{"id": page * 10 + i} for i in range(3 if page == 1 else 1 if page <= 3 else 0)]
+        link = f'<{BASE}service/tickets/search?page={page + 1}&pageSize=3>; rel="next"'
+        return httpx.Response(200, json=rows, headers={"Link": link} if page < 3 else {})
 
     recorder = Recorder(answer)
     client = make(recorder)
@@ -238,32 +239,46 @@ async def test_long_conditions_switch_to_the_search_endpoint() -> None:
             "service/tickets", conditions=condition, fields="id,summary", page_size=3
         )
     ]
-    assert [len(page) for page in pages] == [3, 3, 1]  # stops at the short page
-    for number, request in enumerate(recorder.requests, start=1):
+    assert [len(page) for page in pages] == [3, 1, 1, 0]  # a short page is not the last
+    for number, request in enumerate(recorder.requests[:3], start=1):
         assert request.method == "POST"
-        assert str(request.url) == f"{BASE}service/tickets/search"
+        assert str(request.url) == f"{BASE}service/tickets/search?page={number}&pageSize=3"
         assert_authenticated(request)
-        assert json.loads(request.content) == {
-            "conditions": str(condition),
-            "orderBy": "id asc",
-            "fields": "id,summary",
-            "page": number,
-            "pageSize": 3,
-        }
+        # The documented `FilterValues` body: no paging, no fields.
+        assert json.loads(request.content) == {"conditions": str(condition), "orderBy": "id asc"}
+        assert "pagination-type" not in request.headers
+    # The third page had no Link header at all: asked on until an empty page.
+    assert len(recorder.requests) == 4
 
 
-async def test_search_stops_when_a_full_page_has_no_next_link() -> None:
+async def test_search_ends_where_the_link_header_has_no_next() -> None:
     recorder = Recorder(
-        httpx.Response(200, json=[{"id": 1}], headers={"Link": f'<{BASE}x?page=2>; rel="next"'}),
+        httpx.Response(
+            200, json=[{"id": 1}], headers={"Link": f'<{BASE}x/search?page=2>; rel="next"'}
+        ),
         httpx.Response(200, json=[{"id": 2}], headers={"Link": f'<{BASE}x?page=1>; rel="first"'}),
     )
     client = make(recorder, search_threshold=10)
     pages = [
         p
-        async for p in client.pages("service/tickets", conditions="id > 1 and id < 99", page_size=1)
+        async for p in client.pages("service/tickets", conditions="id > 1 and id < 99", page_size=5)
     ]
-    assert pages == [[{"id": 1}], [{"id": 2}]]
-    assert [r.method for r in recorder.requests] == ["POST", "POST"]
+    assert pages == [[{"id": 1}], [{"id": 2}]]  # both pages short; the links decide
+    assert [r.url.params["page"] for r in recorder.requests] == ["1", "2"]
+
+
+async def test_a_search_link_that_does_not_move_on_or_leaves_the_host_is_refused() -> None:
+    for link in (
+        f'<{BASE}x/search?page=1>; rel="next"',
+        '<https://evil.example/x?page=2>; rel="next"',
+    ):
+        recorder = Recorder(httpx.Response(200, json=[{"id": 1}], headers={"Link": link}))
+        with pytest.raises(ConnectWiseError):
+            async for _ in make(recorder, search_threshold=5).pages(
+                "service/tickets", conditions="id > 0"
+            ):
+                pass
+        assert len(recorder.requests) == 1
 
 
 async def test_short_conditions_stay_in_the_query_string() -> None:
@@ -276,12 +291,12 @@ async def test_short_conditions_stay_in_the_query_string() -> None:
     assert request.url.params["conditions"] == "id > 5"
 
 
-async def test_forward_only_search_posts_the_body_to_the_page_id_link() -> None:
+async def test_a_forward_only_listing_with_long_conditions_searches_by_page_in_id_order() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
-        assert request.headers["pagination-type"] == "forward-only"
-        if "pageId" in request.url.params:
-            return httpx.Response(200, json=[{"id": 3}])
-        link = f'<{BASE}service/tickets/search?pageId=2>; rel="next"'
+        if request.url.params["page"] == "2":
+            first = f'<{BASE}service/tickets/search?page=1&pageSize=2>; rel="first"'
+            return httpx.Response(200, json=[{"id": 3}], headers={"Link": first})
+        link = f'<{BASE}service/tickets/search?page=2&pageSize=2>; rel="next"'
         return httpx.Response(200, json=[{"id": 1}, {"id": 2}], headers={"Link": link})
 
     recorder = Recorder(answer)
@@ -294,11 +309,12 @@ async def test_forward_only_search_posts_the_body_to_the_page_id_link() -> None:
     ]
     assert pages == [[{"id": 1}, {"id": 2}], [{"id": 3}]]
     assert [str(r.url) for r in recorder.requests] == [
-        f"{BASE}service/tickets/search",
-        f"{BASE}service/tickets/search?pageId=2",
+        f"{BASE}service/tickets/search?page=1&pageSize=2",
+        f"{BASE}service/tickets/search?page=2&pageSize=2",
     ]
     for request in recorder.requests:
-        assert json.loads(request.content) == {"pageSize": 2, "conditions": "id > 0"}
+        assert "pagination-type" not in request.headers
+        assert json.loads(request.content) == {"conditions": "id > 0", "orderBy": "id asc"}
 
 
 async def test_count_asks_the_count_endpoint() -> None:
@@ -893,7 +909,6 @@ async def test_sandbox_search_with_long_conditions(sandbox_client: ConnectWiseCl
     ids = ids_of(pages)
     assert ids == sorted(set(ids))
     assert sandbox_client.requests_made == 3
-    assert all(set(row) <= {"id", "summary"} for row in pages[0])
     total = await sandbox_client.count("service/tickets", F("id") > 0)
     assert total == 2500
     excluded = await sandbox_client.count("service/tickets", F("id").in_(ids[:10]))

@@ -53,6 +53,8 @@ ACCEPT: Final = f"application/vnd.connectwise.com+json; version={API_VERSION}"
 MAX_PAGE_SIZE: Final = 1000
 FORWARD_ONLY: Final = "forward-only"
 SEARCH_THRESHOLD: Final = 1500
+# The lists the documented API offers a `POST …/search` for.
+SEARCHABLE: Final = frozenset({"service/tickets", "project/tickets"})
 _LINK: Final = re.compile(r'<([^>]*)>\s*;\s*rel="?([A-Za-z]+)"?')
 _PATCH_OPS: Final = frozenset({"add", "remove", "replace", "move", "copy", "test"})
 # Never sent: safe to retry even a write.
@@ -529,27 +531,33 @@ class ConnectWiseClient:
         (default `id asc`, so pages are stable) and follows `Link: rel="next"`.
         Forward-only paging sends `pagination-type: forward-only` (id order, no
         `orderBy`) and follows the `next` link, which carries `pageId`. A next link that
-        leaves the base URL is refused. Conditions longer than `search_threshold` go to
-        `POST {path}/search` in a JSON body instead of the query string.
+        leaves the base URL is refused.
+
+        Conditions longer than `search_threshold` on a list that has a search
+        (`SEARCHABLE`) go to `POST {path}/search`, whose body
+        is ConnectWise's `FilterValues` — `conditions` and `orderBy`, nothing else — so
+        `fields` are not sent there (whole records come back) and paging stays in the
+        query string. The documentation offers no forward-only search: a search is
+        always paged by number in id order.
         """
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
         if forward_only and order_by is not None:
             raise ValueError("forward-only paging is always in id order; drop order_by")
         rendered = render(conditions)
-        query: dict[str, str | int] = {"pageSize": page_size}
-        if not forward_only:
-            query["page"] = 1
-            query["orderBy"] = order_by or "id asc"
-        if rendered:
-            query["conditions"] = rendered
-        if fields is not None:
-            query["fields"] = _fields(fields)
-        headers = {"pagination-type": FORWARD_ONLY} if forward_only else None
         path = path.strip("/")
-        if rendered and len(rendered) > self._search_threshold:
-            pages = self._search_pages(path, query, headers, forward_only)
+        if rendered and len(rendered) > self._search_threshold and path in SEARCHABLE:
+            pages = self._search_pages(path, rendered, order_by or "id asc", page_size)
         else:
+            query: dict[str, str | int] = {"pageSize": page_size}
+            if not forward_only:
+                query["page"] = 1
+                query["orderBy"] = order_by or "id asc"
+            if rendered:
+                query["conditions"] = rendered
+            if fields is not None:
+                query["fields"] = _fields(fields)
+            headers = {"pagination-type": FORWARD_ONLY} if forward_only else None
             pages = self._list_pages(path, query, headers)
         async for page in pages:
             yield page
@@ -569,28 +577,34 @@ class ConnectWiseClient:
             params = None
 
     async def _search_pages(
-        self, path: str, query: Params, headers: Mapping[str, str] | None, forward_only: bool
+        self, path: str, conditions: str, order_by: str, page_size: int
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        body: dict[str, Any] = dict(query)
+        """Every page of a search: the same `FilterValues` body each time, the page in
+        the query string. The next page is the one `Link: rel="next"` names; a short
+        page never ends the search by itself (a server may page below `pageSize`). With
+        no `Link` header at all, pages are asked for until one comes back empty."""
         target = f"{path}/search"
+        body = {"conditions": conditions, "orderBy": order_by}
+        params: dict[str, str | int] = {"page": 1, "pageSize": page_size}
         while True:
-            response = await self._request("POST", target, json=body, headers=headers)
+            response = await self._request("POST", target, params=params, json=body)
             page = _page(response, self._json(response))
             yield page
-            links = _links(response)
-            if forward_only:
-                # The next link (on …/search, carrying pageId) is posted the same body.
-                next_link = links.get("next")
-                if not next_link or not page:
-                    return
-                target = self._relative(next_link)
-                continue
-            # Navigable: count pages ourselves (the body's `page` wins over a link's).
-            short = len(page) < int(query["pageSize"])
-            said_last = "Link" in response.headers and "next" not in links
-            if short or said_last:
+            if not page:
                 return
-            body["page"] = int(body["page"]) + 1
+            if "Link" not in response.headers:
+                params = {**params, "page": int(params["page"]) + 1}
+                continue
+            next_link = _links(response).get("next")
+            if not next_link:
+                return
+            # Where the link points, checked; its page (and size) are what is asked for.
+            url = httpx.URL(self._base_url + self._relative(next_link))
+            linked = {name.lower(): value for name, value in url.params.multi_items()}
+            number = linked.get("page", "")
+            if not number.isdigit() or int(number) <= int(params["page"]):
+                raise ConnectWiseError(502, "UnexpectedLink", "search next link has no next page")
+            params = {"page": int(number), "pageSize": linked.get("pagesize") or page_size}
 
     def _relative(self, link: str) -> str:
         """A link as a target relative to the base URL; refused if it leaves it."""

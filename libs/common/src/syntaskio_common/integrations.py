@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AuthMethod(StrEnum):
@@ -110,6 +110,17 @@ class WebhookStatus(BaseModel):
     rejected: dict[str, int]  # by reason: unsigned, forged, malformed, unverifiable
 
 
+class SyncOptions(BaseModel):
+    """What a connection syncs beyond the member's tickets (Integration Settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Open phases of the projects the member works on, as tasks of their own. Off by
+    # default: ConnectWise assigns phases to nobody, and listing them costs a request per
+    # project per refresh (docs/connectwise.md).
+    project_phases: bool = False
+
+
 class SyncStatus(BaseModel):
     """What the settings page shows about an integration's syncing."""
 
@@ -119,3 +130,4 @@ class SyncStatus(BaseModel):
     next_sync_at: datetime | None
     budget: SyncBudget
     webhooks: WebhookStatus
+    options: SyncOptions = Field(default_factory=SyncOptions)

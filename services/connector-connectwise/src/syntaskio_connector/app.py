@@ -20,7 +20,14 @@ from syntaskio_common.commands import CommandOutcome, TaskCommand, outcome_event
 from syntaskio_common.egress import create_guarded_http_client
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
-from syntaskio_common.integrations import SyncBudget, SyncJob, SyncStatus, Trigger, WebhookStatus
+from syntaskio_common.integrations import (
+    SyncBudget,
+    SyncJob,
+    SyncOptions,
+    SyncStatus,
+    Trigger,
+    WebhookStatus,
+)
 from syntaskio_common.kafka import at_least_once, create_broker, ensure_topics, publish
 from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
@@ -32,6 +39,7 @@ from syntaskio_connector.budget import ApiBudget, BudgetPolicy
 from syntaskio_connector.engine import IntegrationSync, KafkaSink, SyncPolicy
 from syntaskio_connector.jobs import SyncJobs
 from syntaskio_connector.metadata import MetadataCache
+from syntaskio_connector.options import SyncOptionsStore
 from syntaskio_connector.settings import ConnectorSettings
 from syntaskio_connector.sync import SyncRunner, SyncSchedule, SyncScheduler
 from syntaskio_connector.tracking import SyncTracking
@@ -70,6 +78,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
     budget = ApiBudget(db, BudgetPolicy(requests_per_hour=settings.connectwise_requests_per_hour))
     jobs = SyncJobs(db, broker)
     schedule = SyncSchedule(db)
+    sync_options = SyncOptionsStore(db)
     registrations = WebhookRegistrations(db, settings.webhook_base_url)
     webhook_stats = WebhookStats(db)
     access = ConnectWiseAccess(
@@ -84,11 +93,12 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
             SyncPolicy(
                 overlap=timedelta(seconds=settings.sync_overlap_seconds),
                 reconcile_every=timedelta(seconds=settings.reconcile_interval_seconds),
-                phase_refresh=timedelta(seconds=settings.phase_refresh_seconds),
+                project_refresh=timedelta(seconds=settings.project_refresh_seconds),
             ),
         ),
         jobs=jobs,
         webhooks=registrations,
+        options=sync_options,
     )
     scheduler = SyncScheduler(
         runner,
@@ -295,6 +305,21 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
                 remaining=spent.remaining,
                 paused_until=spent.paused_until,
             ),
+            options=await sync_options.get(integration_id),
         )
+
+    @app.put(
+        "/internal/v1/integrations/{integration_id}/sync-options",
+        dependencies=for_gateway,
+        tags=["internal"],
+    )
+    async def set_sync_options(
+        integration_id: str, tenant_id: TenantId, options: SyncOptions
+    ) -> SyncOptions:
+        """What the connection syncs (the caller checked ownership); a change is synced
+        at once (phases listed, or tombstoned)."""
+        if await sync_options.set(tenant_id, integration_id, options):
+            await scheduler.request(integration_id, Trigger.MANUAL)
+        return options
 
     return app

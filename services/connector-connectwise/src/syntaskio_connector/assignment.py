@@ -3,17 +3,19 @@ turns into. Pure: no I/O, so it is tested without servers.
 
 A ticket (service or project) is the member's when it is open — not `closedFlag`, and
 not in a board status marked `closedStatus` — and the member owns it, is one of its
-`resources`, or has an open schedule entry for it (`type` "S", not `doneFlag`).
+`resources`, or has an open schedule entry for it (`type` "S", not `doneFlag`). A
+project ticket is not open work while its project is closed (`Project.closedFlag`):
+nobody works on a closed project's tickets, whatever their own state.
 
-A project phase is the member's when it is open (not `closedFlag`) and belongs to an
-open project (not `closedFlag`) the member **works on**: one where they have at least
-one open project ticket that is theirs by the rule above, i.e. a project ticket the
-connector tracks for the integration. The member's project tickets name their projects
-for free, where asking each project for its team members would cost a request per
-project. A phase event's reason is `project_work`; its context carries the project
-(`id`, `name`, `company`, `board`, `status`) and whether the phase's scheduled start has
-passed, and its fingerprint covers the phase's `lastUpdated` and that context, so a
-renamed project or a phase that has started is published again.
+Project phases are tasks only when the connection asks for them (`SyncOptions`):
+ConnectWise does not assign phases to members. A phase is the member's when it is open
+— its `status` is not a phase status with `closedFlag` (`ProjectPhase` has no
+`closedFlag` of its own) — and belongs to an open project the member **works on**: one
+where they have at least one open project ticket that is theirs by the rule above. A
+phase event's reason is `project_work`; its context carries the project (`id`, `name`,
+`company`, `board`, `status`) and whether the phase's scheduled start has passed, and
+its fingerprint covers the phase's `lastUpdated` and that context, so a renamed project
+or a phase that has started is published again.
 """
 
 from __future__ import annotations
@@ -48,9 +50,14 @@ PATHS: Final = {
     Entity.SCHEDULE_ENTRY: "schedule/entries",
 }
 PROJECTS_PATH: Final = "project/projects"
-# Enough to decide assignment and notice changes, for the reconciliation's cheap listing.
-IDS_ONLY_FIELDS: Final = ("id", "_info/lastUpdated")
-# What a phase task needs of its project, and whether the project is open.
+PHASE_STATUSES_PATH: Final = "project/phaseStatuses"
+# Enough to notice changes (and, for project tickets, their project), for the
+# reconciliation's cheap listing.
+IDS_ONLY_FIELDS: Final = {
+    Entity.SERVICE_TICKET: ("id", "_info/lastUpdated"),
+    Entity.PROJECT_TICKET: ("id", "_info/lastUpdated", "project/id"),
+}
+# Whether a project is open, and what a phase task shows of it.
 PROJECT_FIELDS: Final = ("id", "name", "closedFlag", "company", "board", "status")
 PROJECT_WORK: Final = "project_work"
 
@@ -122,13 +129,18 @@ def assigned_open_tickets(member: str, schedule_ticket_ids: Collection[int] = ()
     return all_of(F("closedFlag").eq(False), any_of(*mine))
 
 
-def changed_tickets(member: str, since: datetime, watched_ids: Collection[int]) -> Condition:
+def changed_tickets(
+    member: str, since: datetime, watched_ids: Collection[int], named_ids: Collection[int] = ()
+) -> Condition:
     """Tickets changed since `since` that are the member's now or were before (`watched`):
-    closed, reassigned-away ones come back too, so they can be tombstoned."""
+    closed, reassigned-away ones come back too, so they can be tombstoned. `named` tickets
+    come back whatever their `lastUpdated` (their schedule changed, or a webhook named
+    them), so one listing serves both."""
     mine = _mine(member)
     if watched_ids:
         mine.append(F("id").in_(sorted(watched_ids)))
-    return all_of(F("_info/lastUpdated") > since, any_of(*mine))
+    changed = all_of(F("_info/lastUpdated") > since, any_of(*mine))
+    return any_of(changed, F("id").in_(sorted(named_ids))) if named_ids else changed
 
 
 def tickets_by_id(ids: Collection[int]) -> Condition:
@@ -139,8 +151,18 @@ def projects_by_id(ids: Collection[int]) -> Condition:
     return F("id").in_(sorted(ids))
 
 
-def open_phases() -> Condition:
-    return F("closedFlag").eq(False)
+def open_phases(closed_status_ids: Collection[int]) -> Condition | None:
+    """A phase's state is its status; None (every phase) when no phase status is closed."""
+    return F("status/id").not_in(sorted(closed_status_ids)) if closed_status_ids else None
+
+
+def open_tickets_of_projects(
+    member: str, schedule_ticket_ids: Collection[int], project_ids: Collection[int]
+) -> Condition:
+    """The member's open tickets in these projects (reopened ones)."""
+    return assigned_open_tickets(member, schedule_ticket_ids) & F("project/id").in_(
+        sorted(project_ids)
+    )
 
 
 def _member_schedule(member: str) -> list[Condition]:
@@ -149,11 +171,6 @@ def _member_schedule(member: str) -> list[Condition]:
 
 def open_schedule_entries(member: str) -> Condition:
     return all_of(*_member_schedule(member), F("doneFlag").eq(False))
-
-
-def changed_schedule_entries(member: str, since: datetime) -> Condition:
-    """Done ones included: an entry marked done takes its ticket away."""
-    return all_of(*_member_schedule(member), F("_info/lastUpdated") > since)
 
 
 # -- classification -----------------------------------------------------------------------
@@ -210,9 +227,13 @@ def assignment(
     member: str,
     schedule: Iterable[ScheduleEntry],
     closed_status_ids: Collection[int],
+    closed_project_ids: Collection[int] = (),
 ) -> Assignment | None:
-    """Why the open ticket is the member's, or None (closed, or not theirs)."""
+    """Why the open ticket is the member's, or None (closed, in a closed project, or not
+    theirs)."""
     if is_closed(ticket, closed_status_ids):
+        return None
+    if ref_id(ticket.get("project")) in closed_project_ids:
         return None
     reasons = []
     if _identifier(ticket.get("owner")) == member:
@@ -255,12 +276,23 @@ def phase_started(phase: Mapping[str, Any], now: datetime) -> bool:
     return start is not None and start <= now
 
 
+def project_closed(project: Mapping[str, Any] | None) -> bool:
+    """Only a project known to be closed; one out of sight (None) is not known closed."""
+    return project is not None and project.get("closedFlag") is True
+
+
 def phase_assignment(
-    phase: Mapping[str, Any], project: Mapping[str, Any] | None, worked_on: Collection[int]
+    phase: Mapping[str, Any],
+    project: Mapping[str, Any] | None,
+    worked_on: Collection[int],
+    closed_phase_status_ids: Collection[int],
 ) -> Assignment | None:
-    """Why the phase is the member's, or None: it is closed, its project is closed or
-    gone (None), it is not that project's, or the member does not work on the project."""
-    if project is None or phase.get("closedFlag") is True or project.get("closedFlag") is True:
+    """Why the phase is the member's, or None: its status is closed, its project is
+    closed or gone (None), it is not that project's, or the member does not work on the
+    project."""
+    if project is None or project_closed(project):
+        return None
+    if ref_id(phase.get("status")) in closed_phase_status_ids:
         return None
     project_id = ref_id(project)
     if project_id is None or project_id not in worked_on:

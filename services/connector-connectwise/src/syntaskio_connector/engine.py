@@ -1,26 +1,38 @@
-"""One sync run for one integration: schedule entries first (they assign tickets), then
-service and project tickets, each in the mode its cursor calls for, then the phases of
-the projects the member works on.
+"""One sync run for one integration: the member's open schedule entries first (they
+assign tickets), then service and project tickets, each in the mode its cursor calls
+for, then the state of the projects the member's project tickets are in and — when the
+connection asks for them (`SyncOptions.project_phases`) — the open phases of those
+projects.
 
 Per entity and page: classify each record (`assignment.py`), publish the raw events for
 what changed or left, wait for Kafka's acks, then record the page (`tracking.py`). A run
 that dies resumes after its last recorded page.
 
-Phases: the member works on the projects of their tracked project tickets (see
-`assignment.py`). A project's state (`project/projects`, `id in (…)`, a few fields) and
-its open phases (`project/projects/{id}/phases`, `closedFlag = false`) are read together
-at most once per `SyncPolicy.phase_refresh`, and at once for a project newly worked on or
-named in `Changed.projects`; per project, the events are published and then the phases
-and the time recorded, so a crash redoes at most that project. Phases that closed or
-went, and every phase of a project that closed, went, or the member no longer works on,
-are tombstoned. An unchanged scheduled run within the interval asks nothing for phases.
+Schedule entries: a member's open "S" entries are few, so every run lists all of them
+(one request per 1000). An entry that is done, deleted or given to someone else is no
+longer listed, so its ticket is looked at again in the same run, not at the hourly
+reconciliation. Tickets whose schedule changed are asked for inside that run's ticket
+listing (`… or id in (…)`), which costs no request of its own; the schedule's new state
+is recorded after the tickets, so a crash in between compares again.
+
+Projects: a project ticket is not open work while its project is closed. The state of
+each project the member's open tickets are in (`project/projects`, `id in (…)`, a few
+fields, one request per 100 projects) is read when a ticket of it is first seen, when a
+`Project` callback names it, and otherwise at most once per `SyncPolicy.project_refresh`.
+A project found closed takes its tickets off the dashboard; one found reopened has the
+member's tickets in it listed again.
+
+Phases (off by default): the open phases of the open projects the member works on are
+listed per project (`project/projects/{id}/phases`, `status/id not in (closed phase
+statuses)`) whenever the project's state is read, and at once for a project newly worked
+on; the phases of a project closed, gone or left are tombstoned without a request.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -30,6 +42,7 @@ from syntaskio_common import topics
 from syntaskio_common.connectwise import ConnectWiseClient
 from syntaskio_common.connectwise_conditions import Condition, F
 from syntaskio_common.events import KafkaRecord
+from syntaskio_common.integrations import SyncOptions
 from syntaskio_common.kafka import publish_all
 from syntaskio_common.task import parse_timestamp
 from syntaskio_connector.assignment import (
@@ -43,7 +56,6 @@ from syntaskio_connector.assignment import (
     ScheduleEntry,
     assigned_open_tickets,
     assignment,
-    changed_schedule_entries,
     changed_tickets,
     digest,
     fingerprint,
@@ -51,12 +63,14 @@ from syntaskio_connector.assignment import (
     open_phases,
     open_schedule_entries,
     open_schedule_entry,
+    open_tickets_of_projects,
     phase_assignment,
     phase_data,
     phase_fingerprint,
     phase_project,
     phase_started,
     phases_path,
+    project_closed,
     project_context,
     projects_by_id,
     ref_id,
@@ -66,15 +80,15 @@ from syntaskio_connector.assignment import (
     upserted_event,
     worked_on_projects,
 )
-from syntaskio_connector.metadata import MetadataCache, closed_status_ids
+from syntaskio_connector.metadata import MetadataCache, closed_phase_status_ids, closed_status_ids
 from syntaskio_connector.tracking import Mode, Progress, ProjectState, SyncTracking, Tracked
 
 # ids per targeted request: long lists go to `/search`, but stay a modest body.
 TARGETED_CHUNK = 500
-# Projects per state listing: short enough that `id in (…)` stays a GET (the client
-# moves long conditions to `…/search`, which ConnectWise offers for tickets, not for
-# projects).
+# Projects per state listing: short enough that `id in (…)` stays a GET (ConnectWise
+# offers `…/search` for tickets, not for projects).
 PROJECT_CHUNK = 100
+DEFAULT_OPTIONS = SyncOptions()
 
 
 class RawEventSink(Protocol):
@@ -106,8 +120,8 @@ class Changed:
 
     tickets: Mapping[Entity, frozenset[int]] = field(default_factory=dict)
     schedule: bool = False
-    # Projects whose state and phases are read again now, whatever `phase_refresh` says
-    # (only those the member works on).
+    # Projects whose state (and phases) are read again now, whatever `project_refresh`
+    # says (only those the member's open tickets are in).
     projects: frozenset[int] = frozenset()
 
     def __bool__(self) -> bool:
@@ -122,9 +136,22 @@ class SyncPolicy:
     overlap: timedelta = timedelta(minutes=5)
     reconcile_every: timedelta = timedelta(hours=1)
     page_size: int = 1000
-    # A project's state and phases are read at most this often (sooner when the member
-    # starts working on it, or it is named in `Changed.projects`).
-    phase_refresh: timedelta = timedelta(hours=1)
+    # A project's state (and phases) are read at most this often, sooner when a ticket of
+    # it is first seen or it is named in `Changed.projects`.
+    project_refresh: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class SchedulePlan:
+    """The member's schedule as listed, against what was tracked: recorded after the
+    tickets it touches (`ticket_ids`) have been looked at again."""
+
+    published: list[Tracked]
+    removed: list[int]
+    ticket_ids: frozenset[int]
+
+
+UNCHANGED_SCHEDULE = SchedulePlan([], [], frozenset())
 
 
 @dataclass
@@ -134,8 +161,13 @@ class _Run:
     client: ConnectWiseClient
     ref: IntegrationRef
     counts: RunCounts
+    options: SyncOptions
     schedule: list[ScheduleEntry] = field(default_factory=list)
     priorities: dict[int, dict[str, Any]] = field(default_factory=dict)
+    projects: dict[int, ProjectState] | None = None  # read from tracking when first needed
+    # Projects the project-ticket listing named; complete when `listed_all_projects`.
+    referenced_projects: set[int] = field(default_factory=set)
+    listed_all_projects: bool = False
 
     @property
     def schedule_ticket_ids(self) -> set[int]:
@@ -162,121 +194,102 @@ class IntegrationSync:
         *,
         reconcile: bool = False,
         changed: Changed = NOTHING_CHANGED,
+        options: SyncOptions = DEFAULT_OPTIONS,
     ) -> RunCounts:
-        """A scheduled run: each entity in its due mode (`reconcile` forces the id
-        listing), then whatever `changed` names is fetched again, then the phases of the
-        projects that are due."""
+        """A scheduled run: the schedule, then each ticket kind in its due mode
+        (`reconcile` forces the id listing) with whatever `changed` names, then the
+        projects (and phases) that are due."""
         await self._tracking.start_generation(ref)
-        run = _Run(client, ref, RunCounts())
-        rescheduled = await self._sync_schedule(run)
+        run = _Run(client, ref, RunCounts(), options)
+        plan = await self._list_schedule(run)
         run.priorities = await self._metadata.priorities(client, ref)
-        project_tickets: dict[int, Tracked] = {}
         for entity in TICKET_ENTITIES:
-            tracked = await self._sync_tickets(run, entity, reconcile=reconcile)
-            if ids := rescheduled | changed.tickets.get(entity, frozenset()):
-                await self._refetch(run, entity, tracked, ids)
-            if entity is Entity.PROJECT_TICKET:
-                project_tickets = tracked
-        await self._sync_phases(run, project_tickets, changed.projects, scheduled=True)
+            named = plan.ticket_ids | changed.tickets.get(entity, frozenset())
+            await self._sync_tickets(run, entity, named, reconcile=reconcile)
+        await self._save_schedule(run, plan)
+        await self._sync_projects(run, changed.projects, scheduled=True)
         return run.counts
 
     async def refresh(
-        self, client: ConnectWiseClient, ref: IntegrationRef, changed: Changed
+        self,
+        client: ConnectWiseClient,
+        ref: IntegrationRef,
+        changed: Changed,
+        options: SyncOptions = DEFAULT_OPTIONS,
     ) -> RunCounts:
         """Only what `changed` names (a webhook, a write-back): the named tickets are
         fetched by id, and the member's schedule listed again if it changed. When project
-        work may have changed (project tickets, the schedule, named projects), the phases
-        of named projects and of projects newly worked on are read, and those of projects
-        no longer worked on tombstoned; the others wait for their scheduled refresh."""
+        work may have changed, named projects (and projects newly worked on) are read;
+        the others wait for their scheduled refresh."""
         await self._tracking.start_generation(ref)
-        run = _Run(client, ref, RunCounts())
+        run = _Run(client, ref, RunCounts(), options)
         if changed.schedule:
-            rescheduled = await self._sync_schedule(run)
+            plan = await self._list_schedule(run)
         else:
-            rescheduled = set()
+            plan = UNCHANGED_SCHEDULE
             entries = await self._tracking.tracked(ref, Entity.SCHEDULE_ENTRY)
             run.schedule = [ScheduleEntry.from_data(t.data or {}) for t in entries.values()]
         run.priorities = await self._metadata.priorities(client, ref)
         for entity in TICKET_ENTITIES:
-            if ids := rescheduled | changed.tickets.get(entity, frozenset()):
+            if ids := plan.ticket_ids | changed.tickets.get(entity, frozenset()):
                 tracked = await self._tracking.tracked(ref, entity, ids)
-                await self._refetch(run, entity, tracked, ids)
-        if changed.projects or rescheduled or changed.tickets.get(Entity.PROJECT_TICKET):
-            project_tickets = await self._tracking.tracked(ref, Entity.PROJECT_TICKET)
-            await self._sync_phases(run, project_tickets, changed.projects, scheduled=False)
+                await self._fetch_named(run, entity, tracked, ids)
+        await self._save_schedule(run, plan)
+        if changed.projects or plan.ticket_ids or changed.tickets.get(Entity.PROJECT_TICKET):
+            await self._sync_projects(run, changed.projects, scheduled=False)
         return run.counts
 
     # -- schedule entries ---------------------------------------------------------------
 
-    async def _sync_schedule(self, run: _Run) -> set[int]:
-        """Bring the member's open "S" entries up to date; the ids of tickets whose
-        schedule changed (they are fetched again, as their assignment may have)."""
+    async def _list_schedule(self, run: _Run) -> SchedulePlan:
+        """List the member's open "S" entries in full; which tickets' schedule changed."""
         entity, member = Entity.SCHEDULE_ENTRY, run.ref.member_identifier
-        cursor = await self._tracking.cursor(run.ref, entity)
         tracked = await self._tracking.tracked(run.ref, entity)
-        progress = cursor.progress or self._new_progress(
-            # Open entries are few, so the full listing doubles as the reconciliation.
-            Mode.FULL
-            if cursor.since is None or self._reconcile_due(cursor.reconciled_at)
-            else Mode.INCREMENTAL,
-            cursor.since,
-        )
-        run.counts.modes[entity.value] = progress.mode.value
-        if progress.mode is Mode.FULL:
-            condition = open_schedule_entries(member)
-        else:
-            assert progress.since is not None
-            condition = changed_schedule_entries(member, progress.since)
-        changed_tickets: set[int] = set()
-        newest = cursor.since
-        async for page in self._listing(run, entity, condition, progress):
-            newest = _newest(newest, page)
-            published, removed, seen = [], [], []
+        entries: dict[int, ScheduleEntry] = {}
+        async for page in run.client.pages(
+            PATHS[entity],
+            conditions=open_schedule_entries(member),
+            forward_only=True,
+            page_size=self.policy.page_size,
+        ):
             for record in page:
-                record_id = int(record["id"])
-                entry, before = open_schedule_entry(record, member), tracked.get(record_id)
-                if entry is None:
-                    if before is not None:
-                        removed.append(record_id)
-                        changed_tickets.add(ScheduleEntry.from_data(before.data or {}).ticket_id)
-                    continue
-                version = digest(entry.as_data())
-                if before is not None and before.version == version:
-                    seen.append(record_id)
-                    continue
-                published.append(Tracked(record_id, version, entry.as_data()))
-                changed_tickets.add(entry.ticket_id)
-                if before is not None and before.data:
-                    changed_tickets.add(ScheduleEntry.from_data(before.data).ticket_id)
-            progress = _past(progress, page)
+                if (entry := open_schedule_entry(record, member)) is not None:
+                    entries[entry.id] = entry
+        run.counts.modes[entity.value] = Mode.FULL.value
+        run.schedule = list(entries.values())
+        published: list[Tracked] = []
+        tickets: set[int] = set()
+        for entry in entries.values():
+            before, version = tracked.get(entry.id), digest(entry.as_data())
+            if before is not None and before.version == version:
+                continue
+            published.append(Tracked(entry.id, version, entry.as_data()))
+            tickets.add(entry.ticket_id)
+            if before is not None and before.data:
+                tickets.add(ScheduleEntry.from_data(before.data).ticket_id)
+        gone = [t for entry_id, t in tracked.items() if entry_id not in entries]
+        tickets |= {ScheduleEntry.from_data(t.data or {}).ticket_id for t in gone}
+        return SchedulePlan(published, [t.id for t in gone], frozenset(tickets))
+
+    async def _save_schedule(self, run: _Run, plan: SchedulePlan) -> None:
+        if plan.published or plan.removed:
             await self._tracking.save_page(
                 run.ref,
-                entity,
-                published=published,
-                removed=removed,
-                seen=seen,
-                run_id=progress.run_id,
-                progress=progress,
+                Entity.SCHEDULE_ENTRY,
+                published=plan.published,
+                removed=plan.removed,
+                seen=[],
+                run_id="",
+                progress=None,
             )
-            for record_id in removed:
-                tracked.pop(record_id, None)
-            tracked.update({item.id: item for item in published})
-        if progress.mode is Mode.FULL:
-            gone = await self._tracking.unseen(run.ref, entity, progress.run_id)
-            changed_tickets |= {ScheduleEntry.from_data(t.data or {}).ticket_id for t in gone}
-            await self._tracking.forget(run.ref, entity, [t.id for t in gone])
-            for item in gone:
-                tracked.pop(item.id, None)
-        await self._tracking.finish(run.ref, entity, progress.mode, newest)
-        run.schedule = [ScheduleEntry.from_data(t.data or {}) for t in tracked.values()]
-        return changed_tickets
 
     # -- tickets ------------------------------------------------------------------------
 
     async def _sync_tickets(
-        self, run: _Run, entity: Entity, *, reconcile: bool
-    ) -> dict[int, Tracked]:
-        """Bring one ticket kind up to date; what is tracked for it afterwards."""
+        self, run: _Run, entity: Entity, named: Collection[int], *, reconcile: bool
+    ) -> None:
+        """Bring one ticket kind up to date. `named` tickets (their schedule changed, or
+        a webhook named them) are looked at whatever their `lastUpdated` says."""
         member = run.ref.member_identifier
         cursor = await self._tracking.cursor(run.ref, entity)
         tracked = await self._tracking.tracked(run.ref, entity)
@@ -289,21 +302,28 @@ class IntegrationSync:
         else:
             progress = self._new_progress(Mode.INCREMENTAL, cursor.since)
         run.counts.modes[entity.value] = progress.mode.value
+        resumed_after = progress.after_id
         if progress.mode is Mode.INCREMENTAL:
             assert progress.since is not None
             watched = set(tracked) | run.schedule_ticket_ids
-            condition = changed_tickets(member, progress.since, watched)
+            condition = changed_tickets(member, progress.since, watched, named)
         else:
+            # The listing of everything open and assigned covers the named tickets too.
             condition = assigned_open_tickets(member, run.schedule_ticket_ids)
-        fields = IDS_ONLY_FIELDS if progress.mode is Mode.RECONCILE else None
+        fields = IDS_ONLY_FIELDS[entity] if progress.mode is Mode.RECONCILE else None
         newest = cursor.since
+        listed: set[int] = set()
         async for page in self._listing(run, entity, condition, progress, fields):
             progress = _past(progress, page)
+            listed.update(int(r["id"]) for r in page)
+            if entity is Entity.PROJECT_TICKET:
+                run.referenced_projects.update(_projects_of(page))
             if progress.mode is Mode.RECONCILE:
                 unchanged = {
                     int(r["id"])
                     for r in page
-                    if (t := tracked.get(int(r["id"]))) is not None
+                    if int(r["id"]) not in named
+                    and (t := tracked.get(int(r["id"]))) is not None
                     and (t.data or {}).get("last_updated") == last_updated(r)
                 }
                 stale = [int(r["id"]) for r in page if int(r["id"]) not in unchanged]
@@ -312,17 +332,24 @@ class IntegrationSync:
             else:
                 newest = _newest(newest, page)
                 await self._apply(run, entity, tracked, page, progress)
-        if progress.mode is not Mode.INCREMENTAL:
+        if progress.mode is Mode.INCREMENTAL:
+            # A named ticket the listing did not return no longer exists.
+            gone = [
+                tracked[i]
+                for i in sorted(named)
+                if i in tracked and i not in listed and i > resumed_after
+            ]
+        else:
             gone = await self._tracking.unseen(run.ref, entity, progress.run_id)
-            await self._tombstone(run, entity, tracked, gone)
+            run.listed_all_projects |= entity is Entity.PROJECT_TICKET
+        await self._tombstone(run, entity, tracked, gone)
         await self._tracking.finish(run.ref, entity, progress.mode, newest)
-        return tracked
 
-    async def _refetch(
+    async def _fetch_named(
         self, run: _Run, entity: Entity, tracked: dict[int, Tracked], ids: Collection[int]
     ) -> None:
-        """Look at these tickets again whatever their `lastUpdated` (their schedule
-        changed, or a webhook said so); tracked ones that are gone are tombstoned."""
+        """Look at these tickets again whatever their `lastUpdated` (a targeted run);
+        tracked ones that are gone are tombstoned."""
         bodies = await self._fetch_by_id(run, entity, sorted(ids))
         await self._apply(run, entity, tracked, bodies, None)
         found = {int(record["id"]) for record in bodies}
@@ -345,6 +372,9 @@ class IntegrationSync:
             run.client, run.ref, filter(None, (ref_id(r.get("board")) for r in records))
         )
         closed = closed_status_ids(statuses)
+        closed_projects: set[int] = set()
+        if entity is Entity.PROJECT_TICKET:
+            closed_projects = await self._closed_projects(run, _projects_of(records))
         member, now = run.ref.member_identifier, datetime.now(UTC)
         events: list[KafkaRecord] = []
         published: list[Tracked] = []
@@ -353,7 +383,7 @@ class IntegrationSync:
         for record in records:
             record_id = int(record["id"])
             before = tracked.get(record_id)
-            assigned = assignment(record, member, run.schedule, closed)
+            assigned = assignment(record, member, run.schedule, closed, closed_projects)
             if assigned is None:
                 if before is not None:
                     events.append(
@@ -409,62 +439,167 @@ class IntegrationSync:
         for item in gone:
             tracked.pop(item.id, None)
 
+    # -- projects -----------------------------------------------------------------------
+
+    async def _project_states(self, run: _Run) -> dict[int, ProjectState]:
+        if run.projects is None:
+            run.projects = await self._tracking.projects(run.ref)
+        return run.projects
+
+    async def _closed_projects(self, run: _Run, project_ids: set[int]) -> set[int]:
+        """Which of these projects are closed; those never read before are read first."""
+        states = await self._project_states(run)
+        if unknown := sorted(project_ids - states.keys()):
+            await self._read_projects(run, unknown)
+        return {p for p in project_ids if project_closed(states[p].project)}
+
+    async def _read_projects(
+        self, run: _Run, ids: list[int]
+    ) -> list[tuple[ProjectState | None, ProjectState]]:
+        """Read the projects' state and record it; each project's state before and after."""
+        states = await self._project_states(run)
+        found: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(ids), PROJECT_CHUNK):
+            async for page in run.client.pages(
+                PROJECTS_PATH,
+                conditions=projects_by_id(ids[start : start + PROJECT_CHUNK]),
+                fields=PROJECT_FIELDS,
+                page_size=self.policy.page_size,
+            ):
+                found.update({int(p["id"]): p for p in page})
+        now = datetime.now(UTC)
+        changes = []
+        for project_id in ids:
+            before = states.get(project_id)
+            after = ProjectState(
+                project_id, found.get(project_id), now, before.phases_at if before else None
+            )
+            states[project_id] = after
+            changes.append((before, after))
+        await self._tracking.save_projects(run.ref, [after for _, after in changes])
+        return changes
+
+    async def _sync_projects(self, run: _Run, named: Collection[int], *, scheduled: bool) -> None:
+        """Read the projects that are due (the module docstring says when); take the
+        tickets of projects found closed off the dashboard and list the member's tickets
+        of projects found reopened; then the phases."""
+        entity = Entity.PROJECT_TICKET
+        states = await self._project_states(run)
+        tickets = await self._backfill_projects(run, await self._tracking.tracked(run.ref, entity))
+        worked_on = worked_on_projects(t.data for t in tickets.values())
+        if run.listed_all_projects:
+            # The full listing named every project the member's open tickets are in.
+            unused = [p for p in states if p not in worked_on | run.referenced_projects]
+            await self._tracking.forget_projects(run.ref, unused)
+            for project_id in unused:
+                del states[project_id]
+        now, every = datetime.now(UTC), self.policy.project_refresh
+        due = sorted(
+            p
+            for p in states.keys() | worked_on
+            if p not in states
+            or p in named
+            or (scheduled and _refresh_due(states[p].checked_at, now, every))
+        )
+        changes = await self._read_projects(run, due) if due else []
+        closed = {a.project_id for _, a in changes if project_closed(a.project)}
+        reopened = {
+            a.project_id
+            for b, a in changes
+            if b is not None and project_closed(b.project) and not project_closed(a.project)
+        }
+        gone = [t for t in tickets.values() if (t.data or {}).get("project_id") in closed]
+        await self._tombstone(run, entity, tickets, gone)
+        if reopened:
+            await self._list_reopened(run, tickets, reopened)
+        worked_on = worked_on_projects(t.data for t in tickets.values())
+        await self._sync_phases(run, worked_on, {a.project_id for _, a in changes})
+
+    async def _list_reopened(
+        self, run: _Run, tickets: dict[int, Tracked], project_ids: Collection[int]
+    ) -> None:
+        """The member's open tickets of reopened projects: unchanged themselves, so no
+        "changed since" listing returns them."""
+        entity = Entity.PROJECT_TICKET
+        condition = open_tickets_of_projects(
+            run.ref.member_identifier, run.schedule_ticket_ids, project_ids
+        )
+        records: list[dict[str, Any]] = []
+        async for page in run.client.pages(
+            PATHS[entity], conditions=condition, forward_only=True, page_size=self.policy.page_size
+        ):
+            records.extend(page)
+        await self._apply(run, entity, tickets, records, None)
+
+    async def _backfill_projects(
+        self, run: _Run, project_tickets: dict[int, Tracked]
+    ) -> dict[int, Tracked]:
+        """Project tickets tracked before their project was kept: their projects, asked
+        once (id and project only) and kept from then on."""
+        missing = sorted(
+            i for i, t in project_tickets.items() if "project_id" not in (t.data or {})
+        )
+        if not missing:
+            return project_tickets
+        entity = Entity.PROJECT_TICKET
+        found = {
+            int(r["id"]): ref_id(r.get("project"))
+            for r in await self._fetch_by_id(run, entity, missing, fields=("id", "project"))
+        }
+        data = {i: {**(project_tickets[i].data or {}), "project_id": found.get(i)} for i in missing}
+        await self._tracking.set_data(run.ref, entity, data)
+        return project_tickets | {
+            i: Tracked(i, project_tickets[i].version, data[i]) for i in missing
+        }
+
     # -- project phases -----------------------------------------------------------------
 
-    async def _sync_phases(
-        self,
-        run: _Run,
-        project_tickets: dict[int, Tracked],
-        forced: Collection[int],
-        *,
-        scheduled: bool,
-    ) -> None:
-        """Bring the phases of the member's projects up to date (the module docstring
-        says when each project is read). `project_tickets`: the tracked project tickets,
-        which name the projects the member works on."""
+    async def _sync_phases(self, run: _Run, worked_on: set[int], just_read: set[int]) -> None:
+        """With phases on, list the open phases of open projects worked on whose state was
+        just read or whose phases were never listed; tombstone the phases of projects
+        closed, gone or left (all of them, with phases off)."""
         entity = Entity.PROJECT_PHASE
-        project_tickets = await self._backfill_projects(run, project_tickets)
-        worked_on = worked_on_projects(t.data for t in project_tickets.values())
-        known = await self._tracking.projects(run.ref)
+        states = await self._project_states(run)
         tracked = await self._tracking.tracked(run.ref, entity)
-        # Projects the member no longer works on: their phases leave, at no cost.
-        left = [t for t in tracked.values() if phase_project(t.data) not in worked_on]
+        open_projects = {
+            p
+            for p in worked_on
+            if p in states
+            and states[p].project is not None
+            and not project_closed(states[p].project)
+        }
+        if not run.options.project_phases:
+            open_projects = set()
+        left = [t for t in tracked.values() if phase_project(t.data) not in open_projects]
         await self._tombstone(run, entity, tracked, left)
-        await self._tracking.forget_projects(run.ref, [p for p in known if p not in worked_on])
-        now = datetime.now(UTC)
-        due = sorted(
-            project_id
-            for project_id in worked_on
-            if project_id in forced
-            or (state := known.get(project_id)) is None
-            or (scheduled and _refresh_due(state, now, self.policy.phase_refresh))
-        )
+        due = sorted(p for p in open_projects if p in just_read or states[p].phases_at is None)
         if not due:
             return
         run.counts.modes[entity.value] = Mode.FULL.value
-        projects = await self._list_projects(run, due)
+        statuses = await self._metadata.phase_statuses(run.client, run.ref)
+        closed = closed_phase_status_ids(statuses)
         for project_id in due:
-            await self._sync_project_phases(
-                run, tracked, project_id, projects.get(project_id), worked_on
-            )
+            await self._sync_project_phases(run, tracked, states[project_id], worked_on, closed)
 
     async def _sync_project_phases(
         self,
         run: _Run,
         tracked: dict[int, Tracked],
-        project_id: int,
-        project: dict[str, Any] | None,
+        state: ProjectState,
         worked_on: Collection[int],
+        closed_statuses: Collection[int],
     ) -> None:
-        """One project's open phases (none asked for when the project is closed or gone):
-        publish what changed or left, then record the phases and the time."""
+        """One open project's open phases: publish what changed or left, then record the
+        phases and the time."""
         entity, now = Entity.PROJECT_PHASE, datetime.now(UTC)
+        project_id, project = state.project_id, state.project or {}
         records: list[dict[str, Any]] = []
-        if project is not None and project.get("closedFlag") is not True:
-            async for page in run.client.pages(
-                phases_path(project_id), conditions=open_phases(), page_size=self.policy.page_size
-            ):
-                records.extend(page)
+        async for page in run.client.pages(
+            phases_path(project_id),
+            conditions=open_phases(closed_statuses),
+            page_size=self.policy.page_size,
+        ):
+            records.extend(page)
         events: list[KafkaRecord] = []
         published: list[Tracked] = []
         removed: list[int] = []
@@ -473,8 +608,8 @@ class IntegrationSync:
             phase_id = int(phase["id"])
             listed.add(phase_id)
             before = tracked.get(phase_id)
-            assigned = phase_assignment(phase, project, worked_on)
-            if assigned is None or project is None:
+            assigned = phase_assignment(phase, project, worked_on, closed_statuses)
+            if assigned is None:
                 if before is not None:
                     removed.append(phase_id)
                 continue
@@ -506,48 +641,15 @@ class IntegrationSync:
             run_id="",
             progress=None,
         )
-        await self._tracking.save_project(run.ref, ProjectState(project_id, project, now))
+        phases_read = replace(state, phases_at=now)
+        await self._tracking.save_projects(run.ref, [phases_read])
+        (await self._project_states(run))[project_id] = phases_read
         run.counts.fetched += len(records)
         run.counts.published += len(published)
         run.counts.tombstoned += len(removed)
         for phase_id in removed:
             tracked.pop(phase_id, None)
         tracked.update({item.id: item for item in published})
-
-    async def _list_projects(self, run: _Run, ids: list[int]) -> dict[int, dict[str, Any]]:
-        """The projects' state, a few fields each; a project missing from the answer is
-        gone (or out of the member's sight)."""
-        projects: dict[int, dict[str, Any]] = {}
-        for start in range(0, len(ids), PROJECT_CHUNK):
-            async for page in run.client.pages(
-                PROJECTS_PATH,
-                conditions=projects_by_id(ids[start : start + PROJECT_CHUNK]),
-                fields=PROJECT_FIELDS,
-                page_size=self.policy.page_size,
-            ):
-                projects.update({int(p["id"]): p for p in page})
-        return projects
-
-    async def _backfill_projects(
-        self, run: _Run, project_tickets: dict[int, Tracked]
-    ) -> dict[int, Tracked]:
-        """Project tickets tracked before their project was kept: their projects, asked
-        once (id and project only) and kept from then on."""
-        missing = sorted(
-            i for i, t in project_tickets.items() if "project_id" not in (t.data or {})
-        )
-        if not missing:
-            return project_tickets
-        entity = Entity.PROJECT_TICKET
-        found = {
-            int(r["id"]): ref_id(r.get("project"))
-            for r in await self._fetch_by_id(run, entity, missing, fields=("id", "project"))
-        }
-        data = {i: {**(project_tickets[i].data or {}), "project_id": found.get(i)} for i in missing}
-        await self._tracking.set_data(run.ref, entity, data)
-        return project_tickets | {
-            i: Tracked(i, project_tickets[i].version, data[i]) for i in missing
-        }
 
     # -- listing ------------------------------------------------------------------------
 
@@ -596,8 +698,12 @@ class IntegrationSync:
         )
 
 
-def _refresh_due(state: ProjectState, now: datetime, every: timedelta) -> bool:
-    return state.phases_at is None or now - state.phases_at >= every
+def _refresh_due(checked_at: datetime | None, now: datetime, every: timedelta) -> bool:
+    return checked_at is None or now - checked_at >= every
+
+
+def _projects_of(tickets: Collection[Mapping[str, Any]]) -> set[int]:
+    return {p for t in tickets if (p := ref_id(t.get("project"))) is not None}
 
 
 def _past(progress: Progress, page: list[dict[str, Any]]) -> Progress:

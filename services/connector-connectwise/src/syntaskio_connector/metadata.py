@@ -1,5 +1,6 @@
-"""ConnectWise metadata a ticket only points at — board statuses (which are closed) and
-priorities (their sort order) — cached per integration in `connectwise_metadata` with a
+"""ConnectWise metadata a record only points at — board statuses (which are closed),
+priorities (their sort order) and, when phases are synced, phase statuses (which are
+closed) — cached per integration in `connectwise_metadata` with a
 time to live, so a sync asks for each at most once per TTL instead of once per ticket."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from syntaskio_common.connectwise import ConnectWiseClient
 from syntaskio_common.mongo import Document
-from syntaskio_connector.assignment import IntegrationRef
+from syntaskio_connector.assignment import PHASE_STATUSES_PATH, IntegrationRef
 
 # Housekeeping only: an entry older than its TTL is refetched either way.
 _KEEP_UNUSED = timedelta(days=7)
@@ -50,6 +51,11 @@ class MetadataCache:
         self, client: ConnectWiseClient, ref: IntegrationRef
     ) -> dict[int, dict[str, Any]]:
         return _by_id(await self._cached(client, ref, "priorities", "service/priorities"))
+
+    async def phase_statuses(
+        self, client: ConnectWiseClient, ref: IntegrationRef
+    ) -> dict[int, dict[str, Any]]:
+        return _by_id(await self._cached(client, ref, "phase_statuses", PHASE_STATUSES_PATH))
 
     async def _cached(
         self,
@@ -91,3 +97,7 @@ def closed_status_ids(statuses: Mapping[int, Mapping[int, Mapping[str, Any]]]) -
         for status_id, status in board.items()
         if status.get("closedStatus") is True
     }
+
+
+def closed_phase_status_ids(statuses: Mapping[int, Mapping[str, Any]]) -> set[int]:
+    return {status_id for status_id, status in statuses.items() if status.get("closedFlag") is True}

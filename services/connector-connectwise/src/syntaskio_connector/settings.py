@@ -16,9 +16,10 @@ class ConnectorSettings(ConnectWiseEgressSettings):
     sync_overlap_seconds: float = Field(default=300.0, ge=0)
     reconcile_interval_seconds: float = Field(default=3600.0, gt=0)
     metadata_ttl_seconds: float = Field(default=3600.0, gt=0)
-    # A project's phases are listed at most this often (one request per project the
-    # member works on; sooner when a Project callback names it).
-    phase_refresh_seconds: float = Field(default=3600.0, ge=0)
+    # The state of the projects the member's tickets are in (one request per 100) — and,
+    # with phases on, their phases (one request per project) — is read at most this
+    # often; sooner when a Project callback names a project.
+    project_refresh_seconds: float = Field(default=3600.0, ge=0)
     connectwise_requests_per_hour: int = Field(default=1000, ge=1)
     sync_lease_seconds: float = Field(default=120.0, gt=0)
     # Where ConnectWise can reach this service's webhook receiver (scheme, host and any

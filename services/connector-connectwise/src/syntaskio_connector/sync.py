@@ -35,6 +35,7 @@ from syntaskio_connector.assignment import TICKET_ENTITIES, IntegrationRef
 from syntaskio_connector.budget import SyncDeferred
 from syntaskio_connector.engine import NOTHING_CHANGED, Changed, IntegrationSync, RunCounts
 from syntaskio_connector.jobs import SyncJobs
+from syntaskio_connector.options import SyncOptionsStore
 from syntaskio_connector.webhooks import WebhookRegistrations
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class SyncRunner:
     engine: IntegrationSync
     jobs: SyncJobs
     webhooks: WebhookRegistrations
+    options: SyncOptionsStore
 
     async def run(
         self,
@@ -64,12 +66,13 @@ class SyncRunner:
             return None
         job = await self.jobs.start(lease.tenant_id, integration_id, trigger)
         client = self.access.client(lease)
+        options = await self.options.get(integration_id)
 
         async def work(client: ConnectWiseClient, ref: IntegrationRef) -> RunCounts:
             if full:
                 await self.webhooks.ensure(client, ref)
-                return await self.engine.run(client, ref, changed=changed)
-            return await self.engine.refresh(client, ref, changed)
+                return await self.engine.run(client, ref, changed=changed, options=options)
+            return await self.engine.refresh(client, ref, changed, options)
 
         try:
             try:

@@ -1,8 +1,8 @@
 """What the connector has published per integration and entity (`sync_records`), and
 where each entity's sync stands (`sync_cursors`): the `lastUpdated` cursor, when it was
-last reconciled, and the progress of a listing under way. Project phases are synced per
-project instead: `sync_projects` holds, per project the member works on, the project as
-last read (None: not found) and when its phases were last listed.
+last reconciled, and the progress of a listing under way. `sync_projects` holds, per
+project the member's open tickets are in, the project as last read (None: not found),
+when it was read and when its phases were last listed (only when phases are synced).
 
 Everything here is written only after the events it describes are durable in Kafka, and
 after every page, so a crash resumes from the last page instead of starting over (and
@@ -41,7 +41,8 @@ class Tracked:
 class ProjectState:
     project_id: int
     project: dict[str, Any] | None  # as last listed (`PROJECT_FIELDS`); None: not found
-    phases_at: datetime | None  # when its phases were last listed (or found closed)
+    checked_at: datetime | None  # when the project was last read
+    phases_at: datetime | None = None  # when its phases were last listed
 
 
 @dataclass(frozen=True)
@@ -213,26 +214,35 @@ class SyncTracking:
         cursor = self._projects.find({"integration_id": ref.integration_id})
         return {
             int(doc["project_id"]): ProjectState(
-                int(doc["project_id"]), doc.get("project"), doc.get("phases_at")
+                int(doc["project_id"]),
+                doc.get("project"),
+                doc.get("checked_at"),
+                doc.get("phases_at"),
             )
             async for doc in cursor
         }
 
-    async def save_project(self, ref: IntegrationRef, state: ProjectState) -> None:
-        await self._projects.update_one(
-            {"_id": _project_id(ref, state.project_id)},
-            {
-                "$set": {
-                    "tenant_id": ref.tenant_id,
-                    "integration_id": ref.integration_id,
-                    "generation": ref.generation,
-                    "project_id": state.project_id,
-                    "project": state.project,
-                    "phases_at": state.phases_at,
-                }
-            },
-            upsert=True,
-        )
+    async def save_projects(self, ref: IntegrationRef, states: Collection[ProjectState]) -> None:
+        writes = [
+            UpdateOne(
+                {"_id": _project_id(ref, state.project_id)},
+                {
+                    "$set": {
+                        "tenant_id": ref.tenant_id,
+                        "integration_id": ref.integration_id,
+                        "generation": ref.generation,
+                        "project_id": state.project_id,
+                        "project": state.project,
+                        "checked_at": state.checked_at,
+                        "phases_at": state.phases_at,
+                    }
+                },
+                upsert=True,
+            )
+            for state in states
+        ]
+        if writes:
+            await self._projects.bulk_write(writes, ordered=False)
 
     async def forget_projects(self, ref: IntegrationRef, ids: Collection[int]) -> None:
         if ids:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -15,11 +15,14 @@ class Ports:
     sandbox: int = 8090
     broker: int = 9092
     database: int = 27017
+    # A second ConnectWise company for tests that need data of their own (a member with
+    # more tickets than the shared seed has); started only when a test asks for it.
+    second_sandbox: int = 8091
 
     @classmethod
     def free(cls) -> Ports:
         """Ports nobody is using right now (tests run beside a `make run`)."""
-        return cls(*(_free_port() for _ in range(7)))
+        return cls(*(_free_port() for _ in fields(cls)))
 
 
 def _free_port() -> int:

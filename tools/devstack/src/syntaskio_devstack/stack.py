@@ -87,7 +87,16 @@ class EmbeddedStack:
     @property
     def sandbox_site(self) -> str:
         """What a user types as their ConnectWise site for the sandbox."""
-        return f"127.0.0.1:{self.config.ports.sandbox}"
+        return self.site_of("sandbox")
+
+    def site_of(self, sandbox: str) -> str:
+        return f"127.0.0.1:{getattr(self.config.ports, sandbox)}"
+
+    @property
+    def connectwise_sites(self) -> list[str]:
+        """The sites the services may reach: the sandbox, and in tests a second one."""
+        sandboxes = ["sandbox", "second_sandbox"] if self.config.environment == "test" else []
+        return [self.site_of(name) for name in sandboxes or ["sandbox"]]
 
     def service_env(self, name: str) -> dict[str, str]:
         ports = self.config.ports
@@ -123,7 +132,7 @@ class EmbeddedStack:
         if name in ("auth", "connector"):
             # The sandbox is plain HTTP on loopback: allowed for local development only.
             env |= {
-                "CONNECTWISE_ALLOWED_HOSTS": self.sandbox_site,
+                "CONNECTWISE_ALLOWED_HOSTS": ",".join(self.connectwise_sites),
                 "CONNECTWISE_ALLOW_PRIVATE_NETWORK": "true",
                 "CONNECTWISE_ALLOW_HTTP": "true",
             }
@@ -193,9 +202,9 @@ class EmbeddedStack:
             "CW_SANDBOX_OAUTH_REDIRECT_URIS": self.oauth_redirect_uri,
         }
 
-    def sandbox(self) -> ManagedProcess:
+    def sandbox(self, name: str = "sandbox", tickets: int | None = None) -> ManagedProcess:
         return ManagedProcess(
-            "sandbox",
+            name,
             [
                 sys.executable,
                 "-m",
@@ -203,15 +212,15 @@ class EmbeddedStack:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(self.config.ports.sandbox),
+                str(getattr(self.config.ports, name)),
                 "--tickets",
-                str(self.config.sandbox_tickets),
+                str(self.config.sandbox_tickets if tickets is None else tickets),
                 "--seed",
                 str(self.config.sandbox_seed),
             ],
-            self._log("sandbox"),
+            self._log(name),
             env=self.sandbox_env(),
-            ready_url=f"{self.url('sandbox')}/_sandbox/health",
+            ready_url=f"{self.url(name)}/_sandbox/health",
         )
 
     def service(self, name: str) -> ManagedProcess:
@@ -235,6 +244,9 @@ class EmbeddedStack:
 
     def start_sandbox(self) -> None:
         self.start_all([self.sandbox()])
+
+    def start_second_sandbox(self, tickets: int) -> None:
+        self.start_all([self.sandbox("second_sandbox", tickets)])
 
     def start_services(self) -> None:
         self.start_all([self.service(name) for name in SERVICES])

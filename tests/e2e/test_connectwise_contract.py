@@ -1,0 +1,199 @@
+"""The connector against the contract-checking sandbox, end to end on the real broker and
+database, in a ConnectWise company of its own (a second sandbox): a member whose
+scheduled tickets fill more than one search page sees every one of them; closing a
+project takes its tickets off the dashboard; a schedule entry finished or deleted takes
+its ticket on the next scheduled run; no sync job fails; and the connector never sends a
+request the documented contract refuses."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from contract_checks import assert_no_contract_violations
+from e2e_helpers import dashboard_tasks, eventually, jobs, signed_in
+
+from syntaskio_devstack.stack import DEV_CONNECTWISE_CLIENT_ID, EmbeddedStack
+
+MEMBER = "kbrown"
+TENANT = "contract-msp"
+SCHEDULED = 1_200  # more than one page (1000) of schedule entries and of search results
+
+
+class Company:
+    """The second sandbox: its admin API and its ConnectWise API as the member."""
+
+    def __init__(self, system: EmbeddedStack) -> None:
+        self.url = system.url("second_sandbox")
+        self.site = system.site_of("second_sandbox")
+        self.admin = httpx.Client(base_url=f"{self.url}/_sandbox", timeout=30)
+        keys = self.admin.get("/api-keys").json()
+        self.keys: dict[str, Any] = next(k for k in keys if k["member_identifier"] == MEMBER)
+        self.scheduled: set[int] = set()  # tickets the member holds by a schedule entry only
+        info = httpx.get(f"{self.url}/login/companyinfo/{self.keys['company_id']}").json()
+        self.api = httpx.Client(
+            base_url=f"{self.url}/{info['Codebase']}apis/3.0/",
+            auth=(f"{self.keys['company_id']}+{self.keys['public_key']}", self.keys["private_key"]),
+            headers={"clientId": DEV_CONNECTWISE_CLIENT_ID},
+            timeout=30,
+        )
+
+    def listing(self, path: str, conditions: str) -> list[dict[str, Any]]:
+        """Every page, by number, as the documented list paging goes."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = self.api.get(
+                path, params={"conditions": conditions, "pageSize": 1000, "page": page}
+            )
+            response.raise_for_status()
+            found += response.json()
+            if 'rel="next"' not in response.headers.get("Link", ""):
+                return found
+            page += 1
+
+    def assigned_open_ticket_ids(self) -> set[str]:
+        """Worked out here from the sandbox's answers: open tickets the member owns, is a
+        resource on or has an open "S" entry for, except those of closed projects."""
+        entries = self.listing(
+            "schedule/entries",
+            f'type/identifier = "S" and member/identifier = "{MEMBER}" and doneFlag = false',
+        )
+        scheduled = {e["objectId"] for e in entries}
+        closed = {p["id"] for p in self.listing("project/projects", "closedFlag = true")}
+        mine = set()
+        for path in ("service/tickets", "project/tickets"):
+            for ticket in self.listing(path, "closedFlag = false"):
+                if ticket.get("project", {}).get("id") in closed:
+                    continue
+                owner = (ticket.get("owner") or {}).get("identifier")
+                resources = [r.strip() for r in ticket.get("resources", "").split(",")]
+                if owner == MEMBER or MEMBER in resources or ticket["id"] in scheduled:
+                    mine.add(str(ticket["id"]))
+        return mine
+
+    def requests(self) -> dict[str, int]:
+        """What the member's keys (the connector's) asked, by endpoint."""
+        callers = self.admin.get("/stats").json()["by_caller"]
+        counts: dict[str, int] = callers[f"{self.keys['company_id']}+{self.keys['public_key']}"][
+            "by_path"
+        ]
+        return counts
+
+
+@pytest.fixture(scope="module")
+def company(system: EmbeddedStack) -> Iterator[Company]:
+    system.start_second_sandbox(tickets=2_000)
+    company = Company(system)
+    # Schedule the member on tickets that are theirs by nothing else, before connecting
+    # (so no callback is registered yet and none fires).
+    held = company.assigned_open_ticket_ids()
+    free = [
+        t["id"]
+        for t in company.listing("service/tickets", "closedFlag = false")
+        if str(t["id"]) not in held
+    ]
+    assert len(free) >= SCHEDULED
+    for ticket_id in free[:SCHEDULED]:
+        created = company.admin.post(
+            "/schedule-entries", json={"objectId": ticket_id, "member": MEMBER, "type": "S"}
+        )
+        assert created.status_code == 201, created.text
+        company.scheduled.add(ticket_id)
+    yield company
+    assert_no_contract_violations(company.url)
+    system.processes["second_sandbox"].stop()
+
+
+@pytest.fixture(scope="module")
+def kelly(system: EmbeddedStack, company: Company) -> Iterator[tuple[httpx.Client, str]]:
+    with signed_in(system, f"kelly-{uuid.uuid4().hex[:6]}@contract-msp.example", TENANT) as client:
+        connected = client.post(
+            "/api/v1/integrations/connectwise/api-key",
+            json={
+                "site": f"http://{company.site}",
+                "company_id": company.keys["company_id"],
+                "public_key": company.keys["public_key"],
+                "private_key": company.keys["private_key"],
+            },
+        )
+        assert connected.status_code == 201, connected.text
+        yield client, connected.json()["id"]
+        # Before its ConnectWise goes away with the module.
+        disconnected = client.delete(f"/api/v1/integrations/{connected.json()['id']}")
+        assert disconnected.status_code == 200, disconnected.text
+
+
+def dashboard_ids(client: httpx.Client) -> set[str]:
+    return {t["external_id"] for t in dashboard_tasks(client)}
+
+
+def test_a_member_with_more_scheduled_tickets_than_a_search_page_sees_all_of_them(
+    company: Company, kelly: tuple[httpx.Client, str]
+) -> None:
+    client, _ = kelly
+    expected = company.assigned_open_ticket_ids()
+    assert len(expected) > SCHEDULED
+    assert eventually(lambda: dashboard_ids(client) == expected, timeout=180), (
+        f"{len(dashboard_ids(client))} on the dashboard, {len(expected)} assigned"
+    )
+    # `id in (1,200 ids)` is long: the listings went to `…/search`, more than one page.
+    prefix = "POST /" + company.api.base_url.path.strip("/")
+    asked = company.requests()
+    assert asked[f"{prefix}/service/tickets/search"] >= 2, asked
+
+
+def test_closing_a_project_takes_its_tickets_off_the_dashboard(
+    company: Company, kelly: tuple[httpx.Client, str]
+) -> None:
+    client, _ = kelly
+    project = next(p for p in company.listing("project/projects", "closedFlag = false"))
+    created = company.admin.post(
+        "/project-tickets",
+        json={"summary": "Cable the new floor", "project": project["id"], "owner": MEMBER},
+    )
+    assert created.status_code == 201, created.text
+    ticket = str(created.json()["id"])
+    assert eventually(lambda: ticket in dashboard_ids(client))
+    in_project = {
+        str(t["id"])
+        for t in company.listing("project/tickets", f"project/id = {project['id']}")
+        if str(t["id"]) in company.assigned_open_ticket_ids() | {ticket}
+    }
+
+    statuses = company.listing("project/statuses", "closedFlag = true")
+    closed = company.admin.patch(f"/projects/{project['id']}", json={"status": statuses[0]["name"]})
+    assert closed.is_success, closed.text
+    # Its tickets are untouched in ConnectWise; the Project callback takes them away.
+    assert eventually(lambda: not dashboard_ids(client) & in_project)
+    assert dashboard_ids(client) == company.assigned_open_ticket_ids()
+
+
+def test_a_finished_or_deleted_schedule_entry_takes_its_ticket_on_the_next_run(
+    system: EmbeddedStack, company: Company, kelly: tuple[httpx.Client, str]
+) -> None:
+    client, integration_id = kelly
+    entries = company.listing(
+        "schedule/entries",
+        f'type/identifier = "S" and member/identifier = "{MEMBER}" and doneFlag = false',
+    )
+    # Entries of tickets the member holds by nothing else.
+    finished, deleted = [e for e in entries if e["objectId"] in company.scheduled][:2]
+    # No callbacks: the scheduled run alone must notice.
+    assert company.admin.post("/callbacks/pause").is_success
+    try:
+        done = company.admin.patch(f"/schedule-entries/{finished['id']}", json={"doneFlag": True})
+        assert done.is_success, done.text
+        assert company.admin.delete(f"/schedule-entries/{deleted['id']}").is_success
+        gone = {str(finished["objectId"]), str(deleted["objectId"])}
+        assert eventually(lambda: not dashboard_ids(client) & gone, timeout=60)
+        assert dashboard_ids(client) == company.assigned_open_ticket_ids()
+    finally:
+        assert company.admin.post("/callbacks/resume").is_success
+    # And on this healthy sandbox no sync job has failed.
+    ran = jobs(system, integration_id, TENANT)
+    assert ran
+    assert [j for j in ran if j["status"] == "failed"] == []
