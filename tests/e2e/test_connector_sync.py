@@ -10,10 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from e2e_helpers import (
+    assigned_open_phase_ids,
     assigned_open_ticket_ids,
     connect,
     connector,
     dashboard_ids,
+    dashboard_phase_ids,
     eventually,
     next_job,
     sandbox,
@@ -134,3 +136,52 @@ def test_the_settings_api_shows_sync_state_and_history_and_syncs_now(
     unknown = "00000000-0000-0000-0000-000000000000"
     assert client.get(f"/api/v1/integrations/{unknown}/sync-jobs").status_code == 404
     assert client.post(f"/api/v1/integrations/{unknown}/sync").status_code == 404
+
+
+def test_project_phases_are_turned_on_and_off_in_the_settings_api(
+    system: EmbeddedStack, carlos: tuple[httpx.Client, str]
+) -> None:
+    client, integration_id = carlos
+    integration = f"/api/v1/integrations/{integration_id}"
+
+    def options() -> dict[str, Any]:
+        shown = client.get(integration)
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["sync"] is not None, "the connector's status is missing"
+        found: dict[str, Any] = shown.json()["options"]
+        return found
+
+    # Off by default: the member's tickets, no phases.
+    assert options() == {"project_phases": False}
+    assert eventually(lambda: dashboard_ids(client) == assigned_open_ticket_ids(system, MEMBER))
+    assert dashboard_phase_ids(client) == set()
+
+    turned_on = client.put(f"{integration}/sync-options", json={"project_phases": True})
+    assert turned_on.status_code == 200, turned_on.text
+    assert turned_on.json() == {"project_phases": True}
+    assert options() == {"project_phases": True}
+    [listed] = client.get("/api/v1/integrations").json()
+    assert listed["options"] == {"project_phases": True}
+    # Synced at once: the open phases of the projects Carlos works on arrive.
+    phases = assigned_open_phase_ids(system, MEMBER)
+    assert phases, f"{MEMBER} works on no project with open phases: nothing to see"
+    assert eventually(lambda: dashboard_phase_ids(client) == phases), (
+        f"dashboard {sorted(dashboard_phase_ids(client))} != sandbox {sorted(phases)}"
+    )
+
+    turned_off = client.put(f"{integration}/sync-options", json={"project_phases": False})
+    assert turned_off.status_code == 200, turned_off.text
+    assert options() == {"project_phases": False}
+    assert eventually(lambda: dashboard_phase_ids(client) == set()), "the phases stayed"
+    assert dashboard_ids(client) == assigned_open_ticket_ids(system, MEMBER)
+
+    # Invalid options are a problem, and change nothing.
+    invalid = client.put(f"{integration}/sync-options", json={"project_phases": True, "x": 1})
+    assert invalid.status_code == 422, invalid.text
+    assert invalid.headers["content-type"] == "application/problem+json"
+    assert options() == {"project_phases": False}
+    unknown = "00000000-0000-0000-0000-000000000000"
+    missing = client.put(
+        f"/api/v1/integrations/{unknown}/sync-options", json={"project_phases": True}
+    )
+    assert missing.status_code == 404, missing.text

@@ -20,6 +20,7 @@ import pytest
 from e2e_helpers import (
     assigned_open_ticket_ids,
     connect,
+    connector,
     connectwise,
     dashboard_ids,
     dashboard_tasks,
@@ -170,6 +171,7 @@ def routes(alice: Owner) -> dict[str, tuple[str, str, dict[str, Any]]]:
         "integration": ("GET", integration, {}),
         "sync jobs": ("GET", f"{integration}/sync-jobs", {}),
         "sync now": ("POST", f"{integration}/sync", {}),
+        "sync options": ("PUT", f"{integration}/sync-options", {"json": {"project_phases": True}}),
         "disconnect": ("DELETE", integration, {}),
     }
 
@@ -275,6 +277,16 @@ def test_nothing_of_the_owners_changed(
     integration = client.get(f"/api/v1/integrations/{alice.integration_id}")
     assert integration.status_code == 200, integration.text
     assert integration.json()["status"] == "active"
+    # Her options: as she left them (phases off), here and as the connector keeps them.
+    assert integration.json()["sync"] is not None, integration.text
+    assert integration.json()["options"] == {"project_phases": False}
+    status = connector(
+        system,
+        "GET",
+        f"/integrations/{alice.integration_id}/sync-status",
+        params={"tenant_id": alice.tenant_id},
+    )
+    assert status.json()["options"] == {"project_phases": False}, status.text
     assert [i["id"] for i in client.get("/api/v1/integrations").json()] == [alice.integration_id]
     history = jobs(system, alice.integration_id, alice.tenant_id)
     assert "manual" not in {job["trigger"] for job in history}, history

@@ -1,7 +1,8 @@
 """The web UI in a real browser (Chromium, headless) against the whole running system:
 sign in, connect ConnectWise (OAuth consent and API keys), see the member's tickets,
-filter and search (kept in the URL), live updates, completing a task, reconnecting an
-expired connection; and the screenshots in docs/img.
+turn project phases on in Integration Settings, filter and search (kept in the URL), live
+updates, completing a task, reconnecting an expired connection; and the screenshots
+(into docs/img only when UPDATE_SCREENSHOTS=1, so a test run leaves them be).
 
 Each test signs in as a fresh user in a fresh tenant and connects its own sandbox member
 (dpatel, gkim, hnguyen, iokafor, jsmith, kbrown: members no other test uses), so changing
@@ -10,6 +11,8 @@ connections other tests made with OAuth expire too (none of them is used afterwa
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import uuid
 from pathlib import Path
@@ -40,13 +43,16 @@ from e2e_helpers import (
     eventually,
     sandbox,
 )
-from playwright.sync_api import Locator, Page, Request, expect
+from playwright.sync_api import Locator, Page, Request, Route, expect
 
 from syntaskio_devstack.stack import EmbeddedStack
 
 pytest_plugins = ["browser"]  # the browser and page fixtures
 
 DOCS_IMG = Path(__file__).parents[2] / "docs" / "img"
+# The screenshots in docs/img are replaced only when asked for: UPDATE_SCREENSHOTS=1.
+UPDATE_SCREENSHOTS = os.environ.get("UPDATE_SCREENSHOTS") == "1"
+PHASES_SWITCH = "Show project phases as tasks"
 SERVICE_TICKET_IDS_BELOW = 200_000  # the sandbox numbers project tickets from 200001
 PRIORITIES = ["Urgent", "High", "Medium", "Low"]
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -56,11 +62,13 @@ def service_ticket(ids: set[str]) -> str:
     return min((i for i in ids if int(i) < SERVICE_TICKET_IDS_BELOW), key=int)
 
 
-def wait_for_the_members_tasks(page: Page, system: EmbeddedStack, member: str) -> set[str]:
+def wait_for_the_members_tasks(
+    page: Page, system: EmbeddedStack, member: str, *, phases_on: bool = False
+) -> set[str]:
     """The dashboard shows exactly the tickets the sandbox says are the member's, and
-    the phases of their projects; returns the ticket numbers."""
+    with project phases on the phases of their projects; returns the ticket numbers."""
     expected = assigned_open_ticket_ids(system, member)
-    phases = assigned_open_phase_ids(system, member)
+    phases = assigned_open_phase_ids(system, member) if phases_on else set()
     assert len(expected) >= 10
 
     def everything_shown() -> bool:
@@ -113,7 +121,7 @@ def test_sign_in_connect_with_oauth_and_see_the_members_tickets(
 
     page.locator("#connectwise-banner").get_by_role("link", name="View your tasks").click()
     expect(page).to_have_url(re.compile(r"/$"))
-    expected = wait_for_the_members_tasks(page, system, member)
+    expected = wait_for_the_members_tasks(page, system, member)  # phases are off
 
     # Every row is marked as coming from ConnectWise.
     rows = task_rows(page)
@@ -132,10 +140,64 @@ def test_sign_in_connect_with_oauth_and_see_the_members_tickets(
     expect(link).to_have_attribute("rel", re.compile(r"\bnoopener\b"))
     assert (link.get_attribute("href") or "").startswith(f"{site(system)}/")
     expect(row.get_by_role("button", name="Complete")).to_be_visible()
+
+    # Project phases: turned on in Integration Settings, kept across a reload.
+    open_settings(page)
+    turn_on_project_phases(page)
+    open_tasks(page)
+    wait_for_the_members_tasks(page, system, member, phases_on=True)
     # Project phases are shown, but there is nothing to write back to them.
     phases = page.locator('#tasks > li.task[data-source-type="project_phase"]')
     expect(phases.first).to_be_visible()
     expect(phases.get_by_role("button")).to_have_count(0)
+
+
+def turn_on_project_phases(page: Page) -> None:
+    """On the settings page: the switch is off, says what it costs, and turns on at once;
+    a failed save puts it back; the page shows it on after a reload."""
+    card = page.locator(".integration")
+    switch = card.get_by_role("checkbox", name=PHASES_SWITCH)
+    expect(switch).not_to_be_checked()
+    expect(switch).to_be_enabled()
+    cost = card.locator(".option-cost")
+    expect(cost).to_contain_text("about one ConnectWise request per project each hour")
+    expect(switch).to_have_attribute("aria-describedby", cost.get_attribute("id") or "")
+
+    # The connector cannot be reached: the switch shows the change while it is saved,
+    # then goes back, and the card says why.
+    while_saving: list[bool] = []
+
+    def unavailable(route: Route) -> None:
+        while_saving.append(switch.is_checked())
+        problem = {"type": "about:blank", "title": "Service Unavailable", "status": 503}
+        detail = "Sync options are unavailable right now; try again shortly."
+        route.fulfill(
+            status=503,
+            content_type="application/problem+json",
+            body=json.dumps({**problem, "detail": detail}),
+        )
+
+    page.route("**/api/v1/integrations/*/sync-options", unavailable)
+    switch.click()  # not check(): that would insist it stays checked
+    expect(card.locator(".card-error")).to_contain_text("Could not change project phases")
+    assert while_saving == [True], while_saving
+    expect(switch).not_to_be_checked()
+    expect(switch).to_be_enabled()
+    page.unroute("**/api/v1/integrations/*/sync-options")
+
+    with page.expect_response("**/api/v1/integrations/*/sync-options") as saved:
+        switch.click()
+    assert saved.value.ok, saved.value.text()
+    assert saved.value.request.method == "PUT"
+    assert saved.value.request.post_data_json == {"project_phases": True}
+    expect(switch).to_be_checked()
+    expect(card.locator(".card-feedback")).to_contain_text("Project phases are on")
+    expect(card.locator(".card-error")).to_be_empty()
+
+    page.reload()
+    switch = page.locator(".integration").get_by_role("checkbox", name=PHASES_SWITCH)
+    expect(switch).to_be_checked()
+    expect(switch).to_be_enabled()
 
 
 def test_filters_and_search_narrow_the_list_and_live_in_the_url(
@@ -275,7 +337,9 @@ def test_an_expired_connection_is_shown_and_reconnected(system: EmbeddedStack, p
     expect(card.get_by_role("button", name="Reconnect")).to_be_hidden()
 
 
-def test_screenshots_and_the_phone_layout(system: EmbeddedStack, page: Page) -> None:
+def test_screenshots_and_the_phone_layout(
+    system: EmbeddedStack, page: Page, tmp_path: Path
+) -> None:
     sign_in(page, system, name="Kelly Brown")
     connect_with_keys(page, system, "kbrown")
     open_tasks(page)
@@ -286,9 +350,10 @@ def test_screenshots_and_the_phone_layout(system: EmbeddedStack, page: Page) -> 
     shown = task_rows(page).locator('[data-meta="priority"] dd').all_inner_texts()
     ranks = [PRIORITIES.index(priority) for priority in shown]
     assert ranks == sorted(ranks), f"not most urgent first: {shown}"
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    screenshots = DOCS_IMG if UPDATE_SCREENSHOTS else tmp_path
+    screenshots.mkdir(parents=True, exist_ok=True)
     page.mouse.move(0, 0)
-    page.screenshot(path=DOCS_IMG / "dashboard.png")
+    page.screenshot(path=screenshots / "dashboard.png")
 
     # The settings once a sync or two have run: state, budget, history.
     open_settings(page)
@@ -298,7 +363,7 @@ def test_screenshots_and_the_phone_layout(system: EmbeddedStack, page: Page) -> 
     # The history follows while open: the first sync, then a scheduled one.
     expect(card.locator('.history-table tbody tr[data-status="succeeded"]').nth(1)).to_be_visible()
     page.mouse.move(0, 0)
-    page.screenshot(path=DOCS_IMG / "settings.png")
+    page.screenshot(path=screenshots / "settings.png")
 
     # 375 px wide: nothing scrolls sideways; the filters fold away behind a button.
     page.set_viewport_size(PHONE)
@@ -314,4 +379,4 @@ def test_screenshots_and_the_phone_layout(system: EmbeddedStack, page: Page) -> 
     filters.click()
     expect(facets).to_be_hidden()
     page.mouse.move(0, 0)
-    page.screenshot(path=DOCS_IMG / "dashboard-phone.png")
+    page.screenshot(path=screenshots / "dashboard-phone.png")

@@ -93,7 +93,7 @@ async def dev_login(
         # Lax, not Strict: the OAuth provider sends the browser back to our callback with a
         # top-level cross-site GET, and a Strict cookie would not be sent with it. Lax still
         # withholds the cookie from cross-site POSTs (CSRF), and every route that changes
-        # state is a POST or DELETE.
+        # state is a POST, PUT or DELETE.
         samesite="lax",
         path="/",
     )

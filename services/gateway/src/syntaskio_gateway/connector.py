@@ -5,13 +5,13 @@ named (the integration through auth-service, the command through `CommandRequest
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from syntaskio_common.commands import CommandOutcome
-from syntaskio_common.integrations import SyncJob, SyncStatus
+from syntaskio_common.integrations import SyncJob, SyncOptions, SyncStatus
 
 T = TypeVar("T")
 
@@ -37,6 +37,15 @@ class ConnectorApi:
     async def sync_now(self, integration_id: str) -> None:
         await self._call("POST", f"/internal/v1/integrations/{integration_id}/sync")
 
+    async def set_sync_options(
+        self, tenant_id: str, integration_id: str, options: SyncOptions
+    ) -> SyncOptions:
+        """Store what the connection syncs; the connector syncs at once when it changed."""
+        path = f"/internal/v1/integrations/{integration_id}/sync-options"
+        body = options.model_dump(mode="json")
+        response = await self._call("PUT", path, {"tenant_id": tenant_id}, json=body)
+        return _validated(SyncOptions, response)
+
     async def command_outcome(
         self, tenant_id: str, user_id: str, command_id: str
     ) -> CommandOutcome | None:
@@ -48,11 +57,15 @@ class ConnectorApi:
         return _validated(CommandOutcome, response)
 
     async def _call(
-        self, method: str, path: str, params: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
     ) -> httpx.Response:
         """The answer, or ConnectorUnavailable (a 404 is the caller's to read)."""
         try:
-            response = await self._http.request(method, path, params=params)
+            response = await self._http.request(method, path, params=params, json=json)
         except httpx.HTTPError as error:
             raise ConnectorUnavailable(f"{method} {path}: {type(error).__name__}") from error
         if response.is_error and response.status_code != httpx.codes.NOT_FOUND:

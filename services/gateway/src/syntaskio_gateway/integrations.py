@@ -7,7 +7,13 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from syntaskio_common.integrations import Integration, IntegrationStatus, JobStatus, SyncStatus
+from syntaskio_common.integrations import (
+    Integration,
+    IntegrationStatus,
+    JobStatus,
+    SyncOptions,
+    SyncStatus,
+)
 
 
 class ConnectionState(StrEnum):
@@ -34,12 +40,21 @@ class IntegrationOverview(Integration):
         description="Sync status, budget and history head; null when not connected or "
         "while the connector cannot be reached."
     )
+    options: SyncOptions = Field(
+        description="What the connection syncs beyond the member's tickets (set with PUT "
+        "…/sync-options). The defaults while `sync` is null: not connected, or the connector "
+        "cannot be reached (so not necessarily what is stored)."
+    )
 
 
 def overview(integration: Integration, sync: SyncStatus | None) -> IntegrationOverview:
     state, reason = connection_state(integration, sync)
     return IntegrationOverview(
-        **integration.model_dump(), state=state, state_reason=reason, sync=sync
+        **integration.model_dump(),
+        state=state,
+        state_reason=reason,
+        sync=sync,
+        options=sync.options if sync else SyncOptions(),
     )
 
 

@@ -13,7 +13,13 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, TypeAdapter
 
 from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
-from syntaskio_common.integrations import Integration, IntegrationStatus, SyncJob, SyncStatus
+from syntaskio_common.integrations import (
+    Integration,
+    IntegrationStatus,
+    SyncJob,
+    SyncOptions,
+    SyncStatus,
+)
 from syntaskio_common.problems import Problem
 from syntaskio_gateway.auth_proxy import forward, relay
 from syntaskio_gateway.connector import ConnectorApi, ConnectorUnavailable
@@ -119,6 +125,23 @@ async def sync_now(integration: UsersIntegration, connector: Connector) -> SyncQ
     except ConnectorUnavailable as error:
         raise Problem(503, "Syncing is unavailable right now; try again shortly.") from error
     return SyncQueued(integration_id=integration.id)
+
+
+@router.put(
+    "/integrations/{integration_id}/sync-options",
+    responses={**_NOT_THEIRS, 409: {"description": "The connection is pending or disconnected"}},
+)
+async def set_sync_options(
+    options: SyncOptions, integration: UsersIntegration, connector: Connector
+) -> SyncOptions:
+    """Set what the connection syncs beyond the member's tickets: every option (one left
+    out takes its default). An active connection syncs a change at once."""
+    if integration.status not in _SYNCED:
+        raise Problem(409, f"The connection is {integration.status.value}; connect it first.")
+    try:
+        return await connector.set_sync_options(integration.tenant_id, integration.id, options)
+    except ConnectorUnavailable as error:
+        raise Problem(503, "Sync options are unavailable right now; try again shortly.") from error
 
 
 @router.post(

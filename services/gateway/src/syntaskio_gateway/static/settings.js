@@ -1,6 +1,7 @@
 // Integration settings: each connection's state, sync status, API budget and history;
-// sync now, reconnect, disconnect; and the forms that connect ConnectWise (OAuth or API
-// keys). ConnectWise keys exist here only while typed into the form, cleared once sent.
+// what it syncs (project phases); sync now, reconnect, disconnect; and the forms that
+// connect ConnectWise (OAuth or API keys). ConnectWise keys exist here only while typed
+// into the form, cleared once sent.
 
 import { api } from "./api.js";
 import {
@@ -22,6 +23,11 @@ const JOB_LABELS = new Map([
   ["running", "Running"], ["succeeded", "Succeeded"], ["deferred", "Deferred"], ["failed", "Failed"],
 ]);
 const HISTORY_SIZE = 10;
+// What turning project phases on costs, said where it is turned on (docs/connectwise.md).
+const PHASES_COST = "Lists the open phases of every project you work on: about one ConnectWise "
+  + "request per project each hour. Off: your project tickets already show their project and phase.";
+// Connections whose options are kept (and can be changed): the others show none.
+const WITH_OPTIONS = new Set(["active", "error", "expired"]);
 const NOTHING_CONNECTED = "Nothing is connected yet.";
 
 const cards = new Map(); // integration id → its card's parts
@@ -42,10 +48,11 @@ export function integrationsNow() {
 export function loadIntegrations() {
   loading ??= (async () => {
     try {
+      const requestedAt = Date.now();
       const list = await api("/integrations");
       lastList = list;
       $("integrations-error").textContent = "";
-      render(list);
+      render(list, requestedAt);
       for (const listener of listeners) listener(list);
       return list;
     } catch (error) {
@@ -66,7 +73,7 @@ export function settingsBusy() {
     || i.sync?.last_job?.status === "running");
 }
 
-function render(list) {
+function render(list, requestedAt) {
   const ordered = [...list].sort((a, b) =>
     Number(a.state === "disconnected") - Number(b.state === "disconnected"));
   const container = $("integration-list");
@@ -75,7 +82,7 @@ function render(list) {
     seen.add(integration.id);
     const card = cards.get(integration.id) || createCard(integration);
     cards.set(integration.id, card);
-    updateCard(card, integration);
+    updateCard(card, integration, requestedAt);
     if (container.children[index] !== card.li) container.insertBefore(card.li, container.children[index] || null);
   });
   for (const [id, card] of cards) {
@@ -107,7 +114,22 @@ function createCard(integration) {
     history: el("details", { class: "history" }),
     historyBody: el("div", { class: "table-wrap" }),
     historyKey: null,
+    phases: el("input", {
+      type: "checkbox", id: `integration-${id}-phases`, name: "project_phases",
+      "aria-describedby": `integration-${id}-phases-cost`,
+    }),
+    optionsBox: el("div", { class: "card-options" }),
+    optionsNote: el("p", { class: "muted hint" }),
+    // Whether a change of options is being saved, and when the last one settled: a
+    // listing requested before then may still show the old value.
+    savingOptions: false,
+    optionsSettledAt: 0,
   };
+  card.phases.addEventListener("change", () => saveProjectPhases(card));
+  card.optionsBox.append(
+    el("label", { class: "checkbox", for: card.phases.id }, card.phases, "Show project phases as tasks"),
+    el("p", { id: `integration-${id}-phases-cost`, class: "muted hint option-cost" }, PHASES_COST),
+    card.optionsNote);
   const button = (text, cls, onclick) =>
     el("button", { type: "button", class: `${cls} button-small`, "aria-describedby": titleId, onclick }, text);
   card.buttons = {
@@ -130,6 +152,7 @@ function createCard(integration) {
     card.sub,
     card.reason,
     card.stats,
+    card.optionsBox,
     el("div", { class: "card-actions" }, card.buttons.sync, card.buttons.reconnect, card.buttons.disconnect),
     card.feedback,
     card.alert,
@@ -143,7 +166,7 @@ function memberText(integration) {
   return identifier || name || "member not known yet";
 }
 
-function updateCard(card, integration) {
+function updateCard(card, integration, requestedAt = Date.now()) {
   const before = card.integration;
   card.integration = integration;
   const state = STATE_LABELS.has(integration.state) ? integration.state : "error";
@@ -169,6 +192,7 @@ function updateCard(card, integration) {
   reconnect.hidden = !(status === "expired" || status === "error");
   disconnect.hidden = status === "disconnected";
   card.history.hidden = status === "disconnected" || status === "pending";
+  updateOptions(card, integration, requestedAt);
   // The history follows along while open, when a sync has started or finished since.
   const job = integration.sync?.last_job;
   const key = job ? `${job.id} ${job.status}` : "";
@@ -277,6 +301,47 @@ function historyTable(jobs, titleId) {
         el("td", { class: "num" }, formatDuration(job.duration_ms)),
         el("td", { class: "job-error" }, job.error || ""));
     })));
+}
+
+function updateOptions(card, integration, requestedAt) {
+  card.optionsBox.hidden = !WITH_OPTIONS.has(integration.status);
+  // Not while a change is being saved, nor from a listing that may predate it.
+  if (card.savingOptions || requestedAt < card.optionsSettledAt) return;
+  // Without the sync status the options shown are only the defaults: not to be changed.
+  const known = Boolean(integration.sync);
+  card.phases.checked = Boolean(integration.options?.project_phases);
+  card.phases.disabled = !known;
+  card.optionsNote.textContent = known ? "" : "Sync options cannot be shown right now.";
+  card.optionsNote.hidden = known;
+}
+
+/** Saves the switch's new state at once (it already shows it); puts it back on failure. */
+async function saveProjectPhases(card) {
+  const input = card.phases;
+  const wanted = input.checked;
+  card.savingOptions = true;
+  input.disabled = true;
+  card.alert.textContent = "";
+  announce(card.feedback, wanted ? "Turning project phases on…" : "Turning project phases off…");
+  try {
+    const saved = await api(`/integrations/${encodeURIComponent(card.integration.id)}/sync-options`, {
+      method: "PUT", body: { ...card.integration.options, project_phases: wanted },
+    });
+    card.integration = { ...card.integration, options: saved };
+    input.checked = Boolean(saved?.project_phases);
+    announce(card.feedback, input.checked
+      ? "Project phases are on. They appear as tasks after the next sync."
+      : "Project phases are off. They leave your tasks after the next sync.");
+    setTimeout(loadIntegrations, 1000);
+  } catch (error) {
+    input.checked = !wanted;
+    announce(card.feedback, "");
+    if (error.status !== 401) card.alert.textContent = `Could not change project phases: ${error.message}`;
+  } finally {
+    card.savingOptions = false;
+    card.optionsSettledAt = Date.now();
+    input.disabled = false;
+  }
 }
 
 async function syncNow(card) {
