@@ -2,7 +2,7 @@
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: run test lint install check-pytest asyncapi openapi
+.PHONY: run test lint install check-pytest asyncapi openapi screenshots
 
 # Debian's Chromium, which the browser tests drive through Playwright (never a downloaded
 # browser: only the distribution's registry is reachable).
@@ -39,3 +39,7 @@ asyncapi: install
 
 openapi: install
 	$(UV) run python -m syntaskio_gateway.openapi docs/openapi.json
+
+## Retake the screenshots in docs/img (a test run never rewrites them).
+screenshots: install $(CHROMIUM)
+	UPDATE_SCREENSHOTS=1 $(UV) run pytest tests/e2e/test_dashboard_browser.py -k screenshots
