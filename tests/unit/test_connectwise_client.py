@@ -227,9 +227,11 @@ async def test_long_conditions_switch_to_the_search_endpoint() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         page = int(request.url.params["page"])
         # Short pages in the middle: only the Link header says whether more follow.
-        rows = [{"id": page * 10 + i} for i in range(3 if page == 1 else 1 if page <= 3 else 0)]
+        rows = [{"id": page * 10 + i} for i in range(3 if page == 1 else 1)]
         link = f'<{BASE}service/tickets/search?page={page + 1}&pageSize=3>; rel="next"'
-        return httpx.Response(200, json=rows, headers={"Link": link} if page < 3 else {})
+        if page == 3:  # the last page links back only
+            link = f'<{BASE}service/tickets/search?page=1&pageSize=3>; rel="first"'
+        return httpx.Response(200, json=rows, headers={"Link": link})
 
     recorder = Recorder(answer)
     client = make(recorder)
@@ -239,16 +241,27 @@ async def test_long_conditions_switch_to_the_search_endpoint() -> None:
             "service/tickets", conditions=condition, fields="id,summary", page_size=3
         )
     ]
-    assert [len(page) for page in pages] == [3, 1, 1, 0]  # a short page is not the last
-    for number, request in enumerate(recorder.requests[:3], start=1):
+    assert [len(page) for page in pages] == [3, 1, 1]  # a short page is not the last
+    for number, request in enumerate(recorder.requests, start=1):
         assert request.method == "POST"
         assert str(request.url) == f"{BASE}service/tickets/search?page={number}&pageSize=3"
         assert_authenticated(request)
         # The documented `FilterValues` body: no paging, no fields.
         assert json.loads(request.content) == {"conditions": str(condition), "orderBy": "id asc"}
         assert "pagination-type" not in request.headers
-    # The third page had no Link header at all: asked on until an empty page.
-    assert len(recorder.requests) == 4
+    assert len(recorder.requests) == 3
+
+
+async def test_a_search_answered_without_a_link_header_is_one_page() -> None:
+    recorder = Recorder(httpx.Response(200, json=[{"id": 1}, {"id": 2}]))
+    pages = [
+        p
+        async for p in make(recorder, search_threshold=5).pages(
+            "service/tickets", conditions="id > 0", page_size=2
+        )
+    ]
+    assert pages == [[{"id": 1}, {"id": 2}]]
+    assert len(recorder.requests) == 1
 
 
 async def test_search_ends_where_the_link_header_has_no_next() -> None:

@@ -580,9 +580,10 @@ class ConnectWiseClient:
         self, path: str, conditions: str, order_by: str, page_size: int
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Every page of a search: the same `FilterValues` body each time, the page in
-        the query string. The next page is the one `Link: rel="next"` names; a short
-        page never ends the search by itself (a server may page below `pageSize`). With
-        no `Link` header at all, pages are asked for until one comes back empty."""
+        the query string. The next page is the one `Link: rel="next"` names, and the
+        search ends where the links name none (no `Link` header at all: the answer was
+        one page); a short page never ends it by itself (a server may page below the
+        `pageSize` asked for)."""
         target = f"{path}/search"
         body = {"conditions": conditions, "orderBy": order_by}
         params: dict[str, str | int] = {"page": 1, "pageSize": page_size}
@@ -590,13 +591,8 @@ class ConnectWiseClient:
             response = await self._request("POST", target, params=params, json=body)
             page = _page(response, self._json(response))
             yield page
-            if not page:
-                return
-            if "Link" not in response.headers:
-                params = {**params, "page": int(params["page"]) + 1}
-                continue
             next_link = _links(response).get("next")
-            if not next_link:
+            if not next_link or not page:
                 return
             # Where the link points, checked; its page (and size) are what is asked for.
             url = httpx.URL(self._base_url + self._relative(next_link))
