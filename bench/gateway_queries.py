@@ -161,7 +161,7 @@ def catalogue(rng: random.Random) -> Catalogue:
     open_statuses: dict[int, list[dict[str, Any]]] = {}
     for status in dataset.statuses:
         if not status["closedStatus"] and not status.get("inactive"):
-            ref = {"id": status["id"], "name": status["name"], "Sort": status["sortOrder"]}
+            ref = {"id": status["id"], "name": status["name"], "sort": status["sortOrder"]}
             open_statuses.setdefault(status["board"]["id"], []).append(ref)
     service = [b for b in dataset.boards if not b["projectFlag"]]
     project_boards = [boards[b["id"]] for b in dataset.boards if b["projectFlag"]]
