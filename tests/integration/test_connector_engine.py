@@ -197,6 +197,22 @@ async def phases_of_work(
     return phases
 
 
+async def schedule_another_ticket(
+    http: httpx.AsyncClient, state: SandboxState, member: str, mine: set[str]
+) -> int:
+    """An open service ticket not the member's, given to them by a new "S" entry."""
+    other: int = next(
+        t["id"]
+        for t in state.store.tickets()
+        if not t["closedFlag"] and f"service_ticket/{t['id']}" not in mine
+    )
+    created = await http.post(
+        "/_sandbox/schedule-entries", json={"objectId": other, "member": member, "type": "S"}
+    )
+    assert created.status_code == 201, created.text
+    return other
+
+
 def is_open_s(entry: dict[str, Any], member: str) -> bool:
     return (
         entry["type"]["identifier"] == "S"
@@ -378,15 +394,7 @@ async def test_a_schedule_change_refreshes_the_schedule_and_its_tickets(
     await engine.run(client_for(http, state, "atech"), ref)
     mine = published(sink.take())
     # A ticket nobody assigned to atech, then scheduled for atech.
-    other = next(
-        t["id"]
-        for t in state.store.tickets()
-        if not t["closedFlag"] and f"service_ticket/{t['id']}" not in mine
-    )
-    created = await http.post(
-        "/_sandbox/schedule-entries", json={"objectId": other, "member": "atech", "type": "S"}
-    )
-    assert created.status_code == 201, created.text
+    other = await schedule_another_ticket(http, state, "atech", mine)
 
     client = client_for(http, state, "atech")
     await engine.refresh(client, ref, Changed(schedule=True))
@@ -421,15 +429,7 @@ async def test_a_schedule_entry_done_deleted_or_given_away_takes_its_ticket_on_t
     assert all(c.is_success for c in changes), [c.text for c in changes]
     # And one ticket becomes the member's by a new entry.
     mine = published(taken)
-    other = next(
-        t["id"]
-        for t in state.store.tickets()
-        if not t["closedFlag"] and f"service_ticket/{t['id']}" not in mine
-    )
-    created = await http.post(
-        "/_sandbox/schedule-entries", json={"objectId": other, "member": "atech", "type": "S"}
-    )
-    assert created.status_code == 201, created.text
+    other = await schedule_another_ticket(http, state, "atech", mine)
 
     # The next scheduled run (not the hourly reconciliation) sees all four, at the cost
     # of an idle run: the tickets come with the ticket listings.

@@ -7,24 +7,14 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from gateway_sessions import TokensAreUserNames
 
 from syntaskio_common.problems import RequestSizeLimit, install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter
-from syntaskio_common.sessions import InvalidSession, UserSession
 from syntaskio_gateway.dependencies import CurrentUser
 from syntaskio_gateway.settings import GatewaySettings
 
 MAX_BYTES = 2048
-
-
-class TokensAreUserNames:
-    """A verifier whose tokens are "<tenant>:<user>"; anything else is invalid."""
-
-    async def verify(self, token: str) -> UserSession:
-        tenant, _, user = token.partition(":")
-        if not user:
-            raise InvalidSession("not a token")
-        return UserSession(tenant_id=tenant, user_id=user)
 
 
 @pytest.fixture

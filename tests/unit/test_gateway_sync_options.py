@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from gateway_sessions import TokensAreUserNames
 
-from syntaskio_common.sessions import InvalidSession, UserSession
 from syntaskio_gateway.app import create_app
 from syntaskio_gateway.connector import ConnectorApi
 from syntaskio_gateway.settings import GatewaySettings
@@ -32,16 +32,6 @@ STATUS = {
         "rejected": {},
     },
 }
-
-
-class TokensAreUserNames:
-    """A verifier whose tokens are "<tenant>:<user>"; anything else is invalid."""
-
-    async def verify(self, token: str) -> UserSession:
-        tenant, _, user = token.partition(":")
-        if not user:
-            raise InvalidSession("not a token")
-        return UserSession(tenant_id=tenant, user_id=user)
 
 
 def integration(status: str = "active") -> dict[str, Any]:

@@ -15,20 +15,9 @@ from connectwise_sandbox.records import JsonObject
 BILLING_METHOD: Final = "FixedFee"
 
 
-def project_status_record(status_id: int, name: str, *, closed: bool, created: str) -> JsonObject:
-    """A `GET /project/statuses` row."""
-    return {
-        "id": status_id,
-        "name": name,
-        "defaultFlag": status_id == 1,
-        "inactiveFlag": False,
-        "closedFlag": closed,
-        "_info": {"lastUpdated": created, "updatedBy": "admin1"},
-    }
-
-
-def phase_status_record(status_id: int, name: str, *, closed: bool, created: str) -> JsonObject:
-    """A `GET /project/phaseStatuses` row (the `PhaseStatus` model)."""
+def status_record(status_id: int, name: str, *, closed: bool, created: str) -> JsonObject:
+    """A `GET /project/statuses` or `/project/phaseStatuses` row: the `ProjectStatus` and
+    `PhaseStatus` models share these fields."""
     return {
         "id": status_id,
         "name": name,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from bisect import bisect
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import accumulate
@@ -24,10 +24,9 @@ from typing import Final, TypeVar
 
 from connectwise_sandbox.project_records import (
     phase_record,
-    phase_status_record,
     phase_status_ref,
     project_record,
-    project_status_record,
+    status_record,
     team_member_record,
 )
 from connectwise_sandbox.records import (
@@ -54,6 +53,7 @@ from connectwise_sandbox.vocabulary import (
     SEVERITIES,
     SOURCES,
     ProjectTemplate,
+    StatusSpec,
 )
 
 FIRST_PROJECT_ID: Final = 1
@@ -112,16 +112,17 @@ def project_counts(service_tickets: int) -> tuple[int, int]:
 
 
 def project_statuses(created: str) -> tuple[JsonObject, ...]:
-    return tuple(
-        project_status_record(index + 1, spec.name, closed=spec.closed, created=created)
-        for index, spec in enumerate(PROJECT_STATUSES)
-    )
+    return _statuses(PROJECT_STATUSES, created)
 
 
 def phase_statuses(created: str) -> tuple[JsonObject, ...]:
+    return _statuses(PHASE_STATUSES, created)
+
+
+def _statuses(specs: Iterable[StatusSpec], created: str) -> tuple[JsonObject, ...]:
     return tuple(
-        phase_status_record(index + 1, spec.name, closed=spec.closed, created=created)
-        for index, spec in enumerate(PHASE_STATUSES)
+        status_record(index + 1, spec.name, closed=spec.closed, created=created)
+        for index, spec in enumerate(specs)
     )
 
 

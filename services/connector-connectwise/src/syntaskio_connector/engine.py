@@ -203,11 +203,16 @@ class IntegrationSync:
         run = _Run(client, ref, RunCounts(), options)
         plan = await self._list_schedule(run)
         run.priorities = await self._metadata.priorities(client, ref)
-        for entity in TICKET_ENTITIES:
-            named = plan.ticket_ids | changed.tickets.get(entity, frozenset())
-            await self._sync_tickets(run, entity, named, reconcile=reconcile)
+        tracked = {
+            entity: await self._sync_tickets(
+                run, entity, plan.ticket_ids | changed.tickets.get(entity, frozenset()), reconcile
+            )
+            for entity in TICKET_ENTITIES
+        }
         await self._save_schedule(run, plan)
-        await self._sync_projects(run, changed.projects, scheduled=True)
+        await self._sync_projects(
+            run, tracked[Entity.PROJECT_TICKET], changed.projects, scheduled=True
+        )
         return run.counts
 
     async def refresh(
@@ -236,7 +241,8 @@ class IntegrationSync:
                 await self._fetch_named(run, entity, tracked, ids)
         await self._save_schedule(run, plan)
         if changed.projects or plan.ticket_ids or changed.tickets.get(Entity.PROJECT_TICKET):
-            await self._sync_projects(run, changed.projects, scheduled=False)
+            tickets = await self._tracking.tracked(ref, Entity.PROJECT_TICKET)
+            await self._sync_projects(run, tickets, changed.projects, scheduled=False)
         return run.counts
 
     # -- schedule entries ---------------------------------------------------------------
@@ -286,10 +292,11 @@ class IntegrationSync:
     # -- tickets ------------------------------------------------------------------------
 
     async def _sync_tickets(
-        self, run: _Run, entity: Entity, named: Collection[int], *, reconcile: bool
-    ) -> None:
-        """Bring one ticket kind up to date. `named` tickets (their schedule changed, or
-        a webhook named them) are looked at whatever their `lastUpdated` says."""
+        self, run: _Run, entity: Entity, named: Collection[int], reconcile: bool
+    ) -> dict[int, Tracked]:
+        """Bring one ticket kind up to date; what is tracked for it afterwards. `named`
+        tickets (their schedule changed, or a webhook named them) are looked at whatever
+        their `lastUpdated` says."""
         member = run.ref.member_identifier
         cursor = await self._tracking.cursor(run.ref, entity)
         tracked = await self._tracking.tracked(run.ref, entity)
@@ -344,6 +351,7 @@ class IntegrationSync:
             run.listed_all_projects |= entity is Entity.PROJECT_TICKET
         await self._tombstone(run, entity, tracked, gone)
         await self._tracking.finish(run.ref, entity, progress.mode, newest)
+        return tracked
 
     async def _fetch_named(
         self, run: _Run, entity: Entity, tracked: dict[int, Tracked], ids: Collection[int]
@@ -479,13 +487,21 @@ class IntegrationSync:
         await self._tracking.save_projects(run.ref, [after for _, after in changes])
         return changes
 
-    async def _sync_projects(self, run: _Run, named: Collection[int], *, scheduled: bool) -> None:
+    async def _sync_projects(
+        self,
+        run: _Run,
+        tickets: dict[int, Tracked],
+        named: Collection[int],
+        *,
+        scheduled: bool,
+    ) -> None:
         """Read the projects that are due (the module docstring says when); take the
         tickets of projects found closed off the dashboard and list the member's tickets
-        of projects found reopened; then the phases."""
+        of projects found reopened; then the phases. `tickets`: the tracked project
+        tickets."""
         entity = Entity.PROJECT_TICKET
         states = await self._project_states(run)
-        tickets = await self._backfill_projects(run, await self._tracking.tracked(run.ref, entity))
+        tickets = await self._backfill_projects(run, tickets)
         worked_on = worked_on_projects(t.data for t in tickets.values())
         if run.listed_all_projects:
             # The full listing named every project the member's open tickets are in.
