@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from contract_checks import assert_none_refused
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
@@ -104,8 +105,7 @@ def no_contract_violations(state: SandboxState) -> Iterator[None]:
     """Whatever a test does, the connector never sends ConnectWise a request the
     documented contract refuses (the sandbox counts those)."""
     yield
-    violations = state.stats.snapshot()["contract_violations"]
-    assert violations == 0, state.stats.snapshot()["recent_contract_violations"]
+    assert_none_refused(state.stats.snapshot())
 
 
 @pytest.fixture

@@ -6,12 +6,13 @@ not or cannot run change nothing."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from contract_checks import assert_none_refused
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -98,9 +99,11 @@ def sandbox_app() -> FastAPI:
 
 
 @pytest.fixture
-def state(sandbox_app: FastAPI) -> SandboxState:
+def state(sandbox_app: FastAPI) -> Iterator[SandboxState]:
+    """The sandbox's state; afterwards, no request it answered broke the contract."""
     found: SandboxState = sandbox_app.state.sandbox
-    return found
+    yield found
+    assert_none_refused(found.stats.snapshot())
 
 
 @pytest.fixture

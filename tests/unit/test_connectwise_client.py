@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from contract_checks import assert_none_refused
 
 from connectwise_sandbox import DEV_CLIENT_ID, Settings, create_app
 from syntaskio_common.connectwise import (
@@ -890,6 +891,7 @@ async def sandbox_client(sandbox_app: Any) -> AsyncIterator[ConnectWiseClient]:
             ApiKeyCredentials(state.settings.company_id, key.public_key, key.private_key),
             DEV_CLIENT_ID,
         )
+    assert_none_refused(state.stats.snapshot())
 
 
 def ids_of(pages: Sequence[Sequence[dict[str, Any]]]) -> list[int]:
