@@ -8,8 +8,8 @@ schedule entry for it ends (`ticket_status`, `ticket_priority`, `ticket_due`). A
 malformed value falls back to the default (pending, medium, no due date, …): only a
 record without identity or version is refused, with `NormalizationError`.
 
-A project phase (the connector publishes the open phases of open projects the member
-works on) becomes a `project_phase` task: titled "{phase} — {project}", due at its
+A project phase (for connections that show phases, the connector publishes the open
+phases of open projects the member works on) becomes a `project_phase` task: titled "{phase} — {project}", due at its
 `deadlineDate` (else its `scheduledEnd`), in progress when its status says so or the
 connector saw its scheduled start pass (`context.started`), otherwise pending; phases
 have no priority, so medium; linked to the project in ConnectWise. A removal deletes the
