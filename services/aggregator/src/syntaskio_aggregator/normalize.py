@@ -9,11 +9,11 @@ malformed value falls back to the default (pending, medium, no due date, …): o
 record without identity or version is refused, with `NormalizationError`.
 
 A project phase (for connections that show phases, the connector publishes the open
-phases of open projects the member works on) becomes a `project_phase` task: titled "{phase} — {project}", due at its
-`deadlineDate` (else its `scheduledEnd`), in progress when its status says so or the
-connector saw its scheduled start pass (`context.started`), otherwise pending; phases
-have no priority, so medium; linked to the project in ConnectWise. A removal deletes the
-task, whatever its kind.
+phases of open projects the member works on) becomes a `project_phase` task: titled
+"{phase} — {project}", due at its `deadlineDate` (else its `scheduledEnd`), in progress
+when its status says so or the connector saw its scheduled start pass
+(`context.started`), otherwise pending; phases have no priority, so medium; linked to the
+project in ConnectWise. A removal deletes the task, whatever its kind.
 """
 
 from __future__ import annotations
