@@ -1,11 +1,13 @@
 """The web UI in a real browser: Playwright (sync API) driving Debian's Chromium, and what
-the browser tests do on the page — sign in, connect ConnectWise, read the task list.
+the browser tests do on the page — sign in (the development form, or the company's
+account at the identity provider), connect ConnectWise, read the task list.
 
 The tests import this module and then load it as a plugin for its fixtures, so pytest
 cannot rewrite its asserts (PYTEST_DONT_REWRITE); they carry their own messages."""
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from e2e_helpers import TICKET_TYPES, sandbox_keys
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from syntaskio_devstack.stack import EmbeddedStack
+from syntaskio_gateway.dependencies import SESSION_COOKIE
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -32,6 +35,8 @@ PHONE = {"width": 375, "height": 800}
 # Generous: other test runs may share this machine's two cores.
 WAIT_MS = 60_000
 COMPANY_ID = "syntaskio"  # the sandbox's ConnectWise company
+COMPANY_SIGN_IN = "Sign in with your company account"
+DOCS_IMG = Path(__file__).parents[2] / "docs" / "img"
 
 
 # Per module, not per session: Playwright's sync API keeps an event loop running in this
@@ -88,6 +93,37 @@ def sign_in(page: Page, system: EmbeddedStack, path: str = "/", name: str = "Ale
     expect(page.get_by_role("navigation", name="Main")).to_be_visible()
     expect(page.locator("#whoami-name")).to_contain_text(tenant)
     return user
+
+
+def authorize_at_provider(page: Page, system: EmbeddedStack, sub: str) -> None:
+    """On the identity provider's (oidc-provider-mock's) login page: sign in as `sub`."""
+    page.wait_for_url(f"{system.url('identity_provider')}/**")
+    page.locator('input[name="sub"]').fill(sub)
+    page.get_by_role("button", name="Authorize", exact=True).click()
+
+
+def sign_in_with_company_account(page: Page, system: EmbeddedStack, sub: str) -> None:
+    """From the page's sign-in screen, through the identity provider as `sub`; returns
+    once the browser is back at the gateway (signed in, or on the refusal page)."""
+    page.get_by_role("link", name=COMPANY_SIGN_IN).click()
+    authorize_at_provider(page, system, sub)
+    page.wait_for_url(f"{system.url('gateway')}/**")
+
+
+def session_cookie(page: Page) -> str | None:
+    """The session cookie the page's browser profile holds (HttpOnly: not in the page)."""
+    for cookie in page.context.cookies():
+        if cookie.get("name") == SESSION_COOKIE:
+            return cookie.get("value")
+    return None
+
+
+def screenshots_dir(tmp_path: Path) -> Path:
+    """Where a test puts its screenshots: docs/img only when UPDATE_SCREENSHOTS=1 (make
+    screenshots), otherwise the test's own temporary directory."""
+    screenshots = DOCS_IMG if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+    screenshots.mkdir(parents=True, exist_ok=True)
+    return screenshots
 
 
 def site(system: EmbeddedStack) -> str:

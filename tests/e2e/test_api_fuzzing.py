@@ -47,9 +47,12 @@ _DOCUMENT = json.loads((Path(__file__).parents[2] / "docs" / "openapi.json").rea
 OPERATIONS = sorted(f"{m.upper()} {path}" for path, ms in _DOCUMENT["paths"].items() for m in ms)
 STREAM = "GET /api/v1/tasks/stream"  # endless Server-Sent Events: not fuzzed, 401-checked
 CALLBACK = "GET /api/v1/integrations/connectwise/oauth/callback"
-# Open to anyone by design: signing in; the probes the cluster calls; and logging out,
-# which only clears the cookie (a browser whose session expired must still be able to).
+# Open to anyone by design: signing in (either way); the probes the cluster calls; and
+# logging out, which at least clears the cookie (an expired session must still be able to).
 PUBLIC = {
+    "GET /api/v1/session/methods",
+    "GET /api/v1/session/login",
+    "GET /api/v1/session/callback",
     "POST /api/v1/session/dev-login",
     "POST /api/v1/session/logout",
     "GET /healthz",
@@ -62,12 +65,14 @@ AnyCase = Case[Any]
 
 
 # Connecting is limited per user upstream (auth-service: 10 a minute) and everything per
-# user here (300 a minute): these are fuzzed as users of their own, the rest as the one
-# with the connection and tasks.
+# user here (300 a minute), and signing out ends a session: these are fuzzed as users of
+# their own, the rest as the one with the connection and tasks.
 OWN_USER = {
     "POST /api/v1/integrations/connectwise/api-key",
     "POST /api/v1/integrations/connectwise/oauth/start",
     CALLBACK,
+    # Signing out revokes the session it is sent with.
+    "POST /api/v1/session/logout",
 }
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from syntaskio_gateway.integrations_api import is_local_path
+from syntaskio_gateway.redirects import is_local_path
 
 
 @pytest.mark.parametrize("location", ["/settings?connectwise=connected", "/", "/settings"])

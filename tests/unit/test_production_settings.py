@@ -20,7 +20,11 @@ PRODUCTION: dict[str, Any] = {
     "internal_api_token": "a-long-random-internal-token",
     "vault_keys": REAL_KEYS,
     "vault_primary_key_id": "2026-11",
-    "session_jwks_url": "https://login.example.com/.well-known/jwks.json",
+    "session_signing_key": json.dumps({"kty": "EC", "crv": "P-256", "x": "…", "d": "…"}),
+    "oidc_issuer": "https://login.example.com",
+    "oidc_client_id": "syntaskio",
+    "oidc_client_secret": "a-real-client-secret",
+    "oidc_tenants": {"0b6c…": "acme-msp"},
     "connectwise_client_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
 }
 
@@ -38,7 +42,11 @@ def test_a_complete_production_configuration_is_accepted() -> None:
         ({"vault_keys": ""}, "VAULT_KEYS"),
         ({"vault_keys": "changeme"}, "VAULT_KEYS"),
         ({"internal_api_token": "development-only"}, "INTERNAL_API_TOKEN"),
-        ({"session_jwks_url": ""}, "SESSION_JWKS_URL"),
+        ({"session_signing_key": ""}, "SESSION_SIGNING_KEY"),
+        ({"oidc_issuer": ""}, "OIDC_ISSUER"),
+        ({"oidc_issuer": "http://login.example.com"}, "OIDC_ISSUER"),
+        ({"oidc_client_secret": "changeme"}, "OIDC_CLIENT_SECRET"),
+        ({"oidc_tenants": {}}, "OIDC_TENANTS"),
         ({"connectwise_client_id": ""}, "CONNECTWISE_CLIENT_ID"),
         ({"dev_login_enabled": True}, "DEV_LOGIN_ENABLED"),
         ({"connectwise_allow_private_network": True}, "development-only"),
@@ -91,13 +99,10 @@ def test_company_ids_that_could_change_a_url_path_are_refused(company_id: str) -
         OAuthStartRequest(site="api-na.myconnectwise.net", company_id=company_id)
 
 
-def test_the_gateway_needs_an_identity_provider_in_production() -> None:
-    production = {"environment": "production", "connector_api_token": "a-real-token"}
-    with pytest.raises(ValidationError, match="SESSION_JWKS_URL"):
-        GatewaySettings(**production)
-    assert GatewaySettings(
-        **production, session_jwks_url="https://login.example.com/jwks"
-    ).secure_cookies
+def test_the_gateway_verifies_auth_services_sessions_by_default() -> None:
+    settings = GatewaySettings(environment="production", connector_api_token="a-real-token")
+    assert settings.session_jwks_url == "http://127.0.0.1:8081/.well-known/jwks.json"
+    assert settings.secure_cookies
 
 
 def test_the_gateway_needs_its_own_connector_token_in_production() -> None:

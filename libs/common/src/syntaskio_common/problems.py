@@ -134,9 +134,10 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     """Describe an app's error answers as they are sent: every 4xx/5xx as
-    problem+json; 401, 429 and 503 (sessions cannot be verified) wherever a session is
-    required, 400 (unreadable) and 413 (too large) wherever a body is read. FastAPI's own
-    validation schema is replaced."""
+    problem+json, unless the route declares another type for it (a page for a browser);
+    401, 429 and 503 (sessions cannot be verified) wherever a session is required, 400
+    (unreadable) and 413 (too large) wherever a body is read. FastAPI's own validation
+    schema is replaced."""
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     for replaced in ("HTTPValidationError", "ValidationError"):
         schemas.pop(replaced, None)
@@ -154,5 +155,9 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
                 if status[0] in "45":
                     if answer.get("description") in (None, "Validation Error"):
                         answer["description"] = HTTPStatus(int(status)).phrase
-                    answer["content"] = problem
+                    declared = answer.get("content", {})
+                    pages = {
+                        kind: body for kind, body in declared.items() if kind != "application/json"
+                    }
+                    answer["content"] = pages or problem
     return schema

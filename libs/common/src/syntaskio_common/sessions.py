@@ -1,19 +1,23 @@
-"""End-user sessions: OIDC-style JWTs verified against the issuer's JWKS.
-
-Locally the issuer is auth-service's development issuer; in production any OIDC provider
-whose tokens carry `tenant_id` works the same way.
+"""End-user sessions: JWTs auth-service issues (after a sign-in with the company's
+identity provider, or the development login), verified by every service against its
+JWKS. A session names the user, their tenant and their roles (`technician`, `admin`);
+one that was signed out is on the revocation list until it would have expired.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Final
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final, Protocol
 
 import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from pydantic import BaseModel, ConfigDict
+from pymongo.asynchronous.database import AsyncDatabase
 
 SESSION_AUDIENCE: Final = "syntaskio"
 SESSION_ALGORITHMS: Final = ["ES256"]
@@ -23,6 +27,11 @@ class InvalidSession(Exception):
     """The token is missing, malformed, expired or not ours."""
 
 
+class Role(StrEnum):
+    TECHNICIAN = "technician"
+    ADMIN = "admin"
+
+
 class UserSession(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -30,20 +39,29 @@ class UserSession(BaseModel):
     tenant_id: str
     name: str | None = None
     email: str | None = None
-    # The token's `jti`: lets short-lived state (an OAuth flow) be bound to one login.
+    roles: tuple[Role, ...] = (Role.TECHNICIAN,)
+    # The token's `jti`: lets short-lived state (an OAuth flow) be bound to one login,
+    # and names the session on the revocation list once signed out.
     session_id: str | None = None
+    expires_at: datetime | None = None
 
 
 def session_from_claims(claims: dict[str, Any]) -> UserSession:
     subject, tenant = claims.get("sub"), claims.get("tenant_id")
     if not isinstance(subject, str) or not subject or not isinstance(tenant, str) or not tenant:
         raise InvalidSession("token lacks sub or tenant_id")
+    roles = claims.get("roles", [Role.TECHNICIAN.value])
+    if not isinstance(roles, list) or not all(r in Role._value2member_map_ for r in roles):
+        raise InvalidSession("token has unknown roles")
+    expires = claims.get("exp")
     return UserSession(
         user_id=subject,
         tenant_id=tenant,
         name=claims.get("name"),
         email=claims.get("email"),
+        roles=tuple(Role(r) for r in roles),
         session_id=claims.get("jti"),
+        expires_at=datetime.fromtimestamp(expires, UTC) if isinstance(expires, int) else None,
     )
 
 
@@ -102,3 +120,52 @@ class JwksSessionVerifier:
             if time.monotonic() - self._fetched_at < self._min_refresh:
                 raise
         return verify_session_token(token, await self._refresh(), self._issuer, self._audience)
+
+
+class SessionRevocations:
+    """Signed-out sessions (`revoked_sessions`, by `jti`), kept until they would have
+    expired anyway. Every service that accepts sessions checks it, so a signed-out cookie
+    is refused everywhere at once."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._revoked = db["revoked_sessions"]
+
+    async def create_indexes(self) -> None:
+        await self._revoked.create_index("expires_at", expireAfterSeconds=0, name="expiry")
+
+    async def revoke(self, session: UserSession) -> None:
+        if session.session_id is None:
+            raise InvalidSession("a session without an id cannot be signed out")
+        await self._revoked.update_one(
+            {"_id": session.session_id},
+            {
+                "$set": {
+                    "tenant_id": session.tenant_id,
+                    "expires_at": session.expires_at or datetime.now(UTC),
+                }
+            },
+            upsert=True,
+        )
+
+    async def check(self, session: UserSession) -> UserSession:
+        """The session, unless it was signed out."""
+        if session.session_id is None:
+            raise InvalidSession("the session has no id")
+        if await self._revoked.find_one({"_id": session.session_id}, {"_id": 1}):
+            raise InvalidSession("the session was signed out")
+        return session
+
+
+class SessionVerifier(Protocol):
+    async def verify(self, token: str) -> UserSession: ...
+
+
+@dataclass(frozen=True)
+class LiveSessions:
+    """A verifier that also refuses sessions that were signed out."""
+
+    verifier: SessionVerifier
+    revocations: SessionRevocations
+
+    async def verify(self, token: str) -> UserSession:
+        return await self.revocations.check(await self.verifier.verify(token))

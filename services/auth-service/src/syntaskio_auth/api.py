@@ -10,10 +10,20 @@ from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.responses import RedirectResponse
 
 from syntaskio_auth.connections import Connections
-from syntaskio_auth.dev_issuer import DevIssuer
-from syntaskio_auth.models import DevSessionRequest, OAuthStart, SessionToken
+from syntaskio_auth.models import (
+    DevSessionRequest,
+    OAuthStart,
+    SessionToken,
+    SignedOut,
+    SignInFinish,
+    SignInMethods,
+    SignInStart,
+    SignInStarted,
+)
 from syntaskio_auth.renewal import CredentialLeases
+from syntaskio_auth.session_issuer import SessionIssuer
 from syntaskio_auth.settings import AuthSettings
+from syntaskio_auth.sign_in import SignIn, SignInRefused
 from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
 from syntaskio_common.credentials import CredentialLease, LeaseRequest
 from syntaskio_common.integrations import Integration, IntegrationStatus
@@ -40,12 +50,17 @@ def _credential_leases(request: Request) -> CredentialLeases:
     return leases
 
 
-def _issuer(request: Request) -> DevIssuer:
-    """The development issuer; absent (404) where an identity provider issues sessions."""
-    issuer: DevIssuer | None = request.app.state.issuer
-    if issuer is None:
-        raise Problem(404, "Not Found")
+def _issuer(request: Request) -> SessionIssuer:
+    issuer: SessionIssuer = request.app.state.issuer
     return issuer
+
+
+def _sign_in(request: Request) -> SignIn:
+    """Sign-in with the company's identity provider; 404 where none is configured."""
+    sign_in: SignIn | None = request.app.state.sign_in
+    if sign_in is None:
+        raise Problem(404, "Sign-in with an identity provider is not configured.")
+    return sign_in
 
 
 def _rate_limiter(request: Request) -> RateLimiter:
@@ -64,6 +79,7 @@ async def _current_user(
 
 
 CurrentUser = Annotated[UserSession, Depends(_current_user)]
+SignInDep = Annotated[SignIn, Depends(_sign_in)]
 ConnectionsDep = Annotated[Connections, Depends(_connections)]
 LeasesDep = Annotated[CredentialLeases, Depends(_credential_leases)]
 Limiter = Annotated[RateLimiter, Depends(_rate_limiter)]
@@ -88,9 +104,63 @@ async def dev_login(body: DevSessionRequest, request: Request, limiter: Limiter)
     await limiter.hit(LOGIN_LIMIT, "dev-login", body.tenant_id, body.user_id)
     issuer = _issuer(request)
     token = issuer.issue(
-        UserSession(user_id=body.user_id, tenant_id=body.tenant_id, name=body.name)
+        UserSession(
+            user_id=body.user_id, tenant_id=body.tenant_id, name=body.name, roles=body.roles
+        )
     )
     return SessionToken(access_token=token, expires_in=issuer.ttl_seconds)
+
+
+@public.get("/v1/sessions/methods", tags=["sessions"])
+async def sign_in_methods(request: Request) -> SignInMethods:
+    """How people can sign in here (the sign-in page shows what is on)."""
+    settings: AuthSettings = request.app.state.settings
+    return SignInMethods(
+        identity_provider=request.app.state.sign_in is not None,
+        dev_login=settings.dev_login_enabled,
+    )
+
+
+@public.post("/v1/sessions/oidc/start", tags=["sessions"])
+async def start_sign_in(body: SignInStart, sign_in: SignInDep) -> SignInStarted:
+    """Begin signing in with the company's identity provider: the browser goes to
+    `authorization_url` and keeps `binding` (the gateway puts it in an HttpOnly cookie)."""
+    started = await sign_in.start(body.return_to)
+    return SignInStarted(
+        authorization_url=started.authorization_url,
+        binding=started.binding,
+        expires_in=started.expires_in,
+    )
+
+
+@public.post("/v1/sessions/oidc/finish", tags=["sessions"])
+async def finish_sign_in(
+    body: SignInFinish, request: Request, sign_in: SignInDep, limiter: Limiter
+) -> SessionToken:
+    """The provider sent the browser back: exchange the code, validate the ID token,
+    issue the session. Refusals are problems with a `reason` and words for the person."""
+    await limiter.hit(LOGIN_LIMIT, "sign-in", body.state[:64])
+    try:
+        signed_in = await sign_in.finish(
+            state=body.state, code=body.code, error=body.error, binding=body.binding
+        )
+    except SignInRefused as refused:
+        raise Problem(refused.status, refused.message, reason=refused.reason) from None
+    issuer = _issuer(request)
+    return SessionToken(
+        access_token=issuer.issue(signed_in.session),
+        expires_in=issuer.ttl_seconds,
+        return_to=signed_in.return_to,
+    )
+
+
+@public.post("/v1/sessions/logout", tags=["sessions"])
+async def sign_out(request: Request, user: CurrentUser) -> SignedOut:
+    """End the session (refused everywhere from now on) and say where the browser can
+    end the identity provider's session too."""
+    await request.app.state.revocations.revoke(user)
+    sign_in: SignIn | None = request.app.state.sign_in
+    return SignedOut(end_session_url=await sign_in.end_session_url() if sign_in else None)
 
 
 @public.post(

@@ -8,17 +8,19 @@ from datetime import timedelta
 
 import httpx
 from fastapi import Depends, FastAPI
+from pymongo.asynchronous.database import AsyncDatabase
 
 from syntaskio_auth.accounts import ConnectWiseAccounts
 from syntaskio_auth.announcements import Announcements
-from syntaskio_auth.api import SessionVerifier, internal, public
+from syntaskio_auth.api import internal, public
 from syntaskio_auth.connections import Connections
 from syntaskio_auth.connector_client import ConnectorClient
-from syntaskio_auth.dev_issuer import DevIssuer
 from syntaskio_auth.oauth import OAuthProvider
 from syntaskio_auth.renewal import CredentialLeases
 from syntaskio_auth.repository import IntegrationRepository
+from syntaskio_auth.session_issuer import SessionIssuer
 from syntaskio_auth.settings import AuthSettings
+from syntaskio_auth.sign_in import ClaimMapping, OidcProvider, SignIn
 from syntaskio_auth.vault import Vault
 from syntaskio_common import topics
 from syntaskio_common.egress import create_guarded_http_client, create_guarded_transport
@@ -26,11 +28,11 @@ from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
 from syntaskio_common.kafka import create_broker, ensure_topics
 from syntaskio_common.leases import Leases
-from syntaskio_common.mongo import create_mongo_client, get_database, ping
+from syntaskio_common.mongo import Document, create_mongo_client, get_database, ping
 from syntaskio_common.problems import install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.service_auth import internal_caller
-from syntaskio_common.sessions import JwksSessionVerifier, UserSession
+from syntaskio_common.sessions import Role, SessionRevocations, UserSession
 
 
 def create_app(settings: AuthSettings) -> FastAPI:
@@ -38,16 +40,11 @@ def create_app(settings: AuthSettings) -> FastAPI:
     broker = create_broker(settings, client_id="auth-service")
     # Checked before anything is served: a missing or malformed keyring stops start-up.
     vault = Vault(settings.keyring(), settings.vault_primary_key_id)
-    # Without an external identity provider (development), auth-service issues sessions.
-    issuer = (
-        None
-        if settings.session_jwks_url
-        else DevIssuer(
-            settings.session_issuer,
-            settings.session_ttl_seconds,
-            settings.session_signing_key.get_secret_value(),
-            audience=settings.session_audience,
-        )
+    issuer = SessionIssuer(
+        settings.session_issuer,
+        settings.session_ttl_seconds,
+        settings.session_signing_key.get_secret_value(),
+        audience=settings.session_audience,
     )
     policy = settings.site_policy()
 
@@ -56,6 +53,8 @@ def create_app(settings: AuthSettings) -> FastAPI:
         db = get_database(mongo, settings)
         repository = IntegrationRepository(db)
         await repository.create_indexes()
+        revocations = SessionRevocations(db)
+        await revocations.create_indexes()
         await ensure_topics(settings, [topics.INTEGRATIONS])
         await broker.start()
         async with create_guarded_http_client(policy) as connectwise, create_http_client() as http:
@@ -90,7 +89,15 @@ def create_app(settings: AuthSettings) -> FastAPI:
                 lease_ttl=timedelta(seconds=settings.lease_ttl_seconds),
                 max_renewal_failures=settings.max_renewal_failures,
             )
-            app.state.verify_session = _session_verifier(settings, issuer, http)
+            app.state.revocations = revocations
+
+            async def verify_session(token: str) -> UserSession:
+                return await revocations.check(issuer.verify(token))
+
+            app.state.verify_session = verify_session
+            app.state.sign_in = (
+                await _sign_in(settings, db, http) if settings.oidc_enabled else None
+            )
             yield
         await broker.stop()
         await mongo.close()
@@ -108,19 +115,29 @@ def create_app(settings: AuthSettings) -> FastAPI:
     return app
 
 
-def _session_verifier(
-    settings: AuthSettings, issuer: DevIssuer | None, http: httpx.AsyncClient
-) -> SessionVerifier:
-    """The configured identity provider's JWKS; without one (development), our own issuer."""
-    if issuer is None:
-        return JwksSessionVerifier(
-            settings.session_jwks_url,
-            settings.session_issuer,
-            http,
-            audience=settings.session_audience,
-        ).verify
+async def _sign_in(
+    settings: AuthSettings, db: AsyncDatabase[Document], http: httpx.AsyncClient
+) -> SignIn:
+    def values(text: str) -> frozenset[str]:
+        return frozenset(v.strip() for v in text.split(",") if v.strip())
 
-    async def verify(token: str) -> UserSession:
-        return issuer.verify(token)
-
-    return verify
+    sign_in = SignIn(
+        db,
+        OidcProvider(settings.oidc_issuer, http),
+        ClaimMapping(
+            tenant_claim=settings.oidc_tenant_claim,
+            tenants=settings.oidc_tenants,
+            roles_claim=settings.oidc_roles_claim,
+            admin_values=values(settings.oidc_admin_values),
+            technician_values=values(settings.oidc_technician_values),
+            default_role=Role(settings.oidc_default_role) if settings.oidc_default_role else None,
+        ),
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret.get_secret_value(),
+        redirect_uri=settings.oidc_redirect_uri,
+        scopes=settings.oidc_scopes,
+        post_logout_redirect_uri=settings.oidc_post_logout_redirect_uri,
+        ttl=timedelta(seconds=settings.oidc_sign_in_ttl_seconds),
+    )
+    await sign_in.create_indexes()
+    return sign_in

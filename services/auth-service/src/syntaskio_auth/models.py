@@ -5,6 +5,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from syntaskio_common.sessions import Role
+
 
 class OAuthStart(BaseModel):
     authorization_url: str
@@ -26,9 +28,46 @@ class DevSessionRequest(BaseModel):
     user_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@+-]+$")
     tenant_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     name: str | None = Field(default=None, max_length=128)
+    roles: tuple[Role, ...] = Field(default=(Role.TECHNICIAN,), min_length=1)
 
 
 class SessionToken(BaseModel):
     access_token: str
     token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
     expires_in: int
+    # After a sign-in: the local page the user set out for.
+    return_to: str | None = None
+
+
+# A local path only (`/settings?x=1`), never another site (`//evil.example`, `/\\evil`).
+LOCAL_PATH = r"^/(?:[A-Za-z0-9._~%!$&'()*+,;=:@?-][A-Za-z0-9/._~%!$&'()*+,;=:@?-]{0,499})?$"
+
+
+class SignInMethods(BaseModel):
+    identity_provider: bool
+    dev_login: bool
+
+
+class SignInStart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    return_to: str = Field(default="/", pattern=LOCAL_PATH)
+
+
+class SignInStarted(BaseModel):
+    authorization_url: str
+    binding: str
+    expires_in: int
+
+
+class SignInFinish(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: str = Field(min_length=1, max_length=512)
+    code: str | None = Field(default=None, max_length=4096)
+    error: str | None = Field(default=None, max_length=256)
+    binding: str | None = Field(default=None, max_length=256)
+
+
+class SignedOut(BaseModel):
+    end_session_url: str | None = None

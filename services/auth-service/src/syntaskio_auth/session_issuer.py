@@ -1,7 +1,9 @@
-"""The development session issuer: signs user JWTs and publishes its JWKS.
+"""The session issuer: signs the system's own session JWTs and publishes its JWKS.
 
-In production an external OIDC provider issues the tokens; this exists so a laptop and
-the tests have real, verifiable sessions.
+A session is issued after a sign-in with the company's OpenID Connect provider
+(`sign_in.py`) or, in development, by the dev login. Every service verifies the same
+short-lived token; its key is `SESSION_SIGNING_KEY` (generated per process in
+development only).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from syntaskio_common.sessions import SESSION_AUDIENCE, UserSession, verify_sess
 logger = logging.getLogger(__name__)
 
 
-class DevIssuer:
+class SessionIssuer:
     def __init__(
         self,
         issuer: str,
@@ -49,6 +51,7 @@ class DevIssuer:
             "aud": self.audience,
             "sub": session.user_id,
             "tenant_id": session.tenant_id,
+            "roles": [role.value for role in session.roles],
             "iat": now,
             "exp": now + self.ttl_seconds,
             "jti": uuid.uuid4().hex,

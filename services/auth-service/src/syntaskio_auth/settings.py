@@ -43,9 +43,29 @@ class AuthSettings(SessionSettings, ConnectWiseEgressSettings):
     # The connector's internal API (a disconnect asks it to remove ConnectWise callbacks).
     connector_url: str = "http://127.0.0.1:8082"
     session_ttl_seconds: int = 8 * 3600
-    # Private JWK (JSON) of the development issuer; generated per process when unset in dev.
+    # Private JWK (JSON) of the session issuer; generated per process when unset in dev.
     session_signing_key: SecretStr = SecretStr("")
     dev_login_enabled: bool = False
+    # Browser sign-in with the company's OpenID Connect provider (off without an issuer).
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr = SecretStr("")
+    # The gateway's callback, registered with the provider.
+    oidc_redirect_uri: str = "http://127.0.0.1:8080/api/v1/session/callback"
+    oidc_scopes: str = "openid profile email"
+    # The claim naming the user's company, and which values are our tenants:
+    # {"<claim value>": "<tenant id>"} (e.g. Entra ID's `tid` GUID -> "acme-msp").
+    oidc_tenant_claim: str = "tenant_id"
+    oidc_tenants: dict[str, str] = Field(default_factory=dict)
+    # The claim listing the user's roles or groups, and the values that make each role
+    # (comma-separated); a user with none gets `oidc_default_role` ("" refuses them).
+    oidc_roles_claim: str = "roles"
+    oidc_admin_values: str = "admin"
+    oidc_technician_values: str = "technician"
+    oidc_default_role: str = "technician"
+    # Where the provider sends the browser after it ended its own session.
+    oidc_post_logout_redirect_uri: str = "http://127.0.0.1:8080/"
+    oidc_sign_in_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     # The `clientId` header ConnectWise requires on every API call (one GUID per product).
     connectwise_client_id: str = ""
     # OAuth2 providers by name (JSON); a provider without a client secret is switched off.
@@ -76,11 +96,19 @@ class AuthSettings(SessionSettings, ConnectWiseEgressSettings):
             return self
         if self.dev_login_enabled:
             raise ValueError("DEV_LOGIN_ENABLED is development-only")
-        if not self.session_jwks_url:
-            raise ValueError("SESSION_JWKS_URL (the identity provider's keys) is required")
+        self.require_real_secret("SESSION_SIGNING_KEY", self.session_signing_key)
+        if not self.oidc_issuer.startswith("https://"):
+            raise ValueError("OIDC_ISSUER (the identity provider, https) is required")
+        self.require_real_secret("OIDC_CLIENT_SECRET", self.oidc_client_secret)
+        if not self.oidc_client_id or not self.oidc_tenants:
+            raise ValueError("OIDC_CLIENT_ID and OIDC_TENANTS are required")
         if not self.connectwise_client_id:
             raise ValueError("CONNECTWISE_CLIENT_ID (the registered clientId GUID) is required")
         return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
     def keyring(self) -> dict[str, bytes]:
         raw = self.vault_keys.get_secret_value()

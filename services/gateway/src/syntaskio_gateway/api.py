@@ -1,5 +1,5 @@
-"""The dashboard API under /api/v1: session, tasks, and write-back commands
-(integration settings are in `integrations_api`)."""
+"""The dashboard API under /api/v1: tasks and write-back commands (signing in and out
+is in `session_api`, integration settings in `integrations_api`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from typing import Annotated, Any
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel, ConfigDict, Field
 
 from syntaskio_common.commands import CommandAction, CommandStatus, NoteInput, TimeEntryInput
 from syntaskio_common.problems import Problem
 from syntaskio_common.task import Task
-from syntaskio_gateway.auth_proxy import forward, relay
 from syntaskio_gateway.commands import (
     CommandAccepted,
     CommandRequests,
@@ -26,101 +24,16 @@ from syntaskio_gateway.commands import (
 )
 from syntaskio_gateway.connector import ConnectorUnavailable
 from syntaskio_gateway.dependencies import (
-    SESSION_COOKIE,
     AuthenticatedUser,
     Connector,
     CurrentUser,
     ResourceId,
-    rate_limiter,
-    settings_of,
 )
 from syntaskio_gateway.live import TaskFeed, stream
 from syntaskio_gateway.task_query import InvalidQuery, TaskFilters, TaskListQuery
 from syntaskio_gateway.tasks import TaskFacets, TaskPage, TaskReader
 
-# Per client IP, in this process (see RateLimiter): logins are what a guesser would hammer.
-DEV_LOGIN_LIMIT = "20/minute"
-
-
-async def _limit_dev_login(request: Request) -> None:
-    client = request.client.host if request.client else "unknown"
-    await rate_limiter(request).hit(DEV_LOGIN_LIMIT, "dev-login", client)
-
-
 router = APIRouter(prefix="/api/v1")
-
-
-class DevLoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    user_id: str = Field(min_length=1, max_length=128)
-    tenant_id: str = Field(min_length=1, max_length=64)
-    name: str | None = Field(default=None, max_length=128)
-
-
-class SessionInfo(BaseModel):
-    user_id: str
-    tenant_id: str
-    name: str | None = None
-    access_token: str | None = Field(
-        default=None, description="For API clients; browsers use the HttpOnly cookie."
-    )
-    expires_in: int | None = None
-
-
-@router.post(
-    "/session/dev-login",
-    tags=["session"],
-    status_code=status.HTTP_201_CREATED,
-    response_model=SessionInfo,
-    dependencies=[Depends(_limit_dev_login)],
-    responses={429: {"description": "Too many sign-ins from this address"}, 503: {}},
-)
-async def dev_login(
-    body: DevLoginRequest, request: Request, response: Response
-) -> SessionInfo | Response:
-    """Development login (only where auth-service's dev issuer is enabled)."""
-    upstream = await forward(request, "POST", "/v1/dev/sessions", None, body.model_dump())
-    if upstream.status_code != status.HTTP_201_CREATED:
-        return relay(upstream)
-    issued = upstream.json()
-    response.set_cookie(
-        SESSION_COOKIE,
-        issued["access_token"],
-        max_age=int(issued["expires_in"]),
-        httponly=True,
-        secure=settings_of(request).secure_cookies,
-        # Lax, not Strict: the OAuth provider sends the browser back to our callback with a
-        # top-level cross-site GET, and a Strict cookie would not be sent with it. Lax still
-        # withholds the cookie from cross-site POSTs (CSRF), and every route that changes
-        # state is a POST, PUT or DELETE.
-        samesite="lax",
-        path="/",
-    )
-    return SessionInfo(
-        user_id=body.user_id,
-        tenant_id=body.tenant_id,
-        name=body.name,
-        access_token=issued["access_token"],
-        expires_in=issued["expires_in"],
-    )
-
-
-@router.post("/session/logout", tags=["session"], status_code=status.HTTP_204_NO_CONTENT)
-async def logout(request: Request, response: Response) -> None:
-    settings = settings_of(request)
-    response.delete_cookie(
-        SESSION_COOKIE,
-        path="/",
-        secure=settings.secure_cookies,
-        httponly=True,
-        samesite="lax",
-    )
-
-
-@router.get("/me", tags=["session"])
-async def me(user: CurrentUser) -> SessionInfo:
-    return SessionInfo(user_id=user.user_id, tenant_id=user.tenant_id, name=user.name)
 
 
 def _reader(request: Request) -> TaskReader:

@@ -18,8 +18,8 @@ from syntaskio_common.kafka import create_broker, ensure_topics, publish
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
 from syntaskio_common.problems import RequestSizeLimit, document_problems, install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter
-from syntaskio_common.sessions import JwksSessionVerifier
-from syntaskio_gateway import api, integrations_api
+from syntaskio_common.sessions import JwksSessionVerifier, LiveSessions, SessionRevocations
+from syntaskio_gateway import api, integrations_api, session_api
 from syntaskio_gateway.commands import CommandRequests
 from syntaskio_gateway.connector import ConnectorApi
 from syntaskio_gateway.live import FeedBuffer, TaskFeed
@@ -63,11 +63,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 headers={"Authorization": f"Bearer {connector_token}"},
             ) as connector,
         ):
-            app.state.verifier = JwksSessionVerifier(
-                settings.session_jwks_url,
-                settings.session_issuer,
-                http,
-                audience=settings.session_audience,
+            app.state.verifier = LiveSessions(
+                JwksSessionVerifier(
+                    settings.session_jwks_url,
+                    settings.session_issuer,
+                    http,
+                    audience=settings.session_audience,
+                ),
+                SessionRevocations(db),
             )
             app.state.auth_service = auth_service
             app.state.connector = ConnectorApi(connector)
@@ -104,6 +107,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.rate_limiter = RateLimiter()
     install_problem_handlers(app)
     app.include_router(health_router({"mongodb": lambda: ping(mongo), "task_feed": _reading(feed)}))
+    app.include_router(session_api.router)
     app.include_router(api.router)
     app.include_router(integrations_api.router)
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from syntaskio_common.problems import Problem
 from syntaskio_common.rate_limits import RateLimiter
-from syntaskio_common.sessions import InvalidSession, JwksSessionVerifier, UserSession
+from syntaskio_common.sessions import InvalidSession, SessionVerifier, UserSession
 from syntaskio_gateway.connector import ConnectorApi
 from syntaskio_gateway.settings import GatewaySettings
 
@@ -57,7 +57,7 @@ async def _current_user(
     token = cookie or (bearer.credentials if bearer else None)
     if not token:
         raise Problem(401, "A session (cookie or bearer token) is required.")
-    verifier: JwksSessionVerifier = request.app.state.verifier
+    verifier: SessionVerifier = request.app.state.verifier
     try:
         session = await verifier.verify(token)
     except InvalidSession as error:

@@ -25,6 +25,7 @@ from syntaskio_gateway.auth_proxy import forward, relay
 from syntaskio_gateway.connector import ConnectorApi, ConnectorUnavailable
 from syntaskio_gateway.dependencies import BrowserUser, Connector, CurrentUser, ResourceId
 from syntaskio_gateway.integrations import IntegrationOverview, overview
+from syntaskio_gateway.redirects import is_local_path, see_other
 
 logger = logging.getLogger(__name__)
 # Where a browser without a valid session is sent.
@@ -185,18 +186,18 @@ async def connectwise_oauth_callback(
     """Where ConnectWise sends the browser back: finishes the flow in auth-service, then
     redirects to the settings page (`/settings?connectwise=<outcome>`)."""
     if user is None:
-        return _see_other(SIGN_IN_PAGE)
+        return see_other(SIGN_IN_PAGE)
     given = {"state": state, "code": code, "error": error}
     params = {name: value for name, value in given.items() if value is not None}
     upstream = await forward(
         request, "GET", "/v1/integrations/connectwise/oauth/callback", user.token, params=params
     )
     if upstream.status_code == status.HTTP_401_UNAUTHORIZED:
-        return _see_other(SIGN_IN_PAGE)
+        return see_other(SIGN_IN_PAGE)
     if upstream.is_redirect:
         location = upstream.headers.get("location", "")
         if is_local_path(location):
-            return _see_other(location)
+            return see_other(location)
     elif upstream.is_error:
         return relay(upstream)
     raise Problem(502, "The integration service gave an unexpected answer.")
@@ -209,24 +210,3 @@ async def disconnect_integration(
     """Disconnect: credentials are deleted and syncing stops; the integration stays listed
     as `disconnected`."""
     return relay(await forward(request, "DELETE", f"/v1/integrations/{integration_id}", user.token))
-
-
-def _see_other(location: str) -> RedirectResponse:
-    return RedirectResponse(
-        location,
-        status_code=status.HTTP_303_SEE_OTHER,
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
-    )
-
-
-def is_local_path(location: str) -> bool:
-    """A path on this site: "/x" but not "//host" (scheme-relative), nor anything a browser
-    might rewrite into one ("/\\host", control characters or whitespace it strips)."""
-    return (
-        location.startswith("/")
-        and not location.startswith("//")
-        and "\\" not in location
-        and location.isascii()
-        and location.isprintable()
-        and " " not in location
-    )

@@ -21,9 +21,7 @@ class GatewaySettings(SessionSettings):
     @model_validator(mode="after")
     def _defaults(self) -> GatewaySettings:
         self.require_real_secret("CONNECTOR_API_TOKEN", self.connector_api_token)
-        if not self.is_development and not self.session_jwks_url:
-            raise ValueError("SESSION_JWKS_URL (the identity provider's keys) is required")
-        # Development: auth-service's own issuer.
+        # Sessions are auth-service's (after a sign-in with the company's provider).
         if not self.session_jwks_url:
             self.session_jwks_url = f"{self.auth_service_url.rstrip('/')}/.well-known/jwks.json"
         return self

@@ -18,6 +18,8 @@ class Ports:
     # A second ConnectWise company for tests that need data of their own (a member with
     # more tickets than the shared seed has); started only when a test asks for it.
     second_sandbox: int = 8091
+    # The OpenID Connect provider people sign in with (tests run a third-party one).
+    identity_provider: int = 8092
 
     @classmethod
     def free(cls) -> Ports:

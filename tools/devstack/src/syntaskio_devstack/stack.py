@@ -111,6 +111,21 @@ class EmbeddedStack:
             "CONNECTOR_URL": self.url("connector"),
             "SESSION_ISSUER": self.url("auth"),
         }
+        if name == "auth" and self.config.environment == "test":
+            # Sign-in with a real (third-party) OpenID Connect provider on loopback; the
+            # tests give its users their claims. Tenants "acme-msp" and "globex" exist.
+            env |= {
+                "OIDC_ISSUER": self.url("identity_provider"),
+                "OIDC_CLIENT_ID": "syntaskio-tests",
+                "OIDC_CLIENT_SECRET": self._secrets["OAUTH_CLIENT_SECRET"],
+                "OIDC_REDIRECT_URI": f"{self.url('gateway')}/api/v1/session/callback",
+                "OIDC_POST_LOGOUT_REDIRECT_URI": f"{self.url('gateway')}/",
+                "OIDC_TENANT_CLAIM": "org",
+                "OIDC_TENANTS": json.dumps({"acme": "acme-msp", "globex": "globex"}),
+                "OIDC_ROLES_CLAIM": "groups",
+                "OIDC_ADMIN_VALUES": "syntaskio-admins",
+                "OIDC_TECHNICIAN_VALUES": "syntaskio-technicians",
+            }
         if name == "auth":
             oauth = {
                 "client_id": DEV_CONNECTWISE_CLIENT_ID,
@@ -223,6 +238,19 @@ class EmbeddedStack:
             ready_url=f"{self.url(name)}/_sandbox/health",
         )
 
+    def identity_provider(self) -> ManagedProcess:
+        """oidc-provider-mock (PyPI), a third-party OpenID Connect provider: its own
+        login page, discovery, JWKS, RS256 ID tokens with `nonce`, end-session."""
+        port = self.config.ports.identity_provider
+        return ManagedProcess(
+            "identity_provider",
+            [sys.executable, "-m", "oidc_provider_mock", "--port", str(port), "--require-nonce"],
+            self._log("identity_provider"),
+            # It serves plain HTTP on loopback (Authlib's server refuses that otherwise).
+            env={"AUTHLIB_INSECURE_TRANSPORT": "1"},
+            ready_url=f"{self.url('identity_provider')}/.well-known/openid-configuration",
+        )
+
     def service(self, name: str) -> ManagedProcess:
         return ManagedProcess(
             name,
@@ -249,7 +277,8 @@ class EmbeddedStack:
         self.start_all([self.sandbox("second_sandbox", tickets)])
 
     def start_services(self) -> None:
-        self.start_all([self.service(name) for name in SERVICES])
+        providers = [self.identity_provider()] if self.config.environment == "test" else []
+        self.start_all([*providers, *(self.service(name) for name in SERVICES)])
 
     def restart(self, name: str) -> None:
         process = self.processes[name]

@@ -22,6 +22,9 @@ const LIVE_LABELS = new Map([
 const SETTINGS_REFRESH_MS = 5000; // while the settings are on screen
 const DASHBOARD_REFRESH_MS = 30_000; // for the dashboard's "connection expired" notice
 const INTEGRATIONS_AFTER_EVENT_MS = 3000;
+// What the gateway takes as `return_to` for the sign-in with the company's account: a
+// path of this site (never `//elsewhere`), at most 500 characters.
+const LOCAL_PATH = /^\/(?![/\\])[A-Za-z0-9/._~%!$&'()*+,;=:@?-]{0,499}$/;
 
 let signedIn = false;
 let currentView = null;
@@ -29,6 +32,7 @@ let liveStream = null;
 let streamRetry = null;
 let pollTimer = null;
 let integrationsTimer = null;
+let signInMethods = null; // the gateway's answer (a promise), asked for once per page
 
 function viewOf(path) {
   return path === "/settings" ? "settings" : "tasks";
@@ -127,8 +131,8 @@ function watchTasks() {
   }
 }
 
-function showLogin() {
-  const wasSignedIn = signedIn;
+// Leaves the signed-in part of the page: no live updates, no polling, nothing shown.
+function leaveApp() {
   signedIn = false;
   liveStream?.close();
   liveStream = null;
@@ -137,12 +141,82 @@ function showLogin() {
   tasks.resetTasks();
   settings.resetSettings();
   for (const id of ["dashboard", "integrations", "nav", "whoami", "attention"]) $(id).hidden = true;
+}
+
+function showLogin() {
+  const wasSignedIn = signedIn;
+  leaveApp();
   $("login").hidden = false;
   document.title = "Syntaskio — Sign in";
-  if (wasSignedIn) {
-    $("login-error").textContent = "Your session has ended. Please sign in again.";
-    $("login-user").focus();
+  if (wasSignedIn) $("login-error").textContent = "Your session has ended. Please sign in again.";
+  showSignInMethods({ focus: wasSignedIn });
+}
+
+// The sign-in with the company's account comes back to the page the person is on.
+function companySignInUrl() {
+  const here = `${window.location.pathname}${window.location.search}`;
+  const returnTo = LOCAL_PATH.test(here) ? here : "/";
+  return `/api/v1/session/login?return_to=${encodeURIComponent(returnTo)}`;
+}
+
+// The ways to sign in that are on here: the company's account, the development login.
+async function showSignInMethods({ focus = false } = {}) {
+  for (const id of ["login-company", "login-dev", "login-unavailable"]) $(id).hidden = true;
+  $("login-loading").hidden = false;
+  let methods = null;
+  let problem = "";
+  try {
+    signInMethods ??= api("/session/methods");
+    methods = await signInMethods;
+  } catch (error) {
+    signInMethods = null; // asked again next time
+    problem = `The ways to sign in could not be loaded. ${error.message}`;
   }
+  if (signedIn || $("login").hidden) return; // signed in meanwhile
+  $("login-loading").hidden = true;
+  const company = Boolean(methods?.identity_provider);
+  const dev = Boolean(methods?.dev_login);
+  if (company) $("login-company-link").href = companySignInUrl();
+  $("login-company").hidden = !company;
+  $("login-dev").hidden = !dev;
+  // One primary action: the company's account when it is offered.
+  const devButton = $("login-form").querySelector("button[type=submit]");
+  devButton.classList.toggle("button-primary", !company);
+  devButton.classList.toggle("button-secondary", company);
+  $("login-unavailable").hidden = company || dev;
+  $("login-unavailable-text").textContent = problem
+    || "Signing in is not set up here yet. Please ask your administrator.";
+  $("login-retry").hidden = !problem;
+  if (focus) {
+    if (company) $("login-company-link").focus();
+    else if (dev) $("login-user").focus();
+  }
+}
+
+/** The identity provider's sign-out page, if the gateway named a web address. */
+function providerSignOutUrl(url) {
+  return typeof url === "string" && /^https?:\/\//i.test(url) ? url : null;
+}
+
+async function signOut() {
+  const button = $("logout");
+  button.disabled = true;
+  let signedOut = null;
+  try {
+    signedOut = await api("/session/logout", { method: "POST" });
+  } catch {
+    // The sign-in screen either way (a 401: the session had already ended).
+  } finally {
+    button.disabled = false;
+  }
+  const provider = providerSignOutUrl(signedOut?.end_session_url);
+  if (provider) {
+    // End the provider's session too; it sends the browser back to this site.
+    leaveApp();
+    window.location.assign(provider);
+    return;
+  }
+  showLogin();
 }
 
 function enterApp(me, outcome) {
@@ -206,12 +280,10 @@ async function start() {
       button.disabled = false;
     }
   });
-  $("logout").addEventListener("click", async () => {
-    try {
-      await api("/session/logout", { method: "POST" });
-    } finally {
-      showLogin();
-    }
+  $("logout").addEventListener("click", signOut);
+  $("login-retry").addEventListener("click", () => {
+    $("login-error").textContent = "";
+    showSignInMethods({ focus: true });
   });
   // In-page links between the two views (plain links without JavaScript).
   document.addEventListener("click", (event) => {
