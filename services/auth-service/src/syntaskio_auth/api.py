@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -32,6 +33,7 @@ from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.service_auth import bearer_token
 from syntaskio_common.sessions import InvalidSession, UserSession
 
+logger = logging.getLogger(__name__)
 SessionVerifier = Callable[[str], Awaitable[UserSession]]
 
 # Per-user limits on the endpoints that reach out to ConnectWise or mint sessions.
@@ -145,6 +147,7 @@ async def finish_sign_in(
             state=body.state, code=body.code, error=body.error, binding=body.binding
         )
     except SignInRefused as refused:
+        logger.info("sign-in refused", extra={"reason": refused.reason})
         raise Problem(refused.status, refused.message, reason=refused.reason) from None
     issuer = _issuer(request)
     return SessionToken(
