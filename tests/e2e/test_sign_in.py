@@ -2,7 +2,7 @@
 process) to the running system: the session it gives, signing out, and every refusal —
 a tampered or replayed `state`, a callback in another browser, a denial, an unknown or
 missing tenant, a `return_to` off the site. (Tokens the provider would never send —
-wrong nonce, issuer or audience, expired — are refused in tests/unit/test_sign_in.py.)"""
+wrong nonce, issuer or audience, expired — are refused in tests/unit/test_sign_in_tokens.py.)"""
 
 from __future__ import annotations
 
