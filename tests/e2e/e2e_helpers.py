@@ -30,12 +30,13 @@ def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float 
 
 
 @contextmanager
-def signed_in(system: EmbeddedStack, user_id: str, tenant_id: str) -> Iterator[httpx.Client]:
+def signed_in(
+    system: EmbeddedStack, user_id: str, tenant_id: str, roles: tuple[str, ...] = ("technician",)
+) -> Iterator[httpx.Client]:
     """A browser-like client holding the session cookie."""
     with httpx.Client(base_url=system.url("gateway"), timeout=30) as client:
-        response = client.post(
-            "/api/v1/session/dev-login", json={"user_id": user_id, "tenant_id": tenant_id}
-        )
+        body = {"user_id": user_id, "tenant_id": tenant_id, "roles": list(roles)}
+        response = client.post("/api/v1/session/dev-login", json=body)
         assert response.status_code == 201, response.text
         yield client
 

@@ -247,6 +247,26 @@ def test_nothing_of_the_owners_shows_in_anyone_elses_lists(
         assert eventually(partial(counted_as_listed, client), timeout=30), intruder.name
 
 
+def test_only_an_admin_of_her_company_lists_her_connection(
+    system: EmbeddedStack, alice: Owner, intruders: dict[str, Intruder]
+) -> None:
+    """The tenant's connection list is for its admins: technicians (her colleague
+    included) are refused before anything is asked, another company's admin sees only
+    their own company's."""
+    for intruder in intruders.values():
+        refused = intruder.client.get("/api/v1/admin/integrations")
+        assert refused.status_code == 403, f"{intruder.name}: {refused.text}"
+        assert refused.headers["content-type"] == PROBLEM_JSON
+    assert alice.client.get("/api/v1/admin/integrations").status_code == 403
+    admin = ("admin",)
+    with signed_in(system, alice.user_id, f"other-{uuid.uuid4().hex[:8]}", admin) as outsider:
+        assert outsider.get("/api/v1/admin/integrations").json() == []
+    with signed_in(system, f"admin-{uuid.uuid4().hex[:6]}", alice.tenant_id, admin) as hers:
+        listed = hers.get("/api/v1/admin/integrations").json()
+        assert [(i["id"], i["user_id"]) for i in listed] == [(alice.integration_id, alice.user_id)]
+        assert listed[0]["state"] in ("active", "syncing")
+
+
 def counted_as_listed(client: httpx.Client) -> bool:
     """The facets count exactly the user's tasks (none of anyone else's)."""
     facets = client.get("/api/v1/tasks/facets").json()

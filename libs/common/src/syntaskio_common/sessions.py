@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import httpx
 from joserfc import jwt
@@ -18,6 +18,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from pydantic import BaseModel, ConfigDict
 from pymongo.asynchronous.database import AsyncDatabase
+
+from syntaskio_common.problems import Problem
 
 SESSION_AUDIENCE: Final = "syntaskio"
 SESSION_ALGORITHMS: Final = ["ES256"]
@@ -120,6 +122,17 @@ class JwksSessionVerifier:
             if time.monotonic() - self._fetched_at < self._min_refresh:
                 raise
         return verify_session_token(token, await self._refresh(), self._issuer, self._audience)
+
+
+SessionT = TypeVar("SessionT", bound=UserSession)
+
+
+def admin_only(session: SessionT) -> SessionT:
+    """The session, if it is an admin's: checked before anything is asked for. Within
+    their tenant only; every query stays scoped by the session's tenant."""
+    if Role.ADMIN not in session.roles:
+        raise Problem(403, "This needs the admin role in your company.")
+    return session
 
 
 class SessionRevocations:

@@ -31,7 +31,7 @@ from syntaskio_common.integrations import Integration, IntegrationStatus
 from syntaskio_common.problems import Problem
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.service_auth import bearer_token
-from syntaskio_common.sessions import InvalidSession, UserSession
+from syntaskio_common.sessions import InvalidSession, UserSession, admin_only
 
 logger = logging.getLogger(__name__)
 SessionVerifier = Callable[[str], Awaitable[UserSession]]
@@ -81,6 +81,13 @@ async def _current_user(
 
 
 CurrentUser = Annotated[UserSession, Depends(_current_user)]
+
+
+async def _admin(user: CurrentUser) -> UserSession:
+    return admin_only(user)
+
+
+AdminUser = Annotated[UserSession, Depends(_admin)]
 SignInDep = Annotated[SignIn, Depends(_sign_in)]
 ConnectionsDep = Annotated[Connections, Depends(_connections)]
 LeasesDep = Annotated[CredentialLeases, Depends(_credential_leases)]
@@ -210,6 +217,14 @@ async def oauth_callback(
 @public.get("/v1/integrations", tags=["integrations"])
 async def list_integrations(user: CurrentUser, connections: ConnectionsDep) -> list[Integration]:
     return await connections.repository.list_for_user(user.tenant_id, user.user_id)
+
+
+@public.get("/v1/admin/integrations", tags=["admin"])
+async def list_tenant_integrations(
+    admin: AdminUser, connections: ConnectionsDep
+) -> list[Integration]:
+    """Every connection of the admin's tenant (any user's)."""
+    return await connections.repository.list_for_tenant(admin.tenant_id)
 
 
 @public.get("/v1/integrations/{integration_id}", tags=["integrations"])

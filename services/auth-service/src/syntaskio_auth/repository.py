@@ -89,6 +89,10 @@ class IntegrationRepository:
         cursor = self._integrations.find({"tenant_id": tenant_id, "user_id": user_id})
         return [Integration.from_document(doc) async for doc in cursor]
 
+    async def list_for_tenant(self, tenant_id: str) -> list[Integration]:
+        cursor = self._integrations.find({"tenant_id": tenant_id}).sort("created_at", 1)
+        return [Integration.from_document(doc) async for doc in cursor]
+
     async def list_by_status(self, status: IntegrationStatus) -> list[Integration]:
         cursor = self._integrations.find({"status": status.value})
         return [Integration.from_document(doc) async for doc in cursor]

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from syntaskio_common.problems import Problem
 from syntaskio_common.rate_limits import RateLimiter
-from syntaskio_common.sessions import InvalidSession, SessionVerifier, UserSession
+from syntaskio_common.sessions import InvalidSession, SessionVerifier, UserSession, admin_only
 from syntaskio_gateway.connector import ConnectorApi
 from syntaskio_gateway.settings import GatewaySettings
 
@@ -85,6 +85,13 @@ async def _browser_user(
 
 
 CurrentUser = Annotated[AuthenticatedUser, Depends(_current_user)]
+
+
+async def _admin(user: CurrentUser) -> AuthenticatedUser:
+    return admin_only(user)
+
+
+AdminUser = Annotated[AuthenticatedUser, Depends(_admin)]
 BrowserUser = Annotated[AuthenticatedUser | None, Depends(_browser_user)]
 # Ids are our services' UUIDs (integrations, tasks, commands); the pattern keeps anything
 # else out of queries and upstream paths.

@@ -23,7 +23,14 @@ from syntaskio_common.integrations import (
 from syntaskio_common.problems import Problem
 from syntaskio_gateway.auth_proxy import forward, relay
 from syntaskio_gateway.connector import ConnectorApi, ConnectorUnavailable
-from syntaskio_gateway.dependencies import BrowserUser, Connector, CurrentUser, ResourceId
+from syntaskio_gateway.dependencies import (
+    AdminUser,
+    AuthenticatedUser,
+    BrowserUser,
+    Connector,
+    CurrentUser,
+    ResourceId,
+)
 from syntaskio_gateway.integrations import IntegrationOverview, overview
 from syntaskio_gateway.redirects import is_local_path, see_other
 
@@ -79,17 +86,36 @@ async def _sync_status(connector: ConnectorApi, integration: Integration) -> Syn
         return None
 
 
-@router.get("/integrations", responses={503: {}})
-async def list_integrations(
-    request: Request, user: CurrentUser, connector: Connector
+async def _overviews(
+    request: Request, path: str, user: AuthenticatedUser, connector: ConnectorApi
 ) -> list[IntegrationOverview]:
-    """The user's connections with their state, last and next sync, and API budget."""
-    upstream = await forward(request, "GET", "/v1/integrations", user.token)
+    upstream = await forward(request, "GET", path, user.token)
     if upstream.is_error:
         raise Problem(upstream.status_code, "Integrations are unavailable.")
     integrations = _INTEGRATIONS.validate_json(upstream.content)
     statuses = await asyncio.gather(*(_sync_status(connector, i) for i in integrations))
     return [overview(i, s) for i, s in zip(integrations, statuses, strict=True)]
+
+
+@router.get("/integrations", responses={503: {}})
+async def list_integrations(
+    request: Request, user: CurrentUser, connector: Connector
+) -> list[IntegrationOverview]:
+    """The user's connections with their state, last and next sync, and API budget."""
+    return await _overviews(request, "/v1/integrations", user, connector)
+
+
+@router.get(
+    "/admin/integrations",
+    tags=["admin"],
+    responses={403: {"description": "Not an admin of the company"}, 503: {}},
+)
+async def list_tenant_integrations(
+    request: Request, admin: AdminUser, connector: Connector
+) -> list[IntegrationOverview]:
+    """Admins: every connection of their company (whoever made it), with its state, last
+    and next sync, and API budget."""
+    return await _overviews(request, "/v1/admin/integrations", admin, connector)
 
 
 @router.get("/integrations/{integration_id}", responses=_NOT_THEIRS)
