@@ -16,7 +16,7 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pymongo.asynchronous.database import AsyncDatabase
 
 from syntaskio_common.problems import Problem
@@ -122,6 +122,20 @@ class JwksSessionVerifier:
             if time.monotonic() - self._fetched_at < self._min_refresh:
                 raise
         return verify_session_token(token, await self._refresh(), self._issuer, self._audience)
+
+
+class SignInMethods(BaseModel):
+    """How people sign in here (auth-service says; the gateway's sign-in page shows it)."""
+
+    identity_provider: bool = Field(description="Sign in with the company's account")
+    dev_login: bool = Field(description="The development login (never in production)")
+
+
+class SignedOut(BaseModel):
+    end_session_url: str | None = Field(
+        default=None,
+        description="Where the browser goes to end the identity provider's session too",
+    )
 
 
 SessionT = TypeVar("SessionT", bound=UserSession)

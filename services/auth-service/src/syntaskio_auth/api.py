@@ -15,9 +15,7 @@ from syntaskio_auth.models import (
     DevSessionRequest,
     OAuthStart,
     SessionToken,
-    SignedOut,
     SignInFinish,
-    SignInMethods,
     SignInStart,
     SignInStarted,
 )
@@ -31,7 +29,13 @@ from syntaskio_common.integrations import Integration, IntegrationStatus
 from syntaskio_common.problems import Problem
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.service_auth import bearer_token
-from syntaskio_common.sessions import InvalidSession, UserSession, admin_only
+from syntaskio_common.sessions import (
+    InvalidSession,
+    SignedOut,
+    SignInMethods,
+    UserSession,
+    admin_only,
+)
 
 logger = logging.getLogger(__name__)
 SessionVerifier = Callable[[str], Awaitable[UserSession]]

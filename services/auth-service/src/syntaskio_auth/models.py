@@ -43,11 +43,6 @@ class SessionToken(BaseModel):
 LOCAL_PATH = r"^/(?:[A-Za-z0-9._~%!$&'()*+,;=:@?-][A-Za-z0-9/._~%!$&'()*+,;=:@?-]{0,499})?$"
 
 
-class SignInMethods(BaseModel):
-    identity_provider: bool
-    dev_login: bool
-
-
 class SignInStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -67,7 +62,3 @@ class SignInFinish(BaseModel):
     code: str | None = Field(default=None, max_length=4096)
     error: str | None = Field(default=None, max_length=256)
     binding: str | None = Field(default=None, max_length=256)
-
-
-class SignedOut(BaseModel):
-    end_session_url: str | None = None

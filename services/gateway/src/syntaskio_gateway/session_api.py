@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from syntaskio_common.sessions import Role
+from syntaskio_common.sessions import Role, SignedOut, SignInMethods
 from syntaskio_gateway.auth_proxy import forward, relay
 from syntaskio_gateway.dependencies import (
     SESSION_COOKIE,
@@ -70,18 +70,6 @@ class SessionInfo(BaseModel):
         default=None, description="For API clients; browsers use the HttpOnly cookie."
     )
     expires_in: int | None = None
-
-
-class SignInMethods(BaseModel):
-    identity_provider: bool = Field(description="Sign in with the company's account")
-    dev_login: bool = Field(description="The development login (never in production)")
-
-
-class SignedOut(BaseModel):
-    end_session_url: str | None = Field(
-        default=None,
-        description="Where the browser goes to end the identity provider's session too",
-    )
 
 
 def _set_session_cookie(request: Request, response: Response, token: str, max_age: int) -> None:
