@@ -8,6 +8,8 @@ from enum import StrEnum
 from pydantic import BaseModel, Field, model_validator
 
 from syntaskio_common.connectwise import ApiKeyCredentials, BearerCredentials, Credentials
+from syntaskio_common.integrations import ConnectionScope
+from syntaskio_common.mappings import TeamMember
 
 
 class AuthScheme(StrEnum):
@@ -25,6 +27,8 @@ class CredentialLease(BaseModel):
     api_base_url: str
     site_url: str
     company_id: str
+    # Whose credentials: for a personal connection the member whose work is synced; for
+    # a tenant connection the integration (API) member acting for everyone in `members`.
     member_identifier: str
     client_id: str
     scheme: AuthScheme
@@ -38,6 +42,10 @@ class CredentialLease(BaseModel):
     # The connection's generation (see auth-service's Integration): stamped on every raw
     # event so records synced before a disconnect can be told apart from a reconnect's.
     generation: int = 0
+    scope: ConnectionScope = ConnectionScope.PERSONAL
+    # A tenant connection's confirmed mappings (ConnectWise member → user); empty for a
+    # personal connection (see `team`).
+    members: list[TeamMember] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _secrets_match_scheme(self) -> CredentialLease:
@@ -46,6 +54,13 @@ class CredentialLease(BaseModel):
         if self.scheme is AuthScheme.BEARER and not self.access_token:
             raise ValueError("a bearer lease needs access_token")
         return self
+
+    def team(self) -> list[TeamMember]:
+        """Whose work this connection syncs: the mapped members of a tenant connection,
+        or the one member of a personal connection."""
+        if self.scope is ConnectionScope.TENANT:
+            return list(self.members)
+        return [TeamMember(identifier=self.member_identifier, user_id=self.user_id)]
 
     def credentials(self) -> Credentials:
         if self.scheme is AuthScheme.BEARER:

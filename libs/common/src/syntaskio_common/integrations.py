@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +14,19 @@ class AuthMethod(StrEnum):
     OAUTH2 = "oauth2"
     API_KEY = "api_key"
     IMPERSONATION = "impersonation"
+
+
+class ConnectionScope(StrEnum):
+    """Whose ConnectWise account a connection uses."""
+
+    PERSONAL = "personal"  # the technician's own: their work, their keys
+    # The company's integration (API) member, connected once by an admin: the work of
+    # every technician mapped to a ConnectWise member (`MemberMapping`), synced together.
+    TENANT = "tenant"
+
+
+# A tenant connection belongs to no user: its `user_id` is this (never a real user id).
+TENANT_CONNECTION_USER: Final = ""
 
 
 class IntegrationStatus(StrEnum):
@@ -30,7 +43,9 @@ class Integration(BaseModel):
 
     id: str
     tenant_id: str
-    user_id: str
+    user_id: str  # TENANT_CONNECTION_USER for the tenant's connection
+    scope: ConnectionScope = ConnectionScope.PERSONAL
+    connected_by: str | None = None  # the admin who connected a tenant connection
     provider: str
     auth_method: AuthMethod
     site: str
@@ -63,6 +78,8 @@ class Trigger(StrEnum):
     CONNECTED = "connected"
     WEBHOOK = "webhook"
     WRITE_BACK = "write_back"  # our own change to a record, fetched back
+    RESUMED = "resumed"  # an admin resumed a paused connection
+    MEMBERS_CHANGED = "members_changed"  # a tenant connection's member mapping changed
 
 
 class JobStatus(StrEnum):
