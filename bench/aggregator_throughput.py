@@ -161,11 +161,14 @@ def raw_events(count: int, users: int) -> list[KafkaRecord]:
             "status": statuses.get(record["status"]["id"]),
             "priority": priorities.get(record["priority"]["id"]),
         }
-        version = fingerprint(record, assigned)
         observed = ANCHOR + timedelta(milliseconds=index)
         ref = refs[index % users]
+        (member,) = ref.members
+        version = fingerprint(record, {member: assigned})
         produced.append(
-            upserted_event(ref, Entity.SERVICE_TICKET, record, assigned, version, context, observed)
+            upserted_event(
+                ref, member, Entity.SERVICE_TICKET, record, assigned, version, context, observed
+            )
         )
     return produced
 

@@ -114,7 +114,7 @@ class Bench:
         counter = self.client(http, "bjones")
         entries = 0
         async for page in counter.pages(
-            PATHS[Entity.SCHEDULE_ENTRY], conditions=open_schedule_entries(MEMBER)
+            PATHS[Entity.SCHEDULE_ENTRY], conditions=open_schedule_entries([MEMBER])
         ):
             entries += len(page)
         scheduled = [
@@ -124,7 +124,7 @@ class Bench:
             and e["type"]["identifier"] == "S"
             and not e.get("doneFlag")
         ]
-        listing = assigned_open_tickets(MEMBER, scheduled)
+        listing = assigned_open_tickets([MEMBER], scheduled)
         total = max(1, math.ceil(entries / 1000))
         for entity in (Entity.SERVICE_TICKET, Entity.PROJECT_TICKET):
             records = 0

@@ -294,9 +294,9 @@ def documents(tasks: int, users: int, batch_size: int) -> Iterator[list[Document
                 "status": cat.statuses.get(record["status"]["id"]),
                 "priority": cat.priority_records.get(record["priority"]["id"]),
             }
-            raw = upserted_event(
-                ref, entity, record, assigned, fingerprint(record, assigned), context, now
-            )
+            (mapped,) = ref.members
+            version = fingerprint(record, {mapped: assigned})
+            raw = upserted_event(ref, mapped, entity, record, assigned, version, context, now)
             event = events.decode_event(raw.headers, raw.value)
             position = f"{topics.CONNECTWISE_RAW}/{user % 3}/{ticket_id}"
             batch.append(_document(change_of(event, position), now))

@@ -57,16 +57,21 @@ def upserted(
     observed: datetime,
     reasons: Sequence[str] = ("owner",),
 ) -> KafkaRecord:
+    (member,) = ref.members
     assigned = Assignment(tuple(reasons))
-    version = fingerprint(record, assigned)
-    return upserted_event(ref, Entity.SERVICE_TICKET, record, assigned, version, {}, observed)
+    version = fingerprint(record, {member: assigned})
+    return upserted_event(
+        ref, member, Entity.SERVICE_TICKET, record, assigned, version, {}, observed
+    )
 
 
 def removed(
     ref: IntegrationRef, ticket_id: int, observed: datetime, last_updated: datetime
 ) -> KafkaRecord:
     stamp = last_updated.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return removed_event(ref, Entity.SERVICE_TICKET, str(ticket_id), f"v-{stamp}", observed, stamp)
+    return removed_event(
+        ref, ref.user_id, Entity.SERVICE_TICKET, str(ticket_id), f"v-{stamp}", observed, stamp
+    )
 
 
 def decoded(record: KafkaRecord) -> events.Event:

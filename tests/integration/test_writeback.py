@@ -21,8 +21,10 @@ from connectwise_sandbox import DEV_CLIENT_ID, Settings, create_app
 from connectwise_sandbox.state import SandboxState
 from syntaskio_common.commands import CommandOutcome, CommandStatus, TaskCommand
 from syntaskio_common.credentials import AuthScheme, CredentialLease
-from syntaskio_common.events import KafkaRecord
+from syntaskio_common.events import KafkaRecord, decode_event
+from syntaskio_common.integrations import ConnectionScope
 from syntaskio_common.leases import Leases
+from syntaskio_common.mappings import TeamMember
 from syntaskio_common.mongo import Document
 from syntaskio_common.settings import ServiceSettings
 from syntaskio_connector.access import ConnectWiseAccess
@@ -355,3 +357,64 @@ async def test_a_reused_command_id_does_not_run_a_different_command(
     outcome = await executor.execute(reused)
     assert outcome == done  # the first command's outcome; the second never ran
     assert status_of(state, second["id"])["closedStatus"] is False
+
+
+async def test_a_tenant_connection_writes_as_its_api_member_for_the_mapped_technician(
+    db: AsyncDatabase[Document],
+    http: httpx.AsyncClient,
+    state: SandboxState,
+    recorded: Recorded,
+    lease: CredentialLease,
+) -> None:
+    """The company's API member acts for its mapped technicians: time is logged as the
+    technician's member, and only on tickets synced for that technician."""
+    key = next(k for k in state.store.api_keys if k.member_identifier == "syntaskio-api")
+    company = lease.model_copy(
+        update={
+            "user_id": "",
+            "member_identifier": "syntaskio-api",
+            "public_key": key.public_key,
+            "private_key": key.private_key,
+            "scope": ConnectionScope.TENANT,
+            "members": [
+                TeamMember(identifier="atech", user_id="alex"),
+                TeamMember(identifier="bjones", user_id="bea"),
+            ],
+        }
+    )
+    access = ConnectWiseAccess(FixedAuth(company), http, ApiBudget(db))
+    tracking, metadata = SyncTracking(db), MetadataCache(db, timedelta(hours=1))
+    journal = CommandJournal(db)
+    await journal.create_indexes()
+    await IntegrationSync(tracking, metadata, recorded).run(
+        access.client(company), integration_ref(company)
+    )
+    executor = CommandExecutor(
+        access, tracking, metadata, journal, Leases(db), recorded.outcome, recorded.refresh
+    )
+    synced: dict[str, set[int]] = {}
+    for record in recorded.raw:
+        event = decode_event(record.headers, record.value)
+        if event.data.get("entity") == "service_ticket":
+            synced.setdefault(event.data["user_id"], set()).add(int(event.data["external_id"]))
+    beas = min(synced["bea"] - synced["alex"])
+    alexs = min(synced["alex"] - synced["bea"])
+
+    def as_user(user: str, ticket_id: int) -> TaskCommand:
+        acting = company.model_copy(update={"user_id": user})
+        return command(acting, ticket_id, "add_time_entry", time_entry={"hours": 1})
+
+    logged = await executor.execute(as_user("bea", beas))
+    assert logged.status is CommandStatus.SUCCEEDED, logged.error
+    (entry,) = time_entries_of(state, beas)
+    assert entry["member"]["identifier"] == "bjones"  # hers, not the API member's
+    # Not hers, nobody's, or another company's: refused before ConnectWise is asked.
+    for refused in (
+        as_user("bea", alexs),
+        as_user("mallory", beas),
+        as_user("bea", beas).model_copy(update={"tenant_id": "other-tenant"}),
+    ):
+        outcome = await executor.execute(refused)
+        assert outcome.status is CommandStatus.REJECTED, refused
+    assert time_entries_of(state, alexs) == []
+    assert len(time_entries_of(state, beas)) == 1

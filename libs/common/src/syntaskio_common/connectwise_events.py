@@ -21,7 +21,10 @@ class RawRecordEnvelope(BaseModel):
     integration_generation: int = Field(
         ge=0, description="Which connection of the integration read the record"
     )
-    member_identifier: str
+    member_identifier: str | None = Field(
+        description="The ConnectWise member whose work this is for the user; null only on a "
+        "removal for a user no longer mapped to a member of a tenant connection"
+    )
     api_base_url: str = Field(description="The ConnectWise API base, for deep links")
     company_id: str
     entity: Entity

@@ -52,6 +52,12 @@ from syntaskio_connector.webhooks import (
 )
 from syntaskio_connector.writeback import CommandExecutor, CommandJournal
 
+# Integration events after which a connection syncs at once, and why.
+SYNC_AT_ONCE = {
+    events.INTEGRATION_CONNECTED: Trigger.CONNECTED,
+    events.INTEGRATION_RESUMED: Trigger.RESUMED,
+    events.INTEGRATION_MEMBERS_CHANGED: Trigger.MEMBERS_CHANGED,
+}
 logger = logging.getLogger(__name__)
 
 INTEGRATION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -112,16 +118,19 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         broker,
         topics.INTEGRATIONS,
         "connector-connectwise",
-        description="`integration.connected.v1` starts a sync at once",
+        description="`integration.connected.v1`, `.resumed.v1` and `.members_changed.v1` "
+        "start a sync at once",
     )
     async def on_integration_event(message: KafkaMessage) -> None:
-        """A new or renewed connection syncs at once instead of waiting for the schedule."""
+        """A new or renewed connection, a resumed one, or a tenant connection whose
+        members changed syncs at once instead of waiting for the schedule."""
         try:
             event = events.decode_event(message.headers, message.body)
         except events.InvalidEvent:
             return
-        if event.type == events.INTEGRATION_CONNECTED and "id" in event.data:
-            await scheduler.request(str(event.data["id"]), Trigger.CONNECTED)
+        trigger = SYNC_AT_ONCE.get(event.type)
+        if trigger is not None and "id" in event.data:
+            await scheduler.request(str(event.data["id"]), trigger)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -208,9 +217,10 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         dependencies=for_gateway,
         tags=["internal"],
     )
-    async def sync_now(integration_id: str) -> dict[str, str]:
-        """Run a sync as soon as a replica is free (the caller checked ownership)."""
-        await scheduler.request(integration_id, Trigger.MANUAL)
+    async def sync_now(integration_id: str, resync: bool = False) -> dict[str, str]:
+        """Run a sync as soon as a replica is free (the caller checked ownership);
+        `resync`: list everything again with its body, whatever the cursors say."""
+        await scheduler.request(integration_id, Trigger.MANUAL, resync=resync)
         return {"status": "queued", "integration_id": integration_id}
 
     @app.post(

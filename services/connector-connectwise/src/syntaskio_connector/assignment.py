@@ -1,7 +1,12 @@
 """What "assigned to me" means, what to ask ConnectWise for, and which raw events a record
 turns into. Pure: no I/O, so it is tested without servers.
 
-A ticket (service or project) is the member's when it is open — not `closedFlag`, and
+A connection syncs a team: one member for a personal connection, every mapped member for
+a tenant connection (`IntegrationRef.members`). Each record is listed and tracked once
+for the connection, classified for every member, and turned into raw events per member
+it is assigned to (the event's `user_id` is that member's user).
+
+A ticket (service or project) is a member's when it is open — not `closedFlag`, and
 not in a board status marked `closedStatus` — and the member owns it, is one of its
 `resources`, or has an open schedule entry for it (`type` "S", not `doneFlag`). A
 project ticket is not open work while its project is closed (`Project.closedFlag`):
@@ -66,9 +71,19 @@ def phases_path(project_id: int) -> str:
     return f"project/projects/{project_id}/phases"
 
 
+@dataclass(frozen=True, order=True)
+class Member:
+    """A ConnectWise member whose work is synced, and the user it is shown to."""
+
+    identifier: str
+    user_id: str
+
+
 @dataclass(frozen=True)
 class IntegrationRef:
-    """The integration a sync runs for (from the credential lease)."""
+    """The integration a sync runs for (from the credential lease). A personal
+    connection's team is its own member (`user_id`, `member_identifier`); a tenant
+    connection names its mapped members in `team` (and may have none yet)."""
 
     integration_id: str
     tenant_id: str
@@ -77,16 +92,42 @@ class IntegrationRef:
     api_base_url: str
     company_id: str
     generation: int
+    team: tuple[Member, ...] | None = None
+
+    @property
+    def members(self) -> tuple[Member, ...]:
+        if self.team is not None:
+            return self.team
+        return (Member(self.member_identifier, self.user_id),)
+
+    def member_for(self, user_id: str) -> Member | None:
+        return next((m for m in self.members if m.user_id == user_id), None)
+
+    @property
+    def team_digest(self) -> str:
+        """Changes when a member is mapped, unmapped or remapped (a personal connection's
+        is fixed): the tickets are then listed in full again."""
+        return digest(sorted([m.identifier, m.user_id] for m in self.members))
+
+    def users_of(self, data: Mapping[str, Any] | None) -> set[str]:
+        """The users a tracked record was last published for (`ticket_data` keeps them;
+        records tracked before teams existed were a personal connection's own)."""
+        users = (data or {}).get("users")
+        if isinstance(users, list):
+            return {str(u) for u in users}
+        return {self.user_id} if self.team is None else set()
 
 
 @dataclass(frozen=True)
 class ScheduleEntry:
-    """An open "S" schedule entry of the member, as far as assignment needs it."""
+    """An open "S" schedule entry of a team member, as far as assignment needs it.
+    `member` is "" for entries tracked before teams existed (a personal connection's)."""
 
     id: int
     ticket_id: int
     date_start: str | None = None
     date_end: str | None = None
+    member: str = ""
 
     def as_data(self) -> dict[str, Any]:
         return {
@@ -94,13 +135,21 @@ class ScheduleEntry:
             "ticket_id": self.ticket_id,
             "date_start": self.date_start,
             "date_end": self.date_end,
+            "member": self.member,
         }
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> ScheduleEntry:
         return cls(
-            int(data["id"]), int(data["ticket_id"]), data.get("date_start"), data.get("date_end")
+            int(data["id"]),
+            int(data["ticket_id"]),
+            data.get("date_start"),
+            data.get("date_end"),
+            str(data.get("member") or ""),
         )
+
+    def of(self, member: str) -> bool:
+        return self.member in (member, "")
 
 
 @dataclass(frozen=True)
@@ -117,26 +166,51 @@ class Assignment:
 # -- conditions ---------------------------------------------------------------------------
 
 
-def _mine(member: str) -> list[Condition]:
-    return [F("owner/identifier") == member, F("resources").contains(member)]
+Identifiers = Collection[str]
 
 
-def assigned_open_tickets(member: str, schedule_ticket_ids: Collection[int] = ()) -> Condition:
-    """Open tickets the member owns, is a resource on, or is scheduled for."""
-    mine = _mine(member)
+def _identifiers(members: Identifiers) -> list[str]:
+    if isinstance(members, str):  # a string is a collection of one-letter "members"
+        raise TypeError("members must be a collection of identifiers, not one string")
+    return sorted(set(members))
+
+
+def _is(field_name: str, members: Identifiers) -> Condition:
+    """`field = "x"` for one member, `field in ("x", "y")` for a team."""
+    wanted = _identifiers(members)
+    return F(field_name) == wanted[0] if len(wanted) == 1 else F(field_name).in_(wanted)
+
+
+def _mine(members: Identifiers) -> list[Condition]:
+    """Owned by, or a resource on, any of the members (`resources` is one string, so
+    each member is a `contains` of its own)."""
+    return [
+        _is("owner/identifier", members),
+        *(F("resources").contains(m) for m in _identifiers(members)),
+    ]
+
+
+def assigned_open_tickets(
+    members: Identifiers, schedule_ticket_ids: Collection[int] = ()
+) -> Condition:
+    """Open tickets a member owns, is a resource on, or is scheduled for."""
+    mine = _mine(members)
     if schedule_ticket_ids:
         mine.append(F("id").in_(sorted(schedule_ticket_ids)))
     return all_of(F("closedFlag").eq(False), any_of(*mine))
 
 
 def changed_tickets(
-    member: str, since: datetime, watched_ids: Collection[int], named_ids: Collection[int] = ()
+    members: Identifiers,
+    since: datetime,
+    watched_ids: Collection[int],
+    named_ids: Collection[int] = (),
 ) -> Condition:
-    """Tickets changed since `since` that are the member's now or were before (`watched`):
+    """Tickets changed since `since` that are a member's now or were before (`watched`):
     closed, reassigned-away ones come back too, so they can be tombstoned. `named` tickets
     come back whatever their `lastUpdated` (their schedule changed, or a webhook named
     them), so one listing serves both."""
-    mine = _mine(member)
+    mine = _mine(members)
     if watched_ids:
         mine.append(F("id").in_(sorted(watched_ids)))
     changed = all_of(F("_info/lastUpdated") > since, any_of(*mine))
@@ -157,20 +231,20 @@ def open_phases(closed_status_ids: Collection[int]) -> Condition | None:
 
 
 def open_tickets_of_projects(
-    member: str, schedule_ticket_ids: Collection[int], project_ids: Collection[int]
+    members: Identifiers, schedule_ticket_ids: Collection[int], project_ids: Collection[int]
 ) -> Condition:
-    """The member's open tickets in these projects (reopened ones)."""
-    return assigned_open_tickets(member, schedule_ticket_ids) & F("project/id").in_(
+    """The members' open tickets in these projects (reopened ones)."""
+    return assigned_open_tickets(members, schedule_ticket_ids) & F("project/id").in_(
         sorted(project_ids)
     )
 
 
-def _member_schedule(member: str) -> list[Condition]:
-    return [F("type/identifier") == SCHEDULE_TYPE_TICKET, F("member/identifier") == member]
-
-
-def open_schedule_entries(member: str) -> Condition:
-    return all_of(*_member_schedule(member), F("doneFlag").eq(False))
+def open_schedule_entries(members: Identifiers) -> Condition:
+    return all_of(
+        F("type/identifier") == SCHEDULE_TYPE_TICKET,
+        _is("member/identifier", members),
+        F("doneFlag").eq(False),
+    )
 
 
 # -- classification -----------------------------------------------------------------------
@@ -206,19 +280,20 @@ def is_closed(record: Mapping[str, Any], closed_status_ids: Collection[int]) -> 
     return record.get("closedFlag") is True or ref_id(record.get("status")) in closed_status_ids
 
 
-def open_schedule_entry(record: Mapping[str, Any], member: str) -> ScheduleEntry | None:
+def open_schedule_entry(record: Mapping[str, Any], members: Identifiers) -> ScheduleEntry | None:
     """The entry as an assignment, or None when it doesn't (or no longer does) assign a
-    ticket to the member."""
+    ticket to one of the members."""
     kind = record.get("type")
     if not isinstance(kind, Mapping) or kind.get("identifier") != SCHEDULE_TYPE_TICKET:
         return None
-    if _identifier(record.get("member")) != member or record.get("doneFlag") is True:
+    member = _identifier(record.get("member"))
+    if member is None or member not in _identifiers(members) or record.get("doneFlag") is True:
         return None
     ticket_id = record.get("objectId")
     if not isinstance(ticket_id, int) or isinstance(ticket_id, bool):
         return None
     return ScheduleEntry(
-        int(record["id"]), ticket_id, record.get("dateStart"), record.get("dateEnd")
+        int(record["id"]), ticket_id, record.get("dateStart"), record.get("dateEnd"), member
     )
 
 
@@ -240,30 +315,62 @@ def assignment(
         reasons.append("owner")
     if member in resources(ticket):
         reasons.append("resource")
-    entries = tuple(sorted((e for e in schedule if e.ticket_id == ticket.get("id")), key=_by_id))
+    entries = tuple(
+        sorted(
+            (e for e in schedule if e.ticket_id == ticket.get("id") and e.of(member)), key=_by_id
+        )
+    )
     if entries:
         reasons.append("schedule")
     return Assignment(tuple(reasons), entries) if reasons else None
+
+
+Assignments = dict[Member, Assignment]
+
+
+def team_assignment(
+    ticket: Mapping[str, Any],
+    members: Iterable[Member],
+    schedule: Iterable[ScheduleEntry],
+    closed_status_ids: Collection[int],
+    closed_project_ids: Collection[int] = (),
+) -> Assignments:
+    """Every member the open ticket is assigned to, and why (empty: nobody's)."""
+    entries = list(schedule)
+    found = {
+        member: assignment(
+            ticket, member.identifier, entries, closed_status_ids, closed_project_ids
+        )
+        for member in members
+    }
+    return {member: why for member, why in sorted(found.items()) if why is not None}
 
 
 def _by_id(entry: ScheduleEntry) -> int:
     return entry.id
 
 
-def ticket_data(entity: Entity, record: Mapping[str, Any]) -> dict[str, Any]:
+def ticket_data(entity: Entity, record: Mapping[str, Any], users: Iterable[str]) -> dict[str, Any]:
     """What is kept of a published ticket: its `lastUpdated` (the reconciliation compares
-    it) and, for a project ticket, its project (the member's projects, for phases)."""
-    data: dict[str, Any] = {"last_updated": last_updated(record)}
+    it), the users it was published for (so each can be told when it leaves them) and,
+    for a project ticket, its project (the projects members work on, for phases)."""
+    data: dict[str, Any] = {"last_updated": last_updated(record), "users": sorted(users)}
     if entity is Entity.PROJECT_TICKET:
         data["project_id"] = ref_id(record.get("project"))
     return data
 
 
-def worked_on_projects(tickets: Iterable[Mapping[str, Any] | None]) -> set[int]:
-    """The projects the member works on, from what is kept of their tracked (open,
-    assigned) project tickets (`ticket_data`)."""
-    found = (data.get("project_id") for data in tickets if data)
-    return {p for p in found if isinstance(p, int) and not isinstance(p, bool)}
+def project_workers(
+    ref: IntegrationRef, tickets: Iterable[Mapping[str, Any] | None]
+) -> dict[int, set[str]]:
+    """Per project, the users who work on it: those its tracked (open, assigned) project
+    tickets were published for (from what `ticket_data` kept)."""
+    workers: dict[int, set[str]] = {}
+    for data in tickets:
+        project = (data or {}).get("project_id")
+        if isinstance(project, int) and not isinstance(project, bool):
+            workers.setdefault(project, set()).update(ref.users_of(data))
+    return {p: users for p, users in workers.items() if users}
 
 
 def project_context(project: Mapping[str, Any]) -> dict[str, Any]:
@@ -284,22 +391,20 @@ def project_closed(project: Mapping[str, Any] | None) -> bool:
 def phase_assignment(
     phase: Mapping[str, Any],
     project: Mapping[str, Any] | None,
-    worked_on: Collection[int],
+    workers: Iterable[Member],
     closed_phase_status_ids: Collection[int],
-) -> Assignment | None:
-    """Why the phase is the member's, or None: its status is closed, its project is
-    closed or gone (None), it is not that project's, or the member does not work on the
-    project."""
+) -> Assignments:
+    """The members the phase is assigned to (those who work on its project), or none:
+    its status is closed, its project is closed or gone (None), or it is not that
+    project's."""
     if project is None or project_closed(project):
-        return None
+        return {}
     if ref_id(phase.get("status")) in closed_phase_status_ids:
-        return None
+        return {}
     project_id = ref_id(project)
-    if project_id is None or project_id not in worked_on:
-        return None
-    if phase.get("projectId") not in (None, project_id):
-        return None
-    return Assignment((PROJECT_WORK,))
+    if project_id is None or phase.get("projectId") not in (None, project_id):
+        return {}
+    return {member: Assignment((PROJECT_WORK,)) for member in sorted(workers)}
 
 
 def phase_project(data: Mapping[str, Any] | None) -> int | None:
@@ -308,8 +413,8 @@ def phase_project(data: Mapping[str, Any] | None) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def phase_data(phase: Mapping[str, Any], project_id: int) -> dict[str, Any]:
-    return {"last_updated": last_updated(phase), "project_id": project_id}
+def phase_data(phase: Mapping[str, Any], project_id: int, users: Iterable[str]) -> dict[str, Any]:
+    return {"last_updated": last_updated(phase), "project_id": project_id, "users": sorted(users)}
 
 
 def digest(data: Any) -> str:
@@ -318,19 +423,23 @@ def digest(data: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
-def fingerprint(record: Mapping[str, Any], assigned: Assignment) -> str:
-    """Changes when the record or why it is the member's changes (a new schedule entry
-    changes the due date without touching the ticket)."""
-    return digest([last_updated(record), assigned.as_data()])
+def _assignments_data(assigned: Assignments) -> list[Any]:
+    return [[m.user_id, m.identifier, why.as_data()] for m, why in sorted(assigned.items())]
+
+
+def fingerprint(record: Mapping[str, Any], assigned: Assignments) -> str:
+    """Changes when the record, or to whom and why it is assigned, changes (a new
+    schedule entry changes the due date without touching the ticket)."""
+    return digest([last_updated(record), _assignments_data(assigned)])
 
 
 def phase_fingerprint(
-    phase: Mapping[str, Any], assigned: Assignment, context: Mapping[str, Any]
+    phase: Mapping[str, Any], assigned: Assignments, context: Mapping[str, Any]
 ) -> str:
-    """Changes when the phase changes, or what its event says of its project (renamed,
-    moved) or of its start (scheduled start passed) — none of which moves the phase's
-    own `lastUpdated`."""
-    return digest([last_updated(phase), assigned.as_data(), dict(context)])
+    """Changes when the phase changes, who works on its project, or what its event says
+    of its project (renamed, moved) or of its start (scheduled start passed) — none of
+    which moves the phase's own `lastUpdated`."""
+    return digest([last_updated(phase), _assignments_data(assigned), dict(context)])
 
 
 # -- raw events ---------------------------------------------------------------------------
@@ -340,13 +449,15 @@ def _source(ref: IntegrationRef) -> str:
     return f"/syntaskio/connector-connectwise/integrations/{ref.integration_id}"
 
 
-def _envelope(ref: IntegrationRef, entity: Entity, record_id: str) -> dict[str, Any]:
+def _envelope(
+    ref: IntegrationRef, user_id: str, member: str | None, entity: Entity, record_id: str
+) -> dict[str, Any]:
     return {
         "integration_id": ref.integration_id,
         "integration_generation": ref.generation,
         "tenant_id": ref.tenant_id,
-        "user_id": ref.user_id,
-        "member_identifier": ref.member_identifier,
+        "user_id": user_id,
+        "member_identifier": member,
         "api_base_url": ref.api_base_url,
         "company_id": ref.company_id,
         "entity": entity.value,
@@ -356,6 +467,7 @@ def _envelope(ref: IntegrationRef, entity: Entity, record_id: str) -> dict[str, 
 
 def upserted_event(
     ref: IntegrationRef,
+    member: Member,
     entity: Entity,
     record: Mapping[str, Any],
     assigned: Assignment,
@@ -363,7 +475,8 @@ def upserted_event(
     context: Mapping[str, Any],
     observed_at: datetime,
 ) -> KafkaRecord:
-    """`version` is the record's `fingerprint` (the caller has it already); `context`
+    """The record as `member`'s task. `version` is the record's `fingerprint` (the
+    caller has it already); `context`
     carries the metadata the record only points at (its board status with
     `closedStatus`, its priority with `sortOrder`), so normalising needs no lookups.
     `observed_at` (when the record was read) orders versions that share a `lastUpdated`
@@ -372,13 +485,13 @@ def upserted_event(
     return events.encode_event(
         # Same record version → same id, so a replay is recognisable as a duplicate; a
         # reconnect (new generation) publishes afresh.
-        event_id=f"g{ref.generation}/{entity.value}/{record_id}/{version}",
+        event_id=f"g{ref.generation}/{member.user_id}/{entity.value}/{record_id}/{version}",
         source=_source(ref),
         event_type=events.CONNECTWISE_RECORD_UPSERTED,
         subject=f"{entity.value}/{record_id}",
         key=f"{ref.integration_id}/{entity.value}/{record_id}",
         data={
-            **_envelope(ref, entity, record_id),
+            **_envelope(ref, member.user_id, member.identifier, entity, record_id),
             "last_updated": last_updated(record),
             "observed_at": observed_at.isoformat(),
             "record": dict(record),
@@ -390,20 +503,28 @@ def upserted_event(
 
 def removed_event(
     ref: IntegrationRef,
+    user_id: str,
     entity: Entity,
     record_id: str,
     last_seen_version: str,
     observed_at: datetime,
     last_updated: str | None,
 ) -> KafkaRecord:
-    """The record left the member's open, assigned set (closed, reassigned or deleted).
-    `last_updated` is the record's `lastUpdated` as last read (None if never known): the
-    removal outranks every version up to it, and a later one (reopened) outranks it."""
-    data = {**_envelope(ref, entity, record_id), "observed_at": observed_at.isoformat()}
+    """The record left the user's open, assigned set (closed, reassigned, deleted, or the
+    user no longer mapped). `last_updated` is the record's `lastUpdated` as last read
+    (None if never known): the removal outranks every version up to it, and a later one
+    (reopened) outranks it."""
+    member = ref.member_for(user_id)
+    data = {
+        **_envelope(ref, user_id, member.identifier if member else None, entity, record_id),
+        "observed_at": observed_at.isoformat(),
+    }
     if last_updated:
         data["last_updated"] = last_updated
     return events.encode_event(
-        event_id=f"g{ref.generation}/{entity.value}/{record_id}/{last_seen_version}/removed",
+        event_id=(
+            f"g{ref.generation}/{user_id}/{entity.value}/{record_id}/{last_seen_version}/removed"
+        ),
         source=_source(ref),
         event_type=events.CONNECTWISE_RECORD_REMOVED,
         subject=f"{entity.value}/{record_id}",

@@ -1,12 +1,16 @@
-"""One sync run for one integration: the member's open schedule entries first (they
-assign tickets), then service and project tickets, each in the mode its cursor calls
-for, then the state of the projects the member's project tickets are in and — when the
+"""One sync run for one integration and its team (the member of a personal connection,
+the mapped members of a tenant connection: `IntegrationRef.members`), with one listing
+per entity for the whole team, however many members it has: the members' open schedule
+entries first (they assign tickets), then service and project tickets, each in the mode
+its cursor calls for, then the state of the projects the members' tickets are in and — when the
 connection asks for them (`SyncOptions.project_phases`) — the open phases of those
 projects.
 
-Per entity and page: classify each record (`assignment.py`), publish the raw events for
-what changed or left, wait for Kafka's acks, then record the page (`tracking.py`). A run
-that dies resumes after its last recorded page.
+Per entity and page: classify each record for every member (`assignment.py`), publish
+the raw events — one per member it is assigned to, and a removal for each member it left
+— wait for Kafka's acks, then record the page (`tracking.py`). A run that dies resumes
+after its last recorded page. When the team changes (a member mapped or unmapped), the
+tickets are listed in full once, so each member's set is right again.
 
 Schedule entries: a member's open "S" entries are few, so every run lists all of them
 (one request per 1000). An entry that is done, deleted or given to someone else is no
@@ -31,7 +35,7 @@ on; the phases of a project closed, gone or left are tombstoned without a reques
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -51,11 +55,12 @@ from syntaskio_connector.assignment import (
     PROJECT_FIELDS,
     PROJECTS_PATH,
     TICKET_ENTITIES,
+    Assignments,
     Entity,
     IntegrationRef,
+    Member,
     ScheduleEntry,
     assigned_open_tickets,
-    assignment,
     changed_tickets,
     digest,
     fingerprint,
@@ -72,13 +77,14 @@ from syntaskio_connector.assignment import (
     phases_path,
     project_closed,
     project_context,
+    project_workers,
     projects_by_id,
     ref_id,
     removed_event,
+    team_assignment,
     ticket_data,
     tickets_by_id,
     upserted_event,
-    worked_on_projects,
 )
 from syntaskio_connector.metadata import MetadataCache, closed_phase_status_ids, closed_status_ids
 from syntaskio_connector.tracking import Mode, Progress, ProjectState, SyncTracking, Tracked
@@ -173,6 +179,10 @@ class _Run:
     def schedule_ticket_ids(self) -> set[int]:
         return {entry.ticket_id for entry in self.schedule}
 
+    @property
+    def identifiers(self) -> list[str]:
+        return [member.identifier for member in self.ref.members]
+
 
 class IntegrationSync:
     def __init__(
@@ -193,26 +203,30 @@ class IntegrationSync:
         ref: IntegrationRef,
         *,
         reconcile: bool = False,
+        resync: bool = False,
         changed: Changed = NOTHING_CHANGED,
         options: SyncOptions = DEFAULT_OPTIONS,
     ) -> RunCounts:
         """A scheduled run: the schedule, then each ticket kind in its due mode
-        (`reconcile` forces the id listing) with whatever `changed` names, then the
-        projects (and phases) that are due."""
+        (`reconcile` forces the id listing, `resync` the full listing with bodies) with
+        whatever `changed` names, then the projects (and phases) that are due (`resync`:
+        all of them)."""
         await self._tracking.start_generation(ref)
         run = _Run(client, ref, RunCounts(), options)
         plan = await self._list_schedule(run)
         run.priorities = await self._metadata.priorities(client, ref)
+        forced = Mode.FULL if resync else Mode.RECONCILE if reconcile else None
         tracked = {
             entity: await self._sync_tickets(
-                run, entity, plan.ticket_ids | changed.tickets.get(entity, frozenset()), reconcile
+                run, entity, plan.ticket_ids | changed.tickets.get(entity, frozenset()), forced
             )
             for entity in TICKET_ENTITIES
         }
         await self._save_schedule(run, plan)
-        await self._sync_projects(
-            run, tracked[Entity.PROJECT_TICKET], changed.projects, scheduled=True
-        )
+        projects = set(changed.projects)
+        if resync:
+            projects |= (await self._project_states(run)).keys()
+        await self._sync_projects(run, tracked[Entity.PROJECT_TICKET], projects, scheduled=True)
         return run.counts
 
     async def refresh(
@@ -248,19 +262,20 @@ class IntegrationSync:
     # -- schedule entries ---------------------------------------------------------------
 
     async def _list_schedule(self, run: _Run) -> SchedulePlan:
-        """List the member's open "S" entries in full; which tickets' schedule changed."""
-        entity, member = Entity.SCHEDULE_ENTRY, run.ref.member_identifier
+        """List the members' open "S" entries in full; which tickets' schedule changed."""
+        entity, members = Entity.SCHEDULE_ENTRY, run.identifiers
         tracked = await self._tracking.tracked(run.ref, entity)
         entries: dict[int, ScheduleEntry] = {}
-        async for page in run.client.pages(
-            PATHS[entity],
-            conditions=open_schedule_entries(member),
-            forward_only=True,
-            page_size=self.policy.page_size,
-        ):
-            for record in page:
-                if (entry := open_schedule_entry(record, member)) is not None:
-                    entries[entry.id] = entry
+        if members:
+            async for page in run.client.pages(
+                PATHS[entity],
+                conditions=open_schedule_entries(members),
+                forward_only=True,
+                page_size=self.policy.page_size,
+            ):
+                for record in page:
+                    if (entry := open_schedule_entry(record, members)) is not None:
+                        entries[entry.id] = entry
         run.counts.modes[entity.value] = Mode.FULL.value
         run.schedule = list(entries.values())
         published: list[Tracked] = []
@@ -292,35 +307,52 @@ class IntegrationSync:
     # -- tickets ------------------------------------------------------------------------
 
     async def _sync_tickets(
-        self, run: _Run, entity: Entity, named: Collection[int], reconcile: bool
+        self, run: _Run, entity: Entity, named: Collection[int], forced: Mode | None
     ) -> dict[int, Tracked]:
-        """Bring one ticket kind up to date; what is tracked for it afterwards. `named`
-        tickets (their schedule changed, or a webhook named them) are looked at whatever
-        their `lastUpdated` says."""
-        member = run.ref.member_identifier
+        """Bring one ticket kind up to date, in the `forced` mode or the one that is due;
+        what is tracked for it afterwards. `named` tickets (their schedule changed, or a
+        webhook named them) are looked at whatever their `lastUpdated` says."""
+        members, team = run.identifiers, run.ref.team_digest
         cursor = await self._tracking.cursor(run.ref, entity)
         tracked = await self._tracking.tracked(run.ref, entity)
-        if cursor.progress is not None:
-            progress = cursor.progress
-        elif cursor.since is None and not tracked:
+        # Cursors from before teams existed were a personal connection's: the same team.
+        same_team = cursor.team == team or (cursor.team is None and run.ref.team is None)
+        if not members:
+            # Nobody mapped yet: nothing is anyone's (what was is tombstoned below).
             progress = self._new_progress(Mode.FULL, None)
-        elif reconcile or self._reconcile_due(cursor.reconciled_at) or cursor.since is None:
+        elif cursor.progress is not None and same_team:
+            progress = cursor.progress
+        elif (cursor.since is None and not tracked) or not same_team or forced is Mode.FULL:
+            progress = self._new_progress(Mode.FULL, None)
+        elif (
+            forced is Mode.RECONCILE
+            or self._reconcile_due(cursor.reconciled_at)
+            or cursor.since is None
+        ):
             progress = self._new_progress(Mode.RECONCILE, cursor.since)
         else:
             progress = self._new_progress(Mode.INCREMENTAL, cursor.since)
         run.counts.modes[entity.value] = progress.mode.value
         resumed_after = progress.after_id
-        if progress.mode is Mode.INCREMENTAL:
+        condition: Condition | None = None
+        if not members:
+            pass  # nothing to ask for
+        elif progress.mode is Mode.INCREMENTAL:
             assert progress.since is not None
             watched = set(tracked) | run.schedule_ticket_ids
-            condition = changed_tickets(member, progress.since, watched, named)
+            condition = changed_tickets(members, progress.since, watched, named)
         else:
             # The listing of everything open and assigned covers the named tickets too.
-            condition = assigned_open_tickets(member, run.schedule_ticket_ids)
+            condition = assigned_open_tickets(members, run.schedule_ticket_ids)
         fields = IDS_ONLY_FIELDS[entity] if progress.mode is Mode.RECONCILE else None
         newest = cursor.since
         listed: set[int] = set()
-        async for page in self._listing(run, entity, condition, progress, fields):
+        pages = (
+            self._listing(run, entity, condition, progress, fields)
+            if condition is not None
+            else _no_pages()
+        )
+        async for page in pages:
             progress = _past(progress, page)
             listed.update(int(r["id"]) for r in page)
             if entity is Entity.PROJECT_TICKET:
@@ -350,7 +382,7 @@ class IntegrationSync:
             gone = await self._tracking.unseen(run.ref, entity, progress.run_id)
             run.listed_all_projects |= entity is Entity.PROJECT_TICKET
         await self._tombstone(run, entity, tracked, gone)
-        await self._tracking.finish(run.ref, entity, progress.mode, newest)
+        await self._tracking.finish(run.ref, entity, progress.mode, newest, team)
         return tracked
 
     async def _fetch_named(
@@ -383,7 +415,7 @@ class IntegrationSync:
         closed_projects: set[int] = set()
         if entity is Entity.PROJECT_TICKET:
             closed_projects = await self._closed_projects(run, _projects_of(records))
-        member, now = run.ref.member_identifier, datetime.now(UTC)
+        now = datetime.now(UTC)
         events: list[KafkaRecord] = []
         published: list[Tracked] = []
         removed: list[int] = []
@@ -391,28 +423,23 @@ class IntegrationSync:
         for record in records:
             record_id = int(record["id"])
             before = tracked.get(record_id)
-            assigned = assignment(record, member, run.schedule, closed, closed_projects)
-            if assigned is None:
-                if before is not None:
-                    events.append(
-                        removed_event(
-                            run.ref,
-                            entity,
-                            str(record_id),
-                            before.version,
-                            now,
-                            last_updated(record),
-                        )
-                    )
-                    removed.append(record_id)
-                continue
-            version = fingerprint(record, assigned)
-            if before is not None and before.version == version:
+            assigned = team_assignment(
+                record, run.ref.members, run.schedule, closed, closed_projects
+            )
+            if before is not None and before.version == fingerprint(record, assigned):
                 seen.append(record_id)
                 continue
             context = _context(record, statuses, run.priorities)
-            events.append(upserted_event(run.ref, entity, record, assigned, version, context, now))
-            published.append(Tracked(record_id, version, ticket_data(entity, record)))
+            events += _record_events(run.ref, entity, record, before, assigned, context, now)
+            if assigned:
+                users = [member.user_id for member in assigned]
+                published.append(
+                    Tracked(
+                        record_id, fingerprint(record, assigned), ticket_data(entity, record, users)
+                    )
+                )
+            elif before is not None:
+                removed.append(record_id)
         await self._sink.publish(events)
         await self._tracking.save_page(
             run.ref,
@@ -438,8 +465,9 @@ class IntegrationSync:
         now = datetime.now(UTC)
         await self._sink.publish(
             [
-                removed_event(run.ref, entity, str(t.id), t.version, now, _last_updated(t))
+                removed_event(run.ref, user, entity, str(t.id), t.version, now, _last_updated(t))
                 for t in gone
+                for user in sorted(run.ref.users_of(t.data))
             ]
         )
         await self._tracking.forget(run.ref, entity, [t.id for t in gone])
@@ -502,7 +530,7 @@ class IntegrationSync:
         entity = Entity.PROJECT_TICKET
         states = await self._project_states(run)
         tickets = await self._backfill_projects(run, tickets)
-        worked_on = worked_on_projects(t.data for t in tickets.values())
+        worked_on = set(project_workers(run.ref, (t.data for t in tickets.values())))
         if run.listed_all_projects:
             # The full listing named every project the member's open tickets are in.
             unused = [p for p in states if p not in worked_on | run.referenced_projects]
@@ -528,18 +556,18 @@ class IntegrationSync:
         await self._tombstone(run, entity, tickets, gone)
         if reopened:
             await self._list_reopened(run, tickets, reopened)
-        worked_on = worked_on_projects(t.data for t in tickets.values())
-        await self._sync_phases(run, worked_on, {a.project_id for _, a in changes})
+        workers = project_workers(run.ref, (t.data for t in tickets.values()))
+        await self._sync_phases(run, workers, {a.project_id for _, a in changes})
 
     async def _list_reopened(
         self, run: _Run, tickets: dict[int, Tracked], project_ids: Collection[int]
     ) -> None:
-        """The member's open tickets of reopened projects: unchanged themselves, so no
+        """The members' open tickets of reopened projects: unchanged themselves, so no
         "changed since" listing returns them."""
         entity = Entity.PROJECT_TICKET
-        condition = open_tickets_of_projects(
-            run.ref.member_identifier, run.schedule_ticket_ids, project_ids
-        )
+        if not run.identifiers:
+            return
+        condition = open_tickets_of_projects(run.identifiers, run.schedule_ticket_ids, project_ids)
         records: list[dict[str, Any]] = []
         async for page in run.client.pages(
             PATHS[entity], conditions=condition, forward_only=True, page_size=self.policy.page_size
@@ -570,16 +598,18 @@ class IntegrationSync:
 
     # -- project phases -----------------------------------------------------------------
 
-    async def _sync_phases(self, run: _Run, worked_on: set[int], just_read: set[int]) -> None:
+    async def _sync_phases(
+        self, run: _Run, workers: dict[int, set[str]], just_read: set[int]
+    ) -> None:
         """With phases on, list the open phases of open projects worked on whose state was
-        just read or whose phases were never listed; tombstone the phases of projects
-        closed, gone or left (all of them, with phases off)."""
+        just read, whose phases were never listed, or whose workers changed; tombstone the
+        phases of projects closed, gone or left (all of them, with phases off)."""
         entity = Entity.PROJECT_PHASE
         states = await self._project_states(run)
         tracked = await self._tracking.tracked(run.ref, entity)
         open_projects = {
             p
-            for p in worked_on
+            for p in workers
             if p in states
             and states[p].project is not None
             and not project_closed(states[p].project)
@@ -588,25 +618,36 @@ class IntegrationSync:
             open_projects = set()
         left = [t for t in tracked.values() if phase_project(t.data) not in open_projects]
         await self._tombstone(run, entity, tracked, left)
-        due = sorted(p for p in open_projects if p in just_read or states[p].phases_at is None)
+        published_to: dict[int, set[str]] = {}
+        for phase in tracked.values():
+            if (project := phase_project(phase.data)) is not None:
+                published_to.setdefault(project, set()).update(run.ref.users_of(phase.data))
+        due = sorted(
+            p
+            for p in open_projects
+            if p in just_read
+            or states[p].phases_at is None
+            or published_to.get(p, workers[p]) != workers[p]
+        )
         if not due:
             return
         run.counts.modes[entity.value] = Mode.FULL.value
         statuses = await self._metadata.phase_statuses(run.client, run.ref)
         closed = closed_phase_status_ids(statuses)
         for project_id in due:
-            await self._sync_project_phases(run, tracked, states[project_id], worked_on, closed)
+            team = [m for m in run.ref.members if m.user_id in workers[project_id]]
+            await self._sync_project_phases(run, tracked, states[project_id], team, closed)
 
     async def _sync_project_phases(
         self,
         run: _Run,
         tracked: dict[int, Tracked],
         state: ProjectState,
-        worked_on: Collection[int],
+        workers: Collection[Member],
         closed_statuses: Collection[int],
     ) -> None:
-        """One open project's open phases: publish what changed or left, then record the
-        phases and the time."""
+        """One open project's open phases, for the members who work on it: publish what
+        changed or left, then record the phases and the time."""
         entity, now = Entity.PROJECT_PHASE, datetime.now(UTC)
         project_id, project = state.project_id, state.project or {}
         records: list[dict[str, Any]] = []
@@ -624,28 +665,30 @@ class IntegrationSync:
             phase_id = int(phase["id"])
             listed.add(phase_id)
             before = tracked.get(phase_id)
-            assigned = phase_assignment(phase, project, worked_on, closed_statuses)
-            if assigned is None:
-                if before is not None:
-                    removed.append(phase_id)
-                continue
+            assigned = phase_assignment(phase, project, workers, closed_statuses)
             context = {"project": project_context(project), "started": phase_started(phase, now)}
             version = phase_fingerprint(phase, assigned, context)
             if before is not None and before.version == version:
                 continue
-            events.append(upserted_event(run.ref, entity, phase, assigned, version, context, now))
-            published.append(Tracked(phase_id, version, phase_data(phase, project_id)))
+            events += _record_events(
+                run.ref, entity, phase, before, assigned, context, now, version
+            )
+            if assigned:
+                users = [member.user_id for member in assigned]
+                published.append(Tracked(phase_id, version, phase_data(phase, project_id, users)))
+            elif before is not None:
+                removed.append(phase_id)
         # Tracked phases the listing left out closed, or went.
-        removed += [
-            t.id
+        gone = [
+            t
             for t in tracked.values()
             if phase_project(t.data) == project_id and t.id not in listed
         ]
+        removed += [t.id for t in gone]
         events += [
-            removed_event(
-                run.ref, entity, str(i), tracked[i].version, now, _last_updated(tracked[i])
-            )
-            for i in removed
+            removed_event(run.ref, user, entity, str(t.id), t.version, now, _last_updated(t))
+            for t in gone
+            for user in sorted(run.ref.users_of(t.data))
         ]
         await self._sink.publish(events)
         await self._tracking.save_page(
@@ -712,6 +755,38 @@ class IntegrationSync:
         return reconciled_at is None or (
             datetime.now(UTC) - reconciled_at >= self.policy.reconcile_every
         )
+
+
+def _record_events(
+    ref: IntegrationRef,
+    entity: Entity,
+    record: Mapping[str, Any],
+    before: Tracked | None,
+    assigned: Assignments,
+    context: Mapping[str, Any],
+    now: datetime,
+    version: str | None = None,
+) -> list[KafkaRecord]:
+    """The record as each assigned member's task, and a removal for each user it was
+    published for before and no longer is (reassigned, unmapped, closed or gone)."""
+    version = version or fingerprint(record, assigned)
+    upserts = [
+        upserted_event(ref, member, entity, record, why, version, context, now)
+        for member, why in assigned.items()
+    ]
+    if before is None:
+        return upserts
+    left = ref.users_of(before.data) - {member.user_id for member in assigned}
+    return upserts + [
+        removed_event(ref, user, entity, str(before.id), before.version, now, last_updated(record))
+        for user in sorted(left)
+    ]
+
+
+async def _no_pages() -> AsyncIterator[list[dict[str, Any]]]:
+    """A listing with nothing in it (a team with nobody mapped asks for nothing)."""
+    for page in list[list[dict[str, Any]]]():
+        yield page
 
 
 def _refresh_due(checked_at: datetime | None, now: datetime, every: timedelta) -> bool:

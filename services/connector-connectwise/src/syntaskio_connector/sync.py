@@ -27,11 +27,11 @@ from syntaskio_common.connectwise import (
 )
 from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.egress import SiteRejected
-from syntaskio_common.integrations import JobStatus, SyncJob, Trigger
+from syntaskio_common.integrations import ConnectionScope, JobStatus, SyncJob, Trigger
 from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import Document
 from syntaskio_connector.access import ConnectWiseAccess
-from syntaskio_connector.assignment import TICKET_ENTITIES, IntegrationRef
+from syntaskio_connector.assignment import TICKET_ENTITIES, IntegrationRef, Member
 from syntaskio_connector.budget import SyncDeferred
 from syntaskio_connector.engine import NOTHING_CHANGED, Changed, IntegrationSync, RunCounts
 from syntaskio_connector.jobs import SyncJobs
@@ -58,9 +58,12 @@ class SyncRunner:
         changed: Changed = NOTHING_CHANGED,
         *,
         full: bool = True,
+        resync: bool = False,
     ) -> SyncJob | None:
-        """The finished job, or None when the integration is no longer active. A full
-        run syncs everything due and then `changed`; otherwise only `changed`."""
+        """The finished job, or None when the integration is no longer active (or
+        paused). A full run syncs everything due and then `changed`; otherwise only
+        `changed`. `resync` lists everything again with its body (an admin's "full
+        resync")."""
         lease = await self.access.lease(integration_id)
         if lease is None:
             return None
@@ -71,7 +74,9 @@ class SyncRunner:
         async def work(client: ConnectWiseClient, ref: IntegrationRef) -> RunCounts:
             if full:
                 await self.webhooks.ensure(client, ref)
-                return await self.engine.run(client, ref, changed=changed, options=options)
+                return await self.engine.run(
+                    client, ref, changed=changed, options=options, resync=resync
+                )
             return await self.engine.refresh(client, ref, changed, options)
 
         try:
@@ -134,6 +139,11 @@ class SyncRunner:
 
 
 def integration_ref(lease: CredentialLease) -> IntegrationRef:
+    team = (
+        tuple(sorted(Member(m.identifier, m.user_id) for m in lease.members))
+        if lease.scope is ConnectionScope.TENANT
+        else None
+    )
     return IntegrationRef(
         integration_id=lease.integration_id,
         tenant_id=lease.tenant_id,
@@ -142,6 +152,7 @@ def integration_ref(lease: CredentialLease) -> IntegrationRef:
         api_base_url=lease.api_base_url,
         company_id=lease.company_id,
         generation=lease.generation,
+        team=team,
     )
 
 
@@ -150,6 +161,7 @@ class Due:
     integration_id: str
     trigger: Trigger
     full: bool  # False: only the records named in `pending` are fetched again
+    resync: bool = False  # everything listed again with its body
 
 
 class SyncSchedule:
@@ -159,12 +171,13 @@ class SyncSchedule:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._schedule = db["sync_schedule"]
 
-    async def request(self, integration_id: str, trigger: Trigger) -> None:
-        await self._schedule.update_one(
-            {"_id": integration_id},
-            {"$set": {"requested": trigger.value, "requested_at": datetime.now(UTC)}},
-            upsert=True,
-        )
+    async def request(self, integration_id: str, trigger: Trigger, *, resync: bool = False) -> None:
+        """Ask for a full run (`resync`: listing everything again, which a later plain
+        request does not take back)."""
+        fields: Document = {"requested": trigger.value, "requested_at": datetime.now(UTC)}
+        if resync:
+            fields["resync"] = True
+        await self._schedule.update_one({"_id": integration_id}, {"$set": fields}, upsert=True)
 
     async def notify(self, integration_id: str, changed: Changed, trigger: Trigger) -> None:
         """Remember records to fetch again; notifications that arrive before the next
@@ -210,7 +223,14 @@ class SyncSchedule:
         for integration_id in integration_ids:
             doc = docs.get(integration_id, {})
             if doc.get("requested"):
-                requested.append(Due(integration_id, Trigger(doc["requested"]), full=True))
+                requested.append(
+                    Due(
+                        integration_id,
+                        Trigger(doc["requested"]),
+                        full=True,
+                        resync=bool(doc.get("resync")),
+                    )
+                )
             elif doc.get("next_sync_at") is None or doc["next_sync_at"] <= now:
                 scheduled.append(Due(integration_id, Trigger.SCHEDULED, full=True))
             elif doc.get("pending") and (doc.get("not_before") or now) <= now:
@@ -228,7 +248,7 @@ class SyncSchedule:
         )
         await self._schedule.update_one(
             {"_id": integration_id, "requested_at": {"$lte": started}},
-            {"$set": {"requested": None}},
+            {"$set": {"requested": None, "resync": False}},
         )
 
     async def defer(self, integration_id: str, until: datetime) -> None:
@@ -262,8 +282,8 @@ class SyncScheduler:
         self._wake = asyncio.Event()
         self.running: set[str] = set()
 
-    async def request(self, integration_id: str, trigger: Trigger) -> None:
-        await self._schedule.request(integration_id, trigger)
+    async def request(self, integration_id: str, trigger: Trigger, *, resync: bool = False) -> None:
+        await self._schedule.request(integration_id, trigger, resync=resync)
         self._wake.set()
 
     async def notify(self, integration_id: str, changed: Changed, trigger: Trigger) -> None:
@@ -319,7 +339,9 @@ class SyncScheduler:
         changed = await self._schedule.take_changes(integration_id)
         self.running.add(integration_id)
         try:
-            job = await self._runner.run(integration_id, due.trigger, changed, full=due.full)
+            job = await self._runner.run(
+                integration_id, due.trigger, changed, full=due.full, resync=due.resync
+            )
         except Exception:
             logger.exception("sync crashed", extra={"integration_id": integration_id})
             job = None

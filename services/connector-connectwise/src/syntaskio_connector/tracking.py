@@ -66,6 +66,7 @@ class Cursor:
     since: datetime | None  # the newest `lastUpdated` seen
     reconciled_at: datetime | None
     progress: Progress | None
+    team: str | None = None  # the team it was listed for (`IntegrationRef.team_digest`)
 
 
 class SyncTracking:
@@ -105,6 +106,7 @@ class SyncTracking:
             )
             if progress
             else None,
+            team=doc.get("team"),
         )
 
     async def tracked(
@@ -203,9 +205,9 @@ class SyncTracking:
             )
 
     async def finish(
-        self, ref: IntegrationRef, entity: Entity, mode: Mode, since: datetime | None
+        self, ref: IntegrationRef, entity: Entity, mode: Mode, since: datetime | None, team: str
     ) -> None:
-        fields: Document = {"progress": None, "since": since}
+        fields: Document = {"progress": None, "since": since, "team": team}
         if mode is not Mode.INCREMENTAL:
             fields["reconciled_at"] = datetime.now(UTC)
         await self._save_cursor(ref, entity, fields)

@@ -44,7 +44,7 @@ from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import Document
 from syntaskio_common.task import parse_timestamp
 from syntaskio_connector.access import ConnectWiseAccess
-from syntaskio_connector.assignment import PATHS, Entity, ref_id
+from syntaskio_connector.assignment import PATHS, Entity, Member, ref_id
 from syntaskio_connector.budget import SyncDeferred
 from syntaskio_connector.engine import Changed
 from syntaskio_connector.metadata import MetadataCache
@@ -144,6 +144,9 @@ class CommandJournal:
 class _Execution:
     command: TaskCommand
     lease: CredentialLease
+    # The command's user's ConnectWise member: whose time it is. For a tenant connection
+    # the requests are made by the connection's own (API) member on their behalf.
+    member: Member
     client: ConnectWiseClient
     entity: Entity
     steps: dict[str, Any]
@@ -240,21 +243,27 @@ class CommandExecutor:
     async def _authorised(
         self, command: TaskCommand, entry: Document, outcome: CommandOutcome
     ) -> _Execution:
-        """The command's user owns the connection, and the ticket is one we synced for
-        it (so nobody writes to a ticket that is not on their dashboard)."""
+        """The connection is active (not paused) and syncs the command's user (their own,
+        or their company's with them mapped), and the ticket is one we synced for that
+        user (so nobody writes to a ticket that is not on their dashboard)."""
         lease = await self._access.lease(command.integration_id)
-        if lease is None or (lease.tenant_id, lease.user_id) != (
-            command.tenant_id,
-            command.user_id,
-        ):
+        ref = integration_ref(lease) if lease is not None else None
+        member = ref.member_for(command.user_id) if ref is not None else None
+        if lease is None or ref is None or member is None or lease.tenant_id != command.tenant_id:
             raise CommandRefused("no such active ConnectWise connection for this user")
         entity = Entity(command.source_type)
         ticket_id = int(command.external_id)
-        tracked = await self._tracking.tracked(integration_ref(lease), entity, [ticket_id])
-        if ticket_id not in tracked:
+        tracked = await self._tracking.tracked(ref, entity, [ticket_id])
+        if ticket_id not in tracked or command.user_id not in ref.users_of(tracked[ticket_id].data):
             raise CommandRefused("this ticket is not one of the user's tasks")
         return _Execution(
-            command, lease, self._access.client(lease), entity, dict(entry["steps"]), outcome
+            command,
+            lease,
+            member,
+            self._access.client(lease),
+            entity,
+            dict(entry["steps"]),
+            outcome,
         )
 
     # -- steps ----------------------------------------------------------------------------
@@ -294,7 +303,7 @@ class CommandExecutor:
         body: dict[str, Any] = {
             "chargeToType": CHARGE_TO_TYPES[run.entity],
             "chargeToId": run.ticket_id,
-            "member": {"identifier": run.lease.member_identifier},
+            "member": {"identifier": run.member.identifier},
             "timeStart": time_start,
             "actualHours": entry.hours,
         }
@@ -306,7 +315,7 @@ class CommandExecutor:
             condition = (
                 (F("chargeToId") == run.ticket_id)
                 & (F("chargeToType") == CHARGE_TO_TYPES[run.entity])
-                & (F("member/identifier") == run.lease.member_identifier)
+                & (F("member/identifier") == run.member.identifier)
                 & (F("timeStart") == started)
             )
             async for page in run.client.pages("time/entries", conditions=condition):
