@@ -200,3 +200,19 @@ def test_ids_of_work_records_are_unique_and_ordered() -> None:
     for ticket in dataset.project_tickets:
         info = ticket["_info"]
         assert info["dateEntered"] <= info["lastUpdated"] <= "2026-06-01T00:00:00Z"
+
+
+def test_extra_technicians_join_the_team_without_moving_the_named_members() -> None:
+    plain = generate(seed=42, tickets=300, anchor=ANCHOR)
+    assert dump(generate(seed=42, tickets=300, anchor=ANCHOR, extra_technicians=0)) == dump(plain)
+    large = generate(seed=42, tickets=2000, anchor=ANCHOR, extra_technicians=20)
+    named = len(plain.members)
+    assert large.members[:named] == plain.members  # ids, e-mails and the API member stay
+    assert large.api_keys[:named] == plain.api_keys
+    extra = large.members[named:]
+    assert [m["identifier"] for m in extra] == [f"tech{n:03d}" for n in range(1, 21)]
+    assert len({m["officeEmail"] for m in large.members}) == len(large.members)
+    assert {k.member_identifier for k in large.api_keys} >= {m["identifier"] for m in extra}
+    # They are given work like everyone else.
+    owners = {(t.get("owner") or {}).get("identifier") for t in large.tickets}
+    assert sum(1 for m in extra if m["identifier"] in owners) >= 15

@@ -60,7 +60,12 @@ _API_ROUTERS = (
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    dataset = generate(seed=settings.seed, tickets=settings.tickets, anchor=settings.anchor)
+    dataset = generate(
+        seed=settings.seed,
+        tickets=settings.tickets,
+        anchor=settings.anchor,
+        extra_technicians=settings.extra_technicians,
+    )
     deliverer = Deliverer(
         timeout=settings.callback_timeout,
         attempts=settings.callback_attempts,

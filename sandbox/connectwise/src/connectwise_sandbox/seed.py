@@ -51,6 +51,7 @@ from connectwise_sandbox.vocabulary import (
     PROJECT_BOARDS,
     SEVERITIES,
     SOURCES,
+    MemberSpec,
 )
 
 FIRST_TICKET_ID: Final = 1001
@@ -102,9 +103,9 @@ class Dataset:
     phase_statuses: tuple[JsonObject, ...] = ()
 
 
-def generate(*, seed: int, tickets: int, anchor: datetime) -> Dataset:
+def generate(*, seed: int, tickets: int, anchor: datetime, extra_technicians: int = 0) -> Dataset:
     created = format_timestamp(anchor - HISTORY - timedelta(days=400))
-    members = _members(created)
+    members = _members(created, extra_technicians)
     companies = _companies(created)
     boards, statuses = _boards(created)
     priorities = _priorities(created)
@@ -157,9 +158,19 @@ def _info(created: str) -> JsonObject:
     return {"lastUpdated": created, "updatedBy": "admin1"}
 
 
-def _members(created: str) -> tuple[JsonObject, ...]:
+def _extra_technicians(count: int) -> tuple[MemberSpec, ...]:
+    """`tech001`, `tech002`, …: seeded after the API member, so no named member's id or
+    keys move."""
+    return tuple(
+        MemberSpec(f"tech{n:03d}", "Tech", f"Number{n:03d}", "Service Technician")
+        for n in range(1, count + 1)
+    )
+
+
+def _members(created: str, extra_technicians: int = 0) -> tuple[JsonObject, ...]:
     """`Member` records with the fields the model requires (`defaultEmail`,
     `defaultPhone`, `hireDate`, `securityRole`, names, `licenseClass`) and a few more."""
+    specs = (*MEMBERS, API_MEMBER, *_extra_technicians(extra_technicians))
     return tuple(
         {
             "id": FIRST_MEMBER_ID + index,
@@ -168,7 +179,7 @@ def _members(created: str) -> tuple[JsonObject, ...]:
             "lastName": spec.last_name,
             "title": spec.title,
             "officeEmail": f"{spec.first_name.lower()}.{spec.last_name.lower()}@{MSP_DOMAIN}",
-            "officePhone": f"555-01{index:02d}",
+            "officePhone": f"555-{100 + index:04d}",
             "defaultEmail": "Office",
             "defaultPhone": "Office",
             "hireDate": created,
@@ -178,7 +189,7 @@ def _members(created: str) -> tuple[JsonObject, ...]:
             "timeZone": {"id": 1, "name": "US Eastern"},
             "_info": _info(created),
         }
-        for index, spec in enumerate((*MEMBERS, API_MEMBER))
+        for index, spec in enumerate(specs)
     )
 
 

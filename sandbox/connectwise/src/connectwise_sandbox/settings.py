@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=0, le=65535)
     tickets: int = Field(default=300, ge=0, le=MAX_TICKETS)
+    # More technicians beyond the named ones (`tech001`, …), for a company with a large
+    # team; 0 keeps the default dataset byte-identical. With some, tickets are drawn over
+    # all of them, so which tickets are whose changes.
+    extra_technicians: int = Field(default=0, ge=0, le=500)
     seed: int = 42
     company_id: str = "syntaskio"
     codebase: str = "v2025_1/"

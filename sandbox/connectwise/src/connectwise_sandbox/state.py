@@ -45,7 +45,12 @@ class SandboxState:
         return any(path == p or path.startswith(p + "/") for p in self.api_prefixes)
 
     def dataset(self) -> Dataset:
-        return generate(seed=self.seed, tickets=self.tickets, anchor=self.settings.anchor)
+        return generate(
+            seed=self.seed,
+            tickets=self.tickets,
+            anchor=self.settings.anchor,
+            extra_technicians=self.settings.extra_technicians,
+        )
 
 
 def get_state(request: Request) -> SandboxState:
