@@ -113,7 +113,8 @@ class EmbeddedStack:
         }
         if name == "auth" and self.config.environment == "test":
             # Sign-in with a real (third-party) OpenID Connect provider on loopback; the
-            # tests give its users their claims. Tenants "acme-msp" and "globex" exist.
+            # tests give its users their claims. Tenants "acme-msp" and "globex" exist,
+            # and "initech", whose company connection one journey sets up end to end.
             env |= {
                 "OIDC_ISSUER": self.url("identity_provider"),
                 "OIDC_CLIENT_ID": "syntaskio-tests",
@@ -121,7 +122,9 @@ class EmbeddedStack:
                 "OIDC_REDIRECT_URI": f"{self.url('gateway')}/api/v1/session/callback",
                 "OIDC_POST_LOGOUT_REDIRECT_URI": f"{self.url('gateway')}/",
                 "OIDC_TENANT_CLAIM": "org",
-                "OIDC_TENANTS": json.dumps({"acme": "acme-msp", "globex": "globex"}),
+                "OIDC_TENANTS": json.dumps(
+                    {"acme": "acme-msp", "globex": "globex", "initech": "initech"}
+                ),
                 "OIDC_ROLES_CLAIM": "groups",
                 "OIDC_ADMIN_VALUES": "syntaskio-admins",
                 "OIDC_TECHNICIAN_VALUES": "syntaskio-technicians",
