@@ -418,3 +418,46 @@ async def test_a_tenant_connection_writes_as_its_api_member_for_the_mapped_techn
         assert outcome.status is CommandStatus.REJECTED, refused
     assert time_entries_of(state, alexs) == []
     assert len(time_entries_of(state, beas)) == 1
+
+
+async def test_a_logged_change_moves_the_ticket_to_the_named_status_where_its_board_has_it(
+    executor: CommandExecutor, state: SandboxState, recorded: Recorded, lease: CredentialLease
+) -> None:
+    """The company's "log a change moves the ticket to …" status is asked for by name:
+    boards have statuses of their own, so each ticket moves to its board's status of
+    that name, and one whose board has none keeps its status."""
+    ticket = my_open_ticket(state, recorded, 2)
+    board = ticket["board"]["id"]
+    current = ticket["status"]["id"]
+    target = next(
+        s
+        for s in state.store.statuses
+        if s["board"]["id"] == board
+        and not s.get("closedStatus")
+        and not s.get("inactive")
+        and s["id"] != current
+    )
+    named = command(
+        lease,
+        ticket["id"],
+        "log_change",
+        note={"text": "Waiting for the customer's reply."},
+        status_name=f"  {target['name'].upper()} ",
+    )
+    outcome = await executor.execute(named)
+    assert outcome.status is CommandStatus.SUCCEEDED, outcome.error
+    assert status_of(state, ticket["id"])["id"] == target["id"]
+    assert outcome.ticket_status == {"id": target["id"], "name": target["name"]}
+
+    elsewhere = command(
+        lease,
+        ticket["id"],
+        "log_change",
+        time_entry={"hours": 0.5},
+        status_name="No board has this status",
+    )
+    outcome = await executor.execute(elsewhere)
+    assert outcome.status is CommandStatus.SUCCEEDED, outcome.error
+    assert outcome.ticket_status is None
+    assert status_of(state, ticket["id"])["id"] == target["id"]
+    assert len(time_entries_of(state, ticket["id"])) == 1

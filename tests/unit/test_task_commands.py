@@ -45,6 +45,7 @@ def command(**fields: Any) -> TaskCommand:
         {"action": "log_change", "note": {"text": "Fixed"}, "time_entry": {"hours": 1}},
         {"action": "log_change", "note": {"text": "Fixed", "resolution": True}, "close": True},
         {"action": "log_change", "time_entry": {"hours": 2}, "status_id": 3},
+        {"action": "log_change", "note": {"text": "Asked"}, "status_name": "Waiting on Client"},
     ],
 )
 def test_each_action_with_what_it_changes_is_accepted(fields: dict[str, Any]) -> None:
@@ -63,6 +64,12 @@ def test_each_action_with_what_it_changes_is_accepted(fields: dict[str, Any]) ->
         {"action": "add_note", "note": {"text": "x"}, "status_id": 2},
         {"action": "add_note", "note": {"text": "x"}, "close": True},
         {"action": "log_change", "note": {"text": "x"}, "close": True, "status_id": 2},
+        {"action": "log_change", "note": {"text": "x"}, "close": True, "status_name": "Done"},
+        {"action": "log_change", "note": {"text": "x"}, "status_id": 2, "status_name": "Done"},
+        {"action": "log_change", "note": {"text": "x"}, "status_name": "   "},
+        {"action": "log_change", "note": {"text": "x"}, "status_name": "x" * 51},
+        {"action": "update_status", "status_id": 2, "status_name": "Done"},
+        {"action": "add_note", "note": {"text": "x"}, "status_name": "Done"},
         {"action": "add_note", "note": {"text": "   "}},
         {"action": "add_note", "note": {"text": "x" * 4001}},
         {"action": "add_note", "note": {"text": "bell\x07"}},

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from syntaskio_common import events
+from syntaskio_common.tenant_settings import StatusName
 
 COMMAND_SOURCE = "/syntaskio/gateway"
 OUTCOME_SOURCE = "/syntaskio/connector-connectwise"
@@ -97,6 +98,9 @@ class TaskCommand(BaseModel):
     action: CommandAction
     status_id: int | None = Field(default=None, ge=1)
     close: bool = False  # log_change: also complete the task
+    # log_change: the status of this name on the ticket's board, if it has one (the
+    # company's `TenantSettings.log_change_status`, when the user chose none).
+    status_name: StatusName | None = None
     note: NoteInput | None = None
     time_entry: TimeEntryInput | None = None
     requested_at: AwareDatetime
@@ -112,8 +116,10 @@ class TaskCommand(BaseModel):
         }
         if not needs[self.action]:
             raise ValueError(f"{self.action.value} is missing what it changes")
-        if self.close and self.status_id is not None:
-            raise ValueError("close and status_id are exclusive")
+        if sum((self.close, self.status_id is not None, self.status_name is not None)) > 1:
+            raise ValueError("close, status_id and status_name are exclusive")
+        if self.status_name is not None and self.action is not CommandAction.LOG_CHANGE:
+            raise ValueError("status_name is for log_change only")
         extra = {
             CommandAction.COMPLETE: (self.note, self.time_entry, self.status_id),
             CommandAction.UPDATE_STATUS: (self.note, self.time_entry),

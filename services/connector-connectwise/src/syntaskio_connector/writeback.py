@@ -222,7 +222,7 @@ class CommandExecutor:
                 await self._add_note(run)
             if command.time_entry is not None:
                 await self._add_time_entry(run)
-            if command.closes or command.status_id is not None:
+            if command.closes or command.status_id is not None or command.status_name:
                 await self._change_status(run)
             status, error = CommandStatus.SUCCEEDED, None
         except CommandRefused as refused:
@@ -372,6 +372,8 @@ class CommandExecutor:
             await self._metadata.board_statuses(run.client, integration_ref(run.lease), [board_id])
         ).get(board_id, {})
         target = self._target_status(run.command, statuses)
+        if target is None:
+            return  # no status of that name on this board: the status is left alone
         run.outcome.ticket_status = {"id": target["id"], "name": target.get("name")}
         if ref_id(ticket.get("status")) == target["id"]:
             return  # already there (or done before a redelivery)
@@ -383,7 +385,17 @@ class CommandExecutor:
             raise CommandRefused(f"ConnectWise refused the status change: {refused}") from None
 
     @staticmethod
-    def _target_status(command: TaskCommand, statuses: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    def _target_status(
+        command: TaskCommand, statuses: dict[int, dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        if command.status_name is not None:
+            wanted = command.status_name.casefold()
+            named = [
+                s
+                for s in statuses.values()
+                if str(s.get("name", "")).strip().casefold() == wanted and not s.get("inactive")
+            ]
+            return min(named, key=lambda s: s["id"]) if named else None
         if command.status_id is not None:
             status = statuses.get(command.status_id)
             if status is None or status.get("inactive"):
