@@ -114,7 +114,7 @@ class EmbeddedStack:
         if name == "auth" and self.config.environment == "test":
             # Sign-in with a real (third-party) OpenID Connect provider on loopback; the
             # tests give its users their claims. Tenants "acme-msp" and "globex" exist,
-            # and "initech", whose company connection one journey sets up end to end.
+            # and "hooli", whose company connection one journey sets up end to end.
             env |= {
                 "OIDC_ISSUER": self.url("identity_provider"),
                 "OIDC_CLIENT_ID": "syntaskio-tests",
@@ -123,7 +123,7 @@ class EmbeddedStack:
                 "OIDC_POST_LOGOUT_REDIRECT_URI": f"{self.url('gateway')}/",
                 "OIDC_TENANT_CLAIM": "org",
                 "OIDC_TENANTS": json.dumps(
-                    {"acme": "acme-msp", "globex": "globex", "initech": "initech"}
+                    {"acme": "acme-msp", "globex": "globex", "hooli": "hooli"}
                 ),
                 "OIDC_ROLES_CLAIM": "groups",
                 "OIDC_ADMIN_VALUES": "syntaskio-admins",
