@@ -31,11 +31,18 @@ def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float 
 
 @contextmanager
 def signed_in(
-    system: EmbeddedStack, user_id: str, tenant_id: str, roles: tuple[str, ...] = ("technician",)
+    system: EmbeddedStack,
+    user_id: str,
+    tenant_id: str,
+    roles: tuple[str, ...] = ("technician",),
+    email: str | None = None,
 ) -> Iterator[httpx.Client]:
-    """A browser-like client holding the session cookie."""
+    """A browser-like client holding the session cookie (with `email`, verified as an
+    identity provider would say)."""
     with httpx.Client(base_url=system.url("gateway"), timeout=30) as client:
-        body = {"user_id": user_id, "tenant_id": tenant_id, "roles": list(roles)}
+        body: dict[str, Any] = {"user_id": user_id, "tenant_id": tenant_id, "roles": list(roles)}
+        if email is not None:
+            body["email"] = email
         response = client.post("/api/v1/session/dev-login", json=body)
         assert response.status_code == 201, response.text
         yield client
@@ -245,15 +252,37 @@ def dashboard_phase_ids(client: httpx.Client) -> set[str]:
     }
 
 
-def auth_service(system: EmbeddedStack, user_id: str, tenant_id: str) -> httpx.Client:
-    """A client of auth-service itself, holding a dev session as a bearer token."""
-    issued = httpx.post(
-        f"{system.url('auth')}/v1/dev/sessions", json={"user_id": user_id, "tenant_id": tenant_id}
-    )
+def auth_service(
+    system: EmbeddedStack,
+    user_id: str,
+    tenant_id: str,
+    *,
+    roles: tuple[str, ...] = ("technician",),
+    email: str | None = None,
+) -> httpx.Client:
+    """A client of auth-service itself, holding a dev session as a bearer token (with
+    `email` the session has it verified, as an identity provider would say)."""
+    body: dict[str, Any] = {"user_id": user_id, "tenant_id": tenant_id, "roles": list(roles)}
+    if email is not None:
+        body["email"] = email
+    issued = httpx.post(f"{system.url('auth')}/v1/dev/sessions", json=body)
     assert issued.status_code == 201, issued.text
     return httpx.Client(
         base_url=system.url("auth"),
         headers={"Authorization": f"Bearer {issued.json()['access_token']}"},
+        timeout=30,
+    )
+
+
+def lease(
+    system: EmbeddedStack, integration_id: str, rejected: int | None = None
+) -> httpx.Response:
+    """What the connector is answered when it leases the integration's credentials."""
+    token = dev_secrets(system.config.data_dir)["INTERNAL_API_TOKEN"]
+    return httpx.post(
+        f"{system.url('auth')}/internal/v1/integrations/{integration_id}/credentials/lease",
+        json={"rejected_version": rejected},
+        headers={"Authorization": f"Bearer {token}", "X-Syntaskio-Caller": "e2e-test"},
         timeout=30,
     )
 

@@ -24,6 +24,7 @@ from e2e_helpers import (
     callback_params,
     dashboard_ids,
     eventually,
+    lease,
     sandbox_keys,
     signed_in,
     topic_events,
@@ -81,18 +82,6 @@ def connect_oauth(
     assert finish(client, callback_params(location)) == "connected"
     [integration] = client.get("/v1/integrations").json()
     return dict(integration)
-
-
-def lease(
-    system: EmbeddedStack, integration_id: str, rejected: int | None = None
-) -> httpx.Response:
-    token = dev_secrets(system.config.data_dir)["INTERNAL_API_TOKEN"]
-    return httpx.post(
-        f"{system.url('auth')}/internal/v1/integrations/{integration_id}/credentials/lease",
-        json={"rejected_version": rejected},
-        headers={"Authorization": f"Bearer {token}", "X-Syntaskio-Caller": "e2e-test"},
-        timeout=30,
-    )
 
 
 def vault(system: EmbeddedStack) -> Vault:

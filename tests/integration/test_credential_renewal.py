@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from syntaskio_auth.accounts import ConnectWiseAccounts
+from syntaskio_auth.mapping_store import MappingStore
 from syntaskio_auth.oauth import OAuthError, TokenSet
 from syntaskio_auth.renewal import CredentialLeases
 from syntaskio_auth.repository import IntegrationRepository
@@ -98,6 +99,7 @@ def workers(
             renew_ahead=timedelta(minutes=5),
             lease_ttl=timedelta(minutes=15),
             max_renewal_failures=3,
+            mappings=MappingStore(mongo[settings.mongodb_database]),
         )
         for _ in range(count)
     ]

@@ -1,9 +1,10 @@
 """What auth-service asks ConnectWise: where a site's API lives, whose credentials these
-are, and (for impersonation) fresh member keys. Every call goes through the SSRF guard."""
+are, which members there are (to map technicians to), and (for impersonation) fresh
+member keys. Every call goes through the SSRF guard."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,8 +24,15 @@ from syntaskio_common.connectwise import (
 )
 from syntaskio_common.connectwise_conditions import F, all_of, any_of
 from syntaskio_common.egress import SitePolicy, SiteRejected, check_site
+from syntaskio_common.integrations import Integration
 from syntaskio_common.problems import Problem
 from syntaskio_common.task import parse_timestamp
+
+# What a member lookup reads of a member.
+MEMBER_FIELDS = ("id", "identifier", "firstName", "lastName", "officeEmail", "primaryEmail",
+                 "inactiveFlag")  # fmt: skip
+# E-mails per member query: two `in` lists of this many keep the URL well under 4 kB.
+EMAILS_PER_QUERY = 25
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,18 @@ class Site:
     company_id: str
     codebase: str
     api_base_url: str
+
+    @classmethod
+    def of(cls, integration: Integration) -> Site:
+        """The site a stored connection was made to (checked then, and by the guarded
+        transport again on every call)."""
+        return cls(
+            integration.site,
+            integration.site_url,
+            integration.company_id,
+            integration.codebase,
+            integration.api_base_url,
+        )
 
 
 @dataclass(frozen=True)
@@ -104,6 +124,49 @@ class ConnectWiseAccounts:
         if not isinstance(member, dict) or not member.get("identifier"):
             raise Problem(502, "ConnectWise did not say which member the credentials belong to.")
         return member
+
+    async def member_by_identifier(
+        self, site: Site, credentials: Credentials, identifier: str
+    ) -> dict[str, Any] | None:
+        """The member with this identifier (active or not), or None."""
+        found = await self.client(site, credentials).get(
+            "system/members",
+            {"pageSize": 2},
+            conditions=F("identifier") == identifier,
+            fields=MEMBER_FIELDS,
+        )
+        if not isinstance(found, list) or not found or not isinstance(found[0], dict):
+            return None
+        return found[0]
+
+    async def members_by_email(
+        self, site: Site, credentials: Credentials, emails: Sequence[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The active members whose `officeEmail` or `primaryEmail` is one of `emails`,
+        by e-mail (lower-cased). ConnectWise compares text ignoring case; what comes back
+        is compared here again, ignoring case, so only an exact address counts."""
+        client = self.client(site, credentials)
+        wanted = sorted({email.casefold() for email in emails})
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for start in range(0, len(wanted), EMAILS_PER_QUERY):
+            chunk = wanted[start : start + EMAILS_PER_QUERY]
+            condition = all_of(
+                any_of(F("officeEmail").in_(chunk), F("primaryEmail").in_(chunk)),
+                F("inactiveFlag").eq(False),
+            )
+            async for page in client.pages(
+                "system/members", conditions=condition, fields=MEMBER_FIELDS
+            ):
+                for member in page:
+                    if not isinstance(member, dict) or member.get("inactiveFlag"):
+                        continue
+                    if not member.get("identifier"):
+                        continue
+                    for field in ("officeEmail", "primaryEmail"):
+                        address = str(member.get(field) or "").casefold()
+                        if address in chunk:
+                            found.setdefault(address, {})[str(member["identifier"])] = member
+        return {address: list(members.values()) for address, members in found.items()}
 
     async def mint_member_keys(
         self, site: Site, integration_keys: ApiKeyCredentials, member_identifier: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from faststream.kafka import KafkaBroker
 
@@ -14,6 +15,9 @@ _KIND = {
     events.INTEGRATION_CONNECTED: "connected",
     events.INTEGRATION_DISCONNECTED: "disconnected",
     events.INTEGRATION_EXPIRED: "expired",
+    events.INTEGRATION_PAUSED: "paused",
+    events.INTEGRATION_RESUMED: "resumed",
+    events.INTEGRATION_MEMBERS_CHANGED: "members_changed",
 }
 
 
@@ -21,11 +25,16 @@ _KIND = {
 class Announcements:
     broker: KafkaBroker
 
-    async def publish(self, event_type: str, integration: Integration) -> None:
+    async def publish(
+        self, event_type: str, integration: Integration, *, changed_at: datetime | None = None
+    ) -> None:
         """Keyed by integration, so one integration's events stay in order; the id is
-        fixed for a given change, so a retried publish is recognised as a duplicate."""
+        fixed for a given change, so a retried publish is recognised as a duplicate. A
+        change that leaves the integration itself as it was (its member mapping) names
+        its own time, `changed_at`."""
+        at = changed_at or integration.updated_at
         record = events.encode_event(
-            event_id=f"{integration.id}:{_KIND[event_type]}:{integration.updated_at.isoformat()}",
+            event_id=f"{integration.id}:{_KIND[event_type]}:{at.isoformat()}",
             source="/syntaskio/auth-service",
             event_type=event_type,
             subject=f"integration/{integration.id}",

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.responses import RedirectResponse
 
 from syntaskio_auth.connections import Connections
+from syntaskio_auth.member_mapping import MemberMappings
 from syntaskio_auth.models import (
     DevSessionRequest,
     OAuthStart,
@@ -20,9 +21,11 @@ from syntaskio_auth.models import (
     SignInStarted,
 )
 from syntaskio_auth.renewal import CredentialLeases
+from syntaskio_auth.repository import Owner
 from syntaskio_auth.session_issuer import SessionIssuer
 from syntaskio_auth.settings import AuthSettings
 from syntaskio_auth.sign_in import SignIn, SignInRefused
+from syntaskio_auth.tenant_users import TenantUsers
 from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
 from syntaskio_common.credentials import CredentialLease, LeaseRequest
 from syntaskio_common.integrations import Integration, IntegrationStatus
@@ -42,6 +45,8 @@ SessionVerifier = Callable[[str], Awaitable[UserSession]]
 
 # Per-user limits on the endpoints that reach out to ConnectWise or mint sessions.
 CONNECT_LIMIT = "10/minute"
+# Member lookups in ConnectWise (proposing, mapping, a technician's request).
+MAPPING_LIMIT = "60/minute"
 CALLBACK_LIMIT = "30/minute"
 LOGIN_LIMIT = "20/minute"
 
@@ -54,6 +59,16 @@ def _connections(request: Request) -> Connections:
 def _credential_leases(request: Request) -> CredentialLeases:
     leases: CredentialLeases = request.app.state.credential_leases
     return leases
+
+
+def _member_mappings(request: Request) -> MemberMappings:
+    mappings: MemberMappings = request.app.state.member_mappings
+    return mappings
+
+
+def _tenant_users(request: Request) -> TenantUsers:
+    users: TenantUsers = request.app.state.tenant_users
+    return users
 
 
 def _issuer(request: Request) -> SessionIssuer:
@@ -95,6 +110,8 @@ AdminUser = Annotated[UserSession, Depends(_admin)]
 SignInDep = Annotated[SignIn, Depends(_sign_in)]
 ConnectionsDep = Annotated[Connections, Depends(_connections)]
 LeasesDep = Annotated[CredentialLeases, Depends(_credential_leases)]
+MappingsDep = Annotated[MemberMappings, Depends(_member_mappings)]
+TenantUsersDep = Annotated[TenantUsers, Depends(_tenant_users)]
 Limiter = Annotated[RateLimiter, Depends(_rate_limiter)]
 
 public = APIRouter()
@@ -108,19 +125,26 @@ async def jwks(request: Request) -> dict[str, Any]:
 
 
 @public.post("/v1/dev/sessions", tags=["sessions"], status_code=status.HTTP_201_CREATED)
-async def dev_login(body: DevSessionRequest, request: Request, limiter: Limiter) -> SessionToken:
-    """Development login: a signed session for any user and tenant. Off in production."""
+async def dev_login(
+    body: DevSessionRequest, request: Request, limiter: Limiter, users: TenantUsersDep
+) -> SessionToken:
+    """Development login: a signed session for any user and tenant (and e-mail, taken as
+    verified). Off in production."""
     settings: AuthSettings = request.app.state.settings
     if not settings.dev_login_enabled:
         raise Problem(404, "Not Found")
     # Keyed by the account: behind the gateway every caller shares one address.
     await limiter.hit(LOGIN_LIMIT, "dev-login", body.tenant_id, body.user_id)
     issuer = _issuer(request)
-    token = issuer.issue(
-        UserSession(
-            user_id=body.user_id, tenant_id=body.tenant_id, name=body.name, roles=body.roles
-        )
+    session = UserSession(
+        user_id=body.user_id,
+        tenant_id=body.tenant_id,
+        name=body.name,
+        email=body.email,
+        roles=body.roles,
     )
+    token = issuer.issue(session)
+    await users.signed_in(session)
     return SessionToken(access_token=token, expires_in=issuer.ttl_seconds)
 
 
@@ -148,7 +172,11 @@ async def start_sign_in(body: SignInStart, sign_in: SignInDep) -> SignInStarted:
 
 @public.post("/v1/sessions/oidc/finish", tags=["sessions"])
 async def finish_sign_in(
-    body: SignInFinish, request: Request, sign_in: SignInDep, limiter: Limiter
+    body: SignInFinish,
+    request: Request,
+    sign_in: SignInDep,
+    limiter: Limiter,
+    users: TenantUsersDep,
 ) -> SessionToken:
     """The provider sent the browser back: exchange the code, validate the ID token,
     issue the session. Refusals are problems with a `reason` and words for the person."""
@@ -160,6 +188,8 @@ async def finish_sign_in(
     except SignInRefused as refused:
         logger.info("sign-in refused", extra={"reason": refused.reason})
         raise Problem(refused.status, refused.message, reason=refused.reason) from None
+    # Someone an admin can map (by the e-mail the provider verified) from now on.
+    await users.signed_in(signed_in.session)
     issuer = _issuer(request)
     return SessionToken(
         access_token=issuer.issue(signed_in.session),
@@ -187,7 +217,7 @@ async def connect_api_key(
 ) -> Integration:
     """Connect with API-member keys, optionally for a named member or by impersonation."""
     await limiter.hit(CONNECT_LIMIT, "connect", user.tenant_id, user.user_id)
-    return await connections.connect_api_key(user, body)
+    return await connections.connect_api_key(user, Owner.user(user), body)
 
 
 @public.post("/v1/integrations/connectwise/oauth/start", tags=["integrations"])
@@ -196,7 +226,7 @@ async def start_oauth(
 ) -> OAuthStart:
     """Begin the OAuth2 authorization-code flow; send the browser to `authorization_url`."""
     await limiter.hit(CONNECT_LIMIT, "connect", user.tenant_id, user.user_id)
-    return await connections.start_oauth(user, body)
+    return await connections.start_oauth(user, Owner.user(user), body)
 
 
 @public.get(
@@ -206,13 +236,20 @@ async def start_oauth(
     response_class=RedirectResponse,
 )
 async def oauth_callback(
-    request: Request, user: CurrentUser, connections: ConnectionsDep, limiter: Limiter
+    request: Request,
+    user: CurrentUser,
+    connections: ConnectionsDep,
+    mappings: MappingsDep,
+    limiter: Limiter,
 ) -> RedirectResponse:
-    """Where the provider sends the browser back; redirects to the settings page with
+    """Where the provider sends the browser back (for a user's own connection or, when an
+    admin started the flow, the company's); redirects to the settings page with
     `connectwise=connected|denied|expired_state|exchange_failed`."""
     await limiter.hit(CALLBACK_LIMIT, "oauth-callback", user.tenant_id, user.user_id)
     params = {k: v for k, v in request.query_params.items() if k in ("state", "code", "error")}
-    outcome, _ = await connections.finish_oauth(user, params)
+    outcome, integration = await connections.finish_oauth(user, params)
+    if integration is not None:
+        await mappings.propose_after_connecting(user, integration)
     settings: AuthSettings = request.app.state.settings
     location = f"{settings.oauth_result_url}?{urlencode({'connectwise': outcome.value})}"
     return RedirectResponse(location, status_code=status.HTTP_303_SEE_OTHER)
@@ -235,10 +272,7 @@ async def list_tenant_integrations(
 async def get_integration(
     integration_id: str, user: CurrentUser, connections: ConnectionsDep
 ) -> Integration:
-    found = await connections.repository.get_for_user(user.tenant_id, user.user_id, integration_id)
-    if found is None:
-        raise Problem(404, "No integration with this id.")
-    return found
+    return await connections.own(user, integration_id)
 
 
 @public.delete("/v1/integrations/{integration_id}", tags=["integrations"])
@@ -247,7 +281,7 @@ async def disconnect(
 ) -> Integration:
     """Revoke what can be revoked, delete the credentials, stop syncing; the connection
     stays listed as `disconnected` and its tasks leave the dashboard."""
-    return await connections.disconnect(user, integration_id)
+    return await connections.disconnect(user, await connections.own(user, integration_id))
 
 
 @internal.get("/integrations", tags=["internal"])

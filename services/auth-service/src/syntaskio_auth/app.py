@@ -15,12 +15,16 @@ from syntaskio_auth.announcements import Announcements
 from syntaskio_auth.api import internal, public
 from syntaskio_auth.connections import Connections
 from syntaskio_auth.connector_client import ConnectorClient
+from syntaskio_auth.mapping_store import MappingStore
+from syntaskio_auth.member_mapping import MemberMappings
 from syntaskio_auth.oauth import OAuthProvider
 from syntaskio_auth.renewal import CredentialLeases
 from syntaskio_auth.repository import IntegrationRepository
 from syntaskio_auth.session_issuer import SessionIssuer
 from syntaskio_auth.settings import AuthSettings
 from syntaskio_auth.sign_in import ClaimMapping, OidcProvider, SignIn
+from syntaskio_auth.tenant_api import tenant
+from syntaskio_auth.tenant_users import TenantUsers
 from syntaskio_auth.vault import Vault
 from syntaskio_common import topics
 from syntaskio_common.egress import create_guarded_http_client, create_guarded_transport
@@ -53,6 +57,10 @@ def create_app(settings: AuthSettings) -> FastAPI:
         db = get_database(mongo, settings)
         repository = IntegrationRepository(db)
         await repository.create_indexes()
+        tenant_users = TenantUsers(db)
+        await tenant_users.create_indexes()
+        mapping_store = MappingStore(db)
+        await mapping_store.create_indexes()
         revocations = SessionRevocations(db)
         await revocations.create_indexes()
         await ensure_topics(settings, [topics.INTEGRATIONS])
@@ -77,7 +85,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
                     http, settings.connector_url, settings.internal_api_token.get_secret_value()
                 ),
             )
-            app.state.credential_leases = CredentialLeases(
+            app.state.credential_leases = leases = CredentialLeases(
                 repository=repository,
                 vault=vault,
                 accounts=accounts,
@@ -88,6 +96,16 @@ def create_app(settings: AuthSettings) -> FastAPI:
                 renew_ahead=timedelta(seconds=settings.renew_ahead_seconds),
                 lease_ttl=timedelta(seconds=settings.lease_ttl_seconds),
                 max_renewal_failures=settings.max_renewal_failures,
+                mappings=mapping_store,
+            )
+            app.state.tenant_users = tenant_users
+            app.state.member_mappings = MemberMappings(
+                store=mapping_store,
+                users=tenant_users,
+                repository=repository,
+                accounts=accounts,
+                leases=leases,
+                announcements=announcements,
             )
             app.state.revocations = revocations
 
@@ -108,6 +126,8 @@ def create_app(settings: AuthSettings) -> FastAPI:
     app.state.rate_limiter = RateLimiter()
     install_problem_handlers(app)
     app.include_router(health_router({"mongodb": lambda: ping(mongo)}))
+    # Before `public`: `/v1/integrations/tenant` must not be taken for a connection's id.
+    app.include_router(tenant)
     app.include_router(public)
     app.include_router(
         internal, dependencies=[Depends(internal_caller(settings.internal_api_token))]

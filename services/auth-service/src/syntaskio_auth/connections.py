@@ -1,5 +1,6 @@
-"""Connecting and disconnecting a user's ConnectWise account: API-member keys,
-impersonation, and the OAuth2 authorization-code flow with PKCE."""
+"""Connecting, pausing and disconnecting ConnectWise: a user's own account or the
+tenant's (connected by an admin for everyone), with API-member keys, impersonation, or
+the OAuth2 authorization-code flow with PKCE."""
 
 from __future__ import annotations
 
@@ -16,13 +17,18 @@ from syntaskio_auth.announcements import Announcements
 from syntaskio_auth.connector_client import ConnectorClient
 from syntaskio_auth.models import OAuthOutcome, OAuthStart
 from syntaskio_auth.oauth import OAuthError, OAuthProvider, new_code_verifier, new_state
-from syntaskio_auth.repository import IntegrationRepository, Sealed
+from syntaskio_auth.repository import IntegrationRepository, Owner, Sealed
 from syntaskio_auth.vault import SecretContext, Vault, VaultError
 from syntaskio_common import events
 from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
 from syntaskio_common.connectwise import ApiKeyCredentials, BearerCredentials, ConnectWiseError
 from syntaskio_common.egress import SiteRejected
-from syntaskio_common.integrations import AuthMethod, Integration, IntegrationStatus
+from syntaskio_common.integrations import (
+    AuthMethod,
+    ConnectionScope,
+    Integration,
+    IntegrationStatus,
+)
 from syntaskio_common.problems import Problem
 from syntaskio_common.sessions import UserSession
 
@@ -52,8 +58,16 @@ class Connections:
     # -- API-member keys and impersonation -----------------------------------------------
 
     async def connect_api_key(
-        self, user: UserSession, request: ApiKeyConnectionRequest
+        self, actor: UserSession, owner: Owner, request: ApiKeyConnectionRequest
     ) -> Integration:
+        """Connect `owner`'s account; `actor` is who asks (the user, or the tenant's admin)."""
+        if owner.scope is ConnectionScope.TENANT and request.impersonate:
+            raise Problem(
+                422,
+                "A company connection uses its own API member's keys; it cannot impersonate "
+                "one member. Map technicians to their members instead.",
+                title="Impersonation not allowed",
+            )
         site = await self.accounts.resolve_site(request.site, request.company_id)
         keys = ApiKeyCredentials(
             request.company_id,
@@ -64,7 +78,8 @@ class Connections:
             member = await self.accounts.member(site, keys, request.member)
             if not request.impersonate:
                 return await self._store(
-                    user,
+                    actor,
+                    owner,
                     site,
                     member,
                     AuthMethod.API_KEY,
@@ -76,7 +91,8 @@ class Connections:
             if (await self.accounts.member(site, acting))["identifier"] != member["identifier"]:
                 raise Problem(502, "ConnectWise minted keys for a different member.")
         return await self._store(
-            user,
+            actor,
+            owner,
             site,
             member,
             AuthMethod.IMPERSONATION,
@@ -97,7 +113,11 @@ class Connections:
             raise Problem(404, f"OAuth is not configured for {name!r} on this server.")
         return provider
 
-    async def start_oauth(self, user: UserSession, request: OAuthStartRequest) -> OAuthStart:
+    async def start_oauth(
+        self, user: UserSession, owner: Owner, request: OAuthStartRequest
+    ) -> OAuthStart:
+        """The flow is `user`'s (only their session can finish it) and connects `owner`'s
+        account: their own, or (an admin's flow) the tenant's."""
         provider = self._provider(PROVIDER)
         site = await self.accounts.resolve_site(request.site, request.company_id)
         state, verifier = new_state(), new_code_verifier()
@@ -109,6 +129,8 @@ class Connections:
                 "tenant_id": user.tenant_id,
                 "user_id": user.user_id,
                 "session_id": user.session_id,
+                "owner_user_id": owner.user_id,
+                "scope": owner.scope.value,
                 "provider": PROVIDER,
                 "site": site.site,
                 "site_url": site.site_url,
@@ -120,9 +142,7 @@ class Connections:
                 "expires_at": expires_at,
             }
         )
-        await self.repository.ensure_pending(
-            user.tenant_id, user.user_id, PROVIDER, _site_fields(site, AuthMethod.OAUTH2)
-        )
+        await self.repository.ensure_pending(owner, PROVIDER, _site_fields(site, AuthMethod.OAUTH2))
         url = provider.authorization_url(site.api_base_url, state, verifier)
         return OAuthStart(authorization_url=url, expires_at=expires_at)
 
@@ -140,9 +160,13 @@ class Connections:
             or flow["expires_at"] <= datetime.now(UTC)
         ):
             await self._flow_failed(
-                user, OAuthOutcome.EXPIRED_STATE, "The sign-in took too long or was already used."
+                user,
+                Owner.user(user) if flow is None else _flow_owner(flow),
+                OAuthOutcome.EXPIRED_STATE,
+                "The sign-in took too long or was already used.",
             )
             return OAuthOutcome.EXPIRED_STATE, None
+        owner = _flow_owner(flow)
         site = Site(
             flow["site"], flow["site_url"], flow["company_id"], flow["codebase"],
             flow["api_base_url"],
@@ -153,7 +177,8 @@ class Connections:
                 if params["error"] == "access_denied"
                 else OAuthOutcome.EXCHANGE_FAILED
             )
-            await self._flow_failed(user, outcome, f"ConnectWise answered {params['error']!r}.")
+            reason = f"ConnectWise answered {params['error']!r}."
+            await self._flow_failed(user, owner, outcome, reason)
             return outcome, None
         try:
             verifier = self.vault.open(
@@ -173,7 +198,10 @@ class Connections:
                 extra={"tenant_id": user.tenant_id, "error_type": type(error).__name__},
             )
             await self._flow_failed(
-                user, OAuthOutcome.EXCHANGE_FAILED, "ConnectWise did not complete the sign-in."
+                user,
+                owner,
+                OAuthOutcome.EXCHANGE_FAILED,
+                "ConnectWise did not complete the sign-in.",
             )
             return OAuthOutcome.EXCHANGE_FAILED, None
         secrets = {"access_token": tokens.access_token}
@@ -181,6 +209,7 @@ class Connections:
             secrets["refresh_token"] = tokens.refresh_token
         integration = await self._store(
             user,
+            owner,
             site,
             member,
             AuthMethod.OAUTH2,
@@ -190,8 +219,10 @@ class Connections:
         )
         return OAuthOutcome.CONNECTED, integration
 
-    async def _flow_failed(self, user: UserSession, outcome: OAuthOutcome, reason: str) -> None:
-        existing = await self.repository.find_for_user(user.tenant_id, user.user_id, PROVIDER)
+    async def _flow_failed(
+        self, user: UserSession, owner: Owner, outcome: OAuthOutcome, reason: str
+    ) -> None:
+        existing = await self.repository.find_for_owner(owner, PROVIDER)
         if existing and existing.status is IntegrationStatus.PENDING:
             await self.repository.set_status(
                 existing.id, IntegrationStatus.ERROR, reason, only_if=IntegrationStatus.PENDING
@@ -207,7 +238,8 @@ class Connections:
 
     async def _store(
         self,
-        user: UserSession,
+        actor: UserSession,
+        owner: Owner,
         site: Site,
         member: dict[str, Any],
         method: AuthMethod,
@@ -216,15 +248,16 @@ class Connections:
         expires_at: datetime | None = None,
         scopes: list[str] | None = None,
     ) -> Integration:
-        integration_id = await self.repository.integration_id_for(
-            user.tenant_id, user.user_id, PROVIDER
-        )
-        sealed: dict[str, Sealed] = self.vault.seal_fields(secrets, user.tenant_id, integration_id)
+        integration_id = await self.repository.integration_id_for(owner, PROVIDER)
+        sealed: dict[str, Sealed] = self.vault.seal_fields(secrets, owner.tenant_id, integration_id)
+        tenant_wide = owner.scope is ConnectionScope.TENANT
         integration = await self.repository.save_connection(
             {
-                "tenant_id": user.tenant_id,
-                "user_id": user.user_id,
+                "tenant_id": owner.tenant_id,
+                "user_id": owner.user_id,
                 "provider": PROVIDER,
+                "scope": owner.scope.value,
+                "connected_by": actor.user_id if tenant_wide else None,
                 **_site_fields(site, method),
                 "member_id": member.get("id"),
                 "member_identifier": member["identifier"],
@@ -237,26 +270,81 @@ class Connections:
         )
         await self.repository.audit(
             "connected",
-            tenant_id=user.tenant_id,
-            user_id=user.user_id,
+            tenant_id=owner.tenant_id,
+            user_id=actor.user_id,
             integration_id=integration.id,
             auth_method=method.value,
+            scope=owner.scope.value,
         )
-        await self.announcements.publish(events.INTEGRATION_CONNECTED, integration)
+        if integration.status is IntegrationStatus.ACTIVE:
+            # (A paused connection stays paused: resuming it announces it then.)
+            await self.announcements.publish(events.INTEGRATION_CONNECTED, integration)
         logger.info(
             "connected ConnectWise",
             extra={"integration_id": integration.id, "tenant_id": integration.tenant_id},
         )
         return integration
 
-    async def disconnect(self, user: UserSession, integration_id: str) -> Integration:
-        """Revoke what can be revoked, forget the credentials, announce it (the aggregator
-        then removes the integration's tasks) and keep an audit record."""
-        integration = await self.repository.get_for_user(
-            user.tenant_id, user.user_id, integration_id
-        )
-        if integration is None:
+    # -- finding, pausing and disconnecting ----------------------------------------------
+
+    async def own(self, user: UserSession, integration_id: str) -> Integration:
+        """The user's own connection with this id; 404 for anyone else's."""
+        found = await self.repository.get_for_user(user.tenant_id, user.user_id, integration_id)
+        if found is None:
             raise Problem(404, "No integration with this id.")
+        return found
+
+    async def of_tenant(self, admin: UserSession, integration_id: str) -> Integration:
+        """Any connection of the admin's tenant (a user's or the tenant's); 404 for
+        another tenant's, exactly as for an id that does not exist."""
+        found = await self.repository.get_for_tenant(admin.tenant_id, integration_id)
+        if found is None:
+            raise Problem(404, "No integration with this id.")
+        return found
+
+    async def pause(self, actor: UserSession, integration: Integration) -> Integration:
+        """No syncing and no write-back until resumed: leases answer 404 meanwhile."""
+        return await self._move(
+            actor, integration, IntegrationStatus.ACTIVE, IntegrationStatus.PAUSED, "paused"
+        )
+
+    async def resume(self, actor: UserSession, integration: Integration) -> Integration:
+        return await self._move(
+            actor, integration, IntegrationStatus.PAUSED, IntegrationStatus.ACTIVE, "resumed"
+        )
+
+    async def _move(
+        self,
+        actor: UserSession,
+        integration: Integration,
+        before: IntegrationStatus,
+        after: IntegrationStatus,
+        action: str,
+    ) -> Integration:
+        moved = await self.repository.set_status(integration.id, after, None, only_if=before)
+        if moved is None:
+            raise Problem(
+                409,
+                f"Only a connection that is {before.value} can be {action}; this one is "
+                f"{integration.status.value}.",
+                title="Not possible in this state",
+            )
+        await self.repository.audit(
+            action,
+            tenant_id=integration.tenant_id,
+            user_id=actor.user_id,
+            integration_id=integration.id,
+        )
+        paused = after is IntegrationStatus.PAUSED
+        await self.announcements.publish(
+            events.INTEGRATION_PAUSED if paused else events.INTEGRATION_RESUMED, moved
+        )
+        return moved
+
+    async def disconnect(self, actor: UserSession, integration: Integration) -> Integration:
+        """Revoke what can be revoked, forget the credentials, announce it (the aggregator
+        then removes the integration's tasks) and keep an audit record naming `actor`
+        (the user, or the admin who disconnected a connection of their tenant)."""
         # Callbacks are removed with the integration's own credentials: before they go.
         webhooks_removed = await self.connector.remove_webhooks(integration.id)
         revoked = await self._revoke(integration)
@@ -267,8 +355,8 @@ class Connections:
         assert updated is not None
         await self.repository.audit(
             "disconnected",
-            tenant_id=user.tenant_id,
-            user_id=user.user_id,
+            tenant_id=integration.tenant_id,
+            user_id=actor.user_id,
             integration_id=integration.id,
             revoked_at_provider=revoked,
             webhooks_removed=webhooks_removed,
@@ -300,6 +388,13 @@ class Connections:
                 extra={"integration_id": integration.id, "error_type": type(error).__name__},
             )
             return False
+
+
+def _flow_owner(flow: dict[str, Any]) -> Owner:
+    """Whose connection an OAuth flow makes (flows started before tenant connections
+    existed name no owner: they are the user's own)."""
+    scope = ConnectionScope(flow.get("scope", ConnectionScope.PERSONAL.value))
+    return Owner(flow["tenant_id"], flow.get("owner_user_id", flow["user_id"]), scope)
 
 
 def _site_fields(site: Site, method: AuthMethod) -> dict[str, Any]:

@@ -22,12 +22,18 @@ class OAuthOutcome(StrEnum):
     EXCHANGE_FAILED = "exchange_failed"
 
 
+# local@domain: no spaces, one "@" (the gateway's dev login checks the same).
+EMAIL = r"^[^@\s]+@[^@\s]+$"
+
+
 class DevSessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     user_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@+-]+$")
     tenant_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     name: str | None = Field(default=None, max_length=128)
+    # Taken as verified (what an identity provider's `email_verified` says).
+    email: str | None = Field(default=None, max_length=254, pattern=EMAIL)
     roles: tuple[Role, ...] = Field(default=(Role.TECHNICIAN,), min_length=1)
 
 

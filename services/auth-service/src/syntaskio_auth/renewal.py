@@ -16,14 +16,26 @@ import httpx
 
 from syntaskio_auth.accounts import ConnectWiseAccounts, Site
 from syntaskio_auth.announcements import Announcements
+from syntaskio_auth.mapping_store import MappingStore
 from syntaskio_auth.oauth import OAuthError, OAuthProvider
 from syntaskio_auth.repository import IntegrationRepository, StoredCredentials
 from syntaskio_auth.vault import Vault
 from syntaskio_common import events
-from syntaskio_common.connectwise import ApiKeyCredentials, ConnectWiseError, Unavailable
+from syntaskio_common.connectwise import (
+    ApiKeyCredentials,
+    BearerCredentials,
+    ConnectWiseError,
+    Credentials,
+    Unavailable,
+)
 from syntaskio_common.credentials import AuthScheme, CredentialLease
 from syntaskio_common.egress import SiteRejected
-from syntaskio_common.integrations import AuthMethod, Integration, IntegrationStatus
+from syntaskio_common.integrations import (
+    AuthMethod,
+    ConnectionScope,
+    Integration,
+    IntegrationStatus,
+)
 from syntaskio_common.leases import LeaseBusy, Leases
 from syntaskio_common.problems import Problem
 
@@ -54,6 +66,7 @@ class CredentialLeases:
     renew_ahead: timedelta
     lease_ttl: timedelta
     max_renewal_failures: int
+    mappings: MappingStore
 
     async def lease(
         self, integration_id: str, caller: str, rejected_version: int | None = None
@@ -68,7 +81,18 @@ class CredentialLeases:
             integration_id=integration.id,
             caller=caller,
         )
-        return self._lease(integration, stored)
+        return await self._lease(integration, stored)
+
+    async def credentials(self, integration: Integration) -> Credentials:
+        """Valid credentials for auth-service's own calls on a connection (looking up its
+        members), renewed like a lease's when they are about to expire."""
+        stored = await self._valid_credentials(integration, None)
+        opened = self.vault.open_fields(stored.secrets, integration.tenant_id, integration.id)
+        if integration.auth_method is AuthMethod.OAUTH2:
+            return BearerCredentials(opened["access_token"])
+        return ApiKeyCredentials(
+            integration.company_id, opened["public_key"], opened["private_key"]
+        )
 
     async def _valid_credentials(
         self, integration: Integration, rejected_version: int | None
@@ -167,7 +191,7 @@ class CredentialLeases:
                 )
                 assert integration.member_identifier is not None
                 minted = await self.accounts.mint_member_keys(
-                    _site(integration), keys, integration.member_identifier
+                    Site.of(integration), keys, integration.member_identifier
                 )
                 return {
                     "public_key": minted.public_key,
@@ -197,7 +221,7 @@ class CredentialLeases:
         )
         await self.announcements.publish(events.INTEGRATION_EXPIRED, expired)
 
-    def _lease(self, integration: Integration, stored: StoredCredentials) -> CredentialLease:
+    async def _lease(self, integration: Integration, stored: StoredCredentials) -> CredentialLease:
         opened = self.vault.open_fields(stored.secrets, integration.tenant_id, integration.id)
         until = datetime.now(UTC) + self.lease_ttl
         if stored.expires_at is not None:
@@ -215,6 +239,13 @@ class CredentialLeases:
             "expires_at": until,
             "version": stored.version,
             "generation": integration.generation,
+            "scope": integration.scope,
+            # A tenant connection syncs the members an admin confirmed (none yet: nothing).
+            "members": (
+                await self.mappings.team(integration)
+                if integration.scope is ConnectionScope.TENANT
+                else []
+            ),
         }
         if integration.auth_method is AuthMethod.OAUTH2:
             return CredentialLease(
@@ -226,13 +257,3 @@ class CredentialLeases:
             public_key=opened["public_key"],
             private_key=opened["private_key"],
         )
-
-
-def _site(integration: Integration) -> Site:
-    return Site(
-        integration.site,
-        integration.site_url,
-        integration.company_id,
-        integration.codebase,
-        integration.api_base_url,
-    )

@@ -8,15 +8,52 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from syntaskio_common.integrations import Integration, IntegrationStatus
+from syntaskio_common.integrations import (
+    TENANT_CONNECTION_USER,
+    ConnectionScope,
+    Integration,
+    IntegrationStatus,
+)
+from syntaskio_common.mappings import AuditRecord
 from syntaskio_common.mongo import Document
+from syntaskio_common.sessions import UserSession
 
 Sealed = dict[str, Any]
 # Audit records outlive a yearly access review.
 AUDIT_RETENTION_SECONDS = 400 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose connection it is: one user's own, or the tenant's (connected by an admin for
+    everyone, `user_id` = TENANT_CONNECTION_USER). One connection per owner and provider."""
+
+    tenant_id: str
+    user_id: str
+    scope: ConnectionScope = ConnectionScope.PERSONAL
+
+    @classmethod
+    def user(cls, session: UserSession) -> Owner:
+        return cls(session.tenant_id, session.user_id, ConnectionScope.PERSONAL)
+
+    @classmethod
+    def tenant(cls, tenant_id: str) -> Owner:
+        return cls(tenant_id, TENANT_CONNECTION_USER, ConnectionScope.TENANT)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which audit records an admin asks for: always one tenant's, newest first."""
+
+    tenant_id: str
+    integration_id: str | None = None
+    action: str | None = None
+    user_id: str | None = None
+    since: datetime | None = None
+    limit: int = 100
 
 
 @dataclass(frozen=True)
@@ -63,17 +100,19 @@ class IntegrationRepository:
             [("tenant_id", ASCENDING), ("integration_id", ASCENDING), ("at", ASCENDING)],
             name="by_integration",
         )
+        # The admin's audit log: one tenant's records, newest first, optionally filtered.
+        await self._audit.create_index(
+            [("tenant_id", ASCENDING), ("at", DESCENDING)], name="by_tenant_newest"
+        )
         await self._audit.create_index(
             "at", expireAfterSeconds=AUDIT_RETENTION_SECONDS, name="retention"
         )
 
     # -- connections -------------------------------------------------------------------
 
-    async def find_for_user(
-        self, tenant_id: str, user_id: str, provider: str
-    ) -> Integration | None:
+    async def find_for_owner(self, owner: Owner, provider: str) -> Integration | None:
         doc = await self._integrations.find_one(
-            {"tenant_id": tenant_id, "user_id": user_id, "provider": provider}
+            {"tenant_id": owner.tenant_id, "user_id": owner.user_id, "provider": provider}
         )
         return Integration.from_document(doc) if doc else None
 
@@ -89,6 +128,11 @@ class IntegrationRepository:
         cursor = self._integrations.find({"tenant_id": tenant_id, "user_id": user_id})
         return [Integration.from_document(doc) async for doc in cursor]
 
+    async def get_for_tenant(self, tenant_id: str, integration_id: str) -> Integration | None:
+        """Any connection of the tenant (anyone's, or the tenant's own)."""
+        doc = await self._integrations.find_one({"_id": integration_id, "tenant_id": tenant_id})
+        return Integration.from_document(doc) if doc else None
+
     async def list_for_tenant(self, tenant_id: str) -> list[Integration]:
         cursor = self._integrations.find({"tenant_id": tenant_id}).sort("created_at", 1)
         return [Integration.from_document(doc) async for doc in cursor]
@@ -101,20 +145,19 @@ class IntegrationRepository:
         doc = await self._integrations.find_one({"_id": integration_id})
         return Integration.from_document(doc) if doc else None
 
-    async def ensure_pending(
-        self, tenant_id: str, user_id: str, provider: str, fields: dict[str, Any]
-    ) -> None:
-        """Show a connection in progress, unless the user already has a live one (which a
+    async def ensure_pending(self, owner: Owner, provider: str, fields: dict[str, Any]) -> None:
+        """Show a connection in progress, unless the owner already has a live one (which a
         failed reconnect must leave untouched)."""
-        existing = await self.find_for_user(tenant_id, user_id, provider)
+        existing = await self.find_for_owner(owner, provider)
         if existing and existing.status is not IntegrationStatus.DISCONNECTED:
             return
         now = datetime.now(UTC)
         await self._integrations.update_one(
-            {"tenant_id": tenant_id, "user_id": user_id, "provider": provider},
+            {"tenant_id": owner.tenant_id, "user_id": owner.user_id, "provider": provider},
             {
                 "$set": {
                     **fields,
+                    "scope": owner.scope.value,
                     "status": IntegrationStatus.PENDING.value,
                     "last_error": None,
                     "updated_at": now,
@@ -147,10 +190,11 @@ class IntegrationRepository:
         )
         return Integration.from_document(doc) if doc else None
 
-    async def integration_id_for(self, tenant_id: str, user_id: str, provider: str) -> str:
-        """The id the user's connection has or will have: reconnecting keeps it, so the
-        sealed secrets (bound to it) and the tasks synced under it stay one record."""
-        existing = await self.find_for_user(tenant_id, user_id, provider)
+    async def integration_id_for(self, owner: Owner, provider: str) -> str:
+        """The id the owner's connection has or will have: reconnecting keeps it, so the
+        sealed secrets (bound to it), the tasks synced under it and a tenant connection's
+        member mappings stay one record."""
+        existing = await self.find_for_owner(owner, provider)
         return existing.id if existing else new_integration_id()
 
     async def save_connection(
@@ -161,16 +205,20 @@ class IntegrationRepository:
         *,
         expires_at: datetime | None = None,
     ) -> Integration:
-        """Upsert the user's connection for the provider: reconnecting replaces the
-        credentials of the existing record instead of creating a twin."""
+        """Upsert the owner's connection for the provider: reconnecting replaces the
+        credentials of the existing record instead of creating a twin. A connection an admin
+        paused stays paused (reconnecting is no way around a pause); any other is active."""
         now = datetime.now(UTC)
         key = {k: fields[k] for k in ("tenant_id", "user_id", "provider")}
+        existing = await self._integrations.find_one(key, {"status": 1})
+        paused = existing is not None and existing.get("status") == IntegrationStatus.PAUSED
+        status = IntegrationStatus.PAUSED if paused else IntegrationStatus.ACTIVE
         doc = await self._integrations.find_one_and_update(
             key,
             {
                 "$set": {
                     **fields,
-                    "status": IntegrationStatus.ACTIVE.value,
+                    "status": status.value,
                     "last_error": None,
                     "updated_at": now,
                     "last_validated_at": now,
@@ -253,6 +301,17 @@ class IntegrationRepository:
         )
 
     # -- audit ---------------------------------------------------------------------------
+
+    async def audit_records(self, query: AuditQuery) -> list[AuditRecord]:
+        wanted: dict[str, Any] = {"tenant_id": query.tenant_id}
+        for name in ("integration_id", "action", "user_id"):
+            if (value := getattr(query, name)) is not None:
+                wanted[name] = value
+        if query.since is not None:
+            since = query.since
+            wanted["at"] = {"$gte": since if since.tzinfo else since.replace(tzinfo=UTC)}
+        cursor = self._audit.find(wanted).sort("at", DESCENDING).limit(query.limit)
+        return [AuditRecord.from_document(doc) async for doc in cursor]
 
     async def audit(
         self,
