@@ -600,3 +600,69 @@ def test_signing_in_through_the_provider_makes_a_tenant_user(system: EmbeddedSta
         user = eventually(listed, timeout=10)
         assert user, "the signed-in user is not listed"
         assert (user["email"], user["name"], user["roles"]) == (sub, "Ola", ["technician"])
+
+
+def test_company_settings_are_read_by_everyone_and_changed_by_admins(
+    system: EmbeddedStack, outsider: httpx.Client
+) -> None:
+    tenant, admin_id = new_tenant(), person("admin")
+    with (
+        auth_service(system, person("alex"), tenant) as alex,
+        auth_service(system, admin_id, tenant, roles=("admin",)) as admin,
+    ):
+        connected = admin.post(CONNECT, json=api_member_keys(system))
+        assert connected.status_code == 201, connected.text
+        check_company_settings(system, alex, admin, admin_id, connected.json()["id"], outsider)
+
+
+def check_company_settings(
+    system: EmbeddedStack,
+    alex: httpx.Client,
+    admin: httpx.Client,
+    admin_id: str,
+    integration_id: str,
+    outsider: httpx.Client,
+) -> None:
+    defaults = alex.get("/v1/settings")
+    assert defaults.status_code == 200, defaults.text
+    assert defaults.json() == {
+        "connectwise_enabled": True,
+        "default_time_minutes": 15,
+        "log_change_status": None,
+    }
+    wanted = {
+        "connectwise_enabled": True,
+        "default_time_minutes": 30,
+        "log_change_status": "Waiting",
+    }
+    refused(alex.put("/v1/admin/settings", json=wanted), 403)
+    for bad in (
+        {**wanted, "default_time_minutes": 0},
+        {**wanted, "default_time_minutes": 481},
+        {**wanted, "log_change_status": "  "},
+        {**wanted, "surprise": True},
+    ):
+        refused(admin.put("/v1/admin/settings", json=bad), 422)
+    assert alex.get("/v1/settings").json() == defaults.json()  # nothing changed
+    changed = admin.put("/v1/admin/settings", json=wanted)
+    assert changed.status_code == 200, changed.text
+    assert alex.get("/v1/settings").json() == wanted
+    # Another company's settings are its own.
+    assert outsider.get("/v1/settings").json() == defaults.json()
+
+    # Off: every connection of the company stops (its lease is refused) and keeps its
+    # state; on again: leased, and synced at once.
+    off = admin.put("/v1/admin/settings", json={**wanted, "connectwise_enabled": False})
+    assert off.status_code == 200, off.text
+    refused(lease(system, integration_id), 404, "turned off")
+    assert admin.get(f"/v1/admin/integrations/{integration_id}").json()["status"] == "active"
+    on = admin.put("/v1/admin/settings", json=wanted)
+    assert on.status_code == 200, on.text
+    assert lease(system, integration_id).status_code == 200
+    assert lifecycle(system, integration_id)[-1] == events.INTEGRATION_RESUMED
+    audit = admin.get("/v1/admin/audit", params={"action": "settings.changed"}).json()
+    assert [a["detail"]["changed"].get("connectwise_enabled") for a in audit[:2]] == [
+        {"from": False, "to": True},
+        {"from": True, "to": False},
+    ]
+    assert all(a["user_id"] == admin_id for a in audit)

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from syntaskio_auth.accounts import ConnectWiseAccounts
+from syntaskio_auth.company_settings import CompanySettings
 from syntaskio_auth.mapping_store import MappingStore
 from syntaskio_auth.oauth import OAuthError, TokenSet
 from syntaskio_auth.renewal import CredentialLeases
@@ -100,6 +101,7 @@ def workers(
             lease_ttl=timedelta(minutes=15),
             max_renewal_failures=3,
             mappings=MappingStore(mongo[settings.mongodb_database]),
+            company=CompanySettings(mongo[settings.mongodb_database]),
         )
         for _ in range(count)
     ]

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.responses import RedirectResponse
 
+from syntaskio_auth.company_settings import CompanySettings
 from syntaskio_auth.connections import Connections
 from syntaskio_auth.member_mapping import MemberMappings
 from syntaskio_auth.models import (
@@ -71,6 +72,11 @@ def _tenant_users(request: Request) -> TenantUsers:
     return users
 
 
+def _company_settings(request: Request) -> CompanySettings:
+    settings: CompanySettings = request.app.state.company_settings
+    return settings
+
+
 def _issuer(request: Request) -> SessionIssuer:
     issuer: SessionIssuer = request.app.state.issuer
     return issuer
@@ -112,6 +118,7 @@ ConnectionsDep = Annotated[Connections, Depends(_connections)]
 LeasesDep = Annotated[CredentialLeases, Depends(_credential_leases)]
 MappingsDep = Annotated[MemberMappings, Depends(_member_mappings)]
 TenantUsersDep = Annotated[TenantUsers, Depends(_tenant_users)]
+CompanySettingsDep = Annotated[CompanySettings, Depends(_company_settings)]
 Limiter = Annotated[RateLimiter, Depends(_rate_limiter)]
 
 public = APIRouter()

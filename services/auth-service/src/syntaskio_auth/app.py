@@ -13,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from syntaskio_auth.accounts import ConnectWiseAccounts
 from syntaskio_auth.announcements import Announcements
 from syntaskio_auth.api import internal, public
+from syntaskio_auth.company_settings import CompanySettings
 from syntaskio_auth.connections import Connections
 from syntaskio_auth.connector_client import ConnectorClient
 from syntaskio_auth.mapping_store import MappingStore
@@ -61,6 +62,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
         await tenant_users.create_indexes()
         mapping_store = MappingStore(db)
         await mapping_store.create_indexes()
+        app.state.company_settings = company_settings = CompanySettings(db)
         revocations = SessionRevocations(db)
         await revocations.create_indexes()
         await ensure_topics(settings, [topics.INTEGRATIONS])
@@ -97,6 +99,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
                 lease_ttl=timedelta(seconds=settings.lease_ttl_seconds),
                 max_renewal_failures=settings.max_renewal_failures,
                 mappings=mapping_store,
+                company=company_settings,
             )
             app.state.tenant_users = tenant_users
             app.state.member_mappings = MemberMappings(

@@ -16,6 +16,7 @@ import httpx
 
 from syntaskio_auth.accounts import ConnectWiseAccounts, Site
 from syntaskio_auth.announcements import Announcements
+from syntaskio_auth.company_settings import CompanySettings
 from syntaskio_auth.mapping_store import MappingStore
 from syntaskio_auth.oauth import OAuthError, OAuthProvider
 from syntaskio_auth.repository import IntegrationRepository, StoredCredentials
@@ -67,6 +68,7 @@ class CredentialLeases:
     lease_ttl: timedelta
     max_renewal_failures: int
     mappings: MappingStore
+    company: CompanySettings
 
     async def lease(
         self, integration_id: str, caller: str, rejected_version: int | None = None
@@ -74,6 +76,9 @@ class CredentialLeases:
         integration = await self.repository.get(integration_id)
         if integration is None or integration.status is not IntegrationStatus.ACTIVE:
             raise Problem(404, "No active integration with this id.")
+        if not (await self.company.get(integration.tenant_id)).connectwise_enabled:
+            # The company turned ConnectWise off: like a pause, for all its connections.
+            raise Problem(404, "ConnectWise is turned off for this company.")
         stored = await self._valid_credentials(integration, rejected_version)
         await self.repository.audit(
             "credentials.leased",

@@ -9,7 +9,7 @@ answered 404, exactly as an id that does not exist.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
@@ -18,6 +18,7 @@ from syntaskio_auth.api import (
     CONNECT_LIMIT,
     MAPPING_LIMIT,
     AdminUser,
+    CompanySettingsDep,
     ConnectionsDep,
     CurrentUser,
     Limiter,
@@ -26,8 +27,9 @@ from syntaskio_auth.api import (
 )
 from syntaskio_auth.models import OAuthStart
 from syntaskio_auth.repository import AuditQuery, Owner
+from syntaskio_common import events
 from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
-from syntaskio_common.integrations import Integration
+from syntaskio_common.integrations import Integration, IntegrationStatus
 from syntaskio_common.mappings import (
     AuditRecord,
     MappingChange,
@@ -36,6 +38,7 @@ from syntaskio_common.mappings import (
     TenantConnectionView,
     TenantUser,
 )
+from syntaskio_common.tenant_settings import TenantSettings
 
 # Registered before the personal routes (app.py): `/v1/integrations/tenant` is not the
 # id of a connection.
@@ -207,3 +210,42 @@ async def request_mapping(
     an admin confirms it. 422: no such member; 409: the mapping is confirmed already."""
     await limiter.hit(MAPPING_LIMIT, "mapping", user.tenant_id, user.user_id)
     return await mappings.request(user, body)
+
+
+# -- the company's settings ------------------------------------------------------------
+
+
+@tenant.get("/v1/settings", tags=["settings"])
+async def company_settings(user: CurrentUser, settings: CompanySettingsDep) -> TenantSettings:
+    """The company's settings, as every technician's actions use them."""
+    return await settings.get(user.tenant_id)
+
+
+@tenant.put("/v1/admin/settings", tags=["admin"])
+async def change_company_settings(
+    body: TenantSettings,
+    admin: AdminUser,
+    settings: CompanySettingsDep,
+    connections: ConnectionsDep,
+) -> TenantSettings:
+    """Replace the company's settings (every one; one left out takes its default).
+    Turning ConnectWise off stops every connection's syncing and write-back at once;
+    turning it on again syncs the active ones at once."""
+    before = await settings.replace(admin.tenant_id, body, admin.user_id)
+    changed = {
+        name: {"from": getattr(before, name), "to": getattr(body, name)}
+        for name in TenantSettings.model_fields
+        if getattr(before, name) != getattr(body, name)
+    }
+    if changed:
+        await connections.repository.audit(
+            "settings.changed", tenant_id=admin.tenant_id, user_id=admin.user_id, changed=changed
+        )
+    if body.connectwise_enabled and not before.connectwise_enabled:
+        turned_on = datetime.now(UTC)
+        for integration in await connections.repository.list_for_tenant(admin.tenant_id):
+            if integration.status is IntegrationStatus.ACTIVE:
+                await connections.announcements.publish(
+                    events.INTEGRATION_RESUMED, integration, changed_at=turned_on
+                )
+    return body
