@@ -42,10 +42,17 @@ class UserSession(BaseModel):
     name: str | None = None
     email: str | None = None
     roles: tuple[Role, ...] = (Role.TECHNICIAN,)
-    # The token's `jti`: lets short-lived state (an OAuth flow) be bound to one login,
-    # and names the session on the revocation list once signed out.
+    # The session's id (`sid`, kept by every renewal; `jti` in tokens from before
+    # renewals): lets short-lived state (an OAuth flow) be bound to one login, and names
+    # the session on the revocation list once signed out.
     session_id: str | None = None
-    expires_at: datetime | None = None
+    expires_at: datetime | None = None  # this token's end; a renewal issues a later one
+    signed_in_at: datetime | None = None  # `auth_time`: when the person signed in
+    ends_at: datetime | None = None  # `session_exp`: no renewal goes past it
+
+
+def _instant(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else None
 
 
 def session_from_claims(claims: dict[str, Any]) -> UserSession:
@@ -55,15 +62,16 @@ def session_from_claims(claims: dict[str, Any]) -> UserSession:
     roles = claims.get("roles", [Role.TECHNICIAN.value])
     if not isinstance(roles, list) or not all(r in Role._value2member_map_ for r in roles):
         raise InvalidSession("token has unknown roles")
-    expires = claims.get("exp")
     return UserSession(
         user_id=subject,
         tenant_id=tenant,
         name=claims.get("name"),
         email=claims.get("email"),
         roles=tuple(Role(r) for r in roles),
-        session_id=claims.get("jti"),
-        expires_at=datetime.fromtimestamp(expires, UTC) if isinstance(expires, int) else None,
+        session_id=claims.get("sid") or claims.get("jti"),
+        expires_at=_instant(claims.get("exp")),
+        signed_in_at=_instant(claims.get("auth_time")),
+        ends_at=_instant(claims.get("session_exp")),
     )
 
 
@@ -150,9 +158,9 @@ def admin_only(session: SessionT) -> SessionT:
 
 
 class SessionRevocations:
-    """Signed-out sessions (`revoked_sessions`, by `jti`), kept until they would have
-    expired anyway. Every service that accepts sessions checks it, so a signed-out cookie
-    is refused everywhere at once."""
+    """Signed-out sessions (`revoked_sessions`, by session id: every renewed token of the
+    session at once), kept until the session would have ended anyway. Every service that
+    accepts sessions checks it, so a signed-out cookie is refused everywhere at once."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._revoked = db["revoked_sessions"]
@@ -168,7 +176,7 @@ class SessionRevocations:
             {
                 "$set": {
                     "tenant_id": session.tenant_id,
-                    "expires_at": session.expires_at or datetime.now(UTC),
+                    "expires_at": session.ends_at or session.expires_at or datetime.now(UTC),
                 }
             },
             upsert=True,

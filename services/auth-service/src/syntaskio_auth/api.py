@@ -150,9 +150,9 @@ async def dev_login(
         email=body.email,
         roles=body.roles,
     )
-    token = issuer.issue(session)
+    issued = issuer.issue(session)
     await users.signed_in(session)
-    return SessionToken(access_token=token, expires_in=issuer.ttl_seconds)
+    return SessionToken(access_token=issued.token, expires_in=issued.expires_in)
 
 
 @public.get("/v1/sessions/methods", tags=["sessions"])
@@ -197,12 +197,22 @@ async def finish_sign_in(
         raise Problem(refused.status, refused.message, reason=refused.reason) from None
     # Someone an admin can map (by the e-mail the provider verified) from now on.
     await users.signed_in(signed_in.session)
-    issuer = _issuer(request)
+    issued = _issuer(request).issue(signed_in.session)
     return SessionToken(
-        access_token=issuer.issue(signed_in.session),
-        expires_in=issuer.ttl_seconds,
-        return_to=signed_in.return_to,
+        access_token=issued.token, expires_in=issued.expires_in, return_to=signed_in.return_to
     )
+
+
+@public.post("/v1/sessions/renew", tags=["sessions"])
+async def renew_session(request: Request, user: CurrentUser) -> SessionToken:
+    """A new token of the caller's session (signed out sessions are refused like any
+    other), valid for another `SESSION_TTL_SECONDS` but never past the session's end;
+    401 once the session has reached its maximum length."""
+    try:
+        issued = _issuer(request).renew(user)
+    except InvalidSession as error:
+        raise Problem(401, f"The session cannot be renewed: {error}.") from None
+    return SessionToken(access_token=issued.token, expires_in=issued.expires_in)
 
 
 @public.post("/v1/sessions/logout", tags=["sessions"])

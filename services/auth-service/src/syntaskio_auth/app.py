@@ -49,6 +49,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
         settings.session_issuer,
         settings.session_ttl_seconds,
         settings.session_signing_key.get_secret_value(),
+        max_age_seconds=settings.session_max_age_seconds,
         audience=settings.session_audience,
     )
     policy = settings.site_policy()

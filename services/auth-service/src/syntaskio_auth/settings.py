@@ -42,7 +42,10 @@ class AuthSettings(SessionSettings, ConnectWiseEgressSettings):
     port: int = 8081
     # The connector's internal API (a disconnect asks it to remove ConnectWise callbacks).
     connector_url: str = "http://127.0.0.1:8082"
-    session_ttl_seconds: int = 8 * 3600
+    # A session's token lasts this long and is renewed while the person uses it, up to
+    # `session_max_age_seconds` after they signed in.
+    session_ttl_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
+    session_max_age_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
     # Private JWK (JSON) of the session issuer; generated per process when unset in dev.
     session_signing_key: SecretStr = SecretStr("")
     dev_login_enabled: bool = False
