@@ -1,5 +1,6 @@
 """The dashboard API fuzzed from the OpenAPI document the running gateway serves
-(schemathesis): as a signed-in user whose ConnectWise connection has synced tasks, no
+(schemathesis): as a signed-in user whose ConnectWise connection has synced tasks (and,
+for the admin routes, as admins of the user's company, which has its own connection), no
 request makes a server error and every answer is what the document says; and no route
 but signing in answers anyone without a valid session."""
 
@@ -19,7 +20,7 @@ import httpx
 import pytest
 import requests
 import schemathesis
-from e2e_helpers import auth_service, connect, dashboard_tasks, eventually, sandbox
+from e2e_helpers import auth_service, connect, dashboard_tasks, eventually, sandbox, sandbox_keys
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from joserfc import jwt
@@ -37,6 +38,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from syntaskio_devstack.stack import EmbeddedStack
 
 MEMBER = "gkim"  # fuzzing writes back only to tickets it makes for Grace
+ADMIN = ("technician", "admin")
 SESSION_COOKIE = "syntaskio_session"
 EXAMPLES = 18  # per operation: ~250 requests as the fuzzer's user, under its 300 a minute
 PROBLEM_JSON = "application/problem+json"
@@ -64,15 +66,26 @@ SIGNED_IN_ONLY = [op for op in OPERATIONS if op not in PUBLIC and op != CALLBACK
 AnyCase = Case[Any]
 
 
+# The admin console's routes: fuzzed as admins of the fuzzer's company (which has its own
+# connection), two of them taking turns (everything is limited per user).
+ADMIN_PREFIX = "/api/v1/admin/"
+ADMIN_OPERATIONS = [op for op in OPERATIONS if op.split(" ", 1)[1].startswith(ADMIN_PREFIX)]
+ADMIN_CONNECT = {
+    "POST /api/v1/admin/integrations/connectwise/api-key",
+    "POST /api/v1/admin/integrations/connectwise/oauth/start",
+}
+API_MEMBER = "syntaskio-api"  # whose keys connect a company
 # Connecting is limited per user upstream (auth-service: 10 a minute) and everything per
 # user here (300 a minute), and signing out ends a session: these are fuzzed as users of
-# their own, the rest as the one with the connection and tasks.
+# their own (admins for the admin routes), the rest as the one with the connection and
+# tasks.
 OWN_USER = {
     "POST /api/v1/integrations/connectwise/api-key",
     "POST /api/v1/integrations/connectwise/oauth/start",
     CALLBACK,
     # Signing out revokes the session it is sent with.
     "POST /api/v1/session/logout",
+    *ADMIN_CONNECT,
 }
 
 
@@ -85,15 +98,28 @@ class Fuzzer:
     token: str
     ids: dict[str, list[str]]
     own_users: dict[str, str]  # operation: another user's token
+    admin_tokens: list[str]  # the company's admins'
+    admin_ids: dict[str, list[str]]  # real ids for the admin routes
     answers: dict[str, list[int]] = field(default_factory=dict)
 
     def token_for(self, label: str) -> str:
-        return self.own_users.get(label, self.token)
+        if label in self.own_users:
+            return self.own_users[label]
+        if label in ADMIN_OPERATIONS:
+            return self.admin_tokens[ADMIN_OPERATIONS.index(label) % len(self.admin_tokens)]
+        return self.token
+
+    def ids_for(self, path: str) -> dict[str, list[str]]:
+        return self.admin_ids if path.startswith(ADMIN_PREFIX) else self.ids
 
 
 @contextmanager
 def signed_in_from(
-    system: EmbeddedStack, user: str, tenant: str, address: str
+    system: EmbeddedStack,
+    user: str,
+    tenant: str,
+    address: str,
+    roles: tuple[str, ...] = ("technician",),
 ) -> Iterator[httpx.Client]:
     """`signed_in`, from an address of its own (the gateway trusts a loopback proxy's
     X-Forwarded-For): sign-ins are limited to 20 a minute per address, and the other tests
@@ -102,7 +128,8 @@ def signed_in_from(
         base_url=system.url("gateway"), timeout=30, headers={"X-Forwarded-For": address}
     ) as client:
         response = client.post(
-            "/api/v1/session/dev-login", json={"user_id": user, "tenant_id": tenant}
+            "/api/v1/session/dev-login",
+            json={"user_id": user, "tenant_id": tenant, "roles": list(roles)},
         )
         assert response.status_code == 201, response.text
         yield client
@@ -119,8 +146,30 @@ def fuzzer(system: EmbeddedStack) -> Iterator[Fuzzer]:
     user, tenant = f"grace-{uuid.uuid4().hex[:6]}@acme-msp.example", f"fuzz-{uuid.uuid4().hex[:8]}"
     own_users = {}
     for number, label in enumerate(sorted(OWN_USER), start=1):
-        with signed_in_from(system, f"{number}-{user}", tenant, f"192.0.2.{number}") as other:
+        roles = ("technician", "admin") if label in ADMIN_CONNECT else ("technician",)
+        address = f"192.0.2.{number}"
+        with signed_in_from(system, f"{number}-{user}", tenant, address, roles) as other:
             own_users[label] = other.cookies[SESSION_COOKIE]
+    admin_tokens = []
+    for number in (1, 2):
+        admin = f"admin{number}-{user}"
+        with signed_in_from(system, admin, tenant, f"192.0.2.{50 + number}", ADMIN) as other:
+            admin_tokens.append(other.cookies[SESSION_COOKIE])
+    # The company's own connection, for the admin routes' real ids.
+    keys = sandbox_keys(system, API_MEMBER)
+    with httpx.Client(
+        base_url=system.url("gateway"),
+        timeout=30,
+        headers={"Authorization": f"Bearer {admin_tokens[0]}"},
+    ) as admin_client:
+        company = admin_client.post(
+            "/api/v1/admin/integrations/connectwise/api-key",
+            json={
+                "site": f"http://{system.sandbox_site}",
+                **{k: keys[k] for k in ("company_id", "public_key", "private_key")},
+            },
+        )
+        assert company.status_code == 201, company.text
     # The tickets write-back may change (complete, notes, time): made for the fuzzer, so
     # the member's others stay as the other tests expect them.
     made = {new_ticket(system, f"Fuzzed {thing}") for thing in ("printer", "laptop", "VPN")}
@@ -158,11 +207,17 @@ def fuzzer(system: EmbeddedStack) -> Iterator[Fuzzer]:
                 "command_id": [noted.json()["command_id"]],
             },
             own_users=own_users,
+            admin_tokens=admin_tokens,
+            # Only the company's connection: pausing the user's own would stop what the
+            # other routes are fuzzed on.
+            admin_ids={"integration_id": [company.json()["id"]], "user_id": [user]},
         )
     # Not synced for the rest of the session (through auth-service: this user's requests
     # to the gateway may be at their limit by now).
     with auth_service(system, user, tenant) as upstream:
         upstream.delete(f"/v1/integrations/{integration['id']}").raise_for_status()
+    with auth_service(system, f"admin1-{user}", tenant, roles=ADMIN) as upstream:
+        upstream.delete(f"/v1/admin/integrations/{company.json()['id']}").raise_for_status()
 
 
 @pytest.fixture(scope="module")
@@ -178,10 +233,11 @@ def gateway_schema(system: EmbeddedStack, fuzzer: Fuzzer) -> OpenApiSchema:
         """Random ids only reach "no such ..."; the user's real ones the code behind it
         (not for DELETE: disconnecting the user's integration would end the run)."""
         given_ids = path_parameters or {}
+        ids = fuzzer.ids_for(context.operation.path)
         real = [
-            st.sampled_from(fuzzer.ids[name]).map(_replacing(given_ids, name))
+            st.sampled_from(ids[name]).map(_replacing(given_ids, name))
             for name in given_ids
-            if name in fuzzer.ids and context.operation.method.upper() != "DELETE"
+            if name in ids and context.operation.method.upper() != "DELETE"
         ]
         return st.one_of(st.just(path_parameters), *real)
 
@@ -251,6 +307,13 @@ def test_fuzzing_reached_past_validation(fuzzer: Fuzzer) -> None:
         "GET /api/v1/commands/{command_id}",
         "GET /api/v1/integrations/{integration_id}",
         "GET /api/v1/integrations/{integration_id}/sync-jobs",
+        "GET /api/v1/integrations/tenant",
+        "GET /api/v1/admin/users",
+        "GET /api/v1/admin/integrations",
+        "GET /api/v1/admin/integrations/{integration_id}",
+        "GET /api/v1/admin/integrations/{integration_id}/sync-jobs",
+        "GET /api/v1/admin/integrations/{integration_id}/mappings",
+        "GET /api/v1/admin/audit",
     } <= reached, fuzzer.answers
     write_back = {label for label in reached if label.startswith("POST /api/v1/tasks/")}
     assert write_back, fuzzer.answers

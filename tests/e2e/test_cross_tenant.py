@@ -2,7 +2,12 @@
 and a write-back command; users of another tenant (one with her very user id), and a
 colleague in her own tenant, try every route with her ids. Each is answered exactly as
 for an id that does not exist (404, never 403), nothing of hers shows in their lists or
-streams, and nothing of hers changes."""
+streams, and nothing of hers changes.
+
+Her company also has its own connection (an admin connected it and mapped her to a
+member): every admin route is refused to technicians (403, before anything is asked, her
+colleague and Alice herself included), and another company's admins (one with her user
+id) are answered on her company's objects exactly as for ids that do not exist."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from contextlib import AsyncExitStack, ExitStack, suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -27,6 +33,7 @@ from e2e_helpers import (
     eventually,
     jobs,
     sandbox,
+    sandbox_keys,
     signed_in,
     topic_events,
 )
@@ -35,6 +42,9 @@ from syntaskio_common import events, topics
 from syntaskio_devstack.stack import EmbeddedStack
 
 MEMBER = "hnguyen"  # Bob connects the same member; the ticket changed is made for the test
+COMPANY_MEMBER = "kbrown"  # Alice's member under her company's connection
+API_MEMBER = "syntaskio-api"  # whose keys connect a company
+ADMIN = ("technician", "admin")
 PROBLEM_JSON = "application/problem+json"
 ATTEMPT = "BOLA attempt"  # in every note and time entry an intruder tries to write
 
@@ -128,6 +138,67 @@ def intruders(system: EmbeddedStack, alice: Owner) -> Iterator[dict[str, Intrude
         assert eventually(lambda: dashboard_ids(bob) == expected), "Bob's tickets never synced"
         yield found
         assert bob.delete(f"/api/v1/integrations/{connected.json()['id']}").status_code == 200
+
+
+@dataclass
+class Company:
+    """Alice's company's own connection, made by its admin, Alice mapped under it."""
+
+    admin: httpx.Client
+    admin_id: str
+    integration_id: str
+
+
+def api_member_keys(system: EmbeddedStack) -> dict[str, Any]:
+    keys = sandbox_keys(system, API_MEMBER)
+    return {
+        "site": f"http://{system.sandbox_site}",
+        **{name: keys[name] for name in ("company_id", "public_key", "private_key")},
+    }
+
+
+def mapping_path(integration_id: str, user_id: str) -> str:
+    return f"/api/v1/admin/integrations/{integration_id}/mappings/{quote(user_id, safe='')}"
+
+
+@pytest.fixture(scope="module")
+def her_company(system: EmbeddedStack, alice: Owner) -> Iterator[Company]:
+    admin_id = f"alan-{uuid.uuid4().hex[:6]}@acme-msp.example"
+    with signed_in(system, admin_id, alice.tenant_id, ADMIN, address="203.0.113.240") as admin:
+        connected = admin.post(
+            "/api/v1/admin/integrations/connectwise/api-key", json=api_member_keys(system)
+        )
+        assert connected.status_code == 201, connected.text
+        integration_id = connected.json()["id"]
+        mapped = admin.put(
+            mapping_path(integration_id, alice.user_id), json={"member_identifier": COMPANY_MEMBER}
+        )
+        assert mapped.status_code == 200, mapped.text
+        yield Company(admin, admin_id, integration_id)
+        # Not synced for the rest of the session.
+        assert admin.delete(f"/api/v1/admin/integrations/{integration_id}").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def outsiders(system: EmbeddedStack, alice: Owner) -> Iterator[dict[str, Intruder]]:
+    """Admins of other companies: one of its own, and one with Alice's very user id (each
+    signing in from an address of its own: sign-ins are limited per address)."""
+    who = {
+        "another company's admin": (f"olga-{uuid.uuid4().hex[:6]}@other-msp.example", "other-msp"),
+        "same user id, admin elsewhere": (alice.user_id, f"{alice.tenant_id}-y"),
+    }
+    with ExitStack() as stack:
+        yield {
+            name: Intruder(
+                name,
+                stack.enter_context(
+                    signed_in(system, user, tenant, ADMIN, address=f"203.0.113.{250 + number}")
+                ),
+                user,
+                tenant,
+            )
+            for number, (name, (user, tenant)) in enumerate(who.items())
+        }
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +319,7 @@ def test_nothing_of_the_owners_shows_in_anyone_elses_lists(
 
 
 def test_only_an_admin_of_her_company_lists_her_connection(
-    system: EmbeddedStack, alice: Owner, intruders: dict[str, Intruder]
+    system: EmbeddedStack, alice: Owner, intruders: dict[str, Intruder], her_company: Company
 ) -> None:
     """The tenant's connection list is for its admins: technicians (her colleague
     included) are refused before anything is asked, another company's admin sees only
@@ -263,8 +334,11 @@ def test_only_an_admin_of_her_company_lists_her_connection(
         assert outsider.get("/api/v1/admin/integrations").json() == []
     with signed_in(system, f"admin-{uuid.uuid4().hex[:6]}", alice.tenant_id, admin) as hers:
         listed = hers.get("/api/v1/admin/integrations").json()
-        assert [(i["id"], i["user_id"]) for i in listed] == [(alice.integration_id, alice.user_id)]
-        assert listed[0]["state"] in ("active", "syncing")
+        assert {(i["id"], i["user_id"], i["scope"]) for i in listed} == {
+            (alice.integration_id, alice.user_id, "personal"),
+            (her_company.integration_id, "", "tenant"),
+        }
+        assert {i["state"] for i in listed} <= {"active", "syncing"}, listed
 
 
 def counted_as_listed(client: httpx.Client) -> bool:
@@ -458,3 +532,191 @@ class Watcher:
                 return found
         except TimeoutError:
             raise AssertionError(f"no such event within a minute: {self.events}") from None
+
+
+# -- the admin console's routes ----------------------------------------------------------
+
+
+def admin_routes(alice: Owner, company: Company) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """Every admin route that names one of her company's objects: its own connection and
+    Alice's personal one, and Alice's mapping."""
+    found: dict[str, tuple[str, str, dict[str, Any]]] = {}
+    for whose, integration_id in (
+        ("company", company.integration_id),
+        ("hers", alice.integration_id),
+    ):
+        base = f"/api/v1/admin/integrations/{integration_id}"
+        mapping = mapping_path(integration_id, alice.user_id)
+        member = {"json": {"member_identifier": "jsmith"}}
+        found |= {
+            f"{whose}: get": ("GET", base, {}),
+            f"{whose}: sync jobs": ("GET", f"{base}/sync-jobs", {}),
+            f"{whose}: sync now": ("POST", f"{base}/sync", {}),
+            f"{whose}: full resync": ("POST", f"{base}/sync?resync=true", {}),
+            f"{whose}: pause": ("POST", f"{base}/pause", {}),
+            f"{whose}: resume": ("POST", f"{base}/resume", {}),
+            f"{whose}: mappings": ("GET", f"{base}/mappings", {}),
+            f"{whose}: propose": ("POST", f"{base}/mappings/propose", {}),
+            f"{whose}: map her": ("PUT", mapping, member),
+            f"{whose}: unmap her": ("DELETE", mapping, {}),
+            f"{whose}: disconnect": ("DELETE", base, {}),
+        }
+    return found
+
+
+def every_admin_route(
+    system: EmbeddedStack, alice: Owner, company: Company
+) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """The above, and the admin routes that name nothing (lists, connecting)."""
+    keys = api_member_keys(system)
+    return {
+        **admin_routes(alice, company),
+        "users": ("GET", "/api/v1/admin/users", {}),
+        "integrations": ("GET", "/api/v1/admin/integrations", {}),
+        "audit": (
+            "GET",
+            "/api/v1/admin/audit",
+            {"params": {"integration_id": company.integration_id}},
+        ),
+        "connect": ("POST", "/api/v1/admin/integrations/connectwise/api-key", {"json": keys}),
+        "oauth": (
+            "POST",
+            "/api/v1/admin/integrations/connectwise/oauth/start",
+            {"json": {"site": keys["site"], "company_id": keys["company_id"]}},
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def admin_attempts(
+    system: EmbeddedStack,
+    alice: Owner,
+    her_company: Company,
+    intruders: dict[str, Intruder],
+    outsiders: dict[str, Intruder],
+) -> Attempts:
+    """Technicians (Alice among them) on every admin route, and other companies' admins on
+    every route naming her company's objects; each beside the same request with random
+    ids in place of hers."""
+    hers = {her_company.integration_id, alice.integration_id}
+    technicians = [
+        *intruders.values(),
+        Intruder("Alice", alice.client, alice.user_id, alice.tenant_id),
+    ]
+    tried: list[tuple[Intruder, dict[str, tuple[str, str, dict[str, Any]]]]] = [
+        *((who, every_admin_route(system, alice, her_company)) for who in technicians),
+        *((who, admin_routes(alice, her_company)) for who in outsiders.values()),
+    ]
+    made: Attempts = {}
+    for who, routes_tried in tried:
+        for name, (method, path, request) in routes_tried.items():
+            answered = who.client.request(method, path, **request)
+            random_path = path
+            for real in hers:
+                random_path = random_path.replace(real, str(uuid.uuid4()))
+            missing = who.client.request(method, random_path, **request)
+            made[who.name, name] = (answer(answered), answer(missing))
+    return made
+
+
+def test_technicians_are_refused_every_admin_route(
+    admin_attempts: Attempts, intruders: dict[str, Intruder]
+) -> None:
+    technicians = {*intruders, "Alice"}
+    tried = {key: value for key, value in admin_attempts.items() if key[0] in technicians}
+    assert len(tried) == len(technicians) * 27, sorted(tried)
+    needs_admin = (403, PROBLEM_JSON, ("Forbidden", "This needs the admin role in your company."))
+    wrong = {
+        f"{who} → {route}: {answered} (random ids: {missing})"
+        for (who, route), (answered, missing) in tried.items()
+        if answered != needs_admin or missing != needs_admin
+    }
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_another_companys_admin_finds_none_of_her_companys_objects(
+    admin_attempts: Attempts, outsiders: dict[str, Intruder]
+) -> None:
+    tried = {key: value for key, value in admin_attempts.items() if key[0] in outsiders}
+    assert len(tried) == len(outsiders) * 22, sorted(tried)
+    wrong = {
+        f"{who} → {route}: {answered} (no such id: {missing})"
+        for (who, route), (answered, missing) in tried.items()
+        if answered[0] != 404 or answered[1] != PROBLEM_JSON or answered != missing
+    }
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_another_companys_admin_lists_none_of_hers(
+    alice: Owner, her_company: Company, outsiders: dict[str, Intruder]
+) -> None:
+    hers = {her_company.integration_id, alice.integration_id, her_company.admin_id}
+    for outsider in outsiders.values():
+        client = outsider.client
+        users = client.get("/api/v1/admin/users")
+        assert users.status_code == 200, users.text
+        assert {u["tenant_id"] for u in users.json()} <= {outsider.tenant_id}, users.text
+        listings = {
+            "users": users,
+            "integrations": client.get("/api/v1/admin/integrations"),
+            "audit": client.get("/api/v1/admin/audit", params={"limit": 500}),
+            "her connection's audit": client.get(
+                "/api/v1/admin/audit", params={"integration_id": her_company.integration_id}
+            ),
+            "her actions": client.get("/api/v1/admin/audit", params={"user_id": alice.user_id}),
+        }
+        for name, listing in listings.items():
+            assert listing.status_code == 200, f"{outsider.name}, {name}: {listing.text}"
+            assert not [h for h in hers if h in listing.text], (
+                f"{outsider.name} sees hers in {name}"
+            )
+            assert alice.tenant_id not in listing.text.replace(outsider.tenant_id, ""), name
+        assert listings["her connection's audit"].json() == []
+
+
+def test_a_technician_sees_only_their_own_mapping(
+    alice: Owner, her_company: Company, intruders: dict[str, Intruder]
+) -> None:
+    """Her colleague sees the company's connection with no mapping (hers is hers); the
+    others' companies have no connection of their own."""
+    for intruder in intruders.values():
+        view = intruder.client.get("/api/v1/integrations/tenant")
+        if intruder.tenant_id == alice.tenant_id:
+            assert view.status_code == 200, view.text
+            assert view.json()["integration_id"] == her_company.integration_id
+            assert view.json()["mapping"] is None, view.text
+            assert COMPANY_MEMBER not in view.text
+        else:
+            assert view.status_code == 404, f"{intruder.name}: {view.text}"
+            assert view.headers["content-type"] == PROBLEM_JSON
+            assert her_company.integration_id not in view.text
+            requested = intruder.client.post(
+                "/api/v1/integrations/tenant/mapping-request",
+                json={"member_identifier": COMPANY_MEMBER},
+            )
+            assert requested.status_code == 404, f"{intruder.name}: {requested.text}"
+    mine = alice.client.get("/api/v1/integrations/tenant")
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["mapping"]["member_identifier"] == COMPANY_MEMBER
+    assert mine.json()["mapping"]["state"] == "confirmed"
+
+
+def test_nothing_of_her_companys_changed(
+    system: EmbeddedStack, alice: Owner, her_company: Company, admin_attempts: Attempts
+) -> None:
+    assert admin_attempts
+    admin = her_company.admin
+    for integration_id in (her_company.integration_id, alice.integration_id):
+        shown = admin.get(f"/api/v1/admin/integrations/{integration_id}")
+        assert shown.status_code == 200, shown.text
+        assert shown.json()["status"] == "active", shown.text
+        history = jobs(system, integration_id, alice.tenant_id)
+        assert "manual" not in {job["trigger"] for job in history}, history
+    mappings = admin.get(f"/api/v1/admin/integrations/{her_company.integration_id}/mappings")
+    assert [(m["user_id"], m["member_identifier"], m["state"]) for m in mappings.json()] == [
+        (alice.user_id, COMPANY_MEMBER, "confirmed")
+    ]
+    audit = admin.get("/api/v1/admin/audit", params={"limit": 500}).json()
+    done = {record["action"] for record in audit if not record["action"].startswith("credentials.")}
+    assert done == {"connected", "mapping.confirmed"}, audit
+    assert {r["user_id"] for r in audit if r["user_id"]} <= {her_company.admin_id, alice.user_id}

@@ -19,7 +19,7 @@ from syntaskio_common.mongo import create_mongo_client, get_database, ping
 from syntaskio_common.problems import RequestSizeLimit, document_problems, install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.sessions import JwksSessionVerifier, LiveSessions, SessionRevocations
-from syntaskio_gateway import api, integrations_api, session_api
+from syntaskio_gateway import admin_api, api, integrations_api, session_api
 from syntaskio_gateway.commands import CommandRequests
 from syntaskio_gateway.connector import ConnectorApi
 from syntaskio_gateway.live import FeedBuffer, TaskFeed
@@ -110,6 +110,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(session_api.router)
     app.include_router(api.router)
     app.include_router(integrations_api.router)
+    app.include_router(admin_api.router)
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -121,6 +122,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def settings_page() -> FileResponse:
         """The same page; it brings the integrations section forward (and is where the
         OAuth flow ends up)."""
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+
+    @app.get("/admin", include_in_schema=False)
+    async def admin_page() -> FileResponse:
+        """The same page again, with the admin console forward. The page holds no data:
+        what it shows comes from /api/v1/admin, which refuses anyone but the company's
+        admins (a technician who comes here is told so, in the API's words)."""
         return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
     return app

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import Request, Response
+from pydantic import TypeAdapter, ValidationError
 
 from syntaskio_common.problems import Problem
 
+T = TypeVar("T")
 # Headers worth passing on from auth-service's answers besides the body and its type.
 _RELAYED_HEADERS = ("retry-after", "www-authenticate")
 
@@ -46,3 +48,15 @@ def relay(upstream: httpx.Response) -> Response:
             name: upstream.headers[name] for name in _RELAYED_HEADERS if name in upstream.headers
         },
     )
+
+
+def passed_on(upstream: httpx.Response, shape: type[T]) -> T | Response:
+    """auth-service's answer as the route declares it: a problem relayed unchanged; a
+    success read as `shape` (a model, or e.g. `list[Model]`), so the route answers with its
+    own documented status and nothing auth-service added unexpectedly reaches a browser."""
+    if upstream.is_error:
+        return relay(upstream)
+    try:
+        return TypeAdapter(shape).validate_json(upstream.content)
+    except ValidationError as error:
+        raise Problem(502, "The integration service gave an unexpected answer.") from error

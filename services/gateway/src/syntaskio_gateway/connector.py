@@ -34,8 +34,10 @@ class ConnectorApi:
         response = await self._call("GET", path, {"tenant_id": tenant_id, "limit": str(limit)})
         return _validated(list[SyncJob], response)
 
-    async def sync_now(self, integration_id: str) -> None:
-        await self._call("POST", f"/internal/v1/integrations/{integration_id}/sync")
+    async def sync_now(self, integration_id: str, resync: bool = False) -> None:
+        """Queue a sync; `resync` asks for a full listing instead of the incremental one."""
+        params = {"resync": "true"} if resync else None
+        await self._call("POST", f"/internal/v1/integrations/{integration_id}/sync", params)
 
     async def set_sync_options(
         self, tenant_id: str, integration_id: str, options: SyncOptions

@@ -1,6 +1,8 @@
 """Integration settings under /api/v1/integrations: connections are auth-service's
 (called as the user, so it scopes them), syncing is the connector's (called with
-CONNECTOR_API_TOKEN, only after auth-service has confirmed the integration is the user's)."""
+CONNECTOR_API_TOKEN, only after auth-service has confirmed the integration is the user's).
+A technician's view of their company's connection is here too; what admins manage is in
+`admin_api`."""
 
 from __future__ import annotations
 
@@ -20,11 +22,11 @@ from syntaskio_common.integrations import (
     SyncOptions,
     SyncStatus,
 )
+from syntaskio_common.mappings import MappingRequest, MemberMapping, TenantConnectionView
 from syntaskio_common.problems import Problem
-from syntaskio_gateway.auth_proxy import forward, relay
+from syntaskio_gateway.auth_proxy import forward, passed_on, relay
 from syntaskio_gateway.connector import ConnectorApi, ConnectorUnavailable
 from syntaskio_gateway.dependencies import (
-    AdminUser,
     AuthenticatedUser,
     BrowserUser,
     Connector,
@@ -37,8 +39,16 @@ from syntaskio_gateway.redirects import is_local_path, see_other
 logger = logging.getLogger(__name__)
 # Where a browser without a valid session is sent.
 SIGN_IN_PAGE = "/"
-# Connections whose syncing there is something to say about.
-_SYNCED = frozenset({IntegrationStatus.ACTIVE, IntegrationStatus.ERROR, IntegrationStatus.EXPIRED})
+# Connections whose syncing there is something to say about (a paused one keeps its
+# history, budget and options; it is only not synced until resumed).
+_SYNCED = frozenset(
+    {
+        IntegrationStatus.ACTIVE,
+        IntegrationStatus.ERROR,
+        IntegrationStatus.EXPIRED,
+        IntegrationStatus.PAUSED,
+    }
+)
 _INTEGRATIONS = TypeAdapter(list[Integration])
 
 router = APIRouter(prefix="/api/v1", tags=["integrations"])
@@ -57,6 +67,7 @@ _NOT_THEIRS: dict[int | str, dict[str, Any]] = {
 class SyncQueued(BaseModel):
     status: str = "queued"
     integration_id: str
+    resync: bool = False
 
 
 async def _users_integration(
@@ -75,7 +86,9 @@ async def _users_integration(
 UsersIntegration = Annotated[Integration, Depends(_users_integration)]
 
 
-async def _sync_status(connector: ConnectorApi, integration: Integration) -> SyncStatus | None:
+async def sync_status_of(connector: ConnectorApi, integration: Integration) -> SyncStatus | None:
+    """How the integration syncs, when there is something to say and the connector
+    answers; None otherwise (the page still shows the connection)."""
     if integration.status not in _SYNCED:
         return None
     try:
@@ -86,14 +99,15 @@ async def _sync_status(connector: ConnectorApi, integration: Integration) -> Syn
         return None
 
 
-async def _overviews(
+async def overviews(
     request: Request, path: str, user: AuthenticatedUser, connector: ConnectorApi
 ) -> list[IntegrationOverview]:
+    """auth-service's list at `path` (as the user), each with how it syncs."""
     upstream = await forward(request, "GET", path, user.token)
     if upstream.is_error:
         raise Problem(upstream.status_code, "Integrations are unavailable.")
     integrations = _INTEGRATIONS.validate_json(upstream.content)
-    statuses = await asyncio.gather(*(_sync_status(connector, i) for i in integrations))
+    statuses = await asyncio.gather(*(sync_status_of(connector, i) for i in integrations))
     return [overview(i, s) for i, s in zip(integrations, statuses, strict=True)]
 
 
@@ -102,27 +116,65 @@ async def list_integrations(
     request: Request, user: CurrentUser, connector: Connector
 ) -> list[IntegrationOverview]:
     """The user's connections with their state, last and next sync, and API budget."""
-    return await _overviews(request, "/v1/integrations", user, connector)
+    return await overviews(request, "/v1/integrations", user, connector)
 
 
+# Before /integrations/{integration_id}, which would take "tenant" for an id.
 @router.get(
-    "/admin/integrations",
-    tags=["admin"],
-    responses={403: {"description": "Not an admin of the company"}, 503: {}},
+    "/integrations/tenant",
+    response_model=TenantConnectionView,
+    responses={
+        404: {"description": "The company has no ConnectWise connection"},
+        502: {"description": "auth-service gave an answer we cannot use"},
+        503: {},
+    },
 )
-async def list_tenant_integrations(
-    request: Request, admin: AdminUser, connector: Connector
-) -> list[IntegrationOverview]:
-    """Admins: every connection of their company (whoever made it), with its state, last
-    and next sync, and API budget."""
-    return await _overviews(request, "/v1/admin/integrations", admin, connector)
+async def get_tenant_connection(
+    request: Request, user: CurrentUser
+) -> TenantConnectionView | Response:
+    """The company's ConnectWise connection (made once by an admin) and the signed-in
+    user's own member mapping under it (`mapping` null: not mapped yet)."""
+    upstream = await forward(request, "GET", "/v1/integrations/tenant", user.token)
+    return passed_on(upstream, TenantConnectionView)
+
+
+@router.post(
+    "/integrations/tenant/mapping-request",
+    response_model=MemberMapping,
+    responses={
+        404: {"description": "The company has no ConnectWise connection"},
+        409: {
+            "description": "The member is mapped to someone else, the user's mapping is "
+            "confirmed already, or the connection is not usable"
+        },
+        422: {
+            "description": "No such active member in ConnectWise, or none with the user's e-mail"
+        },
+        502: {"description": "ConnectWise or auth-service gave an answer we cannot use"},
+        503: {},
+    },
+)
+async def request_mapping(
+    body: MappingRequest, request: Request, user: CurrentUser
+) -> MemberMapping | Response:
+    """Ask to be mapped to a ConnectWise member: the one named, or (no `member_identifier`)
+    the one whose e-mail is the user's verified e-mail. An admin confirms it; until then
+    nothing is synced for it."""
+    upstream = await forward(
+        request,
+        "POST",
+        "/v1/integrations/tenant/mapping-request",
+        user.token,
+        body.model_dump(mode="json"),
+    )
+    return passed_on(upstream, MemberMapping)
 
 
 @router.get("/integrations/{integration_id}", responses=_NOT_THEIRS)
 async def get_integration(
     integration: UsersIntegration, connector: Connector
 ) -> IntegrationOverview:
-    return overview(integration, await _sync_status(connector, integration))
+    return overview(integration, await sync_status_of(connector, integration))
 
 
 @router.get("/integrations/{integration_id}/sync-jobs", responses=_NOT_THEIRS)

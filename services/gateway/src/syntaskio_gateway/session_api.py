@@ -58,6 +58,8 @@ class DevLoginRequest(BaseModel):
     user_id: str = Field(min_length=1, max_length=128)
     tenant_id: str = Field(min_length=1, max_length=64)
     name: str | None = Field(default=None, max_length=128)
+    # As if the identity provider had verified it (member mappings are proposed by it).
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
     roles: tuple[Role, ...] = Field(default=(Role.TECHNICIAN,), min_length=1)
 
 
@@ -65,6 +67,7 @@ class SessionInfo(BaseModel):
     user_id: str
     tenant_id: str
     name: str | None = None
+    email: str | None = Field(default=None, description="Verified by the identity provider")
     roles: tuple[Role, ...] = (Role.TECHNICIAN,)
     access_token: str | None = Field(
         default=None, description="For API clients; browsers use the HttpOnly cookie."
@@ -205,8 +208,9 @@ async def dev_login(
     body: DevLoginRequest, request: Request, response: Response
 ) -> SessionInfo | Response:
     """Development login (only where auth-service's dev login is enabled)."""
+    # Unset fields are left out: auth-service refuses fields it does not know.
     upstream = await forward(
-        request, "POST", "/v1/dev/sessions", None, body.model_dump(mode="json")
+        request, "POST", "/v1/dev/sessions", None, body.model_dump(mode="json", exclude_none=True)
     )
     if upstream.status_code != status.HTTP_201_CREATED:
         return relay(upstream)
@@ -216,6 +220,7 @@ async def dev_login(
         user_id=body.user_id,
         tenant_id=body.tenant_id,
         name=body.name,
+        email=body.email,
         roles=body.roles,
         access_token=issued["access_token"],
         expires_in=issued["expires_in"],
@@ -238,5 +243,9 @@ async def logout(request: Request, response: Response, user: BrowserUser) -> Sig
 @router.get("/me")
 async def me(user: CurrentUser) -> SessionInfo:
     return SessionInfo(
-        user_id=user.user_id, tenant_id=user.tenant_id, name=user.name, roles=user.roles
+        user_id=user.user_id,
+        tenant_id=user.tenant_id,
+        name=user.name,
+        email=user.email,
+        roles=user.roles,
     )

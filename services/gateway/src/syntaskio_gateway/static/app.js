@@ -1,9 +1,12 @@
-// The page: plain JavaScript modules, no build step. One page serves two views — the
-// dashboard (`/`, its filters in the query string) and the settings (`/settings`, where
-// the OAuth flow comes back to). The session lives in an HttpOnly cookie set by the
-// gateway; nothing here ever sees a token, and nothing is kept in localStorage.
+// The page: plain JavaScript modules, no build step. One page serves three views — the
+// dashboard (`/`, its filters in the query string), the settings (`/settings`, where
+// the OAuth flow comes back to) and, for the company's admins, the admin console
+// (`/admin`). The session lives in an HttpOnly cookie set by the gateway; nothing here
+// ever sees a token, and nothing is kept in localStorage.
 
+import * as admin from "./admin.js";
 import { api, whenUnauthorized } from "./api.js";
+import * as company from "./company-connection.js";
 import { $ } from "./dom.js";
 import * as settings from "./settings.js";
 import * as tasks from "./tasks.js";
@@ -34,45 +37,63 @@ let pollTimer = null;
 let integrationsTimer = null;
 let signInMethods = null; // the gateway's answer (a promise), asked for once per page
 
+const VIEWS = {
+  tasks: { section: "dashboard", heading: "tasks-title", title: "Syntaskio — My tasks" },
+  settings: { section: "integrations", heading: "integrations-title", title: "Syntaskio — Settings" },
+  admin: { section: "admin", heading: "admin-title", title: "Syntaskio — Admin console" },
+};
+const PATHS = new Map([["/settings", "settings"], ["/admin", "admin"]]);
+
 function viewOf(path) {
-  return path === "/settings" ? "settings" : "tasks";
+  return PATHS.get(path) || "tasks";
 }
 
 function showView(name, { focus = false } = {}) {
   currentView = name;
-  $("dashboard").hidden = name !== "tasks";
-  $("integrations").hidden = name !== "settings";
-  document.title = name === "settings" ? "Syntaskio — Settings" : "Syntaskio — My tasks";
+  for (const [view, { section }] of Object.entries(VIEWS)) $(section).hidden = view !== name;
+  document.title = VIEWS[name].title;
   for (const link of document.querySelectorAll("#nav a")) {
     if (link.dataset.view === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  if (focus) $(name === "settings" ? "integrations-title" : "tasks-title").focus();
-  if (name === "settings") settings.loadIntegrations();
+  if (focus) $(VIEWS[name].heading).focus();
+  if (name === "settings") {
+    settings.loadIntegrations();
+    company.loadCompanyConnection();
+  }
+  if (name === "admin") admin.showConsole();
+  else admin.hideConsole();
   schedulePoll();
 }
 
 function navigate(name) {
-  const url = name === "settings" ? "/settings" : `/${tasks.dashboardSearch()}`;
+  const url = name === "tasks" ? `/${tasks.dashboardSearch()}` : `/${name}`;
   if (url !== `${window.location.pathname}${window.location.search}`) {
     history.pushState({ view: name }, "", url);
   }
   // Messages about what just happened are old news on the other view.
   $("connectwise-banner").hidden = true;
   $("integrations-status").textContent = "";
+  $("admin-status").textContent = "";
   showView(name, { focus: true });
 }
 
-// Settings refresh every few seconds while on screen (syncs come and go); the dashboard
-// checks now and then whether a connection needs attention.
+// Settings and the admin console's connections refresh every few seconds while on
+// screen (syncs come and go); the dashboard checks now and then whether a connection
+// needs attention.
 function schedulePoll() {
   clearTimeout(pollTimer);
   if (!signedIn) return;
-  const delay = currentView === "settings" ? SETTINGS_REFRESH_MS : DASHBOARD_REFRESH_MS;
+  const delay = currentView === "tasks" ? DASHBOARD_REFRESH_MS : SETTINGS_REFRESH_MS;
   pollTimer = setTimeout(async () => {
-    if (!document.hidden) await settings.loadIntegrations();
+    if (!document.hidden) await refreshView();
     schedulePoll();
   }, delay);
+}
+
+function refreshView() {
+  if (currentView === "admin") return admin.refreshConnections();
+  return Promise.all([settings.loadIntegrations(), company.loadCompanyConnection()]);
 }
 
 function integrationsSoon() {
@@ -140,7 +161,11 @@ function leaveApp() {
   clearTimeout(pollTimer);
   tasks.resetTasks();
   settings.resetSettings();
-  for (const id of ["dashboard", "integrations", "nav", "whoami", "attention"]) $(id).hidden = true;
+  company.resetCompanyConnection();
+  admin.resetAdmin();
+  for (const id of ["dashboard", "integrations", "admin", "nav", "nav-admin", "whoami", "attention"]) {
+    $(id).hidden = true;
+  }
 }
 
 function showLogin() {
@@ -226,11 +251,17 @@ function enterApp(me, outcome) {
   $("nav").hidden = false;
   $("whoami").hidden = false;
   $("whoami-name").textContent = `${me.name || me.user_id} · ${me.tenant_id}`;
+  // The console is linked for admins only (the API refuses anyone else in any case).
+  $("nav-admin").hidden = !me.roles?.includes("admin");
+  company.setUser(me);
   const name = viewOf(window.location.pathname);
   tasks.showView(name === "tasks" ? window.location.search : "");
   watchTasks();
   showView(name);
-  if (name === "tasks") settings.loadIntegrations();
+  if (name === "tasks") {
+    settings.loadIntegrations();
+    company.loadCompanyConnection();
+  }
   if (outcome && outcome !== "connected") settings.openConnect();
   if (outcome) $("integrations-title").focus({ preventScroll: true });
 }
@@ -262,14 +293,26 @@ async function start() {
   tasks.initTasks();
   settings.initSettings();
   settings.onIntegrations((list) => tasks.setIntegrations(list));
+  company.initCompanyConnection({
+    loaded: (view) => {
+      settings.setCompanyConnected(Boolean(view));
+      tasks.setCompanyConnection(view);
+    },
+  });
+  admin.initAdmin();
 
   $("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const form = event.target;
     const button = form.querySelector("button[type=submit]");
     $("login-error").textContent = "";
-    const body = { user_id: field(form, "user_id"), tenant_id: field(form, "tenant_id") };
+    const body = {
+      user_id: field(form, "user_id"),
+      tenant_id: field(form, "tenant_id"),
+      roles: field(form, "role") === "admin" ? ["technician", "admin"] : ["technician"],
+    };
     if (field(form, "name")) body.name = field(form, "name");
+    if (field(form, "email")) body.email = field(form, "email");
     button.disabled = true;
     try {
       await api("/session/dev-login", { method: "POST", body });
@@ -305,7 +348,7 @@ async function start() {
   });
   document.addEventListener("visibilitychange", () => {
     if (document.hidden || !signedIn) return;
-    settings.loadIntegrations();
+    refreshView();
     schedulePoll();
   });
 

@@ -4,24 +4,11 @@
 // into the form, cleared once sent.
 
 import { api } from "./api.js";
+import { $, announce, el, safeHref } from "./dom.js";
 import {
-  $, announce, el, formatDateTime, formatDuration, fromNow, parseDate, safeHref,
-} from "./dom.js";
+  METHOD_LABELS, STATE_LABELS, historyTable, hostOf, statItems,
+} from "./integration-view.js";
 
-const STATE_LABELS = new Map([
-  ["pending", "Pending"], ["active", "Active"], ["syncing", "Syncing"], ["degraded", "Degraded"],
-  ["paused", "Paused"], ["expired", "Expired"], ["error", "Error"], ["disconnected", "Disconnected"],
-]);
-const METHOD_LABELS = new Map([
-  ["oauth2", "OAuth"], ["api_key", "API keys"], ["impersonation", "API keys (impersonation)"],
-]);
-const TRIGGER_LABELS = new Map([
-  ["scheduled", "Scheduled"], ["manual", "Manual"], ["connected", "First sync"],
-  ["webhook", "Webhook"], ["write_back", "Write-back"],
-]);
-const JOB_LABELS = new Map([
-  ["running", "Running"], ["succeeded", "Succeeded"], ["deferred", "Deferred"], ["failed", "Failed"],
-]);
 const HISTORY_SIZE = 10;
 // What turning project phases on costs, said where it is turned on (docs/connectwise.md).
 const PHASES_COST = "Lists the open phases of every project you work on: about one ConnectWise "
@@ -34,6 +21,17 @@ const cards = new Map(); // integration id → its card's parts
 const listeners = [];
 let loading = null;
 let lastList = [];
+// Whether the company has a ConnectWise connection (company-connection.js): then a
+// technician needs no connection of their own, and the forms are not pressed on them.
+let companyConnected = false;
+let connectOpenedForThem = false; // the forms were unfolded by the page, not by the user
+
+export function setCompanyConnected(connected) {
+  companyConnected = connected;
+  $("personal-title").hidden = !connected;
+  if (connected && connectOpenedForThem) $("connect").open = false;
+  connectOpenedForThem = false;
+}
 
 /** Calls `listener(integrations)` after every load (the dashboard's empty state uses it). */
 export function onIntegrations(listener) {
@@ -95,7 +93,10 @@ function render(list, requestedAt) {
   const status = $("integrations-status");
   if (live.length === 0 && !status.textContent) status.textContent = NOTHING_CONNECTED;
   if (live.length > 0 && status.textContent === NOTHING_CONNECTED) status.textContent = "";
-  if (live.length === 0) $("connect").open = true;
+  if (live.length === 0 && !companyConnected && !$("connect").open) {
+    $("connect").open = true;
+    connectOpenedForThem = true;
+  }
 }
 
 function createCard(integration) {
@@ -199,72 +200,6 @@ function updateCard(card, integration, requestedAt = Date.now()) {
   if (card.history.open && before !== integration && key !== card.historyKey) loadHistory(card);
 }
 
-function hostOf(site) {
-  try {
-    return new URL(site.includes("://") ? site : `https://${site}`).host;
-  } catch {
-    return site;
-  }
-}
-
-function stat(term, ...value) {
-  return el("div", { class: "stat" }, el("dt", {}, term), el("dd", {}, ...value));
-}
-
-function timeEl(date, words) {
-  return el("time", { datetime: date.toISOString(), title: formatDateTime(date) }, words);
-}
-
-function statItems(integration) {
-  if (integration.state === "disconnected") {
-    const when = parseDate(integration.disconnected_at);
-    return when ? [stat("Disconnected", timeEl(when, fromNow(when)))] : [];
-  }
-  const sync = integration.sync;
-  if (!sync) {
-    const validated = parseDate(integration.last_validated_at);
-    return validated ? [stat("Last checked", timeEl(validated, fromNow(validated)))] : [];
-  }
-  const items = [];
-  const job = sync.last_job;
-  if (job) {
-    const at = parseDate(job.finished_at) || parseDate(job.started_at);
-    const outcome = JOB_LABELS.get(job.status) || job.status;
-    const detail = job.status === "running"
-      ? "running now"
-      : `${outcome.toLowerCase()} · ${job.fetched} fetched`;
-    items.push(stat("Last sync", timeEl(at, fromNow(at)), el("span", { class: "muted" }, ` · ${detail}`)));
-  } else {
-    items.push(stat("Last sync", "Not yet"));
-  }
-  const next = integration.status === "active" ? parseDate(sync.next_sync_at) : null;
-  if (next) items.push(stat("Next sync", timeEl(next, next < new Date() ? "due now" : fromNow(next))));
-  const budget = sync.budget;
-  if (budget) {
-    const paused = parseDate(budget.paused_until);
-    items.push(stat("API budget",
-      el("span", {}, `used ${budget.used_last_hour} of ${budget.limit_per_hour} this hour`),
-      el("meter", {
-        class: "budget-meter", min: "0", max: String(budget.limit_per_hour),
-        low: String(Math.round(budget.limit_per_hour * 0.7)),
-        high: String(Math.round(budget.limit_per_hour * 0.9)),
-        optimum: "0", value: String(budget.used_last_hour),
-        "aria-label": "API requests used this hour",
-      }),
-      paused && paused > new Date()
-        ? el("span", { class: "muted" }, ` · paused until ${formatDateTime(paused)}`) : null));
-  }
-  const hooks = sync.webhooks;
-  if (hooks?.enabled) {
-    const rejected = Object.values(hooks.rejected || {}).reduce((a, b) => a + b, 0);
-    const words = hooks.registered
-      ? `Registered · ${hooks.accepted} received${rejected ? `, ${rejected} rejected` : ""}`
-      : `Not registered${hooks.error ? ` (${hooks.error})` : ""}`;
-    items.push(stat("Webhooks", words));
-  }
-  return items;
-}
-
 async function loadHistory(card) {
   const integration = card.integration;
   const job = integration.sync?.last_job;
@@ -282,25 +217,6 @@ async function loadHistory(card) {
     card.historyBody.replaceChildren(
       el("p", { class: "error" }, `Could not load the sync history: ${error.message}`));
   }
-}
-
-function historyTable(jobs, titleId) {
-  if (jobs.length === 0) return el("p", { class: "muted" }, "No syncs yet.");
-  const head = ["Started", "Trigger", "Status", "Fetched", "API requests", "Duration", "Error"];
-  return el("table", { class: "history-table", "aria-describedby": titleId },
-    el("caption", { class: "sr-only" }, `The last ${jobs.length} syncs, newest first`),
-    el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, ...jobs.map((job) => {
-      const started = parseDate(job.started_at);
-      return el("tr", { "data-status": job.status },
-        el("td", {}, started ? timeEl(started, formatDateTime(started)) : "—"),
-        el("td", {}, TRIGGER_LABELS.get(job.trigger) || job.trigger),
-        el("td", {}, el("span", { class: `job-status job-${job.status}` }, JOB_LABELS.get(job.status) || job.status)),
-        el("td", { class: "num" }, String(job.fetched)),
-        el("td", { class: "num" }, String(job.api_requests)),
-        el("td", { class: "num" }, formatDuration(job.duration_ms)),
-        el("td", { class: "job-error" }, job.error || ""));
-    })));
 }
 
 function updateOptions(card, integration, requestedAt) {
@@ -504,4 +420,5 @@ export function resetSettings() {
   for (const card of cards.values()) card.li.remove();
   cards.clear();
   lastList = [];
+  setCompanyConnected(false);
 }

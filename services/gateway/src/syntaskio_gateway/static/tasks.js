@@ -115,6 +115,7 @@ let shownFromServer = 0;
 let loadedOnce = false;
 let failed = null; // the last load's error, while it stands
 let integrations = null; // the user's integrations, for the empty state
+let companyMapping = null; // the user's mapping under the company's connection, if any
 
 function enqueue(job, before = () => {}) {
   const gen = generation;
@@ -258,6 +259,13 @@ export function setIntegrations(list) {
   } else {
     box.hidden = true;
   }
+  renderStates();
+}
+
+/** The company's connection as the user sees it (null: the company has none), so that a
+ * technician mapped under it is not asked to connect ConnectWise themselves. */
+export function setCompanyConnection(view) {
+  companyMapping = view?.status === "disconnected" ? null : view?.mapping || null;
   renderStates();
 }
 
@@ -633,13 +641,17 @@ function renderStates() {
   $("load-more").hidden = !nextCursor || shown === 0;
   $("shown-count").textContent = total != null && total > shown ? `Showing ${shown} of ${total}` : "";
   if (!empty) return;
-  const connected = integrations?.some((i) => i.state !== "disconnected");
+  const connected = Boolean(companyMapping)
+    || integrations?.some((i) => i.state !== "disconnected");
   const starting = integrations?.some((i) => i.state === "pending"
     || ((i.state === "active" || i.state === "syncing") && !i.sync?.last_job));
   const showClear = filtersActive();
   let title;
   let text;
-  if (showClear) {
+  if (!showClear && companyMapping && companyMapping.state !== "confirmed") {
+    title = "Your ConnectWise member is not confirmed yet";
+    text = "An admin of your company confirms your mapping; then your work appears here.";
+  } else if (showClear) {
     title = "No tasks match";
     text = "Nothing assigned to you matches these filters. Try fewer filters or another search.";
   } else if (integrations && !connected) {
@@ -730,4 +742,5 @@ export function resetTasks() {
   nextCursor = null;
   shownFromServer = 0;
   integrations = null;
+  companyMapping = null;
 }
