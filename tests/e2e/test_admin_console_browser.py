@@ -23,7 +23,7 @@ import httpx
 import pytest
 from browser import screenshots_dir, site
 from e2e_helpers import eventually, sandbox_keys
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from syntaskio_devstack.stack import EmbeddedStack
 
@@ -495,3 +495,79 @@ def test_the_console_is_for_admins(
     expect(page.locator("#admin-refused-text")).to_have_text(ADMIN_ROLE_NEEDED)
     expect(page.locator("#admin-body")).to_be_hidden()
     expect(page.locator("#admin-connections > li")).to_have_count(0)
+
+
+def test_company_settings_are_kept_and_used_by_the_companys_technicians(
+    system: EmbeddedStack,
+    page: Page,
+    chromium: Browser,
+    company: Company,
+    admin_api: httpx.Client,
+    connected: dict[str, Any],
+) -> None:
+    alex = technician("Alex Tech")  # atech's office e-mail
+    has_signed_in(system, company, alex)
+    mapped = admin_api.put(
+        f"/api/v1/admin/integrations/{connected['id']}/mappings/{alex.user_id}",
+        json={"member_identifier": "atech"},
+    )
+    assert mapped.status_code == 200, mapped.text
+
+    open_console(page, system, company)
+    form = page.locator("#company-settings-form")
+    enabled = form.get_by_label("ConnectWise is on for the company")
+    expect(enabled).to_be_checked()
+    minutes = form.get_by_label("Time entries default to (minutes)")
+    expect(minutes).to_have_value("15")
+    minutes.fill("30")
+    form.get_by_label(re.compile("Logging a change moves the ticket to status")).fill(
+        "Waiting on Client"
+    )
+    form.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#company-settings-feedback")).to_have_text("Settings saved.")
+    filter_audit(page, "Action", "settings.changed")
+    assert audit_actions(page) == ["settings.changed"]
+
+    # Alex's time entries now default to half an hour.
+    context = chromium.new_context()
+    try:
+        tech = context.new_page()
+        sign_in_as(tech, system, company.tenant_id, alex, "technician", "/")
+        first = tech.locator("li.task").first
+        expect(first).to_be_visible(timeout=60_000)
+        first.get_by_role("button", name="Log time").click()
+        expect(first.get_by_label("Hours")).to_have_value("0.5")
+    finally:
+        context.close()
+
+    # Turned off: said so when saved; the settings show it on the next visit.
+    enabled.uncheck()
+    form.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#company-settings-feedback")).to_contain_text("ConnectWise is off")
+    page.reload()
+    expect(page.locator("#admin-body")).to_be_visible()
+    expect(form.get_by_label("ConnectWise is on for the company")).not_to_be_checked()
+    expect(form.get_by_label("Time entries default to (minutes)")).to_have_value("30")
+    assert admin_api.get("/api/v1/settings").json()["connectwise_enabled"] is False
+    # While it is off, a technician's change is refused before anything is queued.
+    with session_of(system, company.tenant_id, alex) as alex_api:
+        task = alex_api.get("/api/v1/tasks", params={"limit": 1}).json()["items"][0]
+        refused = alex_api.post(
+            f"/api/v1/tasks/{task['id']}/notes",
+            json={"text": "Called the customer"},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert refused.status_code == 409, refused.text
+        assert "turned off" in refused.json()["detail"]
+    # Turned on again for the rest of the session's tests of this company (none share it).
+    assert (
+        admin_api.put(
+            "/api/v1/admin/settings",
+            json={
+                "connectwise_enabled": True,
+                "default_time_minutes": 30,
+                "log_change_status": None,
+            },
+        ).status_code
+        == 200
+    )

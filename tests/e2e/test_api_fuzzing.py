@@ -75,6 +75,9 @@ ADMIN_CONNECT = {
     "POST /api/v1/admin/integrations/connectwise/oauth/start",
 }
 API_MEMBER = "syntaskio-api"  # whose keys connect a company
+# The company settings can turn ConnectWise off (write-back then refused): fuzzed as the
+# admin of a company of its own, so the fuzzer's company keeps writing back.
+COMPANY_SETTINGS = "PUT /api/v1/admin/settings"
 # Connecting is limited per user upstream (auth-service: 10 a minute) and everything per
 # user here (300 a minute), and signing out ends a session: these are fuzzed as users of
 # their own (admins for the admin routes), the rest as the one with the connection and
@@ -86,6 +89,7 @@ OWN_USER = {
     # Signing out revokes the session it is sent with.
     "POST /api/v1/session/logout",
     *ADMIN_CONNECT,
+    COMPANY_SETTINGS,
 }
 
 
@@ -146,9 +150,10 @@ def fuzzer(system: EmbeddedStack) -> Iterator[Fuzzer]:
     user, tenant = f"grace-{uuid.uuid4().hex[:6]}@acme-msp.example", f"fuzz-{uuid.uuid4().hex[:8]}"
     own_users = {}
     for number, label in enumerate(sorted(OWN_USER), start=1):
-        roles = ("technician", "admin") if label in ADMIN_CONNECT else ("technician",)
+        roles = ADMIN if label in ADMIN_CONNECT | {COMPANY_SETTINGS} else ("technician",)
+        company_of_theirs = f"{tenant}-own" if label == COMPANY_SETTINGS else tenant
         address = f"192.0.2.{number}"
-        with signed_in_from(system, f"{number}-{user}", tenant, address, roles) as other:
+        with signed_in_from(system, f"{number}-{user}", company_of_theirs, address, roles) as other:
             own_users[label] = other.cookies[SESSION_COOKIE]
     admin_tokens = []
     for number in (1, 2):

@@ -564,6 +564,10 @@ def admin_routes(alice: Owner, company: Company) -> dict[str, tuple[str, str, di
     return found
 
 
+# Company settings that turn ConnectWise off (what an intruder would want).
+OFF = {"connectwise_enabled": False, "default_time_minutes": 15, "log_change_status": None}
+
+
 def every_admin_route(
     system: EmbeddedStack, alice: Owner, company: Company
 ) -> dict[str, tuple[str, str, dict[str, Any]]]:
@@ -584,6 +588,7 @@ def every_admin_route(
             "/api/v1/admin/integrations/connectwise/oauth/start",
             {"json": {"site": keys["site"], "company_id": keys["company_id"]}},
         ),
+        "settings": ("PUT", "/api/v1/admin/settings", {"json": OFF}),
     }
 
 
@@ -624,7 +629,7 @@ def test_technicians_are_refused_every_admin_route(
 ) -> None:
     technicians = {*intruders, "Alice"}
     tried = {key: value for key, value in admin_attempts.items() if key[0] in technicians}
-    assert len(tried) == len(technicians) * 27, sorted(tried)
+    assert len(tried) == len(technicians) * 28, sorted(tried)
     needs_admin = (403, PROBLEM_JSON, ("Forbidden", "This needs the admin role in your company."))
     wrong = {
         f"{who} → {route}: {answered} (random ids: {missing})"
@@ -645,6 +650,24 @@ def test_another_companys_admin_finds_none_of_her_companys_objects(
         if answered[0] != 404 or answered[1] != PROBLEM_JSON or answered != missing
     }
     assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_a_companys_settings_are_its_own(
+    alice: Owner, outsiders: dict[str, Intruder], admin_attempts: Attempts
+) -> None:
+    """Another company's admin turning ConnectWise off turns off theirs, not hers (and no
+    technician's attempt above changed hers)."""
+    outsider = next(iter(outsiders.values()))
+    changed = outsider.client.put("/api/v1/admin/settings", json=OFF)
+    assert changed.status_code == 200, changed.text
+    assert outsider.client.get("/api/v1/settings").json()["connectwise_enabled"] is False
+    hers = alice.client.get("/api/v1/settings")
+    assert hers.status_code == 200, hers.text
+    assert hers.json()["connectwise_enabled"] is True
+    restored = outsider.client.put(
+        "/api/v1/admin/settings", json={**OFF, "connectwise_enabled": True}
+    )
+    assert restored.status_code == 200, restored.text
 
 
 def test_another_companys_admin_lists_none_of_hers(

@@ -6,6 +6,7 @@ wrong nonce, issuer or audience, expired — are refused in tests/unit/test_sign
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -69,14 +70,47 @@ def test_signing_in_through_the_provider_gives_the_systems_session(
     assert landed.headers["location"] == "/settings?tab=1"
     assert SESSION_COOKIE in browser.cookies
     me = browser.get("/api/v1/me").json()
+    lifetimes = {name: me.pop(name) for name in ("expires_at", "ends_at")}
     assert me == {
         "user_id": sub,
         "tenant_id": "acme-msp",
         "name": "Tina Tech",
+        "email": sub,  # the provider's users' e-mails are verified
         "roles": ["technician"],
         "access_token": None,
         "expires_in": None,
     }
+    assert lifetimes["expires_at"] < lifetimes["ends_at"]  # short-lived, renewable
+
+
+def test_a_session_is_renewed_and_signing_out_ends_every_token_of_it(
+    system: EmbeddedStack, browser: httpx.Client
+) -> None:
+    sub = provider_user(system, org="acme")
+    assert sign_in(browser, sub).status_code == 303
+    first = browser.cookies[SESSION_COOKIE]
+    before = browser.get("/api/v1/me").json()
+    time.sleep(1.1)  # a token's times are whole seconds
+    renewed = browser.post("/api/v1/session/renew")
+    assert renewed.status_code == 200, renewed.text
+    second = browser.cookies[SESSION_COOKIE]
+    assert second != first
+    assert renewed.json()["access_token"] == second
+    after = browser.get("/api/v1/me").json()
+    assert after["expires_at"] > before["expires_at"]
+    assert after["ends_at"] == before["ends_at"]  # the same session, no longer
+    assert {k: v for k, v in after.items() if k not in ("expires_at",)} == {
+        k: v for k, v in before.items() if k not in ("expires_at",)
+    }
+    # Signing out with the renewed token ends the first one too.
+    assert browser.post("/api/v1/session/logout").status_code == 200
+    for token in (first, second):
+        reused = httpx.get(f"{system.url('gateway')}/api/v1/me", cookies={SESSION_COOKIE: token})
+        assert reused.status_code == 401
+        again = httpx.post(
+            f"{system.url('gateway')}/api/v1/session/renew", cookies={SESSION_COOKIE: token}
+        )
+        assert again.status_code == 401
 
 
 def test_an_admin_group_makes_an_admin(system: EmbeddedStack, browser: httpx.Client) -> None:

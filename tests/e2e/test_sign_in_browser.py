@@ -137,3 +137,31 @@ def test_a_company_syntaskio_does_not_know_is_turned_away(
     page.get_by_role("link", name="Back to the sign-in page").click()
     expect(page).to_have_url(gateway_page(system, "/"))
     expect_sign_in_screen(page)
+
+
+def test_an_open_page_renews_its_session_before_it_expires(
+    system: EmbeddedStack, page: Page
+) -> None:
+    """The session's token lives an hour; the page renews it half way through (the
+    page's clock is moved on, not waited for), and the renewed cookie is a working
+    session of the same person."""
+    sub = provider_user(system, org="acme", groups=["syntaskio-technicians"], name="Rae Renew")
+    page.clock.install()
+    page.goto(f"{system.url('gateway')}/")
+    sign_in_with_company_account(page, system, sub)
+    expect(page.locator("#whoami-name")).to_have_text("Rae Renew · acme-msp")
+    first = session_cookie(page)
+    assert first
+
+    with page.expect_response(re.compile(r"/api/v1/session/renew$")) as renewal:
+        page.clock.run_for("31:00")
+    assert renewal.value.status == 200, (renewal.value.status, renewal.value.text())
+    second = session_cookie(page)
+    assert second
+    assert second != first
+    me = httpx.get(
+        f"{system.url('gateway')}/api/v1/me", cookies={SESSION_COOKIE: second}, timeout=30
+    )
+    assert me.status_code == 200, me.text
+    assert (me.json()["user_id"], me.json()["name"]) == (sub, "Rae Renew")
+    expect(page.locator("#whoami-name")).to_have_text("Rae Renew · acme-msp")

@@ -16,6 +16,7 @@ from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthS
 from syntaskio_common.integrations import Integration, IntegrationStatus, SyncJob
 from syntaskio_common.mappings import AuditRecord, MappingChange, MemberMapping, TenantUser
 from syntaskio_common.problems import Problem
+from syntaskio_common.tenant_settings import TenantSettings
 from syntaskio_gateway.auth_proxy import forward, passed_on, relay
 from syntaskio_gateway.connector import ConnectorUnavailable
 from syntaskio_gateway.dependencies import AdminUser, Connector, ResourceId
@@ -92,6 +93,22 @@ async def list_users(request: Request, admin: AdminUser) -> list[TenantUser] | R
     """Everyone who has signed in to the company: the people an admin can map."""
     upstream = await forward(request, "GET", "/v1/admin/users", admin.token)
     return passed_on(upstream, list[TenantUser])
+
+
+# -- the company's settings ----------------------------------------------------------------
+
+
+@router.put("/settings", response_model=TenantSettings, responses=_ADMIN)
+async def change_settings(
+    body: TenantSettings, request: Request, admin: AdminUser
+) -> TenantSettings | Response:
+    """Replace the company's settings (every one; one left out takes its default).
+    `connectwise_enabled: false` stops every connection's syncing and write-back at once
+    and keeps the tasks; turned on again, the connections sync at once."""
+    upstream = await forward(
+        request, "PUT", "/v1/admin/settings", admin.token, body.model_dump(mode="json")
+    )
+    return passed_on(upstream, TenantSettings)
 
 
 # -- connections -----------------------------------------------------------------------------

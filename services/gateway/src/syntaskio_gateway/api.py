@@ -14,6 +14,8 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from syntaskio_common.commands import CommandAction, CommandStatus, NoteInput, TimeEntryInput
 from syntaskio_common.problems import Problem
 from syntaskio_common.task import Task
+from syntaskio_common.tenant_settings import TenantSettings
+from syntaskio_gateway.auth_proxy import forward
 from syntaskio_gateway.commands import (
     CommandAccepted,
     CommandRequests,
@@ -114,7 +116,10 @@ IdempotencyKeyHeader = Annotated[
 ]
 _COMMAND_ANSWERS: dict[int | str, dict[str, str]] = {
     404: {"description": "Not one of the user's tasks"},
-    409: {"description": "The task's source record cannot be changed from here"},
+    409: {
+        "description": "The task's source record cannot be changed from here, or the "
+        "company turned ConnectWise off"
+    },
     422: {"description": "Invalid input, or the Idempotency-Key was used for another request"},
     503: {"description": "Write-back is unavailable; retry with the same Idempotency-Key"},
 }
@@ -160,12 +165,32 @@ class _WriteBack:
 
 async def _write_back(
     task: UsersTask,
+    request: Request,
     response: Response,
     user: CurrentUser,
     commands: Commands,
     idempotency_key: IdempotencyKeyHeader,
 ) -> _WriteBack:
+    await _refuse_when_turned_off(request, user)
     return _WriteBack(response, user, task, commands, idempotency_key)
+
+
+async def _refuse_when_turned_off(request: Request, user: AuthenticatedUser) -> None:
+    """A company that turned ConnectWise off is told so before anything is queued. The
+    connector refuses such commands in any case (their connection leases nothing), so an
+    unreachable auth-service lets the command through rather than failing it here."""
+    try:
+        upstream = await forward(request, "GET", "/v1/settings", user.token)
+    except Problem:
+        return
+    if upstream.status_code == status.HTTP_200_OK:
+        settings = TenantSettings.model_validate_json(upstream.content)
+        if not settings.connectwise_enabled:
+            raise Problem(
+                409,
+                "ConnectWise is turned off for your company; an admin can turn it on again.",
+                title="ConnectWise is off",
+            )
 
 
 WriteBack = Annotated[_WriteBack, Depends(_write_back)]

@@ -24,6 +24,7 @@ from syntaskio_common.integrations import (
 )
 from syntaskio_common.mappings import MappingRequest, MemberMapping, TenantConnectionView
 from syntaskio_common.problems import Problem
+from syntaskio_common.tenant_settings import TenantSettings
 from syntaskio_gateway.auth_proxy import forward, passed_on, relay
 from syntaskio_gateway.connector import ConnectorApi, ConnectorUnavailable
 from syntaskio_gateway.dependencies import (
@@ -117,6 +118,14 @@ async def list_integrations(
 ) -> list[IntegrationOverview]:
     """The user's connections with their state, last and next sync, and API budget."""
     return await overviews(request, "/v1/integrations", user, connector)
+
+
+@router.get("/settings", tags=["settings"], response_model=TenantSettings, responses={503: {}})
+async def company_settings(request: Request, user: CurrentUser) -> TenantSettings | Response:
+    """The company's settings as the technician's actions use them (a time entry's
+    default length, whether ConnectWise is on)."""
+    upstream = await forward(request, "GET", "/v1/settings", user.token)
+    return passed_on(upstream, TenantSettings)
 
 
 # Before /integrations/{integration_id}, which would take "tenant" for an id.

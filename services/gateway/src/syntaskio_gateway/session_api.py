@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -73,6 +74,17 @@ class SessionInfo(BaseModel):
         default=None, description="For API clients; browsers use the HttpOnly cookie."
     )
     expires_in: int | None = None
+    expires_at: datetime | None = Field(
+        default=None, description="When this session token ends (renew before, with POST …/renew)"
+    )
+    ends_at: datetime | None = Field(
+        default=None, description="When the session ends whatever renewals: sign in again then"
+    )
+
+
+class SessionRenewed(BaseModel):
+    expires_in: int
+    access_token: str = Field(description="For API clients; browsers use the HttpOnly cookie.")
 
 
 def _set_session_cookie(request: Request, response: Response, token: str, max_age: int) -> None:
@@ -240,6 +252,25 @@ async def logout(request: Request, response: Response, user: BrowserUser) -> Sig
     return signed_out
 
 
+@router.post(
+    "/session/renew",
+    response_model=SessionRenewed,
+    responses={401: {"description": "Signed out, or the session reached its end"}, 503: {}},
+)
+async def renew(
+    request: Request, response: Response, user: CurrentUser
+) -> SessionRenewed | Response:
+    """A new token of the same session in the cookie (and the body, for API clients),
+    valid for another session lifetime but never past the session's end. The web page
+    renews before its token expires while it is open."""
+    upstream = await forward(request, "POST", "/v1/sessions/renew", user.token)
+    if upstream.status_code != status.HTTP_200_OK:
+        return relay(upstream)
+    issued = upstream.json()
+    _set_session_cookie(request, response, issued["access_token"], int(issued["expires_in"]))
+    return SessionRenewed(access_token=issued["access_token"], expires_in=issued["expires_in"])
+
+
 @router.get("/me")
 async def me(user: CurrentUser) -> SessionInfo:
     return SessionInfo(
@@ -248,4 +279,6 @@ async def me(user: CurrentUser) -> SessionInfo:
         name=user.name,
         email=user.email,
         roles=user.roles,
+        expires_at=user.expires_at,
+        ends_at=user.ends_at,
     )

@@ -13,6 +13,7 @@ import {
 } from "./integration-view.js";
 import * as audit from "./admin-audit.js";
 import * as mappings from "./admin-mappings.js";
+import * as companySettings from "./company-settings.js";
 
 const HISTORY_SIZE = 15;
 // The company's connection in these states is in use: no second one is offered.
@@ -44,6 +45,7 @@ export async function showConsole() {
   await loadUsers();
   await Promise.all([
     mappings.showMappings(companyConnection(), users),
+    companySettings.showSettingsForm(),
     audit.loadAudit({ connections, users }),
   ]);
 }
@@ -375,6 +377,7 @@ export function initAdmin() {
     }
   });
   mappings.initMappings({ changed: () => audit.loadAudit({ connections, users }) });
+  companySettings.initCompanySettings({ saved: () => audit.loadAudit({ connections, users }) });
   audit.initAudit();
 }
 

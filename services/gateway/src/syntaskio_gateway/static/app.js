@@ -7,6 +7,7 @@
 import * as admin from "./admin.js";
 import { api, whenUnauthorized } from "./api.js";
 import * as company from "./company-connection.js";
+import { loadCompanySettings } from "./company-settings.js";
 import { $ } from "./dom.js";
 import * as settings from "./settings.js";
 import * as tasks from "./tasks.js";
@@ -152,9 +153,30 @@ function watchTasks() {
   }
 }
 
+// The session's token is short-lived: renewed half way through its life while the page
+// is open (a new token of the same session, in the cookie), until the session's end,
+// when the gateway answers 401 and the sign-in screen shows.
+let renewal = null;
+function scheduleRenewal(seconds) {
+  clearTimeout(renewal);
+  if (!(seconds > 0)) return;
+  const wait = Math.max(5, Math.min(seconds / 2, seconds - 60));
+  renewal = setTimeout(renewSession, wait * 1000);
+}
+
+async function renewSession() {
+  try {
+    const renewed = await api("/session/renew", { method: "POST" });
+    scheduleRenewal(renewed.expires_in);
+  } catch (error) {
+    if (error.status !== 401) renewal = setTimeout(renewSession, 60_000); // try again
+  }
+}
+
 // Leaves the signed-in part of the page: no live updates, no polling, nothing shown.
 function leaveApp() {
   signedIn = false;
+  clearTimeout(renewal);
   liveStream?.close();
   liveStream = null;
   clearTimeout(streamRetry);
@@ -254,6 +276,8 @@ function enterApp(me, outcome) {
   // The console is linked for admins only (the API refuses anyone else in any case).
   $("nav-admin").hidden = !me.roles?.includes("admin");
   company.setUser(me);
+  scheduleRenewal(me.expires_at ? (Date.parse(me.expires_at) - Date.now()) / 1000 : 0);
+  loadCompanySettings();
   const name = viewOf(window.location.pathname);
   tasks.showView(name === "tasks" ? window.location.search : "");
   watchTasks();

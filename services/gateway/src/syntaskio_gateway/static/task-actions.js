@@ -4,6 +4,7 @@
 // is rolled back if the change fails.
 
 import { api, ApiError, newIdempotencyKey } from "./api.js";
+import { defaultHours } from "./company-settings.js";
 import { announce, el } from "./dom.js";
 
 const POLL_EVERY_MS = 1000;
@@ -92,6 +93,7 @@ function timeForm(row) {
       el("input", {
         id: `time-hours-${id}`, name: "hours", type: "number", inputmode: "decimal",
         min: "0.01", max: "24", step: "0.01", required: true, class: "input-hours",
+        value: String(defaultHours()),
       })),
     el("label", { for: `time-notes-${id}` }, "Notes ", el("span", { class: "optional" }, "(optional)")),
     el("textarea", { id: `time-notes-${id}`, name: "notes", rows: "2", maxlength: "4000" }),
