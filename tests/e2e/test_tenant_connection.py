@@ -666,3 +666,31 @@ def check_company_settings(
         {"from": True, "to": False},
     ]
     assert all(a["user_id"] == admin_id for a in audit)
+
+
+def test_a_paused_connection_still_has_its_callbacks_removed_when_disconnected(
+    system: EmbeddedStack,
+) -> None:
+    """A pause refuses every lease but the one that cleans up: disconnecting a paused
+    connection (or one of a company with ConnectWise off) still removes its callbacks."""
+    tenant, admin_id = new_tenant(), person("admin")
+    with auth_service(system, admin_id, tenant, roles=("admin",)) as admin:
+        connected = admin.post(CONNECT, json=api_member_keys(system))
+        assert connected.status_code == 201, connected.text
+        one = f"/v1/admin/integrations/{connected.json()['id']}"
+        assert admin.post(f"{one}/pause").status_code == 200
+        refused(lease(system, connected.json()["id"]), 404)
+        gone = admin.delete(one)
+        assert gone.status_code == 200, gone.text
+        [record] = admin.get(
+            "/v1/admin/audit",
+            params={"integration_id": connected.json()["id"], "action": "disconnected"},
+        ).json()
+        assert record["detail"]["webhooks_removed"] is True
+        leases = admin.get(
+            "/v1/admin/audit",
+            params={"integration_id": connected.json()["id"], "action": "credentials.leased"},
+        ).json()
+        assert [r["detail"]["caller"] for r in leases if r["detail"].get("cleanup")] == [
+            "connector-connectwise"
+        ]

@@ -76,3 +76,9 @@ class LeaseRequest(BaseModel):
         default=None,
         description="ConnectWise answered 401 to the credentials of this version: renew them.",
     )
+    cleanup: bool = Field(
+        default=False,
+        description="Only to remove what the connection left in ConnectWise (its callbacks) "
+        "as it is disconnected: leased even while paused or while the company has "
+        "ConnectWise off, which refuse every other lease.",
+    )

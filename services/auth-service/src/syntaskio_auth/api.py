@@ -319,4 +319,5 @@ async def lease_credentials(
     ConnectWise rejected them. Use them until `expires_at`, then lease again. 404: no
     active integration; 409: expired, the user must reconnect. Every lease is audited."""
     rejected = body.rejected_version if body else None
-    return await leases.lease(integration_id, x_syntaskio_caller, rejected)
+    cleanup = body.cleanup if body else False
+    return await leases.lease(integration_id, x_syntaskio_caller, rejected, cleanup=cleanup)

@@ -71,12 +71,20 @@ class CredentialLeases:
     company: CompanySettings
 
     async def lease(
-        self, integration_id: str, caller: str, rejected_version: int | None = None
+        self,
+        integration_id: str,
+        caller: str,
+        rejected_version: int | None = None,
+        *,
+        cleanup: bool = False,
     ) -> CredentialLease:
+        """`cleanup`: only to remove the connection's callbacks as it is disconnected,
+        which a pause or the company's switch must not prevent."""
         integration = await self.repository.get(integration_id)
-        if integration is None or integration.status is not IntegrationStatus.ACTIVE:
+        leasable = {IntegrationStatus.ACTIVE} | ({IntegrationStatus.PAUSED} if cleanup else set())
+        if integration is None or integration.status not in leasable:
             raise Problem(404, "No active integration with this id.")
-        if not (await self.company.get(integration.tenant_id)).connectwise_enabled:
+        if not cleanup and not (await self.company.get(integration.tenant_id)).connectwise_enabled:
             # The company turned ConnectWise off: like a pause, for all its connections.
             raise Problem(404, "ConnectWise is turned off for this company.")
         stored = await self._valid_credentials(integration, rejected_version)
@@ -85,6 +93,7 @@ class CredentialLeases:
             tenant_id=integration.tenant_id,
             integration_id=integration.id,
             caller=caller,
+            cleanup=cleanup,
         )
         return await self._lease(integration, stored)
 

@@ -26,10 +26,11 @@ class ConnectWiseAccess:
     budget: ApiBudget
 
     async def lease(
-        self, integration_id: str, rejected_version: int | None = None
+        self, integration_id: str, rejected_version: int | None = None, *, cleanup: bool = False
     ) -> CredentialLease | None:
-        """None when the integration is disconnected or expired."""
-        return await self.auth.lease(integration_id, rejected_version)
+        """None when the integration is disconnected or expired (or, unless `cleanup`,
+        paused or turned off by its company)."""
+        return await self.auth.lease(integration_id, rejected_version, cleanup=cleanup)
 
     def client(
         self, lease: CredentialLease, *, spent: int = 0, retry: RetryPolicy | None = None

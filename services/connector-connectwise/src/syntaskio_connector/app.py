@@ -250,8 +250,9 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         tags=["internal"],
     )
     async def remove_webhooks(integration_id: str) -> dict[str, int]:
-        """Called by auth-service while a disconnect still has credentials."""
-        lease = await access.lease(integration_id)
+        """Called by auth-service while a disconnect still has credentials (a paused
+        connection's too)."""
+        lease = await access.lease(integration_id, cleanup=True)
         if lease is None:
             raise Problem(404, "No active connection with this id.")
         removed = await registrations.remove(access.client(lease), integration_id)

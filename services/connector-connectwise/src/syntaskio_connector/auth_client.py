@@ -29,13 +29,13 @@ class AuthServiceClient:
         return [str(item["id"]) for item in listed]
 
     async def lease(
-        self, integration_id: str, rejected_version: int | None = None
+        self, integration_id: str, rejected_version: int | None = None, *, cleanup: bool = False
     ) -> CredentialLease | None:
         """Credentials for the integration; pass the version ConnectWise just rejected
-        to have them renewed."""
+        to have them renewed (`cleanup`: only to remove its callbacks on disconnect)."""
         response = await self._http.post(
             f"{self._base_url}/internal/v1/integrations/{integration_id}/credentials/lease",
-            json={"rejected_version": rejected_version},
+            json={"rejected_version": rejected_version, "cleanup": cleanup},
             headers=self._headers,
         )
         if response.status_code in (404, 409):
