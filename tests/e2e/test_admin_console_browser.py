@@ -540,6 +540,33 @@ def test_company_settings_are_kept_and_used_by_the_companys_technicians(
     finally:
         context.close()
 
+    # Logging a change moves the ticket to the company's status where its board has one
+    # ("Service Desk" has "Waiting on Client").
+    with session_of(system, company.tenant_id, alex) as alex_api:
+        tasks = alex_api.get("/api/v1/tasks", params={"limit": 200}).json()["items"]
+        task = next(
+            t
+            for t in tasks
+            if t["source_type"] == "service_ticket"
+            and (t["source_data"].get("board") or {}).get("name") == "Service Desk"
+            and t["status"] != "done"
+        )
+        logged = alex_api.post(
+            f"/api/v1/tasks/{task['id']}/log-change",
+            json={"note": {"text": "Asked the customer for the serial number."}},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert logged.status_code == 202, logged.text
+
+        def outcome() -> dict[str, Any] | None:
+            seen: dict[str, Any] = alex_api.get(logged.json()["status_url"]).json()
+            return seen if seen["status"] not in ("pending", "running") else None
+
+        finished = eventually(outcome)
+        assert finished, "the logged change did not finish"
+        assert finished["status"] == "succeeded", finished
+        assert finished["ticket_status"]["name"] == "Waiting on Client", finished
+
     # Turned off: said so when saved; the settings show it on the next visit.
     enabled.uncheck()
     form.get_by_role("button", name="Save settings").click()

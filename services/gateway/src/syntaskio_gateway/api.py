@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from syntaskio_common.commands import CommandAction, CommandStatus, NoteInput, TimeEntryInput
 from syntaskio_common.problems import Problem
@@ -134,17 +135,13 @@ class _WriteBack:
     task: Task
     commands: CommandRequests
     idempotency_key: str
+    company: TenantSettings  # the company's settings (the defaults if they were unavailable)
 
-    async def request(
-        self,
-        action: CommandAction,
-        *,
-        note: NoteInput | None = None,
-        time_entry: TimeEntryInput | None = None,
-    ) -> CommandAccepted:
+    async def request(self, action: CommandAction, **changes: Any) -> CommandAccepted:
+        """`changes`: what `CommandRequests.request` takes (note, time entry, status)."""
         try:
             command = await self.commands.request(
-                self.user, self.task, action, self.idempotency_key, note=note, time_entry=time_entry
+                self.user, self.task, action, self.idempotency_key, **changes
             )
         except NotWritable as error:
             raise Problem(409, str(error)) from None
@@ -171,26 +168,28 @@ async def _write_back(
     commands: Commands,
     idempotency_key: IdempotencyKeyHeader,
 ) -> _WriteBack:
-    await _refuse_when_turned_off(request, user)
-    return _WriteBack(response, user, task, commands, idempotency_key)
+    company = await _company_settings(request, user)
+    if not company.connectwise_enabled:
+        # Told before anything is queued (the connector would refuse it: the company's
+        # connections lease nothing while it is off).
+        raise Problem(
+            409,
+            "ConnectWise is turned off for your company; an admin can turn it on again.",
+            title="ConnectWise is off",
+        )
+    return _WriteBack(response, user, task, commands, idempotency_key, company)
 
 
-async def _refuse_when_turned_off(request: Request, user: AuthenticatedUser) -> None:
-    """A company that turned ConnectWise off is told so before anything is queued. The
-    connector refuses such commands in any case (their connection leases nothing), so an
-    unreachable auth-service lets the command through rather than failing it here."""
+async def _company_settings(request: Request, user: AuthenticatedUser) -> TenantSettings:
+    """The company's settings; the defaults when auth-service cannot say (the connector
+    still refuses a turned-off company's commands, so nothing is written that should not)."""
     try:
         upstream = await forward(request, "GET", "/v1/settings", user.token)
     except Problem:
-        return
-    if upstream.status_code == status.HTTP_200_OK:
-        settings = TenantSettings.model_validate_json(upstream.content)
-        if not settings.connectwise_enabled:
-            raise Problem(
-                409,
-                "ConnectWise is turned off for your company; an admin can turn it on again.",
-                title="ConnectWise is off",
-            )
+        return TenantSettings()
+    if upstream.status_code != status.HTTP_200_OK:
+        return TenantSettings()
+    return TenantSettings.model_validate_json(upstream.content)
 
 
 WriteBack = Annotated[_WriteBack, Depends(_write_back)]
@@ -217,6 +216,45 @@ async def add_note(note: NoteInput, write_back: WriteBack) -> CommandAccepted:
 async def log_time(time_entry: TimeEntryInput, write_back: WriteBack) -> CommandAccepted:
     """Log time against the ticket, as the signed-in member."""
     return await write_back.request(CommandAction.ADD_TIME_ENTRY, time_entry=time_entry)
+
+
+class LogChangeInput(BaseModel):
+    """A note and/or time entry at once, and optionally a status change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: NoteInput | None = None
+    time_entry: TimeEntryInput | None = None
+    close: bool = Field(default=False, description="Also complete the task")
+    status_id: int | None = Field(default=None, ge=1, description="A status of the ticket's board")
+
+    @model_validator(mode="after")
+    def _something_and_one_status(self) -> LogChangeInput:
+        if self.note is None and self.time_entry is None:
+            raise ValueError("a change needs a note, a time entry or both")
+        if self.close and self.status_id is not None:
+            raise ValueError("close and status_id are exclusive")
+        return self
+
+
+@router.post("/tasks/{task_id}/log-change", **_WRITE_BACK_ROUTE)
+async def log_change(change: LogChangeInput, write_back: WriteBack) -> CommandAccepted:
+    """Log a change: the note, then the time entry, then the status — `close`, a
+    `status_id`, or when neither is given the company's log-change status (Company
+    settings) if the ticket's board has a status of that name."""
+    status_name = (
+        write_back.company.log_change_status
+        if not change.close and change.status_id is None
+        else None
+    )
+    return await write_back.request(
+        CommandAction.LOG_CHANGE,
+        note=change.note,
+        time_entry=change.time_entry,
+        close=change.close,
+        status_id=change.status_id,
+        status_name=status_name,
+    )
 
 
 @router.get(

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
-from pydantic import AwareDatetime, BaseModel, StringConstraints
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -72,6 +72,7 @@ class RequestedCommand(BaseModel):
             error=outcome.error if outcome else None,
             requested_at=self.command.requested_at,
             finished_at=outcome.finished_at if outcome else None,
+            ticket_status=outcome.ticket_status if outcome else None,
         )
 
 
@@ -85,6 +86,9 @@ class CommandView(BaseModel):
     error: str | None = None
     requested_at: AwareDatetime
     finished_at: AwareDatetime | None = None
+    ticket_status: dict[str, Any] | None = Field(
+        default=None, description="The ticket's status (`id`, `name`) after a status change"
+    )
 
 
 def _request_id(user: UserSession, idempotency_key: str) -> str:
@@ -125,16 +129,25 @@ class CommandRequests:
         *,
         note: NoteInput | None = None,
         time_entry: TimeEntryInput | None = None,
+        close: bool = False,
+        status_id: int | None = None,
+        status_name: str | None = None,
     ) -> TaskCommand:
-        """Record and publish the command (again, for a retry with the same key)."""
+        """Record and publish the command (again, for a retry with the same key).
+        `status_name` comes from the company's settings, not the request: a retry is the
+        same request whatever the settings say meanwhile."""
         if task.source_type not in WRITABLE_SOURCE_TYPES:
             raise NotWritable(
                 f"A {task.source_type.value.replace('_', ' ')} can't be changed here."
             )
-        changes = {
+        changes: dict[str, Any] = {
             "note": note.model_dump(mode="json") if note else None,
             "time_entry": time_entry.model_dump(mode="json") if time_entry else None,
         }
+        if close:
+            changes["close"] = True
+        if status_id is not None:
+            changes["status_id"] = status_id
         fingerprint = _fingerprint(task.id, action, changes)
         command = TaskCommand.model_validate(
             {
@@ -150,6 +163,7 @@ class CommandRequests:
                 "action": action,
                 "requested_at": self._clock(),
                 **changes,
+                **({"status_name": status_name} if status_name else {}),
             }
         )
         try:
