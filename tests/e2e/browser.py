@@ -144,14 +144,17 @@ def origin(page: Page) -> str:
     return str(page.evaluate("window.location.origin"))
 
 
-def approve_consent(page: Page, system: EmbeddedStack, member: str) -> None:
-    """On the sandbox's consent page: sign in as `member` and approve."""
+def approve_consent(
+    page: Page, system: EmbeddedStack, member: str, back_to: str = "/settings"
+) -> None:
+    """On the sandbox's consent page: sign in as `member` and approve; back at our page
+    `back_to` (the settings, or the admin console for the company's connection)."""
     page.wait_for_url(f"{system.url('sandbox')}/**")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Authorize")
     page.get_by_label("Sign in as").select_option(member)
     page.get_by_role("button", name="Approve").click()
-    settings = re.escape(f"{system.url('gateway')}/settings")
-    page.wait_for_url(re.compile(rf"^{settings}(\?|$)"))
+    landing = re.escape(f"{system.url('gateway')}{back_to}")
+    page.wait_for_url(re.compile(rf"^{landing}(\?|$)"))
 
 
 def open_connect_forms(page: Page) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browser import screenshots_dir, site
+from browser import approve_consent, screenshots_dir, site
 from e2e_helpers import eventually, sandbox_keys
 from playwright.sync_api import Browser, Locator, Page, expect
 
@@ -598,3 +598,27 @@ def test_company_settings_are_kept_and_used_by_the_companys_technicians(
         ).status_code
         == 200
     )
+
+
+def test_an_admin_connects_the_company_with_a_connectwise_sign_in(
+    system: EmbeddedStack, page: Page, company: Company, admin_api: httpx.Client
+) -> None:
+    open_console(page, system, company)
+    form = page.locator("#admin-connect-form")
+    form.get_by_label("Site").fill(site(system))
+    form.get_by_label("Company ID").fill(api_member_keys(system)["company_id"])
+    form.get_by_role("button", name="Connect with ConnectWise sign-in").click()
+    # An API member cannot sign in interactively: the company's account is a member's.
+    approve_consent(page, system, "jsmith", back_to="/admin")
+    expect(page).to_have_url(f"{system.url('gateway')}/admin")  # the outcome is taken out
+    expect(page.locator("#connectwise-banner-text")).to_have_text(
+        "The company is connected. Map its technicians to their ConnectWise members below."
+    )
+    card = company_card(page)
+    expect(card).to_contain_text("with OAuth")
+    expect(card.locator(".state-pill")).to_have_text(LIVE)
+    [integration] = [
+        i for i in admin_api.get("/api/v1/admin/integrations").json() if i["scope"] == "tenant"
+    ]
+    assert integration["auth_method"] == "oauth2"
+    assert admin_api.delete(f"/api/v1/admin/integrations/{integration['id']}").status_code == 200

@@ -555,7 +555,8 @@ def test_an_admin_connects_the_company_with_oauth(system: EmbeddedStack) -> None
         )
         landed = admin.get("/v1/integrations/connectwise/oauth/callback", params=params)
         assert landed.status_code == 303, landed.text
-        assert landed.headers["location"].endswith("connectwise=connected")
+        # Back to the admin console (a personal connection goes back to the settings).
+        assert landed.headers["location"] == "/admin?connectwise=connected"
         [integration] = admin.get("/v1/admin/integrations").json()
         assert (integration["scope"], integration["auth_method"]) == ("tenant", "oauth2")
         assert integration["user_id"] == ""

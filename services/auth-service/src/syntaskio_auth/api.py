@@ -29,7 +29,7 @@ from syntaskio_auth.sign_in import SignIn, SignInRefused
 from syntaskio_auth.tenant_users import TenantUsers
 from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
 from syntaskio_common.credentials import CredentialLease, LeaseRequest
-from syntaskio_common.integrations import Integration, IntegrationStatus
+from syntaskio_common.integrations import ConnectionScope, Integration, IntegrationStatus
 from syntaskio_common.problems import Problem
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.service_auth import bearer_token
@@ -260,15 +260,21 @@ async def oauth_callback(
     limiter: Limiter,
 ) -> RedirectResponse:
     """Where the provider sends the browser back (for a user's own connection or, when an
-    admin started the flow, the company's); redirects to the settings page with
+    admin started the flow, the company's); redirects to the settings page (the admin
+    console for the company's) with
     `connectwise=connected|denied|expired_state|exchange_failed`."""
     await limiter.hit(CALLBACK_LIMIT, "oauth-callback", user.tenant_id, user.user_id)
     params = {k: v for k, v in request.query_params.items() if k in ("state", "code", "error")}
-    outcome, integration = await connections.finish_oauth(user, params)
+    outcome, integration, scope = await connections.finish_oauth(user, params)
     if integration is not None:
         await mappings.propose_after_connecting(user, integration)
     settings: AuthSettings = request.app.state.settings
-    location = f"{settings.oauth_result_url}?{urlencode({'connectwise': outcome.value})}"
+    page = (
+        settings.oauth_admin_result_url
+        if scope is ConnectionScope.TENANT
+        else settings.oauth_result_url
+    )
+    location = f"{page}?{urlencode({'connectwise': outcome.value})}"
     return RedirectResponse(location, status_code=status.HTTP_303_SEE_OTHER)
 
 

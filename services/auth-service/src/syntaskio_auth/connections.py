@@ -148,9 +148,10 @@ class Connections:
 
     async def finish_oauth(
         self, user: UserSession, params: dict[str, str]
-    ) -> tuple[OAuthOutcome, Integration | None]:
+    ) -> tuple[OAuthOutcome, Integration | None, ConnectionScope]:
         """Handle the provider's redirect back. Never raises for a provider-side outcome:
-        the user is sent to the settings page with one of four plain statuses."""
+        the user is sent back (to settings, or the admin console for the company's
+        connection: the scope says which) with one of four plain statuses."""
         provider = self._provider(PROVIDER)
         key = state_id(params.get("state", ""))
         flow = await self.repository.take_state(key, user.tenant_id, user.user_id)
@@ -159,13 +160,14 @@ class Connections:
             or (flow.get("session_id") and flow["session_id"] != user.session_id)
             or flow["expires_at"] <= datetime.now(UTC)
         ):
+            owner = Owner.user(user) if flow is None else _flow_owner(flow)
             await self._flow_failed(
                 user,
-                Owner.user(user) if flow is None else _flow_owner(flow),
+                owner,
                 OAuthOutcome.EXPIRED_STATE,
                 "The sign-in took too long or was already used.",
             )
-            return OAuthOutcome.EXPIRED_STATE, None
+            return OAuthOutcome.EXPIRED_STATE, None, owner.scope
         owner = _flow_owner(flow)
         site = Site(
             flow["site"], flow["site_url"], flow["company_id"], flow["codebase"],
@@ -179,7 +181,7 @@ class Connections:
             )
             reason = f"ConnectWise answered {params['error']!r}."
             await self._flow_failed(user, owner, outcome, reason)
-            return outcome, None
+            return outcome, None, owner.scope
         try:
             verifier = self.vault.open(
                 flow["code_verifier"], _verifier_context(user.tenant_id, key)
@@ -203,7 +205,7 @@ class Connections:
                 OAuthOutcome.EXCHANGE_FAILED,
                 "ConnectWise did not complete the sign-in.",
             )
-            return OAuthOutcome.EXCHANGE_FAILED, None
+            return OAuthOutcome.EXCHANGE_FAILED, None, owner.scope
         secrets = {"access_token": tokens.access_token}
         if tokens.refresh_token:
             secrets["refresh_token"] = tokens.refresh_token
@@ -217,7 +219,7 @@ class Connections:
             expires_at=tokens.expires_at,
             scopes=tokens.scopes or list(provider.profile.scopes),
         )
-        return OAuthOutcome.CONNECTED, integration
+        return OAuthOutcome.CONNECTED, integration, owner.scope
 
     async def _flow_failed(
         self, user: UserSession, owner: Owner, outcome: OAuthOutcome, reason: str

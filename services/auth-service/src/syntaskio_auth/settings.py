@@ -79,6 +79,8 @@ class AuthSettings(SessionSettings, ConnectWiseEgressSettings):
     oauth_redirect_uri: str = "http://127.0.0.1:8080/api/v1/integrations/connectwise/oauth/callback"
     # Where the browser lands after the OAuth callback; `?connectwise=<status>` is appended.
     oauth_result_url: str = "/settings"
+    # Where an admin lands after connecting the company with OAuth.
+    oauth_admin_result_url: str = "/admin"
     oauth_state_ttl_seconds: int = 600
     # Renew OAuth access tokens and impersonation keys this long before they expire.
     renew_ahead_seconds: int = 300

@@ -347,8 +347,37 @@ async function connectCompany(form) {
   announce($("admin-status"), "The company is connected. Map its technicians to their ConnectWise members below.");
 }
 
+/** Connects the company through ConnectWise's sign-in (OAuth): off to its consent page,
+ * back at the console with `?connectwise=<outcome>`. */
+async function connectCompanyWithOAuth(form) {
+  const site = form.elements.namedItem("site");
+  const company = form.elements.namedItem("company_id");
+  if (!site.reportValidity() || !company.reportValidity()) return;
+  const started = await api("/admin/integrations/connectwise/oauth/start", {
+    method: "POST",
+    body: { site: site.value.trim(), company_id: company.value.trim() },
+  });
+  window.location.assign(started.authorization_url);
+}
+
+/** Opens the connect form (after an OAuth attempt that did not connect). */
+export function openConnect() {
+  $("admin-connect").open = true;
+}
+
 export function initAdmin() {
   const form = $("admin-connect-form");
+  $("admin-connect-oauth").addEventListener("click", async (event) => {
+    const button = event.currentTarget;
+    $("admin-connect-error").textContent = "";
+    button.disabled = true;
+    try {
+      await connectCompanyWithOAuth(form);
+    } catch (error) {
+      if (error.status !== 401) $("admin-connect-error").textContent = error.message;
+      button.disabled = false;
+    }
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = form.querySelector("button[type=submit]");

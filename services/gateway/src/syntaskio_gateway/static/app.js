@@ -19,6 +19,8 @@ const OAUTH_OUTCOMES = new Map([
   ["expired_state", { ok: false, text: "That sign-in link expired or was already used. Please start again." }],
   ["exchange_failed", { ok: false, text: "ConnectWise did not complete the sign-in. Please try again." }],
 ]);
+const COMPANY_CONNECTED =
+  "The company is connected. Map its technicians to their ConnectWise members below.";
 const LIVE_LABELS = new Map([
   ["connecting", "Connecting…"], ["live", "Live"], ["reconnecting", "Reconnecting…"],
   ["offline", "Offline"],
@@ -286,7 +288,10 @@ function enterApp(me, outcome) {
     settings.loadIntegrations();
     company.loadCompanyConnection();
   }
-  if (outcome && outcome !== "connected") settings.openConnect();
+  if (outcome && outcome !== "connected") {
+    if (name === "admin") admin.openConnect();
+    else settings.openConnect();
+  }
   if (outcome) $("integrations-title").focus({ preventScroll: true });
 }
 
@@ -299,12 +304,14 @@ function takeOAuthOutcome() {
   history.replaceState(history.state, "", `${url.pathname}${url.search}${url.hash}`);
   const known = OAUTH_OUTCOMES.get(outcome);
   if (!known) return null;
+  const forCompany = viewOf(url.pathname) === "admin";
+  const text = forCompany && known.ok ? COMPANY_CONNECTED : known.text;
   const banner = $("connectwise-banner");
   banner.classList.add(known.ok ? "banner-ok" : "banner-problem");
   banner.hidden = false;
-  $("connectwise-banner-link").hidden = !known.ok;
+  $("connectwise-banner-link").hidden = !known.ok || forCompany;
   // Filled a moment after it is shown, so screen readers announce the status.
-  setTimeout(() => { $("connectwise-banner-text").textContent = known.text; }, 100);
+  setTimeout(() => { $("connectwise-banner-text").textContent = text; }, 100);
   return outcome;
 }
 
