@@ -365,16 +365,17 @@ def test_the_audit_log_is_filtered_by_action_user_and_connection(
     admin_api: httpx.Client,
     connected: dict[str, Any],
 ) -> None:
-    alex = technician("Alex Tech")
+    alex, beth = technician("Alex Tech"), person("Beth Jones")  # Beth: no member e-mail
     has_signed_in(system, company, alex)
     mappings = f"/api/v1/admin/integrations/{connected['id']}/mappings"
     assert admin_api.post(f"{mappings}/propose").status_code == 200
     confirmed = admin_api.put(f"{mappings}/{alex.user_id}", json={"member_identifier": "atech"})
     assert confirmed.status_code == 200, confirmed.text
-    # A technician's own connection in the same company, for the connection filter.
-    with session_of(system, company.tenant_id, alex) as alexs:
-        keys = sandbox_keys(system, "atech")
-        own = alexs.post(
+    # A technician's own connection in the same company (Beth's: the company's does not
+    # sync her), for the connection filter.
+    with session_of(system, company.tenant_id, beth) as beths:
+        keys = sandbox_keys(system, "bjones")
+        own = beths.post(
             "/api/v1/integrations/connectwise/api-key",
             json={
                 **{k: keys[k] for k in ("company_id", "public_key", "private_key")},
@@ -398,10 +399,10 @@ def test_the_audit_log_is_filtered_by_action_user_and_connection(
         filters.get_by_role("button", name="Clear filters").click()
         expect(page.locator("#audit-wrap")).to_have_attribute("aria-busy", "false")
         expect(filters.get_by_label("Action")).to_have_value("")
-        filter_audit(page, "User", alex.user_id)
-        # What he did: connect his own connection.
+        filter_audit(page, "User", beth.user_id)
+        # What she did: connect her own connection.
         assert audit_actions(page) == ["connected"], audit_actions(page)
-        expect(rows.first).to_contain_text("Alex Tech")
+        expect(rows.first).to_contain_text("Beth Jones")
 
         filter_audit(page, "User", "")
         filter_audit(page, "Connection", own.json()["id"])
@@ -410,7 +411,7 @@ def test_the_audit_log_is_filtered_by_action_user_and_connection(
         actions = audit_actions(page)
         assert {"connected", "mapping.proposed", "mapping.confirmed"} <= set(actions), actions
 
-        # Both: nothing was mapped on his own connection.
+        # Both: nothing was mapped on her own connection.
         filter_audit(page, "Connection", own.json()["id"])
         filter_audit(page, "Action", "mapping.confirmed")
         expect(page.locator("#audit-wrap")).to_have_text(

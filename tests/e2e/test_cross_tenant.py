@@ -142,11 +142,15 @@ def intruders(system: EmbeddedStack, alice: Owner) -> Iterator[dict[str, Intrude
 
 @dataclass
 class Company:
-    """Alice's company's own connection, made by its admin, Alice mapped under it."""
+    """Alice's company's own connection, made by its admin, with Carla (a colleague of
+    Alice's without a connection of her own) mapped under it. Alice, who has her own,
+    cannot be mapped: one source of a person's ConnectWise work."""
 
     admin: httpx.Client
     admin_id: str
     integration_id: str
+    carla: httpx.Client
+    carla_id: str
 
 
 def api_member_keys(system: EmbeddedStack) -> dict[str, Any]:
@@ -164,17 +168,27 @@ def mapping_path(integration_id: str, user_id: str) -> str:
 @pytest.fixture(scope="module")
 def her_company(system: EmbeddedStack, alice: Owner) -> Iterator[Company]:
     admin_id = f"alan-{uuid.uuid4().hex[:6]}@acme-msp.example"
-    with signed_in(system, admin_id, alice.tenant_id, ADMIN, address="203.0.113.240") as admin:
+    carla_id = f"carla-{uuid.uuid4().hex[:6]}@acme-msp.example"
+    with (
+        signed_in(system, admin_id, alice.tenant_id, ADMIN, address="203.0.113.240") as admin,
+        signed_in(system, carla_id, alice.tenant_id, address="203.0.113.241") as carla,
+    ):
         connected = admin.post(
             "/api/v1/admin/integrations/connectwise/api-key", json=api_member_keys(system)
         )
         assert connected.status_code == 201, connected.text
         integration_id = connected.json()["id"]
-        mapped = admin.put(
+        # Alice has a connection of her own: the company's does not sync her too.
+        refused = admin.put(
             mapping_path(integration_id, alice.user_id), json={"member_identifier": COMPANY_MEMBER}
         )
+        assert refused.status_code == 409, refused.text
+        assert "connection of their own" in refused.json()["detail"]
+        mapped = admin.put(
+            mapping_path(integration_id, carla_id), json={"member_identifier": COMPANY_MEMBER}
+        )
         assert mapped.status_code == 200, mapped.text
-        yield Company(admin, admin_id, integration_id)
+        yield Company(admin, admin_id, integration_id, carla, carla_id)
         # Not synced for the rest of the session.
         assert admin.delete(f"/api/v1/admin/integrations/{integration_id}").status_code == 200
 
@@ -698,9 +712,9 @@ def test_another_companys_admin_lists_none_of_hers(
 
 
 def test_a_technician_sees_only_their_own_mapping(
-    alice: Owner, her_company: Company, intruders: dict[str, Intruder]
+    system: EmbeddedStack, alice: Owner, her_company: Company, intruders: dict[str, Intruder]
 ) -> None:
-    """Her colleague sees the company's connection with no mapping (hers is hers); the
+    """Her colleagues see the company's connection with no mapping (Carla's is hers); the
     others' companies have no connection of their own."""
     for intruder in intruders.values():
         view = intruder.client.get("/api/v1/integrations/tenant")
@@ -718,10 +732,15 @@ def test_a_technician_sees_only_their_own_mapping(
                 json={"member_identifier": COMPANY_MEMBER},
             )
             assert requested.status_code == 404, f"{intruder.name}: {requested.text}"
-    mine = alice.client.get("/api/v1/integrations/tenant")
+    assert alice.client.get("/api/v1/integrations/tenant").json()["mapping"] is None
+    mine = her_company.carla.get("/api/v1/integrations/tenant")
     assert mine.status_code == 200, mine.text
     assert mine.json()["mapping"]["member_identifier"] == COMPANY_MEMBER
     assert mine.json()["mapping"]["state"] == "confirmed"
+    # Mapped, Carla does not connect her own account too.
+    own = connect(her_company.carla, system, "kbrown")
+    assert own.status_code == 409, own.text
+    assert "already syncs your work" in own.json()["detail"]
 
 
 def test_nothing_of_her_companys_changed(
@@ -737,7 +756,7 @@ def test_nothing_of_her_companys_changed(
         assert "manual" not in {job["trigger"] for job in history}, history
     mappings = admin.get(f"/api/v1/admin/integrations/{her_company.integration_id}/mappings")
     assert [(m["user_id"], m["member_identifier"], m["state"]) for m in mappings.json()] == [
-        (alice.user_id, COMPANY_MEMBER, "confirmed")
+        (her_company.carla_id, COMPANY_MEMBER, "confirmed")
     ]
     audit = admin.get("/api/v1/admin/audit", params={"limit": 500}).json()
     done = {record["action"] for record in audit if not record["action"].startswith("credentials.")}

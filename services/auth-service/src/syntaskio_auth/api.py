@@ -230,19 +230,31 @@ async def sign_out(request: Request, user: CurrentUser) -> SignedOut:
     status_code=status.HTTP_201_CREATED,
 )
 async def connect_api_key(
-    body: ApiKeyConnectionRequest, user: CurrentUser, connections: ConnectionsDep, limiter: Limiter
+    body: ApiKeyConnectionRequest,
+    user: CurrentUser,
+    connections: ConnectionsDep,
+    mappings: MappingsDep,
+    limiter: Limiter,
 ) -> Integration:
-    """Connect with API-member keys, optionally for a named member or by impersonation."""
+    """Connect with API-member keys, optionally for a named member or by impersonation.
+    409 when the company's connection already syncs the user's work."""
     await limiter.hit(CONNECT_LIMIT, "connect", user.tenant_id, user.user_id)
+    await mappings.refuse_personal_when_mapped(user)
     return await connections.connect_api_key(user, Owner.user(user), body)
 
 
 @public.post("/v1/integrations/connectwise/oauth/start", tags=["integrations"])
 async def start_oauth(
-    body: OAuthStartRequest, user: CurrentUser, connections: ConnectionsDep, limiter: Limiter
+    body: OAuthStartRequest,
+    user: CurrentUser,
+    connections: ConnectionsDep,
+    mappings: MappingsDep,
+    limiter: Limiter,
 ) -> OAuthStart:
-    """Begin the OAuth2 authorization-code flow; send the browser to `authorization_url`."""
+    """Begin the OAuth2 authorization-code flow; send the browser to `authorization_url`.
+    409 when the company's connection already syncs the user's work."""
     await limiter.hit(CONNECT_LIMIT, "connect", user.tenant_id, user.user_id)
+    await mappings.refuse_personal_when_mapped(user)
     return await connections.start_oauth(user, Owner.user(user), body)
 
 

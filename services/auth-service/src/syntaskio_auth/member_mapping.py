@@ -137,6 +137,7 @@ class MemberMappings:
         user = await self.users.get(integration.tenant_id, user_id)
         if user is None:
             raise Problem(404, "No one with this id has signed in to your company.")
+        await self._refuse_when_connected_personally(integration, user)
         member = await self._member(integration, change.member_identifier)
         previous = await self.store.get(integration, user_id)
         # Confirming what was proposed or requested keeps where it came from.
@@ -162,6 +163,40 @@ class MemberMappings:
         await self._audit("mapping.removed", admin, removed, previous_state=removed.state.value)
         if removed.state is MappingState.CONFIRMED:
             await self._members_changed(integration, datetime.now(UTC))
+
+    async def _refuse_when_connected_personally(
+        self, integration: Integration, user: TenantUser
+    ) -> None:
+        """One source of a person's ConnectWise work: the company's connection does not
+        also sync someone who has a connection of their own (each ticket would come twice,
+        and one connection's disconnect would take the other's tasks)."""
+        own = await self.repository.find_for_owner(
+            Owner(integration.tenant_id, user.user_id, ConnectionScope.PERSONAL), PROVIDER
+        )
+        if own is not None and own.status is not IntegrationStatus.DISCONNECTED:
+            raise Problem(
+                409,
+                f"{user.name or user.user_id} has a ConnectWise connection of their own: it "
+                "must be disconnected (by them, or here) before the company's connection "
+                "syncs their work.",
+                title="Connected personally",
+            )
+
+    async def refuse_personal_when_mapped(self, user: UserSession) -> None:
+        """The other way round: someone the company's connection syncs does not connect
+        their own ConnectWise account too."""
+        company = await self.repository.find_for_owner(Owner.tenant(user.tenant_id), PROVIDER)
+        if company is None or company.status is IntegrationStatus.DISCONNECTED:
+            return
+        mapping = await self.store.get(company, user.user_id)
+        if mapping is not None and mapping.state is MappingState.CONFIRMED:
+            raise Problem(
+                409,
+                "Your company's ConnectWise connection already syncs your work (as member "
+                f"{mapping.member_identifier!r}); an admin of your company can remove your "
+                "mapping if you need a connection of your own.",
+                title="Synced by your company",
+            )
 
     # -- what technicians do ---------------------------------------------------------------
 
