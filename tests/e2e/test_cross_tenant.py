@@ -252,6 +252,11 @@ def routes(alice: Owner) -> dict[str, tuple[str, str, dict[str, Any]]]:
             f"{task}/time-entries",
             {"json": {"hours": 0.25, "notes": ATTEMPT}, "headers": new_key()},
         ),
+        "log a change": (
+            "POST",
+            f"{task}/log-change",
+            {"json": {"note": attempt, "close": True}, "headers": new_key()},
+        ),
         "command": ("GET", f"/api/v1/commands/{alice.command_id}", {}),
         "integration": ("GET", integration, {}),
         "sync jobs": ("GET", f"{integration}/sync-jobs", {}),

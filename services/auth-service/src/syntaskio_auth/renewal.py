@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -88,12 +89,14 @@ class CredentialLeases:
             # The company turned ConnectWise off: like a pause, for all its connections.
             raise Problem(404, "ConnectWise is turned off for this company.")
         stored = await self._valid_credentials(integration, rejected_version)
+        # Only a cleanup lease says so (the others are the usual).
+        cleanup_only: dict[str, Any] = {"cleanup": True} if cleanup else {}
         await self.repository.audit(
             "credentials.leased",
             tenant_id=integration.tenant_id,
             integration_id=integration.id,
             caller=caller,
-            cleanup=cleanup,
+            **cleanup_only,
         )
         return await self._lease(integration, stored)
 
