@@ -9,6 +9,8 @@ from typing import Any, Final
 
 from pythonjsonlogger.json import JsonFormatter
 
+from syntaskio_common.request_context import RequestContextFilter
+
 REDACTED: Final = "[REDACTED]"
 _SECRET_KEY = re.compile(
     r"pass(word)?|secret|token|private[_-]?key|authorization|api[_-]?key|cookie|credential",
@@ -53,6 +55,7 @@ class RedactingJsonFormatter(JsonFormatter):
 
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(RequestContextFilter())
     handler.setFormatter(
         RedactingJsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -64,19 +67,13 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # uvicorn installs its own handlers; route everything through ours.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "aiokafka", "faststream"):
+    for name in ("uvicorn", "uvicorn.error", "aiokafka", "faststream"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The access lines are ours (`request_context.RequestContext`: the route's template,
+    # the request id, the tenant, the duration), not uvicorn's.
+    logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
     # httpx logs every request's full URL at INFO, query string included.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
-    logging.getLogger("uvicorn.access").addFilter(_without_query_string)
-
-
-def _without_query_string(record: logging.LogRecord) -> bool:
-    """Access-log lines keep the path only: a query may carry an OAuth code or state."""
-    args = record.args
-    if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-        record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
-    return True

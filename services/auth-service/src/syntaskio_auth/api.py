@@ -32,6 +32,7 @@ from syntaskio_common.credentials import CredentialLease, LeaseRequest
 from syntaskio_common.integrations import ConnectionScope, Integration, IntegrationStatus
 from syntaskio_common.problems import Problem
 from syntaskio_common.rate_limits import RateLimiter
+from syntaskio_common.request_context import note_tenant
 from syntaskio_common.service_auth import bearer_token
 from syntaskio_common.sessions import (
     InvalidSession,
@@ -100,9 +101,11 @@ async def _current_user(
 ) -> UserSession:
     verify: SessionVerifier = request.app.state.verify_session
     try:
-        return await verify(bearer_token(authorization))
+        session = await verify(bearer_token(authorization))
     except InvalidSession as error:
         raise Problem(401, "The session is invalid or has expired.") from error
+    note_tenant(session.tenant_id)
+    return session
 
 
 CurrentUser = Annotated[UserSession, Depends(_current_user)]

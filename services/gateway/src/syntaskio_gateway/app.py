@@ -57,10 +57,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with (
             create_http_client() as http,
-            create_http_client(base_url=settings.auth_service_url) as auth_service,
+            create_http_client(
+                base_url=settings.auth_service_url, propagate_request_id=True
+            ) as auth_service,
             create_http_client(
                 base_url=settings.connector_url,
                 headers={"Authorization": f"Bearer {connector_token}"},
+                propagate_request_id=True,
             ) as connector,
         ):
             app.state.verifier = LiveSessions(

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from syntaskio_common.problems import Problem
 from syntaskio_common.rate_limits import RateLimiter
+from syntaskio_common.request_context import note_tenant
 from syntaskio_common.sessions import InvalidSession, SessionVerifier, UserSession, admin_only
 from syntaskio_gateway.connector import ConnectorApi
 from syntaskio_gateway.settings import GatewaySettings
@@ -60,6 +61,7 @@ async def _current_user(
     verifier: SessionVerifier = request.app.state.verifier
     try:
         session = await verifier.verify(token)
+        note_tenant(session.tenant_id)
     except InvalidSession as error:
         raise Problem(401, "The session is invalid or has expired.") from error
     except httpx.HTTPError as error:
