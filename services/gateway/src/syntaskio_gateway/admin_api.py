@@ -13,15 +13,20 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
-from syntaskio_common.integrations import Integration, IntegrationStatus, SyncJob
+from syntaskio_common.integrations import Integration, SyncJob
 from syntaskio_common.mappings import AuditRecord, MappingChange, MemberMapping, TenantUser
 from syntaskio_common.problems import Problem
 from syntaskio_common.tenant_settings import TenantSettings
 from syntaskio_gateway.auth_proxy import forward, passed_on, relay
-from syntaskio_gateway.connector import ConnectorUnavailable
 from syntaskio_gateway.dependencies import AdminUser, Connector, ResourceId
 from syntaskio_gateway.integrations import IntegrationOverview, overview
-from syntaskio_gateway.integrations_api import SyncQueued, overviews, sync_status_of
+from syntaskio_gateway.integrations_api import (
+    SyncQueued,
+    job_history,
+    overviews,
+    queue_sync,
+    sync_status_of,
+)
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
@@ -219,10 +224,7 @@ async def sync_history(
 ) -> list[SyncJob]:
     """The connection's recent sync runs, newest first: trigger, outcome, records, API
     requests, error."""
-    try:
-        return await connector.sync_history(integration.tenant_id, integration.id, limit)
-    except ConnectorUnavailable as error:
-        raise Problem(503, "Sync history is unavailable right now.") from error
+    return await job_history(connector, integration, limit)
 
 
 @router.post(
@@ -239,13 +241,7 @@ async def sync_now(
 ) -> SyncQueued:
     """Sync as soon as possible (within the integration's API budget); with `resync`, a
     full listing that catches anything an incremental sync missed."""
-    if integration.status is not IntegrationStatus.ACTIVE:
-        raise Problem(409, f"The connection is {integration.status.value}; it cannot sync now.")
-    try:
-        await connector.sync_now(integration.id, resync=resync)
-    except ConnectorUnavailable as error:
-        raise Problem(503, "Syncing is unavailable right now; try again shortly.") from error
-    return SyncQueued(integration_id=integration.id, resync=resync)
+    return await queue_sync(connector, integration, resync=resync, refusal="it cannot sync now")
 
 
 # -- member mappings -------------------------------------------------------------------------

@@ -71,6 +71,30 @@ class SyncQueued(BaseModel):
     resync: bool = False
 
 
+async def job_history(
+    connector: ConnectorApi, integration: Integration, limit: int
+) -> list[SyncJob]:
+    """The integration's recent sync runs (the caller checked whose it is)."""
+    try:
+        return await connector.sync_history(integration.tenant_id, integration.id, limit)
+    except ConnectorUnavailable as error:
+        raise Problem(503, "Sync history is unavailable right now.") from error
+
+
+async def queue_sync(
+    connector: ConnectorApi, integration: Integration, *, resync: bool = False, refusal: str
+) -> SyncQueued:
+    """Ask the connector for a run of an active integration (the caller checked whose it
+    is); `refusal` ends the 409's words for one that is not active."""
+    if integration.status is not IntegrationStatus.ACTIVE:
+        raise Problem(409, f"The connection is {integration.status.value}; {refusal}.")
+    try:
+        await connector.sync_now(integration.id, resync=resync)
+    except ConnectorUnavailable as error:
+        raise Problem(503, "Syncing is unavailable right now; try again shortly.") from error
+    return SyncQueued(integration_id=integration.id, resync=resync)
+
+
 async def _users_integration(
     integration_id: ResourceId, request: Request, user: CurrentUser
 ) -> Integration:
@@ -193,10 +217,7 @@ async def sync_history(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[SyncJob]:
     """The integration's recent sync runs, newest first: trigger, outcome, records, cost."""
-    try:
-        return await connector.sync_history(integration.tenant_id, integration.id, limit)
-    except ConnectorUnavailable as error:
-        raise Problem(503, "Sync history is unavailable right now.") from error
+    return await job_history(connector, integration, limit)
 
 
 @router.post(
@@ -206,13 +227,7 @@ async def sync_history(
 )
 async def sync_now(integration: UsersIntegration, connector: Connector) -> SyncQueued:
     """Sync as soon as possible (within the integration's API budget)."""
-    if integration.status is not IntegrationStatus.ACTIVE:
-        raise Problem(409, f"The connection is {integration.status.value}; reconnect it first.")
-    try:
-        await connector.sync_now(integration.id)
-    except ConnectorUnavailable as error:
-        raise Problem(503, "Syncing is unavailable right now; try again shortly.") from error
-    return SyncQueued(integration_id=integration.id)
+    return await queue_sync(connector, integration, refusal="reconnect it first")
 
 
 @router.put(
