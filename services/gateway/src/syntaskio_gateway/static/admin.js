@@ -9,7 +9,7 @@
 import { api } from "./api.js";
 import { $, announce, el } from "./dom.js";
 import {
-  METHOD_LABELS, STATE_LABELS, historyTable, hostOf, shownState, statItems,
+  METHOD_LABELS, STATE_LABELS, cardParts, historyTable, hostOf, shownState, statItems,
 } from "./integration-view.js";
 import * as audit from "./admin-audit.js";
 import * as mappings from "./admin-mappings.js";
@@ -139,19 +139,8 @@ function createCard(integration) {
   const id = integration.id;
   const titleId = `admin-integration-${id}-title`;
   const card = {
-    integration,
-    li: el("li", { class: "integration", "data-integration-id": id }),
-    title: el("h3", { id: titleId, class: "card-title-text" }),
+    ...cardParts(integration, titleId, "h3"),
     scope: el("span", { class: "badge badge-scope" }),
-    pill: el("span", { class: "state-pill" }),
-    sub: el("p", { class: "card-sub muted" }),
-    reason: el("p", { class: "card-reason" }),
-    stats: el("dl", { class: "stats" }),
-    feedback: el("p", { class: "card-feedback", role: "status" }),
-    alert: el("p", { class: "card-error", role: "alert" }),
-    history: el("details", { class: "history" }),
-    historyBody: el("div", { class: "table-wrap" }),
-    historyKey: null,
   };
   const button = (text, cls, onclick) => el("button", {
     type: "button", class: `${cls} button-small`, "aria-describedby": titleId, onclick,

@@ -21,6 +21,25 @@ const JOB_LABELS = new Map([
 ]);
 
 /** The state to show: one of STATE_LABELS (anything unknown shows as an error). */
+/** The parts every connection card has (title, state, figures, messages, history), for
+ * the settings page and the admin console to add their own to. */
+export function cardParts(integration, titleId, titleTag) {
+  return {
+    integration,
+    li: el("li", { class: "integration", "data-integration-id": integration.id }),
+    title: el(titleTag, { id: titleId, class: "card-title-text" }),
+    pill: el("span", { class: "state-pill" }),
+    sub: el("p", { class: "card-sub muted" }),
+    reason: el("p", { class: "card-reason" }),
+    stats: el("dl", { class: "stats" }),
+    feedback: el("p", { class: "card-feedback", role: "status" }),
+    alert: el("p", { class: "card-error", role: "alert" }),
+    history: el("details", { class: "history" }),
+    historyBody: el("div", { class: "table-wrap" }),
+    historyKey: null,
+  };
+}
+
 export function shownState(integration) {
   return STATE_LABELS.has(integration.state) ? integration.state : "error";
 }

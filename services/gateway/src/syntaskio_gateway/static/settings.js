@@ -6,7 +6,7 @@
 import { api } from "./api.js";
 import { $, announce, el, safeHref } from "./dom.js";
 import {
-  METHOD_LABELS, STATE_LABELS, historyTable, hostOf, statItems,
+  METHOD_LABELS, STATE_LABELS, cardParts, historyTable, hostOf, statItems,
 } from "./integration-view.js";
 
 const HISTORY_SIZE = 10;
@@ -103,18 +103,7 @@ function createCard(integration) {
   const id = integration.id;
   const titleId = `integration-${id}-title`;
   const card = {
-    integration,
-    li: el("li", { class: "integration", "data-integration-id": id }),
-    title: el("h2", { id: titleId, class: "card-title-text" }),
-    pill: el("span", { class: "state-pill" }),
-    sub: el("p", { class: "card-sub muted" }),
-    reason: el("p", { class: "card-reason" }),
-    stats: el("dl", { class: "stats" }),
-    feedback: el("p", { class: "card-feedback", role: "status" }),
-    alert: el("p", { class: "card-error", role: "alert" }),
-    history: el("details", { class: "history" }),
-    historyBody: el("div", { class: "table-wrap" }),
-    historyKey: null,
+    ...cardParts(integration, titleId, "h2"),
     phases: el("input", {
       type: "checkbox", id: `integration-${id}-phases`, name: "project_phases",
       "aria-describedby": `integration-${id}-phases-cost`,
