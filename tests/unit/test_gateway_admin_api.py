@@ -14,8 +14,8 @@ from urllib.parse import quote, unquote
 
 import httpx
 import pytest
+from gateway_sessions import TokensAreUserNames
 
-from syntaskio_common.sessions import InvalidSession, Role, UserSession
 from syntaskio_gateway.app import create_app
 from syntaskio_gateway.connector import ConnectorApi
 from syntaskio_gateway.settings import GatewaySettings
@@ -39,18 +39,6 @@ STATUS = {
         "rejected": {},
     },
 }
-
-
-class TokensNameTheUser:
-    """Tokens are "<tenant>:<user>" or "<tenant>:<user>:admin"."""
-
-    async def verify(self, token: str) -> UserSession:
-        tenant, _, rest = token.partition(":")
-        user, _, role = rest.partition(":")
-        if not user:
-            raise InvalidSession("not a token")
-        roles = (Role.TECHNICIAN, Role.ADMIN) if role == "admin" else (Role.TECHNICIAN,)
-        return UserSession(tenant_id=tenant, user_id=user, roles=roles)
 
 
 def integration(status: str = "active") -> dict[str, Any]:
@@ -133,7 +121,7 @@ def upstreams() -> Upstreams:
 @pytest.fixture
 async def client(upstreams: Upstreams) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(GatewaySettings(environment="development"))  # not started: no lifespan
-    app.state.verifier = TokensNameTheUser()
+    app.state.verifier = TokensAreUserNames()
 
     def connector(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/sync"):
