@@ -426,18 +426,17 @@ class IntegrationSync:
             assigned = team_assignment(
                 record, run.ref.members, run.schedule, closed, closed_projects
             )
-            if before is not None and before.version == fingerprint(record, assigned):
+            version = fingerprint(record, assigned)
+            if before is not None and before.version == version:
                 seen.append(record_id)
                 continue
             context = _context(record, statuses, run.priorities)
-            events += _record_events(run.ref, entity, record, before, assigned, context, now)
+            events += _record_events(
+                run.ref, entity, record, before, assigned, version, context, now
+            )
             if assigned:
                 users = [member.user_id for member in assigned]
-                published.append(
-                    Tracked(
-                        record_id, fingerprint(record, assigned), ticket_data(entity, record, users)
-                    )
-                )
+                published.append(Tracked(record_id, version, ticket_data(entity, record, users)))
             elif before is not None:
                 removed.append(record_id)
         await self._sink.publish(events)
@@ -671,7 +670,7 @@ class IntegrationSync:
             if before is not None and before.version == version:
                 continue
             events += _record_events(
-                run.ref, entity, phase, before, assigned, context, now, version
+                run.ref, entity, phase, before, assigned, version, context, now
             )
             if assigned:
                 users = [member.user_id for member in assigned]
@@ -763,13 +762,13 @@ def _record_events(
     record: Mapping[str, Any],
     before: Tracked | None,
     assigned: Assignments,
+    version: str,
     context: Mapping[str, Any],
     now: datetime,
-    version: str | None = None,
 ) -> list[KafkaRecord]:
-    """The record as each assigned member's task, and a removal for each user it was
-    published for before and no longer is (reassigned, unmapped, closed or gone)."""
-    version = version or fingerprint(record, assigned)
+    """The record (at `version`, its fingerprint) as each assigned member's task, and a
+    removal for each user it was published for before and no longer is (reassigned,
+    unmapped, closed or gone)."""
     upserts = [
         upserted_event(ref, member, entity, record, why, version, context, now)
         for member, why in assigned.items()
