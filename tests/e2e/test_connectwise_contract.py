@@ -147,7 +147,7 @@ def test_a_member_with_more_scheduled_tickets_than_a_search_page_sees_all_of_the
 
 
 def test_closing_a_project_takes_its_tickets_off_the_dashboard(
-    company: Company, kelly: tuple[httpx.Client, str]
+    system: EmbeddedStack, company: Company, kelly: tuple[httpx.Client, str]
 ) -> None:
     client, _ = kelly
     project = next(p for p in company.listing("project/projects", "closedFlag = false"))
@@ -157,7 +157,7 @@ def test_closing_a_project_takes_its_tickets_off_the_dashboard(
     )
     assert created.status_code == 201, created.text
     ticket = str(created.json()["id"])
-    assert eventually(lambda: ticket in dashboard_ids(client))
+    assert eventually(lambda: ticket in dashboard_ids(client)), story(system, company, kelly)
     in_project = {
         str(t["id"])
         for t in company.listing("project/tickets", f"project/id = {project['id']}")
@@ -168,8 +168,23 @@ def test_closing_a_project_takes_its_tickets_off_the_dashboard(
     closed = company.admin.patch(f"/projects/{project['id']}", json={"status": statuses[0]["name"]})
     assert closed.is_success, closed.text
     # Its tickets are untouched in ConnectWise; the Project callback takes them away.
-    assert eventually(lambda: not dashboard_ids(client) & in_project)
+    assert eventually(lambda: not dashboard_ids(client) & in_project), story(system, company, kelly)
     assert dashboard_ids(client) == company.assigned_open_ticket_ids()
+
+
+def story(system: EmbeddedStack, company: Company, kelly: tuple[httpx.Client, str]) -> str:
+    """What happened, for a failure's message: the sandbox's project callbacks and the
+    connection's latest runs."""
+    deliveries = [
+        {k: d.get(k) for k in ("type", "action", "id", "delivered", "status_code", "error")}
+        for d in company.admin.get("/callbacks/deliveries").json()
+        if d.get("type") in ("Project", "ProjectTicket")
+    ]
+    ran = [
+        {k: j.get(k) for k in ("trigger", "status", "started_at", "fetched", "published")}
+        for j in jobs(system, kelly[1], TENANT)[:10]
+    ]
+    return f"deliveries {deliveries[-10:]}; latest runs {ran}"
 
 
 def test_a_finished_or_deleted_schedule_entry_takes_its_ticket_on_the_next_run(

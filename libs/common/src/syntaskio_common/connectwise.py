@@ -47,6 +47,7 @@ from syntaskio_common.connectwise_conditions import (
     field_path,
     render,
 )
+from syntaskio_common.telemetry import meter
 
 API_VERSION: Final = "2025.1"
 ACCEPT: Final = f"application/vnd.connectwise.com+json; version={API_VERSION}"
@@ -360,6 +361,40 @@ class OpenGate:
         return None
 
 
+# --- metrics ----------------------------------------------------------------------------
+
+REQUESTS = meter.create_counter(
+    "syntaskio.connectwise.requests",
+    unit="{request}",
+    description="ConnectWise API requests by endpoint, method and status (429s included; "
+    "`no_answer`: a transport error or timeout)",
+)
+RETRIES = meter.create_counter(
+    "syntaskio.connectwise.retries",
+    unit="{retry}",
+    description="ConnectWise requests tried again (429, 5xx, no answer)",
+)
+# Path words in a record's place that are actions, not records (`…/tickets/search`).
+_ACTIONS: Final = frozenset({"search", "count", "info"})
+
+
+def endpoint_of(target: str) -> str:
+    """The endpoint class of a request: its path with each record's place (a number, or
+    the third, fifth… segment: `system/members/{identifier}/tokens`) as `{id}`, never the
+    query string, so label values are bounded by the paths the code calls."""
+    parts = target.split("?", 1)[0].strip("/").split("/")
+    return "/".join(
+        "{id}"
+        if part.isdigit() or (index >= 2 and index % 2 == 0 and part not in _ACTIONS)
+        else part
+        for index, part in enumerate(parts)
+    )
+
+
+def _count_request(method: str, endpoint: str, status: str) -> None:
+    REQUESTS.add(1, {"endpoint": endpoint, "method": method, "status": status})
+
+
 # --- the client -------------------------------------------------------------------------
 
 
@@ -423,6 +458,7 @@ class ConnectWiseClient:
         retries = 0
         rediscovered = False
         send_headers = {**self._headers, **(headers or {})}
+        endpoint = endpoint_of(target)
         while True:
             await self._gate.before_request()
             self.requests_made += 1
@@ -435,6 +471,7 @@ class ConnectWiseClient:
                     headers=send_headers,
                 )
             except httpx.RequestError as error:
+                _count_request(method, endpoint, "no_answer")
                 await self._gate.after_response(None, None)
                 unavailable = Unavailable(
                     0, type(error).__name__, f"{method} {_path_only(target)} got no answer"
@@ -448,9 +485,11 @@ class ConnectWiseClient:
                     raise unavailable from error
                 await self._sleep(policy.backoff(retries, self._random))
                 retries += 1
+                RETRIES.add(1, {"endpoint": endpoint})
                 continue
 
             status = response.status_code
+            _count_request(method, endpoint, str(status))
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._now)
             await self._gate.after_response(status, retry_after)
             if response.is_success:
@@ -477,6 +516,7 @@ class ConnectWiseClient:
             delay = policy.backoff(retries, self._random)
             await self._sleep(max(delay, retry_after or 0.0))
             retries += 1
+            RETRIES.add(1, {"endpoint": endpoint})
 
     def _json(self, response: httpx.Response) -> Any:
         if response.status_code == 204 or not response.content:

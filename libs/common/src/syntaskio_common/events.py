@@ -3,6 +3,12 @@
 Built on the CloudEvents SDK so attribute validation and header mapping follow the spec.
 Event ids are chosen by the producer and must be deterministic for a given upstream
 version, so a replay produces the same id and consumers can dedupe.
+
+Each event carries the trace context it was made in as the CloudEvents distributed-tracing
+extension (`traceparent`, `tracestate`: the `ce_traceparent` header), so the consumer
+continues the trace that made it. The transport's own `traceparent` header (FastStream's
+telemetry middleware) names the publish instead, which a relay changes; the extension
+does not change however often the event is relayed.
 """
 
 from __future__ import annotations
@@ -12,10 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import kafka as kafka_binding
 from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
+from opentelemetry.context import Context
+
+from syntaskio_common.telemetry import current_traceparent
 
 JSON: Final = "application/json"
 _FORMAT: Final = JSONFormat()
@@ -52,6 +62,8 @@ class Event:
     subject: str | None
     time: datetime | None
     data: dict[str, Any]
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +84,16 @@ def encode_event(
     key: str | None,
     subject: str | None = None,
     time: datetime | None = None,
+    trace_context: Context | None = None,
 ) -> KafkaRecord:
+    """`trace_context`: the context the event continues (the current one by default)."""
     attributes: dict[str, Any] = {
         "id": event_id,
         "source": source,
         "type": event_type,
         "datacontenttype": JSON,
         "time": time or datetime.now(UTC),
+        **current_traceparent(trace_context),
     }
     if subject is not None:
         attributes["subject"] = subject
@@ -112,7 +127,14 @@ def decode_event(headers: Mapping[str, str | bytes], value: bytes) -> Event:
         subject=event.get_subject(),
         time=event.get_time(),
         data=data,
+        traceparent=_text_extension(event, "traceparent"),
+        tracestate=_text_extension(event, "tracestate"),
     )
+
+
+def _text_extension(event: BaseCloudEvent, name: str) -> str | None:
+    value = event.get_extension(name)
+    return value if isinstance(value, str) else None
 
 
 def header_pairs(headers: Mapping[str, str]) -> Iterable[tuple[str, bytes]]:

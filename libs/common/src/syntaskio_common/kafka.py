@@ -1,23 +1,70 @@
-"""The one Kafka factory: a FastStream broker, topic creation, and CloudEvent publishing."""
+"""The one Kafka factory: a FastStream broker, topic creation, and CloudEvent publishing.
+
+Every Kafka client a service makes — FastStream's producers and consumers, and the plain
+aiokafka ones (admin, the gateway's feed reader, consumer lag, the DLQ replay) — connects
+with `kafka_security(settings)`: TLS with a CA of its own and a client certificate, and/or
+SASL PLAIN or SCRAM, from the `KAFKA_*` settings. Plain clients take `client_options`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.security import parse_security
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from syntaskio_common.events import KafkaRecord
-from syntaskio_common.settings import ServiceSettings
+from syntaskio_common.settings import KafkaSaslMechanism, ServiceSettings
 
 logger = logging.getLogger(__name__)
+
+
+def kafka_security(settings: ServiceSettings) -> BaseSecurity | None:
+    """How the service's clients authenticate and encrypt (None: plaintext)."""
+    context = None
+    if settings.kafka_uses_tls:
+        key_password = settings.kafka_ssl_key_password
+        context = create_ssl_context(
+            cafile=settings.kafka_ssl_ca_file,
+            certfile=settings.kafka_ssl_cert_file,
+            keyfile=settings.kafka_ssl_key_file,
+            password=key_password.get_secret_value() if key_password else None,
+        )
+    if settings.kafka_uses_sasl:
+        password = settings.kafka_sasl_password
+        sasl = {
+            KafkaSaslMechanism.PLAIN: SASLPlaintext,
+            KafkaSaslMechanism.SCRAM_SHA_256: SASLScram256,
+            KafkaSaslMechanism.SCRAM_SHA_512: SASLScram512,
+        }[settings.kafka_sasl_mechanism]
+        return sasl(
+            settings.kafka_sasl_username or "",
+            password.get_secret_value() if password else "",
+            ssl_context=context,
+            use_ssl=settings.kafka_uses_tls,
+        )
+    if context is not None:
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    return None
+
+
+def client_options(settings: ServiceSettings) -> dict[str, Any]:
+    """What a plain aiokafka client (consumer, producer, admin) is given to connect."""
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        **parse_security(kafka_security(settings)),
+    }
 
 
 def create_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
@@ -26,12 +73,16 @@ def create_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
     # Batches of up to 512 KiB a partition: a burst (a page of a sync, a batch's
     # announcements) goes in a few requests, where the default 16 KiB queues most of it
     # behind one acknowledged request after another.
+    # The telemetry middleware: a span per publish and per message (or batch) handled,
+    # the W3C `traceparent` header on each record (`syntaskio_common.telemetry`).
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
         acks="all",
         max_batch_size=512 * 1024,
         logger=logger,
+        middlewares=[KafkaTelemetryMiddleware()],
+        security=kafka_security(settings),
     )
 
 
@@ -80,11 +131,79 @@ def at_least_once(
     return subscribe
 
 
+# -- connecting at start-up ---------------------------------------------------------------
+
+STARTUP_SECONDS: Final = 20.0  # a service that cannot reach Kafka by then says why and exits
+
+
+class KafkaUnavailable(RuntimeError):
+    """The service's Kafka settings do not get it a connection; the message says what
+    was tried and, where it can tell, why (never a password)."""
+
+
+async def connected_admin(settings: ServiceSettings) -> AIOKafkaAdminClient:
+    """An admin client that has connected, or `KafkaUnavailable` within STARTUP_SECONDS."""
+    admin = AIOKafkaAdminClient(
+        **client_options(settings), request_timeout_ms=int(STARTUP_SECONDS * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), STARTUP_SECONDS)
+    except Exception as error:  # aiokafka's failures differ by cause: tell them apart below
+        with contextlib.suppress(Exception):
+            await admin.close()
+        problem = KafkaUnavailable(await _why(settings, error))
+        logger.error("%s", problem)
+        raise problem from None
+    return admin
+
+
+async def _why(settings: ServiceSettings, error: Exception) -> str:
+    tried = settings.kafka_security_protocol.value
+    if settings.kafka_uses_sasl:
+        tried += f", SASL {settings.kafka_sasl_mechanism.value} as {settings.kafka_sasl_username!r}"
+    said = f"cannot connect to Kafka at {settings.kafka_bootstrap_servers} ({tried})"
+    if settings.kafka_uses_tls and (refused := await _tls_refusal(settings)):
+        return f"{said}: {refused}"
+    if settings.kafka_uses_sasl:
+        refusal = "the broker refused the connection or the SASL credentials"
+        return f"{said}: {refusal} ({type(error).__name__})"
+    return f"{said}: {type(error).__name__}: {error}"
+
+
+async def _tls_refusal(settings: ServiceSettings) -> str | None:
+    """Why a TLS handshake with the first bootstrap server fails, if it does."""
+    host, _, port = settings.kafka_bootstrap_servers.split(",")[0].strip().rpartition(":")
+    security = kafka_security(settings)
+    context = security.ssl_context if security is not None else None
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, int(port), ssl=context, server_hostname=host), 10
+        )
+        # Under TLS 1.3 a broker refuses a client certificate after the handshake: it
+        # closes at once (a broker that accepts says nothing unasked).
+        closed = False
+        with contextlib.suppress(TimeoutError):
+            closed = await asyncio.wait_for(reader.read(1), 1) == b""
+    except ssl.SSLCertVerificationError as refused:
+        return (
+            f"the broker's certificate is not trusted ({refused.verify_message}; "
+            f"KAFKA_SSL_CA_FILE={settings.kafka_ssl_ca_file or 'the system CAs'})"
+        )
+    except ssl.SSLError as refused:
+        return f"the TLS handshake failed ({refused.reason or refused})"
+    except (OSError, TimeoutError) as unreachable:
+        return f"no TLS connection ({type(unreachable).__name__}: {unreachable})"
+    writer.close()
+    if closed:
+        unset = "" if settings.kafka_ssl_cert_file else "; KAFKA_SSL_CERT_FILE is unset"
+        return f"the broker closed the TLS connection: does it want a client certificate{unset}?"
+    return None
+
+
 async def ensure_topics(settings: ServiceSettings, topics: Iterable[str]) -> None:
     """Create missing topics (embedded broker, tests). In production topics are
     provisioned by operations and this is a no-op for the ones that exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
+    admin = await connected_admin(settings)
     try:
         existing = set(await admin.list_topics())
         missing = [

@@ -1,4 +1,6 @@
-"""JSON logs on stdout, with secrets redacted before anything is written."""
+"""JSON logs on stdout, with secrets redacted before anything is written; each line
+written in a span carries its `trace_id` and `span_id` (hex, as trace back-ends show
+them), and a request's lines its `request_id` and `tenant_id`."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import re
 import sys
 from typing import Any, Final
 
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
 from syntaskio_common.request_context import RequestContextFilter
@@ -53,9 +56,21 @@ class RedactingJsonFormatter(JsonFormatter):
         return {k: redact(v, k) for k, v in super().process_log_record(log_data).items()}
 
 
+class TraceContextFilter(logging.Filter):
+    """Puts the current span's trace and span ids on the line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            record.trace_id = trace.format_trace_id(span_context.trace_id)
+            record.span_id = trace.format_span_id(span_context.span_id)
+        return True
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(RequestContextFilter())
+    handler.addFilter(TraceContextFilter())
     handler.setFormatter(
         RedactingJsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",

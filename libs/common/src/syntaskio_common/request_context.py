@@ -16,6 +16,7 @@ import uuid
 from contextvars import ContextVar
 from typing import Final
 
+from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"
@@ -30,8 +31,9 @@ def current_request_id() -> str | None:
 
 
 def note_tenant(tenant_id: str) -> None:
-    """The request is a signed-in user's of this tenant (for its log lines)."""
+    """The request is a signed-in user's of this tenant (for its log lines and span)."""
     _tenant_id.set(tenant_id)
+    trace.get_current_span().set_attribute("syntaskio.tenant_id", tenant_id)
 
 
 def request_id_of(header: str | None) -> str:
@@ -55,6 +57,8 @@ class RequestContext:
         headers = dict(scope.get("headers") or [])
         request_id = request_id_of(headers.get(b"x-request-id", b"").decode("latin-1"))
         id_token, tenant_token = _request_id.set(request_id), _tenant_id.set(None)
+        # The request's span (when it is traced) names the id its log lines carry.
+        trace.get_current_span().set_attribute("syntaskio.request_id", request_id)
         started, status = time.perf_counter(), 500
 
         async def send_with_id(message: Message) -> None:

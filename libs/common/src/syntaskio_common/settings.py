@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from syntaskio_common.egress import CONNECTWISE_CLOUD_HOSTS, SitePolicy
@@ -19,16 +19,43 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class KafkaSecurityProtocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"  # TLS
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"  # SASL over TLS
+
+
+class KafkaSaslMechanism(StrEnum):
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
 class ServiceSettings(BaseSettings):
     """Settings every service shares; read from the environment (no prefix) and `.env`."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused setting must not print the others (secrets among them).
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     environment: Environment = Environment.DEVELOPMENT
     log_level: str = "INFO"
     host: str = "127.0.0.1"
     port: int = 8000
+    # Prometheus metrics (`GET /metrics`) on a port of their own, so the public entry
+    # (the Ingress to the gateway's PORT) never serves them. Unset: no metrics endpoint.
+    metrics_port: int | None = None
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # How every Kafka client of the service connects (syntaskio_common.kafka): TLS with
+    # a CA of its own and a client certificate, and/or SASL.
+    kafka_security_protocol: KafkaSecurityProtocol = KafkaSecurityProtocol.PLAINTEXT
+    kafka_ssl_ca_file: str | None = None  # PEM; unset: the system's trusted CAs
+    kafka_ssl_cert_file: str | None = None  # PEM client certificate (mutual TLS)
+    kafka_ssl_key_file: str | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_sasl_mechanism: KafkaSaslMechanism = KafkaSaslMechanism.SCRAM_SHA_512
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     # Partitions used when a service creates a missing topic (embedded broker, tests).
     kafka_topic_partitions: int = 3
     mongodb_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
@@ -46,6 +73,36 @@ class ServiceSettings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.environment is not Environment.PRODUCTION
+
+    @property
+    def kafka_uses_tls(self) -> bool:
+        return self.kafka_security_protocol in (
+            KafkaSecurityProtocol.SSL,
+            KafkaSecurityProtocol.SASL_SSL,
+        )
+
+    @property
+    def kafka_uses_sasl(self) -> bool:
+        return self.kafka_security_protocol in (
+            KafkaSecurityProtocol.SASL_PLAINTEXT,
+            KafkaSecurityProtocol.SASL_SSL,
+        )
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> ServiceSettings:
+        protocol = self.kafka_security_protocol.value
+        if self.kafka_uses_sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and "
+                "KAFKA_SASL_PASSWORD"
+            )
+        if bool(self.kafka_ssl_cert_file) != bool(self.kafka_ssl_key_file):
+            raise ValueError("KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together")
+        if not self.kafka_uses_tls and (self.kafka_ssl_ca_file or self.kafka_ssl_cert_file):
+            raise ValueError(
+                f"KAFKA_SSL_* files need KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL, not {protocol}"
+            )
+        return self
 
     def require_real_secret(self, name: str, value: SecretStr) -> None:
         """Refuse to run outside development with a missing or placeholder secret."""

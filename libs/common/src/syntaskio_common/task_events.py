@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from syntaskio_common import events
 from syntaskio_common.events import Event, KafkaRecord
 from syntaskio_common.task import Task, TaskRef
+from syntaskio_common.telemetry import context_of
 
 SOURCE: Final = "/syntaskio/aggregator"
 
@@ -47,17 +48,20 @@ class TaskDeleted(TaskRef):
 TaskEvent = TaskUpserted | TaskDeleted
 
 
-def upserted_event(task: Task, version: str) -> KafkaRecord:
+def upserted_event(task: Task, version: str, traceparent: str | None = None) -> KafkaRecord:
+    """`traceparent`: the trace the change belongs to (the current one by default)."""
     data = TaskUpserted(version=version, task=FeedTask.model_validate(task.model_dump()))
-    return _record(task.id, events.TASK_UPSERTED, version, data)
+    return _record(task.id, events.TASK_UPSERTED, version, data, traceparent)
 
 
-def deleted_event(task: TaskRef, version: str) -> KafkaRecord:
+def deleted_event(task: TaskRef, version: str, traceparent: str | None = None) -> KafkaRecord:
     deleted = TaskDeleted.model_validate({**TaskRef.of(task).model_dump(), "version": version})
-    return _record(task.id, events.TASK_DELETED, version, deleted)
+    return _record(task.id, events.TASK_DELETED, version, deleted, traceparent)
 
 
-def _record(task_id: str, event_type: str, version: str, data: BaseModel) -> KafkaRecord:
+def _record(
+    task_id: str, event_type: str, version: str, data: BaseModel, traceparent: str | None
+) -> KafkaRecord:
     return events.encode_event(
         # One id per task version: a repeat after a crash is recognisable as one.
         event_id=f"{task_id}/{version}",
@@ -66,6 +70,7 @@ def _record(task_id: str, event_type: str, version: str, data: BaseModel) -> Kaf
         subject=task_id,
         key=task_id,
         data=data.model_dump(mode="json"),
+        trace_context=context_of(traceparent),
     )
 
 

@@ -8,10 +8,11 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from syntaskio_aggregator.consumer import register
+from syntaskio_aggregator.consumer import GROUP_ID, LIFECYCLE_GROUP_ID, register
 from syntaskio_aggregator.settings import AggregatorSettings
 from syntaskio_aggregator.store import TaskStore
 from syntaskio_common import topics
+from syntaskio_common.consumer_lag import ConsumerLag
 from syntaskio_common.health import health_router
 from syntaskio_common.kafka import create_broker, ensure_topics
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
@@ -26,6 +27,10 @@ def create_app(settings: AggregatorSettings) -> FastAPI:
 
     register(broker, store, settings.batch_size, settings.consumers)
 
+    lag = ConsumerLag(
+        settings, {GROUP_ID: topics.CONNECTWISE_RAW, LIFECYCLE_GROUP_ID: topics.INTEGRATIONS}
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await store.create_indexes()
@@ -34,7 +39,9 @@ def create_app(settings: AggregatorSettings) -> FastAPI:
             settings, [raw, topics.dead_letter(raw), topics.INTEGRATIONS, topics.TASKS]
         )
         await broker.start()
+        lag.start()
         yield
+        await lag.stop()
         await broker.stop()
         await mongo.close()
 

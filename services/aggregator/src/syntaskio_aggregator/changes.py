@@ -45,6 +45,8 @@ class Change:
     generation: int
     version: str
     position: str
+    # The trace the change belongs to (W3C traceparent): its announcement continues it.
+    traceparent: str | None = None
 
     @cached_property
     def content_hash(self) -> str:

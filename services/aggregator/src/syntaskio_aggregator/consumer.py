@@ -11,7 +11,9 @@ outage is ridden out instead of spun on; only then is the batch rewound.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated, Any, Final, TypeVar
 
 from aiokafka.errors import KafkaError
@@ -27,6 +29,7 @@ from tenacity import (
 
 from syntaskio_aggregator.changes import Change, change_of
 from syntaskio_aggregator.normalize import NormalizationError
+from syntaskio_aggregator.record_spans import RecordSpans
 from syntaskio_aggregator.store import TaskStore
 from syntaskio_aggregator.writer import TaskWriter
 from syntaskio_common import events, topics
@@ -34,12 +37,32 @@ from syntaskio_common.connectwise_events import RawRecordRemoved, RawRecordUpser
 from syntaskio_common.events import KafkaRecord
 from syntaskio_common.kafka import at_least_once, documented_publisher
 from syntaskio_common.task_events import TaskDeleted, TaskUpserted
+from syntaskio_common.telemetry import meter
 
 logger = logging.getLogger(__name__)
 GROUP_ID: Final = "aggregator"
 LIFECYCLE_GROUP_ID: Final = "aggregator-integrations"
 T = TypeVar("T")
 
+
+RECORDS = meter.create_counter(
+    "syntaskio.aggregator.records",
+    unit="{record}",
+    description="Raw records handled: applied, or dead-lettered (sent to the DLQ)",
+)
+BATCHES = meter.create_counter(
+    "syntaskio.aggregator.batches", unit="{batch}", description="Batches of raw records handled"
+)
+WRITE_DURATION = meter.create_histogram(
+    "syntaskio.aggregator.write.duration",
+    unit="s",
+    description="A batch's write and announcements, retries included",
+)
+TASKS_CHANGED = meter.create_counter(
+    "syntaskio.aggregator.tasks.changed",
+    unit="{task}",
+    description="Tasks whose content changed (each announced on the task feed)",
+)
 
 # What the AsyncAPI document shows for each topic (one schema per Kafka record).
 RAW_EVENT: Final = {
@@ -97,17 +120,27 @@ def register(
         # reach the DLQ rather than fail before this handler and be redelivered forever.
         changes: list[Change] = []
         poison: list[KafkaRecord] = []
+        traced = RecordSpans()
         for record in records:
             try:
                 event = events.decode_event(_headers(record), record.value)
                 position = f"{record.topic}/{record.partition}/{record.offset}"
-                changes.append(change_of(event, position))
+                change = change_of(event, position)
             except (events.InvalidEvent, NormalizationError, ValidationError) as error:
                 poison.append(dead_letter(record, str(error)))
-        changed = await retrying(lambda: writer.apply(changes))
+                continue
+            changes.append(replace(change, traceparent=traced.begin(event, record)))
+        started = time.perf_counter()
+        with traced.writing():
+            changed = await retrying(lambda: writer.apply(changes))
+        WRITE_DURATION.record(time.perf_counter() - started)
         if poison:
             logger.warning("dead-lettered raw events", extra={"count": len(poison)})
             await retrying(lambda: send_to_dlq(poison))
+        BATCHES.add(1)
+        RECORDS.add(len(changes), {"outcome": "applied"})
+        RECORDS.add(len(poison), {"outcome": "dead_lettered"})
+        TASKS_CHANGED.add(changed)
         logger.debug("applied a batch", extra={"records": len(changes), "changed": changed})
 
     @at_least_once(

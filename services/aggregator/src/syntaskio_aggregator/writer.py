@@ -24,8 +24,8 @@ def _integration(change: Change) -> IntegrationKey:
 
 def _announcement(change: Change) -> KafkaRecord:
     if change.task is None:
-        return task_events.deleted_event(change.identity, change.version)
-    return task_events.upserted_event(change.task, change.version)
+        return task_events.deleted_event(change.identity, change.version, change.traceparent)
+    return task_events.upserted_event(change.task, change.version, change.traceparent)
 
 
 class TaskWriter:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from syntaskio_common import events, topics
 from syntaskio_common.commands import CommandOutcome, TaskCommand, outcome_event
+from syntaskio_common.consumer_lag import ConsumerLag
 from syntaskio_common.egress import create_guarded_http_client
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
@@ -61,6 +62,9 @@ SYNC_AT_ONCE = {
 logger = logging.getLogger(__name__)
 
 INTEGRATION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+# The connector's consumer groups: integration lifecycle events, write-back commands.
+LIFECYCLE_GROUP_ID = "connector-connectwise"
+COMMANDS_GROUP_ID = "connector-connectwise-commands"
 MAX_DELIVERY_BYTES = 1_000_000
 TenantId = Annotated[str, Query(min_length=1, max_length=64)]
 UserId = Annotated[str, Query(min_length=1, max_length=128)]
@@ -117,7 +121,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
     @at_least_once(
         broker,
         topics.INTEGRATIONS,
-        "connector-connectwise",
+        LIFECYCLE_GROUP_ID,
         description="`integration.connected.v1`, `.resumed.v1` and `.members_changed.v1` "
         "start a sync at once",
     )
@@ -132,6 +136,10 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         if trigger is not None and "id" in event.data:
             await scheduler.request(str(event.data["id"]), trigger)
 
+    lag = ConsumerLag(
+        settings, {LIFECYCLE_GROUP_ID: topics.INTEGRATIONS, COMMANDS_GROUP_ID: topics.TASK_COMMANDS}
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(
@@ -141,7 +149,9 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
             await indexed.create_indexes()
         await broker.start()
         loop = asyncio.create_task(scheduler.run_forever(), name="sync-scheduler")
+        lag.start()
         yield
+        await lag.stop()
         loop.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await loop
@@ -167,7 +177,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
     @at_least_once(
         broker,
         topics.TASK_COMMANDS,
-        "connector-connectwise-commands",
+        COMMANDS_GROUP_ID,
         description="Write-back commands (`task.command.requested.v1`) to run in ConnectWise",
     )
     async def on_task_command(message: KafkaMessage) -> None:

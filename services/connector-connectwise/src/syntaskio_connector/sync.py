@@ -14,9 +14,11 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import httpx
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span
 from pymongo.asynchronous.database import AsyncDatabase
 
 from syntaskio_common.connectwise import (
@@ -30,6 +32,13 @@ from syntaskio_common.egress import SiteRejected
 from syntaskio_common.integrations import ConnectionScope, JobStatus, SyncJob, Trigger
 from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import Document
+from syntaskio_common.telemetry import (
+    context_of,
+    current_traceparent,
+    meter,
+    span_context_of,
+    tracer,
+)
 from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.assignment import TICKET_ENTITIES, IntegrationRef, Member
 from syntaskio_connector.budget import SyncDeferred
@@ -39,6 +48,34 @@ from syntaskio_connector.options import SyncOptionsStore
 from syntaskio_connector.webhooks import WebhookRegistrations
 
 logger = logging.getLogger(__name__)
+# The traces a run links to: the latest requests that named its records.
+MAX_PENDING_TRACES: Final = 32
+
+RUNS = meter.create_counter(
+    "syntaskio.sync.runs", unit="{run}", description="Sync runs by trigger and outcome"
+)
+RUN_DURATION = meter.create_histogram(
+    "syntaskio.sync.run.duration",
+    unit="s",
+    description="How long a sync run took, by trigger and outcome",
+)
+# When a connection's latest run of each kind ended, as Unix seconds (the replicas' maximum
+# is the fleet's latest): failing = the latest failure is newer than the latest success.
+LAST_SUCCESS = meter.create_gauge(
+    "syntaskio.sync.last_success.timestamp",
+    unit="s",
+    description="When the connection's latest successful sync run ended",
+)
+LAST_FAILURE = meter.create_gauge(
+    "syntaskio.sync.last_failure.timestamp",
+    unit="s",
+    description="When the connection's latest failed (or crashed) sync run ended",
+)
+BUDGET_REMAINING = meter.create_gauge(
+    "syntaskio.connectwise.budget.remaining",
+    unit="{request}",
+    description="ConnectWise requests left in the connection's hourly budget after its latest run",
+)
 
 
 @dataclass
@@ -161,6 +198,9 @@ class Due:
     integration_id: str
     trigger: Trigger
     full: bool  # False: only the records named in `pending` are fetched again
+    # When the schedule was read: a request made later was not seen, so this run does
+    # not answer it (the run may start long after, behind other integrations').
+    seen_at: datetime
     resync: bool = False  # everything listed again with its body
 
 
@@ -194,17 +234,24 @@ class SyncSchedule:
             additions["pending.projects"] = {"$each": sorted(changed.projects)}
         if additions:
             update["$addToSet"] = additions
+        # The trace of whoever named them (a webhook delivery, a write-back): the run
+        # that fetches them continues it.
+        traceparent = current_traceparent().get("traceparent")
+        if traceparent:
+            update["$push"] = {
+                "pending_traces": {"$each": [traceparent], "$slice": -MAX_PENDING_TRACES}
+            }
         await self._schedule.update_one({"_id": integration_id}, update, upsert=True)
 
-    async def take_changes(self, integration_id: str) -> Changed:
-        """The pending records, removed from the schedule (a failed run gives them back
-        with `notify`)."""
+    async def take_changes(self, integration_id: str) -> tuple[Changed, list[str]]:
+        """The pending records and the traces that named them, removed from the
+        schedule (a failed run gives the records back with `notify`)."""
         doc = await self._schedule.find_one_and_update(
             {"_id": integration_id},
-            {"$unset": {"pending": "", "pending_trigger": ""}},
+            {"$unset": {"pending": "", "pending_trigger": "", "pending_traces": ""}},
         )
         pending = (doc or {}).get("pending") or {}
-        return Changed(
+        changed = Changed(
             tickets={
                 entity: frozenset(int(i) for i in pending.get(entity.value, ()))
                 for entity in TICKET_ENTITIES
@@ -212,6 +259,7 @@ class SyncSchedule:
             schedule=bool(pending.get("schedule")),
             projects=frozenset(int(i) for i in pending.get("projects", ())),
         )
+        return changed, [str(t) for t in (doc or {}).get("pending_traces") or ()]
 
     async def due(self, integration_ids: list[str], now: datetime) -> list[Due]:
         """Requested full runs first, then those whose time has come (or never ran),
@@ -229,25 +277,28 @@ class SyncSchedule:
                         Trigger(doc["requested"]),
                         full=True,
                         resync=bool(doc.get("resync")),
+                        seen_at=now,
                     )
                 )
             elif doc.get("next_sync_at") is None or doc["next_sync_at"] <= now:
-                scheduled.append(Due(integration_id, Trigger.SCHEDULED, full=True))
+                scheduled.append(Due(integration_id, Trigger.SCHEDULED, full=True, seen_at=now))
             elif doc.get("pending") and (doc.get("not_before") or now) <= now:
                 trigger = Trigger(doc.get("pending_trigger") or Trigger.WEBHOOK)
-                targeted.append(Due(integration_id, trigger, full=False))
+                targeted.append(Due(integration_id, trigger, full=False, seen_at=now))
         return requested + scheduled + targeted
 
-    async def ran(self, integration_id: str, next_sync_at: datetime, started: datetime) -> None:
-        """Clear a request only if it was made before this run started (a newer one
-        still needs a run)."""
+    async def ran(
+        self, integration_id: str, next_sync_at: datetime, started: datetime, seen_at: datetime
+    ) -> None:
+        """Clear a request only if the run saw it (made before `seen_at`, when the
+        schedule was read): a newer one, perhaps for a resync, still needs its run."""
         await self._schedule.update_one(
             {"_id": integration_id},
             {"$set": {"next_sync_at": next_sync_at, "last_run_at": started}},
             upsert=True,
         )
         await self._schedule.update_one(
-            {"_id": integration_id, "requested_at": {"$lte": started}},
+            {"_id": integration_id, "requested_at": {"$lte": seen_at}},
             {"$set": {"requested": None, "resync": False}},
         )
 
@@ -336,25 +387,62 @@ class SyncScheduler:
 
     async def _run_one(self, due: Due) -> None:
         integration_id, started = due.integration_id, datetime.now(UTC)
-        changed = await self._schedule.take_changes(integration_id)
+        changed, traces = await self._schedule.take_changes(integration_id)
         self.running.add(integration_id)
-        try:
-            job = await self._runner.run(
-                integration_id, due.trigger, changed, full=due.full, resync=due.resync
-            )
-        except Exception:
-            logger.exception("sync crashed", extra={"integration_id": integration_id})
-            job = None
-        finally:
-            self.running.discard(integration_id)
+        with _run_span(due, traces) as span:
+            try:
+                job = await self._runner.run(
+                    integration_id, due.trigger, changed, full=due.full, resync=due.resync
+                )
+            except Exception:
+                logger.exception("sync crashed", extra={"integration_id": integration_id})
+                job = None
+            finally:
+                self.running.discard(integration_id)
+            outcome = job.status.value if job else "crashed"
+            span.set_attribute("syntaskio.sync.status", outcome)
+        labels = {"trigger": due.trigger.value, "outcome": outcome}
+        RUNS.add(1, labels)
+        RUN_DURATION.record((datetime.now(UTC) - started).total_seconds(), labels)
+        connection = {"integration_id": integration_id}
+        if job is not None and job.budget_remaining is not None:
+            BUDGET_REMAINING.set(job.budget_remaining, connection)
+        if outcome == JobStatus.SUCCEEDED.value:
+            LAST_SUCCESS.set(datetime.now(UTC).timestamp(), connection)
+        elif outcome in (JobStatus.FAILED.value, "crashed"):
+            LAST_FAILURE.set(datetime.now(UTC).timestamp(), connection)
         if changed and (job is None or job.status is not JobStatus.SUCCEEDED):
             await self._schedule.notify(integration_id, changed, due.trigger)
         retry_at = job.retry_at if job is not None else None
         if due.full:
-            await self._schedule.ran(integration_id, retry_at or started + self._interval, started)
+            await self._schedule.ran(
+                integration_id,
+                retry_at or started + self._interval,
+                started,
+                seen_at=due.seen_at,
+            )
         if retry_at is not None:
             await self._schedule.defer(integration_id, retry_at)
         if job is not None:
             logger.info(
                 "sync %s", job.status.value, extra=job.model_dump(mode="json", exclude={"modes"})
             )
+
+
+def _run_span(due: Due, traces: list[str]) -> contextlib.AbstractContextManager[Span]:
+    """A run's span. A run that fetches records a request named (a webhook delivery, a
+    write-back) continues the trace of the first such request and links to the others,
+    whether it is a targeted run or a full one that came first; a run that answers none
+    (the schedule's, "sync now") is a trace of its own."""
+    parent = context_of(traces[0]) if traces else Context()
+    links = [Link(c) for c in map(span_context_of, traces) if c.is_valid]
+    return tracer.start_as_current_span(
+        f"sync {due.trigger.value}",
+        context=parent,
+        links=links,
+        attributes={
+            "syntaskio.integration_id": due.integration_id,
+            "syntaskio.sync.trigger": due.trigger.value,
+            "syntaskio.sync.full": due.full,
+        },
+    )

@@ -44,6 +44,7 @@ from syntaskio_common.connectwise_conditions import F
 from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.egress import SiteRejected
 from syntaskio_common.mongo import Document
+from syntaskio_common.telemetry import meter
 from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.assignment import Entity, IntegrationRef
 from syntaskio_connector.engine import Changed
@@ -68,6 +69,13 @@ def signature(body: bytes, signing_key: str) -> str:
 
 def receiver_url(base_url: str, integration_id: str) -> str:
     return f"{base_url.rstrip('/')}/webhooks/connectwise/{integration_id}"
+
+
+DELIVERIES = meter.create_counter(
+    "syntaskio.webhook.deliveries",
+    unit="{delivery}",
+    description="ConnectWise callback deliveries by outcome: accepted, or why refused",
+)
 
 
 class Rejection(StrEnum):
@@ -265,12 +273,14 @@ class WebhookReceiver:
             delivery = _parse(body)
             await self._verify(lease, delivery, body, signed)
         except DeliveryRejected as rejection:
+            DELIVERIES.add(1, {"outcome": rejection.reason.value})
             await self._stats.rejected(lease.integration_id if lease else None, rejection)
             logger.warning(
                 "webhook delivery rejected",
                 extra={"integration_id": integration_id, "reason": rejection.reason.value},
             )
             raise
+        DELIVERIES.add(1, {"outcome": "accepted"})
         await self._stats.accepted(integration_id)
         return delivery.changed()
 

@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from syntaskio_common import topics
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
-from syntaskio_common.kafka import create_broker, ensure_topics, publish
+from syntaskio_common.kafka import client_options, create_broker, ensure_topics, publish
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
 from syntaskio_common.problems import RequestSizeLimit, document_problems, install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter
@@ -49,7 +49,7 @@ def _reading(feed: TaskFeed) -> Callable[[], Awaitable[bool]]:
 def create_app(settings: GatewaySettings) -> FastAPI:
     mongo = create_mongo_client(settings)
     db = get_database(mongo, settings)
-    feed = TaskFeed(settings.kafka_bootstrap_servers, FeedBuffer(settings.live_buffer_size))
+    feed = TaskFeed(client_options(settings), FeedBuffer(settings.live_buffer_size))
     broker = create_broker(settings, client_id="gateway")
     connector_token = settings.connector_api_token.get_secret_value()
 

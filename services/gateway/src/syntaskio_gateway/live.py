@@ -17,18 +17,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer
 from fastapi.sse import ServerSentEvent
+from opentelemetry.metrics import Observation
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from syntaskio_common import events, task_events, topics
 from syntaskio_common.kafka import topic_partitions
 from syntaskio_common.task_events import TaskEvent, TaskUpserted
+from syntaskio_common.telemetry import context_of, meter, tracer
 
 logger = logging.getLogger(__name__)
 RESET: Final = "reset"  # the SSE event that tells a client to load its tasks again
@@ -107,7 +111,8 @@ class FeedBuffer:
         """A record that is not a task event of ours moves the position on too."""
         self._next[partition] = offset + 1
 
-    def append(self, partition: int, offset: int, event: TaskEvent) -> None:
+    def append(self, partition: int, offset: int, event: TaskEvent) -> int:
+        """Keep the change and queue it for its user's streams; how many there are."""
         self.passed(partition, offset)
         ref = event.task if isinstance(event, TaskUpserted) else event
         change = Change(ref.tenant_id, ref.user_id, event, partition, offset, self.position)
@@ -115,13 +120,15 @@ class FeedBuffer:
         if len(self._changes) > self._size:
             dropped = self._changes.popleft()
             self._oldest[dropped.partition] = dropped.offset + 1
-        for subscription in self._subscriptions.get((ref.tenant_id, ref.user_id), ()):
+        subscriptions = self._subscriptions.get((ref.tenant_id, ref.user_id), set())
+        for subscription in subscriptions:
             try:
                 subscription.queue.put_nowait(change)
             except asyncio.QueueFull:
                 # Too slow a reader: it starts again from a fresh load.
                 _drain(subscription.queue)
                 subscription.queue.put_nowait(None)
+        return len(subscriptions)
 
     @contextlib.contextmanager
     def subscribe(
@@ -165,23 +172,29 @@ def _drain(queue: asyncio.Queue[Change | None]) -> None:
 class TaskFeed:
     """Reads `syntaskio.tasks.v1` into a `FeedBuffer` in the background."""
 
-    def __init__(self, bootstrap_servers: str, buffer: FeedBuffer) -> None:
+    def __init__(self, options: dict[str, Any], buffer: FeedBuffer) -> None:
+        """`options`: how to connect (`syntaskio_common.kafka.client_options`)."""
         self.buffer = buffer
-        self._bootstrap_servers = bootstrap_servers
+        self._options = options
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         # No group: every replica reads every partition, and commits nothing.
-        self._consumer = consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap_servers, enable_auto_commit=False
-        )
+        self._consumer = consumer = AIOKafkaConsumer(**self._options, enable_auto_commit=False)
         await consumer.start()
         partitions = await topic_partitions(consumer, topics.TASKS)
         consumer.assign(partitions)
         await consumer.seek_to_end(*partitions)
         self.buffer.begin({p.partition: await consumer.position(p) for p in partitions})
         self._reader = asyncio.create_task(self._read(), name="task-feed")
+        buffer = self.buffer
+        meter.create_observable_gauge(
+            "syntaskio.live.streams",
+            callbacks=[lambda _: [Observation(buffer.subscribers())]],
+            unit="{stream}",
+            description="Open live task streams (dashboards) on this replica",
+        )
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -201,11 +214,15 @@ class TaskFeed:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=500)
             for part, records in batches.items():
                 for record in records:
-                    event = _task_event(record)
-                    if event is None:
+                    read = _task_event(record)
+                    if read is None:
                         self.buffer.passed(part.partition, record.offset)
-                    else:
-                        self.buffer.append(part.partition, record.offset, event)
+                        continue
+                    event, traceparent = read
+                    started = time.time_ns()
+                    streams = self.buffer.append(part.partition, record.offset, event)
+                    if streams:
+                        _traced_delivery(traceparent, streams, started)
 
 
 async def stream(subscription: Subscription) -> AsyncIterator[ServerSentEvent]:
@@ -228,10 +245,30 @@ def _message(change: Change) -> ServerSentEvent:
     )
 
 
-def _task_event(record: object) -> TaskEvent | None:
+def _task_event(record: object) -> tuple[TaskEvent, str | None] | None:
+    """The feed record's task event and the trace it belongs to; None if it is none."""
     headers = {name: value for name, value in getattr(record, "headers", ()) or ()}
     try:
-        return task_events.parse(events.decode_event(headers, getattr(record, "value", b"")))
+        event = events.decode_event(headers, getattr(record, "value", b""))
+        parsed = task_events.parse(event)
     except (events.InvalidEvent, ValidationError):
         logger.warning("skipped a malformed task feed record")
         return None
+    return None if parsed is None else (parsed, event.traceparent)
+
+
+def _traced_delivery(traceparent: str | None, streams: int, started: int) -> None:
+    """The last step of a change's trace: handed to the user's open streams. (Only
+    then: every replica reads every company's feed, most of it for nobody here.)"""
+    span = tracer.start_span(
+        f"{topics.TASKS} deliver",
+        context=context_of(traceparent),
+        kind=SpanKind.CONSUMER,
+        start_time=started,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": topics.TASKS,
+            "syntaskio.live_streams": streams,
+        },
+    )
+    span.end()

@@ -20,6 +20,15 @@ class Ports:
     second_sandbox: int = 8091
     # The OpenID Connect provider people sign in with (tests run a third-party one).
     identity_provider: int = 8092
+    # Where the services export their spans in tests (an OTLP/HTTP receiver).
+    trace_sink: int = 8093
+    # The broker's TLS front (`kafka_tls` stacks in tests).
+    broker_tls: int = 9093
+    # Each service's Prometheus metrics (`GET /metrics`), apart from its own port.
+    gateway_metrics: int = 9180
+    auth_metrics: int = 9181
+    connector_metrics: int = 9182
+    aggregator_metrics: int = 9183
 
     @classmethod
     def free(cls) -> Ports:

