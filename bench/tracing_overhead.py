@@ -1,14 +1,16 @@
-"""What telemetry costs: the same two measurements with it off (`OTEL_SDK_DISABLED=true`)
-and on (every span exported over OTLP/HTTP to the test trace sink, as to a Collector, and
-the metrics recorded):
+"""What telemetry costs: the same two measurements with it off (`OTEL_SDK_DISABLED=true`),
+on (every span exported over OTLP/HTTP to the test trace sink, as to a Collector, and the
+metrics recorded), and sampled (the same, but one trace in ten kept:
+`OTEL_TRACES_SAMPLER=parentbased_traceidratio`, `OTEL_TRACES_SAMPLER_ARG=0.1`):
 
 - the aggregator's drain rate (`aggregator_throughput.py`: a backlog of raw events, each
   of which now gets a span of its own, plus FastStream's and PyMongo's spans);
 - the gateway's `GET /tasks` and `/tasks/facets` latency under load (`gateway_queries.py`:
   a server span, PyMongo spans and a call to auth-service per request).
 
-Each mode runs on a fresh embedded stack; the figures are the overhead of "on" against
-"off". Smaller than the two benches' defaults, so the pair runs in a few minutes.
+Each mode runs on a fresh embedded stack; the figures are the overhead of "on" and
+"sampled" against "off". Smaller than the two benches' defaults, so it runs in about half
+an hour on 2 cores.
 
     uv run python bench/tracing_overhead.py [--events 30000] [--tasks 20000] [--users 20]
         [--requests 10] [--json]
@@ -34,7 +36,7 @@ from bench_stack import bench_stack
 
 from syntaskio_devstack.stack import EmbeddedStack
 
-MODES = ("off", "on")
+MODES = ("off", "on", "sampled")
 
 
 @dataclass
@@ -56,7 +58,8 @@ class Results:
     tasks: int
     users: int
     modes: dict[str, Mode] = field(default_factory=dict)
-    overhead: dict[str, float] = field(default_factory=dict)  # percent, on vs off
+    # per mode but "off": percent worse than "off"
+    overhead: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @contextmanager
@@ -67,6 +70,9 @@ def tracing(stack: EmbeddedStack, mode: str) -> Iterator[None]:
     if mode == "off":
         os.environ["OTEL_SDK_DISABLED"] = "true"
     else:
+        if mode == "sampled":
+            os.environ["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+            os.environ["OTEL_TRACES_SAMPLER_ARG"] = "0.1"
         stack.start_all([stack.trace_sink()])
     try:
         yield
@@ -121,24 +127,41 @@ def overhead(on: float, off: float, *, higher_is_better: bool = False) -> float:
     return round((on / off - 1) * 100, 1) if off else float("inf")
 
 
+def overheads(on: Mode, off: Mode) -> dict[str, float]:
+    return {
+        "drain": overhead(on.events_per_second, off.events_per_second, higher_is_better=True),
+        "tasks_median": overhead(on.tasks_median_ms, off.tasks_median_ms),
+        "tasks_p95": overhead(on.tasks_p95_ms, off.tasks_p95_ms),
+        "tasks_p99": overhead(on.tasks_p99_ms, off.tasks_p99_ms),
+        "facets_median": overhead(on.facets_median_ms, off.facets_median_ms),
+        "facets_p95": overhead(on.facets_p95_ms, off.facets_p95_ms),
+        "gateway_throughput": overhead(
+            on.gateway_per_second, off.gateway_per_second, higher_is_better=True
+        ),
+    }
+
+
 def summary(r: Results) -> str:
-    off, on = r.modes["off"], r.modes["on"]
+    off = r.modes["off"]
     lines = [
-        f"tracing off (OTEL_SDK_DISABLED) vs on (all spans exported over OTLP/HTTP); "
-        f"{r.events:,} raw events, {r.tasks:,} tasks, {r.users} users",
-        f"aggregator drain: {off.events_per_second:,.0f} vs {on.events_per_second:,.0f} "
-        f"events/s ({r.overhead['drain']:+.1f}% time per event)",
-        f"GET /tasks median {off.tasks_median_ms:.1f} vs {on.tasks_median_ms:.1f} ms "
-        f"({r.overhead['tasks_median']:+.1f}%), p95 {off.tasks_p95_ms:.1f} vs "
-        f"{on.tasks_p95_ms:.1f} ms ({r.overhead['tasks_p95']:+.1f}%), p99 "
-        f"{off.tasks_p99_ms:.1f} vs {on.tasks_p99_ms:.1f} ms ({r.overhead['tasks_p99']:+.1f}%)",
-        f"GET /tasks/facets median {off.facets_median_ms:.1f} vs {on.facets_median_ms:.1f} ms "
-        f"({r.overhead['facets_median']:+.1f}%), p95 {off.facets_p95_ms:.1f} vs "
-        f"{on.facets_p95_ms:.1f} ms ({r.overhead['facets_p95']:+.1f}%)",
-        f"gateway throughput: {off.gateway_per_second:.1f} vs {on.gateway_per_second:.1f} req/s "
-        f"({r.overhead['gateway_throughput']:+.1f}% time per request)",
-        f"spans exported with tracing on: {on.spans_exported:,}",
+        f"telemetry off (OTEL_SDK_DISABLED) vs on (every span exported over OTLP/HTTP) vs "
+        f"sampled (1 trace in 10); {r.events:,} raw events, {r.tasks:,} tasks, {r.users} users"
     ]
+    for name in ("on", "sampled"):
+        m, o = r.modes[name], r.overhead[name]
+        lines += [
+            f"{name}: aggregator drain {off.events_per_second:,.0f} -> {m.events_per_second:,.0f} "
+            f"events/s ({o['drain']:+.1f}% time per event)",
+            f"{name}: GET /tasks median {off.tasks_median_ms:.0f} -> {m.tasks_median_ms:.0f} ms "
+            f"({o['tasks_median']:+.1f}%), p95 {off.tasks_p95_ms:.0f} -> {m.tasks_p95_ms:.0f} ms "
+            f"({o['tasks_p95']:+.1f}%), p99 {off.tasks_p99_ms:.0f} -> {m.tasks_p99_ms:.0f} ms "
+            f"({o['tasks_p99']:+.1f}%)",
+            f"{name}: GET /tasks/facets median {off.facets_median_ms:.0f} -> "
+            f"{m.facets_median_ms:.0f} ms ({o['facets_median']:+.1f}%); gateway "
+            f"{off.gateway_per_second:.1f} -> {m.gateway_per_second:.1f} req/s "
+            f"({o['gateway_throughput']:+.1f}% time per request); spans exported "
+            f"{m.spans_exported:,}",
+        ]
     return "\n".join(lines)
 
 
@@ -153,18 +176,8 @@ def main() -> None:
     results = Results(events=args.events, tasks=args.tasks, users=args.users)
     for mode in MODES:
         results.modes[mode] = measure_mode(mode, args)
-    off, on = results.modes["off"], results.modes["on"]
-    results.overhead = {
-        "drain": overhead(on.events_per_second, off.events_per_second, higher_is_better=True),
-        "tasks_median": overhead(on.tasks_median_ms, off.tasks_median_ms),
-        "tasks_p95": overhead(on.tasks_p95_ms, off.tasks_p95_ms),
-        "tasks_p99": overhead(on.tasks_p99_ms, off.tasks_p99_ms),
-        "facets_median": overhead(on.facets_median_ms, off.facets_median_ms),
-        "facets_p95": overhead(on.facets_p95_ms, off.facets_p95_ms),
-        "gateway_throughput": overhead(
-            on.gateway_per_second, off.gateway_per_second, higher_is_better=True
-        ),
-    }
+    off = results.modes["off"]
+    results.overhead = {name: overheads(results.modes[name], off) for name in MODES[1:]}
     print(json.dumps(asdict(results), indent=2) if args.json else summary(results))
 
 

@@ -1,10 +1,10 @@
 """The one fixture for the embedded stack: broker, database and sandbox on free ports
-(or an external Kafka/MongoDB from KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL), plus the four
-services as real processes for end-to-end tests."""
+(or an external Kafka/MongoDB from KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL, or containers
+with SYNTASKIO_TEST_BACKEND=containers), plus the four services as real processes for
+end-to-end tests."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,6 +15,7 @@ from pymongo import AsyncMongoClient
 
 from syntaskio_common.mongo import Document
 from syntaskio_common.settings import Environment, ServiceSettings
+from syntaskio_devstack.containers import session_servers
 from syntaskio_devstack.ports import Ports
 from syntaskio_devstack.stack import EmbeddedStack, StackConfig
 
@@ -39,21 +40,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    config = StackConfig(
-        data_dir=tmp_path_factory.mktemp("stack"),
-        ports=Ports.free(),
-        kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
-        mongodb_url=os.environ.get("MONGODB_URL"),
-        database_name=f"syntaskio_test_{uuid.uuid4().hex[:8]}",
-        sync_interval_seconds=2.0,
-        environment="test",
-    )
-    embedded = EmbeddedStack(config)
-    try:
-        embedded.start_data_stores()
-        yield embedded
-    finally:
-        embedded.stop()
+    # SYNTASKIO_TEST_BACKEND: the embedded servers (default) or containers (Docker).
+    with session_servers() as servers:
+        config = StackConfig(
+            data_dir=tmp_path_factory.mktemp("stack"),
+            ports=Ports.free(),
+            kafka_bootstrap_servers=servers.kafka_bootstrap_servers,
+            mongodb_url=servers.mongodb_url,
+            database_name=f"syntaskio_test_{uuid.uuid4().hex[:8]}",
+            sync_interval_seconds=2.0,
+            environment="test",
+        )
+        embedded = EmbeddedStack(config)
+        try:
+            embedded.start_data_stores()
+            yield embedded
+        finally:
+            embedded.stop()
 
 
 @pytest.fixture(scope="session")

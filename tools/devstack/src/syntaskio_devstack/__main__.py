@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from syntaskio_devstack.processes import StackError
-from syntaskio_devstack.stack import EmbeddedStack, StackConfig
+from syntaskio_devstack.stack import SERVICES, EmbeddedStack, StackConfig
 
 DEMO_USER = {"user_id": "alex@acme-msp.example", "tenant_id": "acme-msp", "name": "Alex Tech"}
 DEMO_MEMBER = "atech"
@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             f"{stack.url('sandbox')} and company '{SANDBOX_COMPANY}'\n"
             f"  API docs:    {stack.url('gateway')}/docs\n"
             f"  Sandbox:     {stack.url('sandbox')}/docs\n"
+            f"  Metrics:     {' '.join(stack.metrics_url(name) for name in SERVICES)}\n"
             f"  Logs:        {stack.config.data_dir / 'logs'}/\n"
             "Press Ctrl-C to stop.",
             flush=True,
