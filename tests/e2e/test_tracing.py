@@ -117,8 +117,13 @@ def test_one_trace_follows_a_write_back_from_the_gateway_to_the_live_stream(
     assert root["parent_span_id"] is None
 
     def whole() -> list[Span] | None:
+        """The trace once its last spans are in: the delivery to the stream, and the
+        run that fetched the ticket back (it ends after what it published is delivered,
+        when it is a long scheduled run that answered the write-back on its way)."""
         trace = trace_of(system, root["trace_id"])
-        return trace if f"{topics.TASKS} deliver" in names(trace, "gateway") else None
+        delivered = f"{topics.TASKS} deliver" in names(trace, "gateway")
+        ran = any(n.startswith("sync ") for n in names(trace, "connector-connectwise"))
+        return trace if delivered and ran else None
 
     trace = eventually(whole, timeout=30)
     assert trace, sorted((s["service"], s["name"]) for s in trace_of(system, root["trace_id"]))
