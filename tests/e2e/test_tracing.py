@@ -68,22 +68,19 @@ def new_ticket(system: EmbeddedStack, client: httpx.Client) -> dict[str, Any]:
     return dict(task)
 
 
-@pytest.mark.parametrize(
-    ("action", "body", "announced"),
-    [
-        ("notes", {"text": "Replaced the PSU", "internal": True}, "task.upserted"),
-        ("complete", None, "task.deleted"),
-    ],
-)
-def test_one_trace_follows_a_write_back_from_the_gateway_to_the_live_stream(
+ATTEMPTS = 3
+
+
+def write_back(
     system: EmbeddedStack,
-    ifeoma: tuple[httpx.Client, str],
+    client: httpx.Client,
     action: str,
     body: dict[str, Any] | None,
     announced: str,
-) -> None:
-    client, _ = ifeoma
-    route = f"POST /api/v1/tasks/{{task_id}}/{action}"
+) -> tuple[Span, list[Span] | None]:
+    """Do the write-back on a new ticket with a live stream open, until the change is on
+    the stream: the gateway's request span, and its whole trace — None when the change
+    came by a scheduled run's trace instead."""
     # No callbacks while it runs: the ticket's refresh is the write-back's own, so the
     # run that fetches it back continues this trace (not a callback's).
     assert sandbox(system, "POST", "/callbacks/pause").is_success
@@ -112,7 +109,6 @@ def test_one_trace_follows_a_write_back_from_the_gateway_to_the_live_stream(
         lambda: spans(system, attribute=f"syntaskio.request_id={request_id}"), timeout=30
     )
     [root] = [s for s in named if s["service"] == "gateway"]
-    assert root["name"] == route
     assert {s["trace_id"] for s in named} == {root["trace_id"]}
     assert root["parent_span_id"] is None
 
@@ -125,7 +121,33 @@ def test_one_trace_follows_a_write_back_from_the_gateway_to_the_live_stream(
         ran = any(n.startswith("sync ") for n in names(trace, "connector-connectwise"))
         return trace if delivered and ran else None
 
-    trace = eventually(whole, timeout=30)
+    return root, eventually(whole, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "announced"),
+    [
+        ("notes", {"text": "Replaced the PSU", "internal": True}, "task.upserted"),
+        ("complete", None, "task.deleted"),
+    ],
+)
+def test_one_trace_follows_a_write_back_from_the_gateway_to_the_live_stream(
+    system: EmbeddedStack,
+    ifeoma: tuple[httpx.Client, str],
+    action: str,
+    body: dict[str, Any] | None,
+    announced: str,
+) -> None:
+    client, _ = ifeoma
+    route = f"POST /api/v1/tasks/{{task_id}}/{action}"
+    # The test stack syncs every 2 s: now and then a scheduled run lists the change before
+    # the write-back's own run fetches it, and the change reaches the dashboard in that
+    # run's trace (as it should). Then the write-back is tried again on a new ticket.
+    for _ in range(ATTEMPTS):
+        root, trace = write_back(system, client, action, body, announced)
+        if trace is not None:
+            break
+    assert root["name"] == route
     assert trace, sorted((s["service"], s["name"]) for s in trace_of(system, root["trace_id"]))
     by_service = Counter(s["service"] for s in trace)
     assert {"gateway", "connector-connectwise", "aggregator"} <= by_service.keys(), by_service
@@ -164,6 +186,7 @@ def test_one_trace_follows_a_write_back_from_the_gateway_to_the_live_stream(
     assert [s["name"] for s in trace if s["parent_span_id"] is None] == [route]
 
     # The gateway's log lines of the request carry its trace id and request id.
+    request_id = root["attributes"]["syntaskio.request_id"]
     lines = [
         json.loads(line)
         for line in (system.config.data_dir / "logs" / "gateway.log").read_text().splitlines()
