@@ -401,16 +401,7 @@ class SyncScheduler:
                 self.running.discard(integration_id)
             outcome = job.status.value if job else "crashed"
             span.set_attribute("syntaskio.sync.status", outcome)
-        labels = {"trigger": due.trigger.value, "outcome": outcome}
-        RUNS.add(1, labels)
-        RUN_DURATION.record((datetime.now(UTC) - started).total_seconds(), labels)
-        connection = {"integration_id": integration_id}
-        if job is not None and job.budget_remaining is not None:
-            BUDGET_REMAINING.set(job.budget_remaining, connection)
-        if outcome == JobStatus.SUCCEEDED.value:
-            LAST_SUCCESS.set(datetime.now(UTC).timestamp(), connection)
-        elif outcome in (JobStatus.FAILED.value, "crashed"):
-            LAST_FAILURE.set(datetime.now(UTC).timestamp(), connection)
+        _count_run(due, job, outcome, started)
         if changed and (job is None or job.status is not JobStatus.SUCCEEDED):
             await self._schedule.notify(integration_id, changed, due.trigger)
         retry_at = job.retry_at if job is not None else None
@@ -427,6 +418,22 @@ class SyncScheduler:
             logger.info(
                 "sync %s", job.status.value, extra=job.model_dump(mode="json", exclude={"modes"})
             )
+
+
+def _count_run(due: Due, job: SyncJob | None, outcome: str, started: datetime) -> None:
+    """The run in the metrics: by trigger and outcome, and the connection's budget left
+    and latest success or failure."""
+    ended = datetime.now(UTC)
+    labels = {"trigger": due.trigger.value, "outcome": outcome}
+    RUNS.add(1, labels)
+    RUN_DURATION.record((ended - started).total_seconds(), labels)
+    connection = {"integration_id": due.integration_id}
+    if job is not None and job.budget_remaining is not None:
+        BUDGET_REMAINING.set(job.budget_remaining, connection)
+    if outcome == JobStatus.SUCCEEDED.value:
+        LAST_SUCCESS.set(ended.timestamp(), connection)
+    elif outcome in (JobStatus.FAILED.value, "crashed"):
+        LAST_FAILURE.set(ended.timestamp(), connection)
 
 
 def _run_span(due: Due, traces: list[str]) -> contextlib.AbstractContextManager[Span]:

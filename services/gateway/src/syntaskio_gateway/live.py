@@ -178,6 +178,12 @@ class TaskFeed:
         self._options = options
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
+        meter.create_observable_gauge(
+            "syntaskio.live.streams",
+            callbacks=[lambda _: [Observation(buffer.subscribers())]],
+            unit="{stream}",
+            description="Open live task streams (dashboards) on this replica",
+        )
 
     async def start(self) -> None:
         # No group: every replica reads every partition, and commits nothing.
@@ -188,13 +194,6 @@ class TaskFeed:
         await consumer.seek_to_end(*partitions)
         self.buffer.begin({p.partition: await consumer.position(p) for p in partitions})
         self._reader = asyncio.create_task(self._read(), name="task-feed")
-        buffer = self.buffer
-        meter.create_observable_gauge(
-            "syntaskio.live.streams",
-            callbacks=[lambda _: [Observation(buffer.subscribers())]],
-            unit="{stream}",
-            description="Open live task streams (dashboards) on this replica",
-        )
 
     async def stop(self) -> None:
         if self._reader is not None:
