@@ -189,3 +189,15 @@ def test_bad_keys_get_a_clear_error_and_store_nothing(system: EmbeddedStack) -> 
         )
         assert refused.status_code == 400
         assert carol.get("/api/v1/integrations").json() == []
+
+
+@pytest.mark.parametrize("service", ["gateway", "auth", "connector", "aggregator"])
+def test_every_service_is_ready_only_with_its_database_and_kafka_checked(
+    system: EmbeddedStack, service: str
+) -> None:
+    ready = httpx.get(f"{system.url(service)}/readyz", timeout=10)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready"
+    checks = ready.json()["checks"]
+    assert checks["mongodb"] is True
+    assert checks["kafka"] is True

@@ -14,7 +14,7 @@ from syntaskio_aggregator.store import TaskStore
 from syntaskio_common import topics
 from syntaskio_common.consumer_lag import ConsumerLag
 from syntaskio_common.health import health_router
-from syntaskio_common.kafka import create_broker, ensure_topics
+from syntaskio_common.kafka import create_broker, ensure_topics, reachable
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
 
 
@@ -46,5 +46,5 @@ def create_app(settings: AggregatorSettings) -> FastAPI:
         await mongo.close()
 
     app = FastAPI(title="Syntaskio aggregator", version="0.1.0", lifespan=lifespan)
-    app.include_router(health_router({"mongodb": lambda: ping(mongo)}))
+    app.include_router(health_router({"mongodb": lambda: ping(mongo), "kafka": reachable(broker)}))
     return app

@@ -31,7 +31,7 @@ from syntaskio_common import topics
 from syntaskio_common.egress import create_guarded_http_client, create_guarded_transport
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
-from syntaskio_common.kafka import create_broker, ensure_topics
+from syntaskio_common.kafka import create_broker, ensure_topics, reachable
 from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import Document, create_mongo_client, get_database, ping
 from syntaskio_common.problems import install_problem_handlers
@@ -129,7 +129,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
     app.state.issuer = issuer
     app.state.rate_limiter = RateLimiter()
     install_problem_handlers(app)
-    app.include_router(health_router({"mongodb": lambda: ping(mongo)}))
+    app.include_router(health_router({"mongodb": lambda: ping(mongo), "kafka": reachable(broker)}))
     # Before `public`: `/v1/integrations/tenant` must not be taken for a connection's id.
     app.include_router(tenant)
     app.include_router(public)

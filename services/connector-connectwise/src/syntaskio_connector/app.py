@@ -20,7 +20,7 @@ from syntaskio_common.egress import create_guarded_http_client
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
 from syntaskio_common.integrations import Trigger
-from syntaskio_common.kafka import create_broker, ensure_topics, publish
+from syntaskio_common.kafka import create_broker, ensure_topics, publish, reachable
 from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
 from syntaskio_common.problems import RequestSizeLimit, install_problem_handlers
@@ -152,6 +152,6 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
     app = FastAPI(title="Syntaskio connector-connectwise", version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
     app.add_middleware(RequestSizeLimit, max_bytes=MAX_DELIVERY_BYTES)
-    app.include_router(health_router({"mongodb": lambda: ping(mongo)}))
+    app.include_router(health_router({"mongodb": lambda: ping(mongo), "kafka": reachable(broker)}))
     app.include_router(create_router(settings, parts))
     return app

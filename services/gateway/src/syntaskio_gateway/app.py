@@ -14,7 +14,13 @@ from fastapi.staticfiles import StaticFiles
 from syntaskio_common import topics
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
-from syntaskio_common.kafka import client_options, create_broker, ensure_topics, publish
+from syntaskio_common.kafka import (
+    client_options,
+    create_broker,
+    ensure_topics,
+    publish,
+    reachable,
+)
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
 from syntaskio_common.problems import RequestSizeLimit, document_problems, install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter
@@ -109,7 +115,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter()
     install_problem_handlers(app)
-    app.include_router(health_router({"mongodb": lambda: ping(mongo), "task_feed": _reading(feed)}))
+    app.include_router(
+        health_router(
+            {
+                "mongodb": lambda: ping(mongo),
+                "kafka": reachable(broker),
+                "task_feed": _reading(feed),
+            }
+        )
+    )
     app.include_router(session_api.router)
     app.include_router(api.router)
     app.include_router(integrations_api.router)
