@@ -87,6 +87,10 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     DEFERRED = "deferred"  # budget, a 429 pause or an open circuit: comes back later
     FAILED = "failed"
+    # Never finished: its connector stopped (killed, restarted; the next run finds it and
+    # reconciles) or it ran out of time (SYNC_RUN_TIMEOUT_SECONDS; the next run goes on
+    # from the listing's saved progress).
+    INTERRUPTED = "interrupted"
 
 
 class SyncJob(BaseModel):

@@ -87,6 +87,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         jobs=jobs,
         webhooks=registrations,
         options=sync_options,
+        run_timeout=timedelta(seconds=settings.sync_run_timeout_seconds),
     )
     scheduler = SyncScheduler(
         runner,

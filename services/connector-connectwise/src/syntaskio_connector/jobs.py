@@ -63,9 +63,28 @@ class SyncJobs:
         )
         assert doc is not None
         done = SyncJob.from_document(doc)
-        kind = events.SYNC_FAILED if status is JobStatus.FAILED else events.SYNC_FINISHED
+        failed = status in (JobStatus.FAILED, JobStatus.INTERRUPTED)
+        kind = events.SYNC_FAILED if failed else events.SYNC_FINISHED
         await self._announce(kind, done)
         return done
+
+    async def interrupt_abandoned(self, tenant_id: str, integration_id: str) -> int:
+        """Mark the integration's jobs still `running` as interrupted, and say how many.
+        Called by the holder of the integration's sync lease before its own run: whoever
+        ran them no longer holds the lease (killed, restarted, or stalled past it)."""
+        abandoned = self._jobs.find(
+            {"tenant_id": tenant_id, "integration_id": integration_id, "status": "running"}
+        )
+        count = 0
+        async for doc in abandoned:
+            job = SyncJob.from_document(doc)
+            await self.finish(
+                job,
+                JobStatus.INTERRUPTED,
+                error="its connector stopped before it finished; this run reconciles",
+            )
+            count += 1
+        return count
 
     async def history(self, tenant_id: str, integration_id: str, limit: int) -> list[SyncJob]:
         cursor = (

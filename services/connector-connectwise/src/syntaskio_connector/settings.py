@@ -22,6 +22,9 @@ class ConnectorSettings(ConnectWiseEgressSettings):
     project_refresh_seconds: float = Field(default=3600.0, ge=0)
     connectwise_requests_per_hour: int = Field(default=1000, ge=1)
     sync_lease_seconds: float = Field(default=120.0, gt=0)
+    # A run that has not finished by then is stopped and marked interrupted (the next run
+    # reconciles): nothing can hold an integration's syncs, and its lease, for ever.
+    sync_run_timeout_seconds: float = Field(default=900.0, gt=0)
     # Where ConnectWise can reach this service's webhook receiver (scheme, host and any
     # path prefix); unset turns webhooks off and the schedule alone keeps tasks fresh.
     webhook_base_url: str | None = None

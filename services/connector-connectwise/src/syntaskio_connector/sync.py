@@ -69,7 +69,7 @@ LAST_SUCCESS = meter.create_gauge(
 LAST_FAILURE = meter.create_gauge(
     "syntaskio.sync.last_failure.timestamp",
     unit="s",
-    description="When the connection's latest failed (or crashed) sync run ended",
+    description="When the connection's latest failed (crashed, interrupted) sync run ended",
 )
 BUDGET_REMAINING = meter.create_gauge(
     "syntaskio.connectwise.budget.remaining",
@@ -87,6 +87,7 @@ class SyncRunner:
     jobs: SyncJobs
     webhooks: WebhookRegistrations
     options: SyncOptionsStore
+    run_timeout: timedelta = timedelta(minutes=15)
 
     async def run(
         self,
@@ -100,10 +101,14 @@ class SyncRunner:
         """The finished job, or None when the integration is no longer active (or
         paused). A full run syncs everything due and then `changed`; otherwise only
         `changed`. `resync` lists everything again with its body (an admin's "full
-        resync")."""
+        resync"). A run that finds an earlier one left `running` (its connector stopped)
+        marks it interrupted and reconciles: a full run listing every id, so what changed
+        or was deleted meanwhile, with no callback left to say so, is noticed now."""
         lease = await self.access.lease(integration_id)
         if lease is None:
             return None
+        reconcile = await self.jobs.interrupt_abandoned(lease.tenant_id, integration_id) > 0
+        full = full or reconcile
         job = await self.jobs.start(lease.tenant_id, integration_id, trigger)
         client = self.access.client(lease)
         options = await self.options.get(integration_id)
@@ -112,21 +117,37 @@ class SyncRunner:
             if full:
                 await self.webhooks.ensure(client, ref)
                 return await self.engine.run(
-                    client, ref, changed=changed, options=options, resync=resync
+                    client,
+                    ref,
+                    changed=changed,
+                    options=options,
+                    reconcile=reconcile,
+                    resync=resync,
                 )
             return await self.engine.refresh(client, ref, changed, options)
 
         try:
-            try:
-                counts = await work(client, integration_ref(lease))
-            except Unauthorized:
-                # Rejected credentials: have auth-service renew them (once, however many
-                # replicas report the same version) and go on where the run stopped.
-                lease = await self.access.lease(integration_id, rejected_version=lease.version)
-                if lease is None:
-                    return await self._finish(job, client, JobStatus.FAILED, error="expired")
-                client = self.access.client(lease, spent=client.requests_made)
-                counts = await work(client, integration_ref(lease))
+            async with asyncio.timeout(self.run_timeout.total_seconds()):
+                try:
+                    counts = await work(client, integration_ref(lease))
+                except Unauthorized:
+                    # Rejected credentials: have auth-service renew them (once, however
+                    # many replicas report the same version) and go on where the run
+                    # stopped.
+                    lease = await self.access.lease(integration_id, rejected_version=lease.version)
+                    if lease is None:
+                        return await self._finish(job, client, JobStatus.FAILED, error="expired")
+                    client = self.access.client(lease, spent=client.requests_made)
+                    counts = await work(client, integration_ref(lease))
+        except TimeoutError:
+            # Where it was stuck is in the traceback: the await the timeout cancelled.
+            logger.warning(
+                "sync timed out", exc_info=True, extra={"integration_id": integration_id}
+            )
+            seconds = self.run_timeout.total_seconds()
+            return await self._finish(
+                job, client, JobStatus.INTERRUPTED, error=f"timed out after {seconds:.0f} s"
+            )
         except SyncDeferred as deferred:
             return await self._finish(
                 job, client, JobStatus.DEFERRED, error=deferred.reason, retry_at=deferred.until
@@ -432,7 +453,7 @@ def _count_run(due: Due, job: SyncJob | None, outcome: str, started: datetime) -
         BUDGET_REMAINING.set(job.budget_remaining, connection)
     if outcome == JobStatus.SUCCEEDED.value:
         LAST_SUCCESS.set(ended.timestamp(), connection)
-    elif outcome in (JobStatus.FAILED.value, "crashed"):
+    elif outcome in (JobStatus.FAILED.value, JobStatus.INTERRUPTED.value, "crashed"):
         LAST_FAILURE.set(ended.timestamp(), connection)
 
 

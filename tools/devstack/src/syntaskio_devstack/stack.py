@@ -41,6 +41,10 @@ class StackConfig:
     sandbox_tickets: int = 300
     sandbox_seed: int = 42
     sync_interval_seconds: float = 30.0
+    # The connector's sync lease and run time limit (None: the service's defaults). A
+    # killed connector's integrations wait for its leases to lapse before they sync again.
+    sync_lease_seconds: float | None = None
+    sync_run_timeout_seconds: float | None = None
     environment: str = "development"
     log_level: str = "INFO"
     # Kafka only over mutual TLS (our own CA, a client certificate): tests of the
@@ -195,6 +199,10 @@ class EmbeddedStack:
             }
         if name == "connector":
             env["SYNC_INTERVAL_SECONDS"] = str(self.config.sync_interval_seconds)
+            if self.config.sync_lease_seconds is not None:
+                env["SYNC_LEASE_SECONDS"] = str(self.config.sync_lease_seconds)
+            if self.config.sync_run_timeout_seconds is not None:
+                env["SYNC_RUN_TIMEOUT_SECONDS"] = str(self.config.sync_run_timeout_seconds)
             # The sandbox delivers callbacks here (the connector's own port, on loopback).
             env["WEBHOOK_BASE_URL"] = self.url("connector")
         return env

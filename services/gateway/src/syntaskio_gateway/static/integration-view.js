@@ -18,6 +18,7 @@ const TRIGGER_LABELS = new Map([
 ]);
 const JOB_LABELS = new Map([
   ["running", "Running"], ["succeeded", "Succeeded"], ["deferred", "Deferred"], ["failed", "Failed"],
+  ["interrupted", "Interrupted"],
 ]);
 
 /** The state to show: one of STATE_LABELS (anything unknown shows as an error). */
