@@ -24,7 +24,7 @@ from syntaskio_devstack.stack import EmbeddedStack, StackConfig
 _TESTS = Path(__file__).parent
 
 
-_ORDER = {"unit": 0, "integration": 1, "e2e": 2}
+_ORDER = {"unit": 0, "integration": 1, "e2e": 2, "chaos": 3}
 
 
 def _kind(item: pytest.Item) -> str:
@@ -36,7 +36,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # system (started for the first end-to-end test) runs its aggregator beside them.
     items.sort(key=lambda item: _ORDER.get(_kind(item), 1))
     for item in items:
-        if _kind(item) in ("integration", "e2e"):
+        if _kind(item) in ("integration", "e2e", "chaos"):
             item.add_marker(getattr(pytest.mark, _kind(item)))
 
 

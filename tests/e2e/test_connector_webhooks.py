@@ -27,6 +27,8 @@ from e2e_helpers import (
     signed_in,
     sync_now,
 )
+from prometheus_client.parser import text_string_to_metric_families
+from pymongo import MongoClient
 
 from syntaskio_devstack.stack import EmbeddedStack
 
@@ -216,14 +218,60 @@ def test_forged_and_unsigned_deliveries_are_refused_and_counted(
     off_host = deliver(system, integration_id, elsewhere, sign(elsewhere, "anything"))
     assert off_host.status_code == 401, off_host.text
     assert "host" in off_host.json()["detail"]
-    not_json = deliver(system, integration_id, b"<xml/>", "c2ln")
+    not_json = deliver(system, integration_id, b"<xml/>", sign(b"<xml/>", "guess"))
     assert not_json.status_code == 400, not_json.text
-    assert deliver(system, "no-such-integration", delivery(own_key_url), "c2ln").status_code == 404
+    not_a_signature = deliver(system, integration_id, delivery(own_key_url), "c2ln")
+    assert not_a_signature.status_code == 401, not_a_signature.text
+    unknown = deliver(system, "no-such-integration", delivery(own_key_url), sign(b"x", "y"))
+    assert unknown.status_code == 404, unknown.text
 
+    # Forgeries that got as far as the signature are counted for the connection; what
+    # the request alone refutes (no or no well-formed signature, not a callback) is
+    # refused before anything is stored: only the metrics count it.
     rejected = webhook_status(system, integration_id)["rejected"]
     assert rejected.get("forged", 0) - before.get("forged", 0) == 2
-    assert rejected.get("unsigned", 0) - before.get("unsigned", 0) == 1
-    assert rejected.get("malformed", 0) - before.get("malformed", 0) == 1
+    assert rejected.get("unsigned", 0) == before.get("unsigned", 0)
+    assert rejected.get("malformed", 0) == before.get("malformed", 0)
+
+
+def test_an_unsigned_flood_leases_nothing_and_stores_nothing(
+    system: EmbeddedStack, emily: tuple[httpx.Client, str]
+) -> None:
+    """Each refused before any credential lease (whose audit record auth-service keeps
+    400 days), database write or ConnectWise request."""
+    _, integration_id = emily
+    db: MongoClient[dict[str, Any]] = MongoClient(system.mongodb_url)
+    audit = db[system.config.database_name]["audit_log"]
+    stats = db[system.config.database_name]["webhook_stats"]
+    # The receiver's leases are audited as such (syncs go on leasing meanwhile).
+    by_receiver = {"integration_id": integration_id, "caller": "connector-connectwise/webhook"}
+    leases_before = audit.count_documents(by_receiver)
+    stats_before = stats.find_one({"_id": integration_id})
+    outcomes_before = delivery_outcomes(system)
+    body = json.dumps({"Action": "updated", "Type": "Ticket", "ID": 1}).encode()
+    refused = [deliver(system, integration_id, body, None).status_code for _ in range(150)] + [
+        deliver(system, integration_id, body, "not-base64!").status_code for _ in range(50)
+    ]
+    assert set(refused) == {401}
+    assert audit.count_documents(by_receiver) == leases_before
+    assert stats.find_one({"_id": integration_id}) == stats_before
+    assert eventually(
+        lambda: (
+            delivery_outcomes(system).get("unsigned", 0) - outcomes_before.get("unsigned", 0) == 200
+        )
+    )
+    db.close()
+
+
+def delivery_outcomes(system: EmbeddedStack) -> dict[str, float]:
+    """syntaskio_webhook_deliveries_total by outcome, from the connector's /metrics."""
+    scraped = httpx.get(system.metrics_url("connector")).text
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(scraped):
+        for sample in family.samples:
+            if sample.name == "syntaskio_webhook_deliveries_total":
+                found[sample.labels["outcome"]] = sample.value
+    return found
 
 
 def test_disconnecting_removes_the_callbacks(

@@ -9,80 +9,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 from contract_checks import assert_no_contract_violations
 from e2e_helpers import dashboard_tasks, eventually, jobs, signed_in
+from sandbox_company import SandboxCompany
 from service_logs import timed_out_runs
 
-from syntaskio_devstack.stack import DEV_CONNECTWISE_CLIENT_ID, EmbeddedStack
+from syntaskio_devstack.stack import EmbeddedStack
 
 MEMBER = "kbrown"
 TENANT = "contract-msp"
 SCHEDULED = 1_200  # more than one page (1000) of schedule entries and of search results
 
 
-class Company:
-    """The second sandbox: its admin API and its ConnectWise API as the member."""
+class Company(SandboxCompany):
+    """The second sandbox as Kelly sees it, and the tickets she holds by a schedule entry
+    only."""
 
     def __init__(self, system: EmbeddedStack) -> None:
-        self.url = system.url("second_sandbox")
-        self.site = system.site_of("second_sandbox")
-        self.admin = httpx.Client(base_url=f"{self.url}/_sandbox", timeout=30)
-        keys = self.admin.get("/api-keys").json()
-        self.keys: dict[str, Any] = next(k for k in keys if k["member_identifier"] == MEMBER)
-        self.scheduled: set[int] = set()  # tickets the member holds by a schedule entry only
-        info = httpx.get(f"{self.url}/login/companyinfo/{self.keys['company_id']}").json()
-        self.api = httpx.Client(
-            base_url=f"{self.url}/{info['Codebase']}apis/3.0/",
-            auth=(f"{self.keys['company_id']}+{self.keys['public_key']}", self.keys["private_key"]),
-            headers={"clientId": DEV_CONNECTWISE_CLIENT_ID},
-            timeout=30,
-        )
-
-    def listing(self, path: str, conditions: str) -> list[dict[str, Any]]:
-        """Every page, by number, as the documented list paging goes."""
-        found: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            response = self.api.get(
-                path, params={"conditions": conditions, "pageSize": 1000, "page": page}
-            )
-            response.raise_for_status()
-            found += response.json()
-            if 'rel="next"' not in response.headers.get("Link", ""):
-                return found
-            page += 1
-
-    def assigned_open_ticket_ids(self) -> set[str]:
-        """Worked out here from the sandbox's answers: open tickets the member owns, is a
-        resource on or has an open "S" entry for, except those of closed projects."""
-        entries = self.listing(
-            "schedule/entries",
-            f'type/identifier = "S" and member/identifier = "{MEMBER}" and doneFlag = false',
-        )
-        scheduled = {e["objectId"] for e in entries}
-        closed = {p["id"] for p in self.listing("project/projects", "closedFlag = true")}
-        mine = set()
-        for path in ("service/tickets", "project/tickets"):
-            for ticket in self.listing(path, "closedFlag = false"):
-                if ticket.get("project", {}).get("id") in closed:
-                    continue
-                owner = (ticket.get("owner") or {}).get("identifier")
-                resources = [r.strip() for r in ticket.get("resources", "").split(",")]
-                if owner == MEMBER or MEMBER in resources or ticket["id"] in scheduled:
-                    mine.add(str(ticket["id"]))
-        return mine
-
-    def requests(self) -> dict[str, int]:
-        """What the member's keys (the connector's) asked, by endpoint."""
-        callers = self.admin.get("/stats").json()["by_caller"]
-        counts: dict[str, int] = callers[f"{self.keys['company_id']}+{self.keys['public_key']}"][
-            "by_path"
-        ]
-        return counts
+        super().__init__(system, "second_sandbox", MEMBER)
+        self.scheduled: set[int] = set()
 
 
 @pytest.fixture(scope="module")
@@ -114,12 +62,7 @@ def kelly(system: EmbeddedStack, company: Company) -> Iterator[tuple[httpx.Clien
     with signed_in(system, f"kelly-{uuid.uuid4().hex[:6]}@contract-msp.example", TENANT) as client:
         connected = client.post(
             "/api/v1/integrations/connectwise/api-key",
-            json={
-                "site": f"http://{company.site}",
-                "company_id": company.keys["company_id"],
-                "public_key": company.keys["public_key"],
-                "private_key": company.keys["private_key"],
-            },
+            json=company.connection(),
         )
         assert connected.status_code == 201, connected.text
         yield client, connected.json()["id"]

@@ -693,5 +693,5 @@ def test_a_paused_connection_still_has_its_callbacks_removed_when_disconnected(
             params={"integration_id": connected.json()["id"], "action": "credentials.leased"},
         ).json()
         assert [r["detail"]["caller"] for r in leases if r["detail"].get("cleanup")] == [
-            "connector-connectwise"
+            "connector-connectwise/cleanup"
         ]

@@ -47,3 +47,36 @@ async def test_a_request_made_after_the_schedule_was_read_keeps_its_own_run(
 
     [again] = await schedule.due([integration], datetime.now(UTC))
     assert (again.trigger, again.full, again.resync) == (Trigger.MANUAL, True, True)
+
+
+async def test_a_silent_fleet_reconciles_every_connection_once(
+    mongo: AsyncMongoClient[Document], settings: ServiceSettings
+) -> None:
+    """No connector beat for longer than the outage limit (all were down, or the
+    database was): exactly one replica finds out, and every connection's next run
+    reconciles — until one such run succeeds."""
+    db = mongo[f"{settings.mongodb_database}_beat_{uuid.uuid4().hex[:6]}"]
+    schedule = SyncSchedule(db)
+    quiet, limit = datetime.now(UTC), timedelta(seconds=15)
+    integrations = [str(uuid.uuid4()) for _ in range(3)]
+    for integration in integrations:
+        await schedule.ran(integration, quiet + timedelta(minutes=5), quiet, quiet)
+    assert await schedule.beat(quiet, limit) is False  # the first beat
+    assert await schedule.beat(quiet + timedelta(seconds=10), limit) is False
+    assert await schedule.due(integrations, quiet + timedelta(seconds=11)) == []
+
+    back = quiet + timedelta(seconds=40)
+    found = [await schedule.beat(back, limit), await schedule.beat(back, limit)]
+    assert found == [True, False]  # one replica acts on it
+    due = await schedule.due(integrations, back)
+    assert sorted(d.integration_id for d in due) == sorted(integrations)
+    assert all(d.reconcile and d.full for d in due)
+
+    first = due[0]
+    await schedule.ran(first.integration_id, back, back, first.seen_at, reconciled=False)
+    failed_again = await schedule.due([first.integration_id], back)
+    assert [d.reconcile for d in failed_again] == [True]  # a failed run leaves it owed
+    await schedule.ran(first.integration_id, back, back, first.seen_at, reconciled=True)
+    after = await schedule.due([first.integration_id], back + timedelta(minutes=10))
+    assert [d.reconcile for d in after] == [False]
+    await mongo.drop_database(db.name)

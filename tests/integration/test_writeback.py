@@ -74,7 +74,12 @@ class FixedAuth(AuthServiceClient):
         self._lease = lease
 
     async def lease(
-        self, integration_id: str, rejected_version: int | None = None, *, cleanup: bool = False
+        self,
+        integration_id: str,
+        rejected_version: int | None = None,
+        *,
+        cleanup: bool = False,
+        purpose: str = "sync",
     ) -> CredentialLease | None:
         return self._lease if integration_id == self._lease.integration_id else None
 

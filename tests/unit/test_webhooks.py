@@ -15,14 +15,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from syntaskio_common.connectwise import ConnectWiseClient
+from syntaskio_common.credentials import AuthScheme, CredentialLease
 from syntaskio_connector.assignment import Entity
 from syntaskio_connector.engine import Changed
 from syntaskio_connector.webhooks import (
     Delivery,
+    DeliveryLimits,
     DeliveryRejected,
     FetchRationed,
     Rejection,
     SigningKeys,
+    WebhookReceiver,
     signature,
     signing_key_path,
 )
@@ -181,3 +184,126 @@ async def test_deliveries_waiting_for_the_same_key_share_one_fetch() -> None:
     # All three verified with the one fetch (none refused as "rationed").
     assert await asyncio.gather(*waiting) == ["k1", "k1", "k1"]
     assert slow.paths == [path]
+
+
+class FakeAccess:
+    """The receiver's access port: counts leases; the integration's site is BASE."""
+
+    def __init__(self) -> None:
+        self.leases = 0
+        self.client_answer: Any = {"signing_key": "real"}
+
+    async def lease(self, integration_id: str, **_: Any) -> Any:
+        self.leases += 1
+        return CredentialLease(
+            integration_id=integration_id,
+            tenant_id="acme",
+            user_id="u1",
+            api_base_url=BASE,
+            site_url="https://api-na.myconnectwise.net",
+            company_id="acme",
+            member_identifier="atech",
+            client_id="7c9e6679-7425-40de-944b-e07fc1f90ae7",
+            scheme=AuthScheme.BASIC,
+            public_key="p",
+            private_key="k",
+            version=1,
+        )
+
+    def client(self, lease: Any, **_: Any) -> FakeClient:
+        return FakeClient(self.client_answer)
+
+
+class FakeStats:
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    async def accepted(self, integration_id: str) -> None:
+        self.writes.append("accepted")
+
+    async def rejected(self, integration_id: str | None, rejection: DeliveryRejected) -> None:
+        self.writes.append(rejection.reason.value)
+
+
+def receiver(limits: DeliveryLimits | None = None) -> tuple[WebhookReceiver, FakeAccess, FakeStats]:
+    access, stats = FakeAccess(), FakeStats()
+    made = WebhookReceiver(access, stats, SigningKeys(), limits)  # type: ignore[arg-type]
+    return made, access, stats
+
+
+def genuine(record_id: int = 1) -> bytes:
+    return json.dumps(
+        {
+            "Action": "updated",
+            "Type": "Ticket",
+            "ID": record_id,
+            "CompanyId": "acme",
+            "Metadata": {"key_url": f"{BASE}system/callbackKeys/k1"},
+        }
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "signed", "reason"),
+    [
+        (genuine(), None, Rejection.UNSIGNED),
+        (genuine(), "", Rejection.UNSIGNED),
+        (genuine(), "c2ln", Rejection.UNSIGNED),  # not the shape of an HMAC-SHA256
+        (genuine(), "x" * 43 + "=" + "x", Rejection.UNSIGNED),
+        (b"<xml/>", signature(b"<xml/>", "real"), Rejection.MALFORMED),
+        (b'{"ID": 1}', signature(b'{"ID": 1}', "real"), Rejection.MALFORMED),
+    ],
+)
+async def test_what_the_request_alone_refutes_is_refused_before_any_lease_or_write(
+    body: bytes, signed: str | None, reason: Rejection
+) -> None:
+    receive, access, stats = receiver()
+    with pytest.raises(DeliveryRejected) as raised:
+        await receive.receive("int-1", body, signed, "203.0.113.9")
+    assert raised.value.reason is reason
+    assert access.leases == 0
+    assert stats.writes == []
+
+
+async def test_a_verified_delivery_leases_once_then_rides_on_the_known_site_and_key() -> None:
+    receive, access, stats = receiver()
+    for record_id in (1, 2, 3):
+        body = genuine(record_id)
+        changed = await receive.receive("int-1", body, signature(body, "real"), "203.0.113.9")
+        assert changed.tickets[Entity.SERVICE_TICKET] == frozenset({record_id})
+    assert access.leases == 1
+    assert stats.writes == ["accepted"] * 3
+
+
+async def test_deliveries_are_rationed_per_integration_and_per_source() -> None:
+    limits = DeliveryLimits(per_integration="3/minute", per_source="5/minute")
+    receive, access, _ = receiver(limits)
+    body = genuine()
+    signed = signature(body, "real")
+    for _ in range(3):
+        await receive.receive("int-1", body, signed, "203.0.113.9")
+    with pytest.raises(DeliveryRejected) as raised:
+        await receive.receive("int-1", body, signed, "198.51.100.7")  # another address
+    assert raised.value.reason is Rejection.RATIONED
+    assert raised.value.status_code == 429
+    assert raised.value.headers == {"Retry-After": "60"}
+    # The first address has used 3 of its 5: two more for other integrations, then no.
+    await receive.receive("int-2", body, signed, "203.0.113.9")
+    await receive.receive("int-3", body, signed, "203.0.113.9")
+    with pytest.raises(DeliveryRejected) as again:
+        await receive.receive("int-4", body, signed, "203.0.113.9")
+    assert again.value.reason is Rejection.RATIONED
+    assert access.leases == 3  # int-1, int-2 and int-3; nothing for the rationed
+
+
+async def test_a_made_up_key_is_neither_fetched_nor_leased_for_within_the_interval() -> None:
+    receive, access, _ = receiver()
+    body = genuine()
+    await receive.receive("int-1", body, signature(body, "real"), "203.0.113.9")
+    other = body.replace(b"callbackKeys/k1", b"callbackKeys/made-up")
+    for _ in range(3):
+        with pytest.raises(DeliveryRejected) as raised:
+            await receive.receive("int-1", other, signature(other, "guess"), "203.0.113.9")
+        assert raised.value.reason is Rejection.UNVERIFIABLE  # its fetch is rationed
+    # The one lease of the first delivery: the rationed fetches were decided unleased.
+    assert access.leases == 1

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
+# How long a client is asked to wait when the database or the broker cannot be reached.
+UNAVAILABLE_RETRY_AFTER: Final = "5"
+# What "the database or the broker cannot be reached" is raised as.
+UNAVAILABLE: Final = (ConnectionFailure, KafkaError)
+
+logger = logging.getLogger(__name__)
 
 
 class Problem(Exception):
@@ -72,6 +81,25 @@ def install_problem_handlers(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         return problem_response(422, "The request is invalid.", errors=errors)
+
+    # What a service depends on is down: 503 with Retry-After (clients and ConnectWise's
+    # callbacks try again), and one log line per request, never a traceback.
+    @app.exception_handler(ConnectionFailure)
+    async def _database_unavailable(request: Request, exc: ConnectionFailure) -> JSONResponse:
+        return _unavailable(request, "database", exc)
+
+    @app.exception_handler(KafkaError)
+    async def _broker_unavailable(request: Request, exc: KafkaError) -> JSONResponse:
+        return _unavailable(request, "message broker", exc)
+
+
+def _unavailable(request: Request, what: str, exc: Exception) -> JSONResponse:
+    logger.warning("%s unavailable: %s", what, type(exc).__name__, extra={"path": request.url.path})
+    return problem_response(
+        503,
+        f"The {what} is unavailable; try again shortly.",
+        headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
+    )
 
 
 class RequestSizeLimit:

@@ -26,11 +26,19 @@ class ConnectWiseAccess:
     budget: ApiBudget
 
     async def lease(
-        self, integration_id: str, rejected_version: int | None = None, *, cleanup: bool = False
+        self,
+        integration_id: str,
+        rejected_version: int | None = None,
+        *,
+        cleanup: bool = False,
+        purpose: str = "sync",
     ) -> CredentialLease | None:
         """None when the integration is disconnected or expired (or, unless `cleanup`,
-        paused or turned off by its company)."""
-        return await self.auth.lease(integration_id, rejected_version, cleanup=cleanup)
+        paused or turned off by its company). `purpose`: sync, webhook, write-back,
+        cleanup (in auth-service's audit record of the lease)."""
+        return await self.auth.lease(
+            integration_id, rejected_version, cleanup=cleanup, purpose=purpose
+        )
 
     def client(
         self, lease: CredentialLease, *, spent: int = 0, retry: RetryPolicy | None = None

@@ -38,6 +38,7 @@ from syntaskio_connector.subscribers import COMMANDS_GROUP_ID, LIFECYCLE_GROUP_I
 from syntaskio_connector.sync import SyncRunner, SyncSchedule, SyncScheduler
 from syntaskio_connector.tracking import SyncTracking
 from syntaskio_connector.webhooks import (
+    DeliveryLimits,
     SigningKeys,
     WebhookReceiver,
     WebhookRegistrations,
@@ -111,6 +112,10 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
             access,
             webhook_stats,
             SigningKeys(fetch_interval_seconds=settings.webhook_key_fetch_interval_seconds),
+            DeliveryLimits(
+                per_integration=settings.webhook_rate_per_integration,
+                per_source=settings.webhook_rate_per_source,
+            ),
         ),
         journal=journal,
         executor=CommandExecutor(

@@ -29,14 +29,20 @@ class AuthServiceClient:
         return [str(item["id"]) for item in listed]
 
     async def lease(
-        self, integration_id: str, rejected_version: int | None = None, *, cleanup: bool = False
+        self,
+        integration_id: str,
+        rejected_version: int | None = None,
+        *,
+        cleanup: bool = False,
+        purpose: str = "sync",
     ) -> CredentialLease | None:
         """Credentials for the integration; pass the version ConnectWise just rejected
-        to have them renewed (`cleanup`: only to remove its callbacks on disconnect)."""
+        to have them renewed (`cleanup`: only to remove its callbacks on disconnect).
+        `purpose` goes into the caller auth-service audits: why they were leased."""
         response = await self._http.post(
             f"{self._base_url}/internal/v1/integrations/{integration_id}/credentials/lease",
             json={"rejected_version": rejected_version, "cleanup": cleanup},
-            headers=self._headers,
+            headers={**self._headers, "X-Syntaskio-Caller": f"connector-connectwise/{purpose}"},
         )
         if response.status_code in (404, 409):
             return None  # disconnected, or expired until the user reconnects

@@ -16,11 +16,11 @@ from syntaskio_common.integrations import (
     Trigger,
     WebhookStatus,
 )
-from syntaskio_common.problems import Problem
+from syntaskio_common.problems import UNAVAILABLE, Problem
 from syntaskio_common.service_auth import internal_caller
 from syntaskio_connector.components import Components
 from syntaskio_connector.settings import ConnectorSettings
-from syntaskio_connector.webhooks import DeliveryRejected
+from syntaskio_connector.webhooks import DeliveryRejected, Rejection
 
 INTEGRATION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 TenantId = Annotated[str, Query(min_length=1, max_length=64)]
@@ -54,7 +54,7 @@ def create_router(settings: ConnectorSettings, parts: Components) -> APIRouter:
     @router.post(
         "/webhooks/connectwise/{integration_id}",
         tags=["webhooks"],
-        responses={400: {}, 401: {}, 404: {}, 413: {}, 503: {}},
+        responses={400: {}, 401: {}, 404: {}, 413: {}, 429: {}, 503: {}},
     )
     async def connectwise_callback(
         integration_id: Annotated[str, Path(pattern=INTEGRATION_ID_PATTERN)],
@@ -64,12 +64,20 @@ def create_router(settings: ConnectorSettings, parts: Components) -> APIRouter:
         """A ConnectWise callback delivery: verified, then the record it names is fetched
         again by the next sync run (answered at once; ConnectWise waits 5 s at most)."""
         body = await request.body()
+        source = request.client.host if request.client else "unknown"
         try:
-            changed = await receiver.receive(integration_id, body, x_content_signature)
+            changed = await receiver.receive(integration_id, body, x_content_signature, source)
+            if changed:
+                await scheduler.notify(integration_id, changed, Trigger.WEBHOOK)
         except DeliveryRejected as rejected:
-            raise Problem(rejected.status_code, rejected.detail) from None
-        if changed:
-            await scheduler.notify(integration_id, changed, Trigger.WEBHOOK)
+            if rejected.reason is Rejection.UNVERIFIABLE:
+                scheduler.missed(integration_id)
+            raise Problem(rejected.status_code, rejected.detail, headers=rejected.headers) from None
+        except UNAVAILABLE:
+            # Answered 503 (ConnectWise retries, then gives up): what it named is
+            # reconciled once the database answers again.
+            scheduler.missed(integration_id)
+            raise
         return {"status": "accepted"}
 
     @router.delete(
@@ -80,7 +88,7 @@ def create_router(settings: ConnectorSettings, parts: Components) -> APIRouter:
     async def remove_webhooks(integration_id: str) -> dict[str, int]:
         """Called by auth-service while a disconnect still has credentials (a paused
         connection's too)."""
-        lease = await access.lease(integration_id, cleanup=True)
+        lease = await access.lease(integration_id, cleanup=True, purpose="cleanup")
         if lease is None:
             raise Problem(404, "No active connection with this id.")
         removed = await registrations.remove(access.client(lease), integration_id)

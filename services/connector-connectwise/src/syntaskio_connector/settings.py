@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from limits import parse as parse_limit
+from pydantic import Field, field_validator, model_validator
 
 from syntaskio_common.settings import ConnectWiseEgressSettings
 
@@ -31,6 +32,19 @@ class ConnectorSettings(ConnectWiseEgressSettings):
     # Unknown signing keys are fetched at most this often per integration (forged
     # deliveries name made-up keys; each fetch is an API request).
     webhook_key_fetch_interval_seconds: float = Field(default=30.0, ge=0)
+    # Deliveries taken per moving window (each replica on its own), per connection and
+    # per source address; more are refused with 429 before any work ("N/second|minute").
+    webhook_rate_per_integration: str = "300/minute"
+    webhook_rate_per_source: str = "3000/minute"
+
+    @field_validator("webhook_rate_per_integration", "webhook_rate_per_source")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        try:
+            parse_limit(value)
+        except ValueError:
+            raise ValueError(f"not a rate such as 300/minute: {value!r}") from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ConnectorSettings:

@@ -32,6 +32,7 @@ from syntaskio_common.egress import SiteRejected
 from syntaskio_common.integrations import ConnectionScope, JobStatus, SyncJob, Trigger
 from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import Document
+from syntaskio_common.problems import UNAVAILABLE
 from syntaskio_common.telemetry import (
     context_of,
     current_traceparent,
@@ -50,6 +51,8 @@ from syntaskio_connector.webhooks import WebhookRegistrations
 logger = logging.getLogger(__name__)
 # The traces a run links to: the latest requests that named its records.
 MAX_PENDING_TRACES: Final = 32
+# Integrations remembered for a reconciliation while their deliveries cannot be taken.
+MAX_MISSED: Final = 10_000
 
 RUNS = meter.create_counter(
     "syntaskio.sync.runs", unit="{run}", description="Sync runs by trigger and outcome"
@@ -97,17 +100,19 @@ class SyncRunner:
         *,
         full: bool = True,
         resync: bool = False,
+        reconcile: bool = False,
     ) -> SyncJob | None:
         """The finished job, or None when the integration is no longer active (or
         paused). A full run syncs everything due and then `changed`; otherwise only
         `changed`. `resync` lists everything again with its body (an admin's "full
-        resync"). A run that finds an earlier one left `running` (its connector stopped)
-        marks it interrupted and reconciles: a full run listing every id, so what changed
-        or was deleted meanwhile, with no callback left to say so, is noticed now."""
+        resync"); `reconcile` lists every id (callbacks were refused: what they named,
+        deletions included, is noticed now). A run that finds an earlier one left
+        `running` (its connector stopped) marks it interrupted and reconciles too."""
         lease = await self.access.lease(integration_id)
         if lease is None:
             return None
-        reconcile = await self.jobs.interrupt_abandoned(lease.tenant_id, integration_id) > 0
+        abandoned = await self.jobs.interrupt_abandoned(lease.tenant_id, integration_id)
+        reconcile = reconcile or abandoned > 0
         full = full or reconcile
         job = await self.jobs.start(lease.tenant_id, integration_id, trigger)
         client = self.access.client(lease)
@@ -223,6 +228,7 @@ class Due:
     # not answer it (the run may start long after, behind other integrations').
     seen_at: datetime
     resync: bool = False  # everything listed again with its body
+    reconcile: bool = False  # every id listed (deliveries were refused while we were down)
 
 
 class SyncSchedule:
@@ -231,13 +237,23 @@ class SyncSchedule:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._schedule = db["sync_schedule"]
+        self._heartbeat = db["connector_heartbeat"]
 
-    async def request(self, integration_id: str, trigger: Trigger, *, resync: bool = False) -> None:
-        """Ask for a full run (`resync`: listing everything again, which a later plain
-        request does not take back)."""
+    async def request(
+        self,
+        integration_id: str,
+        trigger: Trigger,
+        *,
+        resync: bool = False,
+        reconcile: bool = False,
+    ) -> None:
+        """Ask for a full run (`resync`: listing everything again, `reconcile`: every id;
+        a later plain request takes neither back)."""
         fields: Document = {"requested": trigger.value, "requested_at": datetime.now(UTC)}
         if resync:
             fields["resync"] = True
+        if reconcile:
+            fields["reconcile"] = True
         await self._schedule.update_one({"_id": integration_id}, {"$set": fields}, upsert=True)
 
     async def notify(self, integration_id: str, changed: Changed, trigger: Trigger) -> None:
@@ -298,21 +314,37 @@ class SyncSchedule:
                         Trigger(doc["requested"]),
                         full=True,
                         resync=bool(doc.get("resync")),
+                        reconcile=bool(doc.get("reconcile") or doc.get("reconcile_since")),
                         seen_at=now,
                     )
                 )
             elif doc.get("next_sync_at") is None or doc["next_sync_at"] <= now:
-                scheduled.append(Due(integration_id, Trigger.SCHEDULED, full=True, seen_at=now))
+                scheduled.append(
+                    Due(
+                        integration_id,
+                        Trigger.SCHEDULED,
+                        full=True,
+                        reconcile=bool(doc.get("reconcile_since")),
+                        seen_at=now,
+                    )
+                )
             elif doc.get("pending") and (doc.get("not_before") or now) <= now:
                 trigger = Trigger(doc.get("pending_trigger") or Trigger.WEBHOOK)
                 targeted.append(Due(integration_id, trigger, full=False, seen_at=now))
         return requested + scheduled + targeted
 
     async def ran(
-        self, integration_id: str, next_sync_at: datetime, started: datetime, seen_at: datetime
+        self,
+        integration_id: str,
+        next_sync_at: datetime,
+        started: datetime,
+        seen_at: datetime,
+        *,
+        reconciled: bool = False,
     ) -> None:
         """Clear a request only if the run saw it (made before `seen_at`, when the
-        schedule was read): a newer one, perhaps for a resync, still needs its run."""
+        schedule was read): a newer one, perhaps for a resync, still needs its run. An
+        outage's reconciliation is cleared only by one that succeeded."""
         await self._schedule.update_one(
             {"_id": integration_id},
             {"$set": {"next_sync_at": next_sync_at, "last_run_at": started}},
@@ -320,8 +352,32 @@ class SyncSchedule:
         )
         await self._schedule.update_one(
             {"_id": integration_id, "requested_at": {"$lte": seen_at}},
-            {"$set": {"requested": None, "resync": False}},
+            {"$set": {"requested": None, "resync": False, "reconcile": False}},
         )
+        if reconciled:
+            await self._schedule.update_one(
+                {"_id": integration_id, "reconcile_since": {"$lte": seen_at}},
+                {"$unset": {"reconcile_since": ""}},
+            )
+
+    async def beat(self, now: datetime, outage_after: timedelta) -> bool:
+        """The connector fleet's heartbeat. True, for the one replica that finds the last
+        beat older than `outage_after` — no connector was listening (all down, or the
+        database was), so ConnectWise's callbacks may have been given up on — after it
+        has scheduled every integration for a reconciliation now."""
+        last = await self._heartbeat.find_one_and_update(
+            {"_id": "connectors"}, {"$set": {"at": now}}, upsert=True
+        )
+        if last is None or now - last["at"] <= outage_after:
+            return False
+        await self._schedule.update_many(
+            {}, {"$set": {"reconcile_since": now, "next_sync_at": now}}
+        )
+        logger.warning(
+            "no connector was listening for %.0f s: every connection reconciles",
+            (now - last["at"]).total_seconds(),
+        )
+        return True
 
     async def defer(self, integration_id: str, until: datetime) -> None:
         """No targeted runs before `until` (the budget is spent or ConnectWise paused us);
@@ -353,6 +409,9 @@ class SyncScheduler:
         self._poll = poll_seconds
         self._wake = asyncio.Event()
         self.running: set[str] = set()
+        # Integrations whose deliveries were refused while the database (or auth-service)
+        # was down: each gets a reconciliation once the schedule can be written again.
+        self._missed: set[str] = set()
 
     async def request(self, integration_id: str, trigger: Trigger, *, resync: bool = False) -> None:
         await self._schedule.request(integration_id, trigger, resync=resync)
@@ -362,17 +421,47 @@ class SyncScheduler:
         await self._schedule.notify(integration_id, changed, trigger)
         self._wake.set()
 
+    def missed(self, integration_id: str) -> None:
+        """A delivery for it could not be taken (we answered 503): reconcile it soon. Kept
+        in memory, as the database may be what is down; bounded against floods."""
+        if len(self._missed) < MAX_MISSED:
+            self._missed.add(integration_id)
+
+    async def _request_missed_reconciliations(self) -> None:
+        for integration_id in list(self._missed):
+            await self._schedule.request(integration_id, Trigger.WEBHOOK, reconcile=True)
+            self._missed.discard(integration_id)
+
     async def run_forever(self) -> None:
+        beating = asyncio.create_task(self._beat_forever())
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self.run_due()
+                except UNAVAILABLE as error:
+                    logger.warning("sync scheduling paused: %s", type(error).__name__)
+                except Exception:
+                    logger.exception("sync scheduling failed; trying again")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+        finally:
+            beating.cancel()
+
+    async def _beat_forever(self) -> None:
+        """Beat every poll, whatever the runs are doing; three missed beats are an
+        outage (see `SyncSchedule.beat`)."""
+        outage_after = timedelta(seconds=3 * self._poll)
         while True:
-            self._wake.clear()
             try:
-                await self.run_due()
-            except Exception:
-                logger.exception("sync scheduling failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+                if await self._schedule.beat(datetime.now(UTC), outage_after):
+                    self._wake.set()
+            except UNAVAILABLE as error:
+                logger.warning("connector heartbeat not written: %s", type(error).__name__)
+            await asyncio.sleep(self._poll)
 
     async def run_due(self) -> None:
+        await self._request_missed_reconciliations()
         try:
             active = await self._runner.access.auth.active_integration_ids()
         except httpx.HTTPError as error:
@@ -413,7 +502,12 @@ class SyncScheduler:
         with _run_span(due, traces) as span:
             try:
                 job = await self._runner.run(
-                    integration_id, due.trigger, changed, full=due.full, resync=due.resync
+                    integration_id,
+                    due.trigger,
+                    changed,
+                    full=due.full,
+                    resync=due.resync,
+                    reconcile=due.reconcile,
                 )
             except Exception:
                 logger.exception("sync crashed", extra={"integration_id": integration_id})
@@ -427,11 +521,13 @@ class SyncScheduler:
             await self._schedule.notify(integration_id, changed, due.trigger)
         retry_at = job.retry_at if job is not None else None
         if due.full:
+            succeeded = job is not None and job.status is JobStatus.SUCCEEDED
             await self._schedule.ran(
                 integration_id,
                 retry_at or started + self._interval,
                 started,
                 seen_at=due.seen_at,
+                reconciled=due.reconcile and succeeded,
             )
         if retry_at is not None:
             await self._schedule.defer(integration_id, retry_at)

@@ -9,7 +9,11 @@ and an unknown key is fetched at most once per `key_fetch_interval` per integrat
 so forged deliveries cannot spend the integration's request budget.
 
 The receiver only verifies and queues (`SyncScheduler.notify`); the fetch happens in a
-sync run, well inside ConnectWise's 5-second delivery timeout.
+sync run, well inside ConnectWise's 5-second delivery timeout. It refuses cheaply first:
+a delivery without a well-formed signature or with a body that is not a callback is
+refused before anything is leased, stored or asked; then deliveries are rationed per
+integration and per source address; only then is the integration's site looked up (kept
+for a few minutes, so a verified delivery with a known key leases nothing).
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import httpx
+from limits import parse as parse_limit
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -84,6 +92,13 @@ class Rejection(StrEnum):
     MALFORMED = "malformed"
     UNKNOWN_INTEGRATION = "unknown_integration"
     UNVERIFIABLE = "unverifiable"  # the signing key could not be fetched just now
+    RATIONED = "rationed"  # too many deliveries for this integration or from this address
+
+
+# Refused before any lease, database write or request: counted in metrics only.
+CHEAP_REJECTIONS: Final = frozenset({Rejection.UNSIGNED, Rejection.MALFORMED, Rejection.RATIONED})
+# base64 of an HMAC-SHA256: 43 characters and one "=".
+_SIGNATURE: Final = re.compile(r"[A-Za-z0-9+/]{43}=")
 
 
 class DeliveryRejected(Exception):
@@ -101,7 +116,17 @@ class DeliveryRejected(Exception):
             Rejection.MALFORMED: 400,
             Rejection.UNKNOWN_INTEGRATION: 404,
             Rejection.UNVERIFIABLE: 503,
+            Rejection.RATIONED: 429,
         }[self.reason]
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """When ConnectWise may try again, for the answers it retries."""
+        if self.reason is Rejection.RATIONED:
+            return {"Retry-After": "60"}
+        if self.reason is Rejection.UNVERIFIABLE:
+            return {"Retry-After": "5"}
+        return None
 
 
 class _Metadata(BaseModel):
@@ -172,14 +197,21 @@ class SigningKeys:
             return None
         return found.secret
 
+    def may_fetch(self, integration_id: str, path: str) -> bool:
+        """Whether `fetch` would go ahead (or join a fetch under way) rather than be
+        rationed: asked before leasing the credentials a fetch needs."""
+        if (integration_id, path) in self._fetching:
+            return True
+        last = self._last_fetch.get(integration_id)
+        return last is None or self._clock() - last >= self._interval
+
     async def fetch(self, client: ConnectWiseClient, integration_id: str, path: str) -> str:
         key = (integration_id, path)
         fetching = self._fetching.get(key)
         if fetching is None:
-            now = self._clock()
-            last = self._last_fetch.get(integration_id)
-            if last is not None and now - last < self._interval:
+            if not self.may_fetch(integration_id, path):
                 raise FetchRationed(Rejection.UNVERIFIABLE, "signing key fetches are rationed")
+            now = self._clock()
             self._last_fetch[integration_id] = now
             fetching = asyncio.ensure_future(self._fetch(client, integration_id, path, now))
             self._fetching[key] = fetching
@@ -250,61 +282,137 @@ class WebhookStats:
         return {"accepted": doc.get("accepted", 0), "rejected": doc.get("rejected", {})}
 
 
+@dataclass(frozen=True)
+class DeliveryLimits:
+    """Deliveries taken per moving minute before the rest are refused with 429 (each
+    replica on its own). ConnectWise delivers every tenant's callbacks from a few
+    addresses: the per-address limit is for floods, far above a busy company's rate."""
+
+    per_integration: str = "300/minute"
+    per_source: str = "3000/minute"
+    site_ttl_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class _Site:
+    """What a delivery is checked against: not secret, kept so a delivery whose key is
+    known needs no credential lease."""
+
+    api_base_url: str
+    company_id: str
+    seen_at: float
+
+
 class WebhookReceiver:
     def __init__(
         self,
         access: ConnectWiseAccess,
         stats: WebhookStats,
         keys: SigningKeys | None = None,
+        limits: DeliveryLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._access = access
         self._stats = stats
         self._keys = keys or SigningKeys()
+        self._limits = limits or DeliveryLimits()
+        self._per_integration = parse_limit(self._limits.per_integration)
+        self._per_source = parse_limit(self._limits.per_source)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._clock = clock
+        self._sites: dict[str, _Site] = {}
 
-    async def receive(self, integration_id: str, body: bytes, signed: str | None) -> Changed:
+    async def receive(
+        self, integration_id: str, body: bytes, signed: str | None, source: str
+    ) -> Changed:
         """The verified delivery's changes; raises `DeliveryRejected` (and counts it)."""
-        lease: CredentialLease | None = None
         try:
-            lease = await self._access.lease(integration_id)
-            if lease is None:
-                raise DeliveryRejected(Rejection.UNKNOWN_INTEGRATION, "no such active connection")
-            if not signed:
-                raise DeliveryRejected(Rejection.UNSIGNED, f"no {SIGNATURE_HEADER} header")
-            delivery = _parse(body)
-            await self._verify(lease, delivery, body, signed)
+            delivery = _well_formed(body, signed)
+            await self._ration(integration_id, source)
+            await self._verify(integration_id, delivery, body, signed or "")
         except DeliveryRejected as rejection:
             DELIVERIES.add(1, {"outcome": rejection.reason.value})
-            await self._stats.rejected(lease.integration_id if lease else None, rejection)
-            logger.warning(
-                "webhook delivery rejected",
-                extra={"integration_id": integration_id, "reason": rejection.reason.value},
-            )
+            if rejection.reason not in CHEAP_REJECTIONS:
+                known = rejection.reason is not Rejection.UNKNOWN_INTEGRATION
+                await self._stats.rejected(integration_id if known else None, rejection)
+            if rejection.reason is not Rejection.RATIONED:  # a flood is one metric, not lines
+                logger.warning(
+                    "webhook delivery rejected",
+                    extra={"integration_id": integration_id, "reason": rejection.reason.value},
+                )
             raise
         DELIVERIES.add(1, {"outcome": "accepted"})
         await self._stats.accepted(integration_id)
         return delivery.changed()
 
+    async def _ration(self, integration_id: str, source: str) -> None:
+        limiter = self._limiter
+        if not (
+            await limiter.hit(self._per_source, "source", source)
+            and await limiter.hit(self._per_integration, "integration", integration_id)
+        ):
+            raise DeliveryRejected(Rejection.RATIONED, "too many deliveries; try again later")
+
     async def _verify(
-        self, lease: CredentialLease, delivery: Delivery, body: bytes, signed: str
+        self, integration_id: str, delivery: Delivery, body: bytes, signed: str
     ) -> None:
-        path = signing_key_path(delivery.Metadata.key_url, lease.api_base_url)
+        lease = None
+        site = self._site(integration_id)
+        if site is None:
+            lease = await self._lease(integration_id)
+            site = self._remember(lease)
+        path = signing_key_path(delivery.Metadata.key_url, site.api_base_url)
         if path is None:
             raise DeliveryRejected(Rejection.FORGED, "key_url is not on the integration's host")
-        if delivery.CompanyId.casefold() != lease.company_id.casefold():
+        if delivery.CompanyId.casefold() != site.company_id.casefold():
             raise DeliveryRejected(Rejection.FORGED, "the delivery is for another company")
-        cached = self._keys.cached(lease.integration_id, path)
+        cached = self._keys.cached(integration_id, path)
         if cached is not None and _matches(body, cached, signed):
             return
-        # Unknown or rotated key: fetch it (rationed), then check again.
-        try:
-            client = self._access.client(lease, retry=KEY_FETCH_RETRY)
-            secret = await self._keys.fetch(client, lease.integration_id, path)
-        except FetchRationed:
+        # Unknown or rotated key: fetch it (rationed, and decided before leasing the
+        # credentials the fetch needs), then check again.
+        if not self._keys.may_fetch(integration_id, path):
             if cached is None:
-                raise
-            raise DeliveryRejected(Rejection.FORGED, "the signature does not match") from None
+                raise FetchRationed(Rejection.UNVERIFIABLE, "signing key fetches are rationed")
+            raise DeliveryRejected(Rejection.FORGED, "the signature does not match")
+        lease = lease or await self._lease(integration_id)
+        client = self._access.client(lease, retry=KEY_FETCH_RETRY)
+        secret = await self._keys.fetch(client, integration_id, path)
         if not _matches(body, secret, signed):
             raise DeliveryRejected(Rejection.FORGED, "the signature does not match")
+
+    async def _lease(self, integration_id: str) -> CredentialLease:
+        try:
+            lease = await self._access.lease(integration_id, purpose="webhook")
+        except httpx.HTTPError as error:
+            # auth-service unreachable or down (its database, say): ConnectWise retries.
+            raise DeliveryRejected(
+                Rejection.UNVERIFIABLE, f"the connection cannot be checked now: {error}"
+            ) from None
+        if lease is None:
+            self._sites.pop(integration_id, None)
+            raise DeliveryRejected(Rejection.UNKNOWN_INTEGRATION, "no such active connection")
+        return lease
+
+    def _site(self, integration_id: str) -> _Site | None:
+        site = self._sites.get(integration_id)
+        if site is None or self._clock() - site.seen_at > self._limits.site_ttl_seconds:
+            return None
+        return site
+
+    def _remember(self, lease: CredentialLease) -> _Site:
+        site = _Site(lease.api_base_url, lease.company_id, self._clock())
+        self._sites[lease.integration_id] = site
+        return site
+
+
+def _well_formed(body: bytes, signed: str | None) -> Delivery:
+    """A delivery that could be genuine, judged from the request alone."""
+    if not signed:
+        raise DeliveryRejected(Rejection.UNSIGNED, f"no {SIGNATURE_HEADER} header")
+    if not _SIGNATURE.fullmatch(signed.strip()):
+        raise DeliveryRejected(Rejection.UNSIGNED, "the signature is not a base64 HMAC-SHA256")
+    return _parse(body)
 
 
 def _matches(body: bytes, secret: str, signed: str) -> bool:

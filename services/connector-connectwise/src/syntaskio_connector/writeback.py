@@ -246,7 +246,7 @@ class CommandExecutor:
         """The connection is active (not paused) and syncs the command's user (their own,
         or their company's with them mapped), and the ticket is one we synced for that
         user (so nobody writes to a ticket that is not on their dashboard)."""
-        lease = await self._access.lease(command.integration_id)
+        lease = await self._access.lease(command.integration_id, purpose="write-back")
         ref = integration_ref(lease) if lease is not None else None
         member = ref.member_for(command.user_id) if ref is not None else None
         if lease is None or ref is None or member is None or lease.tenant_id != command.tenant_id:
