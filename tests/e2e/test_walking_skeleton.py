@@ -201,3 +201,43 @@ def test_every_service_is_ready_only_with_its_database_and_kafka_checked(
     checks = ready.json()["checks"]
     assert checks["mongodb"] is True
     assert checks["kafka"] is True
+
+
+@pytest.mark.parametrize("service", ["gateway", "auth", "connector", "aggregator"])
+def test_no_service_redirects_to_the_host_a_request_names(
+    system: EmbeddedStack, service: str
+) -> None:
+    """Starlette would redirect `/readyz/` to `http://<Host header>/readyz`."""
+    answer = httpx.get(
+        f"{system.url(service)}/readyz/", headers={"Host": "evil.example"}, timeout=10
+    )
+    assert answer.status_code == 404
+    assert "location" not in answer.headers
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("service", ["gateway", "auth", "connector", "aggregator"])
+def test_a_wrong_method_is_a_405_that_says_what_is_allowed(
+    system: EmbeddedStack, service: str
+) -> None:
+    answer = httpx.delete(f"{system.url(service)}/healthz", timeout=10)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET"
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("service", ["gateway", "auth", "connector"])
+def test_every_error_answer_is_documented_as_a_problem(system: EmbeddedStack, service: str) -> None:
+    schema = httpx.get(f"{system.url(service)}/openapi.json", timeout=10).json()
+    assert "Problem" in schema["components"]["schemas"]
+    errors = [
+        (path, method, status, answer)
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        for status, answer in operation["responses"].items()
+        if status[0] in "45"
+    ]
+    assert errors
+    for path, method, status, answer in errors:
+        kinds = set(answer["content"])
+        assert "application/problem+json" in kinds or "text/html" in kinds, (path, method, status)

@@ -34,6 +34,7 @@ from syntaskio_common.connectwise import (
     ServerError,
     Unauthorized,
     Unavailable,
+    fetch_codebase,
     parse_retry_after,
 )
 from syntaskio_common.connectwise_conditions import F
@@ -928,3 +929,22 @@ async def test_sandbox_search_with_long_conditions(sandbox_client: ConnectWiseCl
     assert total == 2500
     excluded = await sandbox_client.count("service/tickets", F("id").in_(ids[:10]))
     assert excluded == 10
+
+
+@pytest.mark.parametrize("codebase", ["v2025_1/", "v4_6_release/", "v2019.3/", "v2025_1"])
+async def test_a_version_segment_is_taken_as_the_codebase(codebase: str) -> None:
+    answer = httpx.MockTransport(lambda _: httpx.Response(200, json={"Codebase": codebase}))
+    async with httpx.AsyncClient(transport=answer) as http:
+        assert await fetch_codebase(http, "https://psa.example.com", "acme") == codebase
+
+
+@pytest.mark.parametrize(
+    "codebase",
+    ["../admin/", "v1/../../x/", "@evil.example/", "v1?x=", "v1#", "v 1/", "a/b/", "/v1/", 7],
+)
+async def test_a_codebase_that_is_not_one_path_segment_is_refused(codebase: object) -> None:
+    """The site is the user's: its company info must not steer where API calls go."""
+    answer = httpx.MockTransport(lambda _: httpx.Response(200, json={"Codebase": codebase}))
+    async with httpx.AsyncClient(transport=answer) as http:
+        with pytest.raises(ConnectWiseError, match="codebase"):
+            await fetch_codebase(http, "https://psa.example.com", "acme")

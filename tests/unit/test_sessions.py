@@ -37,6 +37,7 @@ class IdentityProvider:
             "exp": now + 300,
             "jti": "session-1",
         } | overrides
+        claims = {name: value for name, value in claims.items() if value is not None}
         key = self.keys[-1]
         return jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)
 
@@ -71,8 +72,20 @@ async def test_a_valid_token_gives_the_user_tenant_and_session(provider: Identit
         {"exp": int(time.time()) - 60},
         {"tenant_id": ""},
         {"sub": ""},
+        {"exp": int(time.time()) + 100 * 365 * 24 * 3600},
+        {"iat": int(time.time()) - 2 * 24 * 3600, "exp": int(time.time()) + 60},
+        {"iat": None},
     ],
-    ids=["wrong-issuer", "wrong-audience", "expired", "no-tenant", "no-subject"],
+    ids=[
+        "wrong-issuer",
+        "wrong-audience",
+        "expired",
+        "no-tenant",
+        "no-subject",
+        "a-century",
+        "two-days",
+        "no-issue-time",
+    ],
 )
 async def test_tokens_that_are_not_for_us_are_refused(
     provider: IdentityProvider, claims: dict[str, Any]
@@ -104,3 +117,9 @@ async def test_unknown_keys_do_not_hammer_the_provider(provider: IdentityProvide
         with pytest.raises(InvalidSession):
             await sessions.verify(IdentityProvider().token())
     assert provider.jwks_requests == 1
+
+
+async def test_a_day_long_token_is_the_longest_accepted(provider: IdentityProvider) -> None:
+    now = int(time.time())
+    day = await verifier(provider).verify(provider.token(iat=now, exp=now + 24 * 3600))
+    assert day.user_id == "alex"

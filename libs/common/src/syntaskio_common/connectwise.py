@@ -58,6 +58,8 @@ SEARCH_THRESHOLD: Final = 1500
 SEARCHABLE: Final = frozenset({"service/tickets", "project/tickets"})
 _LINK: Final = re.compile(r'<([^>]*)>\s*;\s*rel="?([A-Za-z]+)"?')
 _PATCH_OPS: Final = frozenset({"add", "remove", "replace", "move", "copy", "test"})
+# A codebase as company info gives it: one path segment, e.g. `v2025_1/`.
+_CODEBASE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}/?")
 # Never sent: safe to retry even a write.
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -299,7 +301,9 @@ def api_base_url(site_url: str, codebase: str) -> str:
 
 
 async def fetch_codebase(http: httpx.AsyncClient, site_url: str, company_id: str) -> str | None:
-    """The unauthenticated company lookup; None for a company ConnectWise doesn't know."""
+    """The unauthenticated company lookup; None for a company ConnectWise doesn't know.
+    The codebase must be one path segment (`v2025_1/`, `v4_6_release/`): it goes into
+    every API URL, and the site is whatever host the user typed."""
     response = await http.get(
         f"{site_url.rstrip('/')}/login/companyinfo/{company_id}", headers={"Accept": ACCEPT}
     )
@@ -307,7 +311,14 @@ async def fetch_codebase(http: httpx.AsyncClient, site_url: str, company_id: str
     info = response.json()
     if not isinstance(info, dict) or not info.get("Codebase"):
         return None
-    return str(info["Codebase"])
+    codebase = info["Codebase"]
+    if not isinstance(codebase, str) or not _CODEBASE.fullmatch(codebase):
+        raise ConnectWiseError(
+            response.status_code,
+            "UnexpectedCodebase",
+            "the company info names a codebase that is not a version path segment",
+        )
+    return codebase
 
 
 # --- policy and hooks -------------------------------------------------------------------

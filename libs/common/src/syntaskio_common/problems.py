@@ -65,13 +65,25 @@ def problem_response(
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    """Every error answered as a problem document, and documented as one in the app's
+    OpenAPI (`document_problems`)."""
+    fastapi_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document_problems(fastapi_openapi())  # fills app.openapi_schema, then amends it
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
+
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.detail, exc.title, exc.headers, **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, str(exc.detail))
+        # Its headers too: a 405 says what is Allowed.
+        return problem_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

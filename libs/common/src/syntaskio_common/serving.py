@@ -22,6 +22,9 @@ def serve(service: str, settings: S, create_app: Callable[[S], FastAPI]) -> None
     configure_logging(service, settings.log_level)
     configure_telemetry(service, metrics_port=settings.metrics_port, host=settings.host)
     app = create_app(settings)
+    # No redirect from `/path/` to `/path`: Starlette builds it from the Host header, so
+    # anyone could make us point a browser at their host.
+    app.router.redirect_slashes = False
     app.add_middleware(RequestContext)
     instrument_app(app)
     uvicorn.run(

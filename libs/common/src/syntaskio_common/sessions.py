@@ -23,6 +23,9 @@ from syntaskio_common.problems import Problem
 
 SESSION_AUDIENCE: Final = "syntaskio"
 SESSION_ALGORITHMS: Final = ["ES256"]
+# The longest a session token may live from issue to expiry (auth-service's
+# SESSION_TTL_SECONDS is at most this).
+MAX_TOKEN_LIFETIME_SECONDS: Final = 24 * 3600
 
 
 class InvalidSession(Exception):
@@ -85,9 +88,15 @@ def verify_session_token(
             aud={"essential": True, "value": audience},
             sub={"essential": True},
             exp={"essential": True},
+            iat={"essential": True},
         ).validate(decoded.claims)
     except (JoseError, ValueError) as error:
         raise InvalidSession(str(error)) from error
+    lifetime = decoded.claims["exp"] - decoded.claims["iat"]
+    if not isinstance(lifetime, int | float) or lifetime > MAX_TOKEN_LIFETIME_SECONDS:
+        # Whoever holds the signing key could mint a token for a century: none is honoured
+        # for longer than the issuer may make one (SESSION_TTL_SECONDS is at most a day).
+        raise InvalidSession("the token's lifetime is longer than a session token's may be")
     return session_from_claims(decoded.claims)
 
 

@@ -16,6 +16,7 @@ from syntaskio_common.consumer_lag import ConsumerLag
 from syntaskio_common.health import health_router
 from syntaskio_common.kafka import create_broker, ensure_topics, reachable
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
+from syntaskio_common.problems import install_problem_handlers
 
 
 def create_app(settings: AggregatorSettings) -> FastAPI:
@@ -46,5 +47,6 @@ def create_app(settings: AggregatorSettings) -> FastAPI:
         await mongo.close()
 
     app = FastAPI(title="Syntaskio aggregator", version="0.1.0", lifespan=lifespan)
+    install_problem_handlers(app)
     app.include_router(health_router({"mongodb": lambda: ping(mongo), "kafka": reachable(broker)}))
     return app

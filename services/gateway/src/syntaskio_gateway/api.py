@@ -66,7 +66,25 @@ async def task_facets(
     return await reader.facets(user, filters)
 
 
-@router.get("/tasks/stream", tags=["tasks"], response_class=EventSourceResponse)
+def _a_free_stream(request: Request, user: CurrentUser) -> None:
+    """Refused before the stream starts: the user already holds the most allowed."""
+    feed: TaskFeed = request.app.state.feed
+    most = request.app.state.settings.live_streams_per_user
+    if feed.buffer.streams_of(user.tenant_id, user.user_id) >= most:
+        raise Problem(
+            429,
+            f"At most {most} live streams may be open at once; close another tab.",
+            headers={"Retry-After": "30"},
+        )
+
+
+@router.get(
+    "/tasks/stream",
+    tags=["tasks"],
+    response_class=EventSourceResponse,
+    dependencies=[Depends(_a_free_stream)],
+    responses={429: {"description": "Too many requests, or too many streams open"}},
+)
 async def task_stream(
     request: Request,
     user: CurrentUser,

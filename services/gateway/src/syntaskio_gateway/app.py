@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
@@ -22,13 +21,14 @@ from syntaskio_common.kafka import (
     reachable,
 )
 from syntaskio_common.mongo import create_mongo_client, get_database, ping
-from syntaskio_common.problems import RequestSizeLimit, document_problems, install_problem_handlers
+from syntaskio_common.problems import RequestSizeLimit, install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.sessions import JwksSessionVerifier, LiveSessions, SessionRevocations
 from syntaskio_gateway import admin_api, api, integrations_api, session_api
 from syntaskio_gateway.commands import CommandRequests
 from syntaskio_gateway.connector import ConnectorApi
 from syntaskio_gateway.live import FeedBuffer, TaskFeed
+from syntaskio_gateway.same_origin import SameOriginWrites
 from syntaskio_gateway.settings import GatewaySettings
 from syntaskio_gateway.tasks import TaskReader
 
@@ -104,14 +104,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         summary="The dashboard API and web UI",
         lifespan=lifespan,
     )
-    fastapi_openapi = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            document_problems(fastapi_openapi())  # fills app.openapi_schema, then amends it
-        return app.openapi_schema or {}
-
-    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter()
     install_problem_handlers(app)
@@ -129,6 +121,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(integrations_api.router)
     app.include_router(admin_api.router)
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(SameOriginWrites)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

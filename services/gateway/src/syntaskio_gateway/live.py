@@ -163,6 +163,9 @@ class FeedBuffer:
     def subscribers(self) -> int:
         return sum(len(s) for s in self._subscriptions.values())
 
+    def streams_of(self, tenant_id: str, user_id: str) -> int:
+        return len(self._subscriptions.get((tenant_id, user_id), ()))
+
 
 def _drain(queue: asyncio.Queue[Change | None]) -> None:
     while not queue.empty():

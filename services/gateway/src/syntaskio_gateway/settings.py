@@ -13,6 +13,9 @@ class GatewaySettings(SessionSettings):
     # Recent task feed events kept for streams that reconnect (`Last-Event-ID`); older
     # than that, a reconnecting dashboard loads its tasks again.
     live_buffer_size: int = Field(default=10_000, ge=100)
+    # Live streams one user may hold open at once (per replica): a tab each, and a few
+    # over; more would only tie up connections the others need.
+    live_streams_per_user: int = Field(default=8, ge=1)
     # Per signed-in user and replica (a moving window); a dashboard uses a few a minute.
     user_rate_limit: str = "300/minute"
     # Request bodies larger than this are refused with 413 before they are read.
