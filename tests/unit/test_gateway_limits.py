@@ -1,4 +1,6 @@
-"""Per-user request rate and request body size limits in front of the dashboard API."""
+"""Per-user request rate, flood limits counted before a session is verified (per
+presented token, per address), and request body size limits in front of the dashboard
+API."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from gateway_sessions import TokensAreUserNames
 
 from syntaskio_common.problems import RequestSizeLimit, install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter
+from syntaskio_common.sessions import UserSession
 from syntaskio_gateway.dependencies import CurrentUser
 from syntaskio_gateway.settings import GatewaySettings
 
@@ -85,3 +88,48 @@ async def test_a_body_within_the_limit_is_served(client: httpx.AsyncClient) -> N
     served = await client.post("/echo", headers=_as("acme:alex"), content=b"x" * MAX_BYTES)
     assert served.status_code == 200
     assert served.json() == MAX_BYTES
+
+
+class CountingVerifier(TokensAreUserNames):
+    def __init__(self) -> None:
+        self.verified = 0
+
+    async def verify(self, token: str) -> UserSession:
+        self.verified += 1
+        return await super().verify(token)
+
+
+async def flood_app(verifier: CountingVerifier) -> httpx.AsyncClient:
+    app = FastAPI()
+    app.state.settings = GatewaySettings(
+        user_rate_limit="100/minute", session_rate_limit="4/minute", address_rate_limit="10/minute"
+    )
+    app.state.verifier = verifier
+    app.state.rate_limiter = RateLimiter()
+    install_problem_handlers(app)
+
+    @app.get("/whoami")
+    async def whoami(user: CurrentUser) -> str:
+        return user.user_id
+
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+
+
+async def test_a_flood_with_one_token_is_refused_before_verifying_it() -> None:
+    verifier = CountingVerifier()
+    async with await flood_app(verifier) as client:
+        answers = [
+            (await client.get("/whoami", headers=_as("forged"))).status_code for _ in range(8)
+        ]
+    assert answers == [401] * 4 + [429] * 4
+    assert verifier.verified == 4  # the refused ones cost no verification
+
+
+async def test_a_flood_of_made_up_tokens_from_one_address_is_refused_before_verifying() -> None:
+    verifier = CountingVerifier()
+    async with await flood_app(verifier) as client:
+        answers = [
+            (await client.get("/whoami", headers=_as(f"forged-{n}"))).status_code for n in range(14)
+        ]
+    assert answers == [401] * 10 + [429] * 4
+    assert verifier.verified == 10

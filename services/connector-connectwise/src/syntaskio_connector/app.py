@@ -96,6 +96,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         Leases(db, ttl_seconds=settings.sync_lease_seconds),
         interval=timedelta(seconds=settings.sync_interval_seconds),
         poll_seconds=settings.sync_poll_seconds,
+        concurrency=settings.sync_concurrency,
     )
     journal = CommandJournal(db)
     webhook_stats = WebhookStats(db)

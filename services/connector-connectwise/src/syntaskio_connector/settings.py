@@ -23,6 +23,8 @@ class ConnectorSettings(ConnectWiseEgressSettings):
     project_refresh_seconds: float = Field(default=3600.0, ge=0)
     connectwise_requests_per_hour: int = Field(default=1000, ge=1)
     sync_lease_seconds: float = Field(default=120.0, gt=0)
+    # Integrations one replica syncs at once: one slow ConnectWise delays only its slot.
+    sync_concurrency: int = Field(default=8, ge=1, le=256)
     # A run that has not finished by then is stopped and marked interrupted (the next run
     # reconciles): nothing can hold an integration's syncs, and its lease, for ever.
     sync_run_timeout_seconds: float = Field(default=900.0, gt=0)

@@ -391,7 +391,8 @@ class SyncSchedule:
 
 
 class SyncScheduler:
-    """Each replica's loop: find due integrations, take their lease, run them."""
+    """Each replica's loop: find due integrations, take their lease, run them — up to
+    `concurrency` at once, so one slow ConnectWise holds up only its own slot."""
 
     def __init__(
         self,
@@ -401,6 +402,7 @@ class SyncScheduler:
         *,
         interval: timedelta,
         poll_seconds: float = 5.0,
+        concurrency: int = 8,
     ) -> None:
         self._runner = runner
         self._schedule = schedule
@@ -408,6 +410,8 @@ class SyncScheduler:
         self._interval = interval
         self._poll = poll_seconds
         self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
         self.running: set[str] = set()
         # Integrations whose deliveries were refused while the database (or auth-service)
         # was down: each gets a reconciliation once the schedule can be written again.
@@ -447,6 +451,8 @@ class SyncScheduler:
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
         finally:
             beating.cancel()
+            for task in list(self._in_flight.values()):
+                task.cancel()
 
     async def _beat_forever(self) -> None:
         """Beat every poll, whatever the runs are doing; three missed beats are an
@@ -468,9 +474,24 @@ class SyncScheduler:
             logger.warning("cannot list integrations: %s", error)
             return
         for due in await self._schedule.due(active, datetime.now(UTC)):
+            if due.integration_id in self._in_flight:
+                continue  # still running here; its next turn comes after
+            await self._slots.acquire()  # waits while every slot is busy
+            task = asyncio.create_task(self._run_in_slot(due))
+            self._in_flight[due.integration_id] = task
+
+    async def _run_in_slot(self, due: Due) -> None:
+        try:
             async with self._leased(due.integration_id) as ours:
                 if ours:
                     await self._run_one(due)
+        except UNAVAILABLE as error:
+            logger.warning("sync not run: %s", type(error).__name__)
+        except Exception:
+            logger.exception("sync could not be run", extra={"integration_id": due.integration_id})
+        finally:
+            self._slots.release()
+            del self._in_flight[due.integration_id]
 
     @contextlib.asynccontextmanager
     async def _leased(self, integration_id: str) -> AsyncIterator[bool]:

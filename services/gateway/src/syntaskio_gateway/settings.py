@@ -18,6 +18,11 @@ class GatewaySettings(SessionSettings):
     live_streams_per_user: int = Field(default=8, ge=1)
     # Per signed-in user and replica (a moving window); a dashboard uses a few a minute.
     user_rate_limit: str = "300/minute"
+    # Counted before a session is verified, so a flood costs no signature checks or
+    # database look-ups: per presented session token (above the user's rate, which a real session
+    # meets first) and per client address (an office behind one address has many users).
+    session_rate_limit: str = "600/minute"
+    address_rate_limit: str = "3000/minute"
     # Request bodies larger than this are refused with 413 before they are read.
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
 

@@ -1,0 +1,84 @@
+"""The scheduler runs due integrations side by side on the real database: one whose
+ConnectWise hangs holds its own slot only, the others run meanwhile; and an integration
+still running is not started twice."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from syntaskio_common.leases import Leases
+from syntaskio_common.mongo import Document
+from syntaskio_common.settings import ServiceSettings
+from syntaskio_connector.sync import SyncSchedule, SyncScheduler
+
+
+class FakeAuth:
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+
+    async def active_integration_ids(self) -> list[str]:
+        return self.ids
+
+
+class FakeAccess:
+    def __init__(self, ids: list[str]) -> None:
+        self.auth = FakeAuth(ids)
+
+
+class FakeRunner:
+    """Runs finish at once, except the slow integration's, which waits for `release`."""
+
+    def __init__(self, ids: list[str], slow: str) -> None:
+        self.access = FakeAccess(ids)
+        self.slow = slow
+        self.release = asyncio.Event()
+        self.started: list[str] = []
+        self.finished: list[str] = []
+        self.others_done = asyncio.Event()
+        self.slow_done = asyncio.Event()
+        self._others = len(ids) - 1
+
+    async def run(self, integration_id: str, *_: Any, **__: Any) -> None:
+        self.started.append(integration_id)
+        if integration_id == self.slow:
+            await self.release.wait()
+        self.finished.append(integration_id)
+        if integration_id == self.slow:
+            self.slow_done.set()
+        elif len(set(self.finished) - {self.slow}) == self._others:
+            self.others_done.set()
+
+
+async def test_a_hanging_integration_holds_only_its_own_slot(
+    mongo: AsyncMongoClient[Document], settings: ServiceSettings
+) -> None:
+    db = mongo[f"{settings.mongodb_database}_slots_{uuid.uuid4().hex[:6]}"]
+    ids = [f"int-{n}-{uuid.uuid4().hex[:6]}" for n in range(5)]
+    runner = FakeRunner(ids, slow=ids[0])
+    scheduler = SyncScheduler(
+        runner,  # type: ignore[arg-type]
+        SyncSchedule(db),
+        Leases(db, ttl_seconds=30),
+        interval=timedelta(hours=1),
+        poll_seconds=0.1,
+        concurrency=2,
+    )
+    loop = asyncio.create_task(scheduler.run_forever())
+    try:
+        async with asyncio.timeout(20):
+            await runner.others_done.wait()
+        # The slow one still holds its slot, and was started once, not again each poll.
+        assert runner.started.count(ids[0]) == 1
+        assert ids[0] not in runner.finished
+        runner.release.set()
+        async with asyncio.timeout(10):
+            await runner.slow_done.wait()
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        await mongo.drop_database(db.name)
