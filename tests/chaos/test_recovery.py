@@ -40,6 +40,7 @@ from e2e_helpers import (
 )
 from sandbox_company import SandboxCompany
 
+from syntaskio_devstack.processes import ManagedProcess
 from syntaskio_devstack.stack import EmbeddedStack, dev_secrets
 
 TENANT = "chaos-msp"
@@ -172,6 +173,15 @@ def iso(monotonic: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall))
 
 
+def restart(process: ManagedProcess, ready_within: float = 90.0) -> float:
+    """Start a killed or stopped part again; when it was started (monotonic), from which
+    its recovery is counted."""
+    started = time.monotonic()
+    process.start()
+    process.wait_ready(ready_within)
+    return started
+
+
 def resync_all(system: EmbeddedStack, team: list[Technician]) -> None:
     for technician in team:
         asked = connector(
@@ -195,9 +205,7 @@ def test_the_aggregator_killed_mid_drain(system: EmbeddedStack, team: list[Techn
     assert eventually(published, timeout=60, interval=0.2)
     aggregator.kill()  # the others' records, and most of these, not yet applied
     disturb(team)  # the connector fetches them; they wait in Kafka
-    restarted = time.monotonic()
-    aggregator.start()
-    aggregator.wait_ready(90.0)
+    restarted = restart(aggregator)
     recovered(team, "aggregator SIGKILL mid-drain", since=restarted)
     no_job_left_running(system, team, restarted)
 
@@ -217,9 +225,7 @@ def test_the_connector_killed_mid_sync(
     connector_process.kill()
     assert admin.delete("/faults").is_success
     disturb(team)
-    restarted = time.monotonic()
-    connector_process.start()
-    connector_process.wait_ready(90.0)
+    restarted = restart(connector_process)
     recovered(team, "connector SIGKILL mid-sync", since=restarted)
     no_job_left_running(system, team, restarted)
     interrupted = [
@@ -242,9 +248,7 @@ def test_the_gateway_killed_with_streams_open(
     try:
         gateway.kill()
         disturb(team)
-        restarted = time.monotonic()
-        gateway.start()
-        gateway.wait_ready(90.0)
+        restarted = restart(gateway)
         recovered(team, "gateway SIGKILL with streams open", since=restarted)
     finally:
         for stream in streams:
@@ -327,9 +331,7 @@ def test_the_database_stopped(
                 assert answer.headers["retry-after"] == "5", name
         time.sleep(max(0.0, 15 - (time.monotonic() - stopped)))
     finally:
-        back = time.monotonic()
-        database.start()
-        database.wait_ready(60.0)
+        back = restart(database, ready_within=60.0)
     recovered(team, "database stopped 15 s", since=back)
     no_job_left_running(system, team, back)
 

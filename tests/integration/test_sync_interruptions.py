@@ -14,11 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from credential_leases import api_key_lease
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
 
 from syntaskio_common import topics
-from syntaskio_common.credentials import AuthScheme, CredentialLease
+from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.integrations import JobStatus, Trigger
 from syntaskio_common.kafka import create_broker, ensure_topics
 from syntaskio_common.mongo import Document
@@ -42,20 +43,7 @@ class FakeAccess:
         self.tenant_id = tenant_id
 
     async def lease(self, integration_id: str, rejected_version: int | None = None) -> Any:
-        return CredentialLease(
-            integration_id=integration_id,
-            tenant_id=self.tenant_id,
-            user_id="u1",
-            api_base_url="https://api-na.myconnectwise.net/v4_6_release/apis/3.0",
-            site_url="https://api-na.myconnectwise.net",
-            company_id="acme",
-            member_identifier="atech",
-            client_id=str(uuid.uuid4()),
-            scheme=AuthScheme.BASIC,
-            public_key="public",
-            private_key="private",
-            version=1,
-        )
+        return api_key_lease(integration_id, self.tenant_id)
 
     def client(self, lease: CredentialLease, spent: int = 0) -> FakeClient:
         return FakeClient()

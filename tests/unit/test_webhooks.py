@@ -11,11 +11,11 @@ import json
 from typing import Any
 
 import pytest
+from credential_leases import api_key_lease
 from hypothesis import given
 from hypothesis import strategies as st
 
 from syntaskio_common.connectwise import ConnectWiseClient
-from syntaskio_common.credentials import AuthScheme, CredentialLease
 from syntaskio_connector.assignment import Entity
 from syntaskio_connector.engine import Changed
 from syntaskio_connector.webhooks import (
@@ -195,20 +195,7 @@ class FakeAccess:
 
     async def lease(self, integration_id: str, **_: Any) -> Any:
         self.leases += 1
-        return CredentialLease(
-            integration_id=integration_id,
-            tenant_id="acme",
-            user_id="u1",
-            api_base_url=BASE,
-            site_url="https://api-na.myconnectwise.net",
-            company_id="acme",
-            member_identifier="atech",
-            client_id="7c9e6679-7425-40de-944b-e07fc1f90ae7",
-            scheme=AuthScheme.BASIC,
-            public_key="p",
-            private_key="k",
-            version=1,
-        )
+        return api_key_lease(integration_id, api_base_url=BASE)
 
     def client(self, lease: Any, **_: Any) -> FakeClient:
         return FakeClient(self.client_answer)
