@@ -80,3 +80,20 @@ async def test_a_silent_fleet_reconciles_every_connection_once(
     after = await schedule.due([first.integration_id], back + timedelta(minutes=10))
     assert [d.reconcile for d in after] == [False]
     await mongo.drop_database(db.name)
+
+
+async def test_a_request_whose_run_crashed_keeps_its_run(
+    mongo: AsyncMongoClient[Document], settings: ServiceSettings
+) -> None:
+    """The run that saw a "sync now" crashed before it could start a job (auth-service
+    unreachable): the request is not dropped, the next run answers it."""
+    schedule = schedule_of(mongo, settings)
+    integration = str(uuid.uuid4())
+    await schedule.request(integration, Trigger.MANUAL)
+    [seen] = await schedule.due([integration], datetime.now(UTC))
+    started = datetime.now(UTC)
+    await schedule.ran(
+        integration, started + timedelta(minutes=5), started, seen.seen_at, answered=False
+    )
+    [again] = await schedule.due([integration], datetime.now(UTC))
+    assert (again.trigger, again.full) == (Trigger.MANUAL, True)

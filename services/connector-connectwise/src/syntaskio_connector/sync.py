@@ -341,6 +341,7 @@ class SyncSchedule:
         seen_at: datetime,
         *,
         reconciled: bool = False,
+        answered: bool = True,
     ) -> None:
         """Clear a request only if the run saw it (made before `seen_at`, when the
         schedule was read): a newer one, perhaps for a resync, still needs its run. An
@@ -350,10 +351,11 @@ class SyncSchedule:
             {"$set": {"next_sync_at": next_sync_at, "last_run_at": started}},
             upsert=True,
         )
-        await self._schedule.update_one(
-            {"_id": integration_id, "requested_at": {"$lte": seen_at}},
-            {"$set": {"requested": None, "resync": False, "reconcile": False}},
-        )
+        if answered:
+            await self._schedule.update_one(
+                {"_id": integration_id, "requested_at": {"$lte": seen_at}},
+                {"$set": {"requested": None, "resync": False, "reconcile": False}},
+            )
         if reconciled:
             await self._schedule.update_one(
                 {"_id": integration_id, "reconcile_since": {"$lte": seen_at}},
@@ -532,7 +534,9 @@ class SyncScheduler:
                 )
             except Exception:
                 logger.exception("sync crashed", extra={"integration_id": integration_id})
-                job = None
+                job, crashed = None, True
+            else:
+                crashed = False
             finally:
                 self.running.discard(integration_id)
             outcome = job.status.value if job else "crashed"
@@ -549,6 +553,9 @@ class SyncScheduler:
                 started,
                 seen_at=due.seen_at,
                 reconciled=due.reconcile and succeeded,
+                # A run that crashed (auth-service unreachable, say) did not answer the
+                # "sync now" or resync it saw: that request gets the next run.
+                answered=not crashed,
             )
         if retry_at is not None:
             await self._schedule.defer(integration_id, retry_at)
