@@ -24,7 +24,7 @@ from syntaskio_devstack.stack import EmbeddedStack, StackConfig
 _TESTS = Path(__file__).parent
 
 
-_ORDER = {"unit": 0, "integration": 1, "e2e": 2, "chaos": 3}
+_ORDER = {"unit": 0, "integration": 1, "e2e": 2, "abuse": 3, "chaos": 4}
 
 
 def _kind(item: pytest.Item) -> str:
@@ -36,7 +36,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # system (started for the first end-to-end test) runs its aggregator beside them.
     items.sort(key=lambda item: _ORDER.get(_kind(item), 1))
     for item in items:
-        if _kind(item) in ("integration", "e2e", "chaos"):
+        if _kind(item) in ("integration", "e2e", "abuse", "chaos"):
             item.add_marker(getattr(pytest.mark, _kind(item)))
 
 
@@ -55,6 +55,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
             # more than 90 s (a run that hangs is interrupted and logged, not waited for).
             sync_lease_seconds=10.0,
             sync_run_timeout_seconds=90.0,
+            # Slow clients are cut off sooner than in production (the abuse suite's).
+            client_read_timeout_seconds=5.0,
             environment="test",
         )
         embedded = EmbeddedStack(config)

@@ -72,6 +72,8 @@ async def test_a_body_declared_too_large_is_refused_unread(client: httpx.AsyncCl
     assert refused.status_code == 413
     assert refused.headers["content-type"] == "application/problem+json"
     assert str(MAX_BYTES) in refused.json()["detail"]
+    # The connection is closed rather than the rest of the body read and thrown away.
+    assert refused.headers["connection"] == "close"
 
 
 async def test_a_streamed_body_is_cut_off_at_the_limit(client: httpx.AsyncClient) -> None:
@@ -82,6 +84,7 @@ async def test_a_streamed_body_is_cut_off_at_the_limit(client: httpx.AsyncClient
     refused = await client.post("/echo", headers=_as("acme:alex"), content=chunks())
     assert refused.status_code == 413
     assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["connection"] == "close"
 
 
 async def test_a_body_within_the_limit_is_served(client: httpx.AsyncClient) -> None:

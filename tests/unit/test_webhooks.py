@@ -10,6 +10,7 @@ import hmac
 import json
 from typing import Any
 
+import httpx
 import pytest
 from credential_leases import api_key_lease
 from hypothesis import given
@@ -292,5 +293,22 @@ async def test_a_made_up_key_is_neither_fetched_nor_leased_for_within_the_interv
         with pytest.raises(DeliveryRejected) as raised:
             await receive.receive("int-1", other, signature(other, "guess"), "203.0.113.9")
         assert raised.value.reason is Rejection.UNVERIFIABLE  # its fetch is rationed
+        # ...and a forger making up key ids must not cost a reconciliation each time.
+        assert not raised.value.may_hide_a_change
     # The one lease of the first delivery: the rationed fetches were decided unleased.
     assert access.leases == 1
+
+
+async def test_a_delivery_we_could_not_check_asks_for_a_reconciliation() -> None:
+    class UnreachableAuthService(FakeAccess):
+        async def lease(self, integration_id: str, **_: Any) -> Any:
+            raise httpx.ConnectError("auth-service is down")
+
+    stats = FakeStats()
+    receive = WebhookReceiver(UnreachableAuthService(), stats, SigningKeys())  # type: ignore[arg-type]
+    body = genuine()
+    with pytest.raises(DeliveryRejected) as raised:
+        await receive.receive("int-1", body, signature(body, "real"), "203.0.113.9")
+    assert raised.value.reason is Rejection.UNVERIFIABLE
+    assert raised.value.status_code == 503  # ConnectWise retries a while...
+    assert raised.value.may_hide_a_change  # ...and then a reconciliation catches up

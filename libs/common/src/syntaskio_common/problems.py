@@ -127,9 +127,12 @@ class RequestSizeLimit:
             await self.app(scope, receive, send)
             return
         detail = f"The request body is larger than {self.max_bytes} bytes."
+        # Closing the connection after the answer: otherwise the server would read (and
+        # throw away) the rest of the body to get to the connection's next request.
+        closing = {"Connection": "close"}
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await problem_response(413, detail)(scope, receive, send)
+            await problem_response(413, detail, headers=closing)(scope, receive, send)
             return
         received = 0
 
@@ -139,7 +142,7 @@ class RequestSizeLimit:
             received += len(message.get("body", b""))
             if received > self.max_bytes:
                 # Raised inside the route's body read: answered by the problem handlers.
-                raise StarletteHTTPException(413, detail)
+                raise StarletteHTTPException(413, detail, headers=closing)
             return message
 
         await self.app(scope, limited_receive, send)

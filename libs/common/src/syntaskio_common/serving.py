@@ -5,17 +5,19 @@ port, every request in its own span with its id and one access line
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
 
 from syntaskio_common.logging import configure_logging
 from syntaskio_common.request_context import RequestContext
+from syntaskio_common.request_limits import BodyDeadline, ConcurrencyLimit, HeaderDeadline
 from syntaskio_common.settings import ServiceSettings
 from syntaskio_common.telemetry import configure_telemetry, instrument_app
 
 S = TypeVar("S", bound=ServiceSettings)
+REQUEST_KEEP_ALIVE_SECONDS: Final = 15
 
 
 def serve(service: str, settings: S, create_app: Callable[[S], FastAPI]) -> None:
@@ -27,10 +29,17 @@ def serve(service: str, settings: S, create_app: Callable[[S], FastAPI]) -> None
     app.router.redirect_slashes = False
     app.add_middleware(RequestContext)
     instrument_app(app)
+    # Outermost (added last): a busy process refuses before any other work.
+    app.add_middleware(BodyDeadline, seconds=settings.body_read_timeout_seconds)
+    app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrent_requests)
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
+        http=HeaderDeadline.within(settings.header_read_timeout_seconds),
+        # Longer than our clients keep idle connections (httpx: 5 s), so a client never
+        # reuses one the server is closing at that moment (a ReadError on the next call).
+        timeout_keep_alive=REQUEST_KEEP_ALIVE_SECONDS,
         log_config=None,
         access_log=False,  # RequestContext writes the access lines
         proxy_headers=True,

@@ -60,6 +60,12 @@ class ServiceSettings(BaseSettings):
     kafka_topic_partitions: int = 3
     mongodb_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017")
     mongodb_database: str = "syntaskio"
+    # What one client can make the service hold (syntaskio_common.request_limits): the
+    # time to send a request's headers and its body, and the requests served at once
+    # (live streams included; past it, 503 with Retry-After).
+    header_read_timeout_seconds: float = 10.0
+    body_read_timeout_seconds: float = 30.0
+    max_concurrent_requests: int = 1000
     # Proxies whose X-Forwarded-For is trusted for the client address (rate limits).
     forwarded_allow_ips: str = "127.0.0.1"
     # Shared secret the back-end services (auth-service, connector) present to each

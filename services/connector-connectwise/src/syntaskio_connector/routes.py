@@ -20,7 +20,7 @@ from syntaskio_common.problems import UNAVAILABLE, Problem
 from syntaskio_common.service_auth import internal_caller
 from syntaskio_connector.components import Components
 from syntaskio_connector.settings import ConnectorSettings
-from syntaskio_connector.webhooks import DeliveryRejected, Rejection
+from syntaskio_connector.webhooks import DeliveryRejected
 
 INTEGRATION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 TenantId = Annotated[str, Query(min_length=1, max_length=64)]
@@ -70,7 +70,7 @@ def create_router(settings: ConnectorSettings, parts: Components) -> APIRouter:
             if changed:
                 await scheduler.notify(integration_id, changed, Trigger.WEBHOOK)
         except DeliveryRejected as rejected:
-            if rejected.reason is Rejection.UNVERIFIABLE:
+            if rejected.may_hide_a_change:
                 scheduler.missed(integration_id)
             raise Problem(rejected.status_code, rejected.detail, headers=rejected.headers) from None
         except UNAVAILABLE:

@@ -128,6 +128,14 @@ class DeliveryRejected(Exception):
             return {"Retry-After": "5"}
         return None
 
+    @property
+    def may_hide_a_change(self) -> bool:
+        """A genuine delivery refused because we could not check it (auth-service, the
+        database or ConnectWise unavailable): worth a reconciliation, since ConnectWise
+        stops retrying. Not so for a rationed key fetch, which anyone can cause by
+        making up key ids."""
+        return self.reason is Rejection.UNVERIFIABLE
+
 
 class _Metadata(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -164,6 +172,10 @@ class Delivery(BaseModel):
 
 class FetchRationed(DeliveryRejected):
     """A key fetch was due but this integration had one too recently."""
+
+    @property
+    def may_hide_a_change(self) -> bool:
+        return False
 
 
 @dataclass

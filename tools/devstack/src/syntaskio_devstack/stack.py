@@ -45,6 +45,9 @@ class StackConfig:
     # killed connector's integrations wait for its leases to lapse before they sync again.
     sync_lease_seconds: float | None = None
     sync_run_timeout_seconds: float | None = None
+    # How long a client may take to send a request's headers, and its body (None: the
+    # services' defaults).
+    client_read_timeout_seconds: float | None = None
     environment: str = "development"
     log_level: str = "INFO"
     # Kafka only over mutual TLS (our own CA, a client certificate): tests of the
@@ -197,6 +200,9 @@ class EmbeddedStack:
                 "CONNECTWISE_ALLOW_PRIVATE_NETWORK": "true",
                 "CONNECTWISE_ALLOW_HTTP": "true",
             }
+        if self.config.client_read_timeout_seconds is not None:
+            timeout = str(self.config.client_read_timeout_seconds)
+            env |= {"HEADER_READ_TIMEOUT_SECONDS": timeout, "BODY_READ_TIMEOUT_SECONDS": timeout}
         if name == "connector":
             env["SYNC_INTERVAL_SECONDS"] = str(self.config.sync_interval_seconds)
             if self.config.sync_lease_seconds is not None:
