@@ -9,17 +9,22 @@ someone else has since taken.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_delay
 from tenacity.wait import wait_random_exponential
 
 from syntaskio_common.mongo import Document
+
+logger = logging.getLogger(__name__)
 
 
 class LeaseBusy(Exception):
@@ -79,3 +84,40 @@ class Leases:
             yield
         finally:
             await self.release(name, owner)
+
+    @asynccontextmanager
+    async def kept(self, name: str) -> AsyncIterator[bool]:
+        """Take the lease if it is free (True), and extend it every third of its ttl for
+        as long as the body runs; False, and nothing held, if another holder has it.
+
+        The extender is told to stop, and awaited, never cancelled: a task cancelled
+        inside a PyMongo async operation can leave the client's topology lock broken
+        ("Lock is not acquired"), after which every operation of the process waits for
+        ever (the chaos suite's database outage did so)."""
+        owner = await self.try_acquire(name)
+        if owner is None:
+            yield False
+            return
+        done = asyncio.Event()
+
+        async def keep() -> None:
+            while not await _set_within(done, self.ttl_seconds / 3):
+                try:
+                    await self.extend(name, owner)
+                except PyMongoError as error:  # tried again a third of a ttl later
+                    logger.warning("lease not extended: %s", type(error).__name__)
+
+        keeper = asyncio.create_task(keep(), name=f"keep {name}")
+        try:
+            yield True
+        finally:
+            done.set()
+            await keeper
+            await self.release(name, owner)
+
+
+async def _set_within(event: asyncio.Event, seconds: float) -> bool:
+    """Whether `event` is set within `seconds` (only the wait is cancelled on time-out)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    return event.is_set()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, TypeAlias
 
+import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from syntaskio_common.settings import ServiceSettings
 
@@ -30,10 +31,11 @@ def get_database(
 
 async def ping(client: AsyncMongoClient[Document]) -> bool:
     """Readiness: the database answers within 2 s (server selection alone would wait
-    10 s, past the probes' 3 s timeout)."""
+    10 s, past the probes' 3 s timeout). Bounded by PyMongo's own timeout, not by
+    cancelling: a cancelled operation can break the client (see `leases.Leases.kept`)."""
     try:
-        async with asyncio.timeout(2.0):
+        with pymongo.timeout(2.0):
             await client.admin.command("ping")
-    except Exception:
+    except PyMongoError:
         return False
     return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -484,7 +483,7 @@ class SyncScheduler:
 
     async def _run_in_slot(self, due: Due) -> None:
         try:
-            async with self._leased(due.integration_id) as ours:
+            async with self._leases.kept(f"sync:{due.integration_id}") as ours:
                 if ours:
                     await self._run_one(due)
         except UNAVAILABLE as error:
@@ -494,29 +493,6 @@ class SyncScheduler:
         finally:
             self._slots.release()
             del self._in_flight[due.integration_id]
-
-    @contextlib.asynccontextmanager
-    async def _leased(self, integration_id: str) -> AsyncIterator[bool]:
-        """Hold `sync:{id}` for the run, extending it while the run goes on."""
-        name = f"sync:{integration_id}"
-        owner = await self._leases.try_acquire(name)
-        if owner is None:
-            yield False  # another replica is syncing it
-            return
-
-        async def keep() -> None:
-            while True:
-                await asyncio.sleep(self._leases.ttl_seconds / 3)
-                await self._leases.extend(name, owner)
-
-        keeper = asyncio.create_task(keep())
-        try:
-            yield True
-        finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-            await self._leases.release(name, owner)
 
     async def _run_one(self, due: Due) -> None:
         integration_id, started = due.integration_id, datetime.now(UTC)
