@@ -31,11 +31,19 @@ from syntaskio_devstack.stack import EmbeddedStack
 TENANT = "abuse-msp"
 ABUSER = Path(__file__).with_name("abuser.py")
 RAMP_SECONDS = 2.0  # the abuser gets going before the second user measures
-MEASURE_SECONDS = 12.0
+MEASURE_SECONDS = 10.0
 # The sandbox members the measuring users connect to (their dashboards are not empty).
 MEMBERS = ("atech", "bjones", "cmiller", "ewong")
 PACE_SECONDS = 0.25  # a user's requests: 240 a minute, under USER_RATE_LIMIT (300)
-MEASURER_ADDRESS, ABUSER_ADDRESS = "198.51.100.7", "203.0.113.66"
+MEASURER_ADDRESS = "198.51.100.7"
+# Each kind of abuse from an address of its own (a flood leaves its address over the
+# address limit for a minute).
+ABUSER_ADDRESSES = {
+    "flood": "203.0.113.1",
+    "streams": "203.0.113.2",
+    "slow": "203.0.113.3",
+    "huge": "203.0.113.4",
+}
 # The second user's /tasks latency by phase, printed at the end of the run (conftest.py).
 LATENCY: dict[str, Latency] = {}
 
@@ -56,7 +64,8 @@ class Users:
         """A session of a user of its own for each kind of abuse (a flood leaves its user
         over the rate limit for a minute)."""
         user = f"mallory-{kind}@abuse-msp.example"
-        with signed_in(self.system, user, TENANT, address=ABUSER_ADDRESS) as abuser:
+        address = ABUSER_ADDRESSES[kind]
+        with signed_in(self.system, user, TENANT, address=address) as abuser:
             return abuser.cookies["syntaskio_session"]
 
 
@@ -104,7 +113,7 @@ def under_abuse(system: EmbeddedStack, users: Users, kind: str) -> dict[str, int
             kind,
             system.url("gateway"),
             users.abuser(kind),
-            ABUSER_ADDRESS,
+            ABUSER_ADDRESSES[kind],
             str(seconds),
         ],
         stdout=subprocess.PIPE,
@@ -136,17 +145,21 @@ def test_a_flood_is_answered_429_and_never_fails(system: EmbeddedStack, users: U
 
 def test_a_user_holding_streams_gets_eight(system: EmbeddedStack, users: Users) -> None:
     got = under_abuse(system, users, "streams")
-    assert got.get("200", 0) == 8, got  # LIVE_STREAMS_PER_USER, held to the end
-    assert set(got) == {"200", "429"}, got
+    assert got["most_open"] == 8, got  # LIVE_STREAMS_PER_USER at once; the rest refused
+    assert set(got) == {"200", "429", "most_open"}, got
 
 
 def test_slow_clients_are_cut_off(system: EmbeddedStack, users: Users) -> None:
     got = under_abuse(system, users, "slow")
-    # Trickled headers: the connection closed; a trickled body: 408. None still held.
-    assert set(got) == {"closed", "408"}, got
+    # Trickled headers: the connection closed; a trickled body: 408, or 429 past the
+    # requests one token may have waiting for an answer. None still held.
+    assert got.get("closed", 0) > 0, got
+    assert got.get("408", 0) > 0, got
+    assert set(got) <= {"closed", "408", "429"}, got
 
 
 def test_bodies_past_the_limit_are_refused_413(system: EmbeddedStack, users: Users) -> None:
     got = under_abuse(system, users, "huge")
     assert got.get("413", 0) > 0, got
-    assert set(got) <= {"413", "closed"}, got
+    # Then the user's token is over SESSION_RATE_LIMIT: refused before anything is read.
+    assert set(got) <= {"413", "429", "closed"}, got

@@ -329,10 +329,10 @@ def test_the_database_stopped(
             if name != "aggregator":  # readiness says which check failed, as JSON
                 assert answer.headers["content-type"] == "application/problem+json", name
                 assert answer.headers["retry-after"] == "5", name
-        time.sleep(max(0.0, 15 - (time.monotonic() - stopped)))
+        time.sleep(max(0.0, 10 - (time.monotonic() - stopped)))
     finally:
         back = restart(database, ready_within=60.0)
-    recovered(team, "database stopped 15 s", since=back)
+    recovered(team, "database stopped 10 s", since=back)
     no_job_left_running(system, team, back)
 
 

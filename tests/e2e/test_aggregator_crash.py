@@ -1,6 +1,6 @@
-"""The running aggregator killed with SIGKILL in the middle of its work, twice: after a
-restart the dashboard and the public feed hold exactly what applying every event once,
-in order, gives."""
+"""The running aggregator killed with SIGKILL in the middle of its work: after a restart
+the dashboard and the public feed hold exactly what applying every event once, in order,
+gives. (The chaos suite kills it again mid-drain, under a live system.)"""
 
 from __future__ import annotations
 
@@ -53,16 +53,14 @@ def test_an_aggregator_killed_mid_batch_loses_and_duplicates_nothing(
     produce(system, produced)
     aggregator = system.processes["aggregator"]
     written = {"tenant_id": tenant}
-    # Killed as soon as its first batch is written, and again further on.
-    for progress in (1, len(expected) // 2):
-        assert eventually(
-            lambda n=progress: db["tasks"].count_documents(written) >= n,  # type: ignore[misc]
-            interval=0.05,
-        )
-        aggregator.kill()
-        assert db["tasks"].count_documents(written) < len(produced)
-        aggregator.start()
-        aggregator.wait_ready(90.0)
+    # Killed once its first batches are written, with most of them still to come.
+    assert eventually(
+        lambda: db["tasks"].count_documents(written) >= len(expected) // 4, interval=0.05
+    )
+    aggregator.kill()
+    assert db["tasks"].count_documents(written) < len(produced)
+    aggregator.start()
+    aggregator.wait_ready(90.0)
 
     def dashboard() -> dict[str, Any]:
         return {

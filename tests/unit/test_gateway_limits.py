@@ -4,6 +4,7 @@ API."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -15,6 +16,7 @@ from syntaskio_common.problems import RequestSizeLimit, install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.sessions import UserSession
 from syntaskio_gateway.dependencies import CurrentUser
+from syntaskio_gateway.flood_guard import FloodGuard
 from syntaskio_gateway.settings import GatewaySettings
 
 MAX_BYTES = 2048
@@ -104,7 +106,7 @@ class CountingVerifier(TokensAreUserNames):
 
 async def flood_app(verifier: CountingVerifier) -> httpx.AsyncClient:
     app = FastAPI()
-    app.state.settings = GatewaySettings(
+    app.state.settings = settings = GatewaySettings(
         user_rate_limit="100/minute", session_rate_limit="4/minute", address_rate_limit="10/minute"
     )
     app.state.verifier = verifier
@@ -115,6 +117,7 @@ async def flood_app(verifier: CountingVerifier) -> httpx.AsyncClient:
     async def whoami(user: CurrentUser) -> str:
         return user.user_id
 
+    app.add_middleware(FloodGuard, settings=settings)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
 
 
@@ -136,3 +139,37 @@ async def test_a_flood_of_made_up_tokens_from_one_address_is_refused_before_veri
         ]
     assert answers == [401] * 10 + [429] * 4
     assert verifier.verified == 10
+
+
+async def test_a_burst_from_one_token_waits_for_nobody_but_itself() -> None:
+    """Past `session_concurrent_requests` unanswered, a token's requests are refused at
+    once (nothing verified); another token is served meanwhile, and answered requests
+    free their places."""
+    release = asyncio.Event()
+    verifier = CountingVerifier()
+    app = FastAPI()
+    app.state.settings = settings = GatewaySettings(session_concurrent_requests=2)
+    app.state.verifier = verifier
+    app.state.rate_limiter = RateLimiter()
+    install_problem_handlers(app)
+
+    @app.get("/slow")
+    async def slow(user: CurrentUser) -> str:
+        await release.wait()
+        return user.user_id
+
+    app.add_middleware(FloodGuard, settings=settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        alex = _as("acme:alex")
+        held = [asyncio.create_task(client.get("/slow", headers=alex)) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        refused = await client.get("/slow", headers=alex)
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "1"
+        assert verifier.verified == 2  # the refused one cost no verification
+        other = asyncio.create_task(client.get("/slow", headers=_as("acme:sam")))
+        await asyncio.sleep(0.1)
+        release.set()
+        assert [(await task).status_code for task in (*held, other)] == [200, 200, 200]
+        assert (await client.get("/slow", headers=alex)).status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 
 import pytest
@@ -265,3 +266,15 @@ async def test_a_stream_whose_queue_overflowed_sends_a_reset() -> None:
         ("task.upserted", "0-4.1-0"),
     ]
     assert sent[2].data["task"]["id"] == "d"
+
+
+def test_a_user_is_admitted_at_most_so_many_streams_however_they_are_asked_for() -> None:
+    buffer = FeedBuffer(size=10)
+    with contextlib.ExitStack() as held:
+        admitted = [held.enter_context(buffer.admitted("acme", "alex", most=3)) for _ in range(5)]
+        assert admitted == [True, True, True, False, False]
+        # Another user's places are their own.
+        assert held.enter_context(buffer.admitted("acme", "sam", most=3))
+    # All given back: the user may open as many again.
+    with buffer.admitted("acme", "alex", most=1) as again:
+        assert again

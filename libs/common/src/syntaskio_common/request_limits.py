@@ -15,7 +15,7 @@ from typing import Any, Final
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.config import Config
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from syntaskio_common.problems import problem_response
@@ -23,9 +23,10 @@ from syntaskio_common.problems import problem_response
 LIVENESS_PATH: Final = "/healthz"
 
 
-class HeaderDeadline(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection whose request headers are not all in
-    within `header_seconds` (the keep-alive timeout still covers idle connections)."""
+class HeaderDeadline(HttpToolsProtocol):
+    """uvicorn's httptools protocol (its C parser), closing a connection whose request
+    headers are not all in within `header_seconds` (the keep-alive timeout still covers
+    idle connections)."""
 
     header_seconds: float = 10.0
 

@@ -4,11 +4,12 @@ port, every request in its own span with its id and one access line
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from syntaskio_common.logging import configure_logging
 from syntaskio_common.request_context import RequestContext
@@ -20,7 +21,15 @@ S = TypeVar("S", bound=ServiceSettings)
 REQUEST_KEEP_ALIVE_SECONDS: Final = 15
 
 
-def serve(service: str, settings: S, create_app: Callable[[S], FastAPI]) -> None:
+def serve(
+    service: str,
+    settings: S,
+    create_app: Callable[[S], FastAPI],
+    *,
+    front: Sequence[Middleware] = (),
+) -> None:
+    """`front`: middleware that must act before any of ours (tracing, access lines,
+    limits), outermost last."""
     configure_logging(service, settings.log_level)
     configure_telemetry(service, metrics_port=settings.metrics_port, host=settings.host)
     app = create_app(settings)
@@ -32,6 +41,8 @@ def serve(service: str, settings: S, create_app: Callable[[S], FastAPI]) -> None
     # Outermost (added last): a busy process refuses before any other work.
     app.add_middleware(BodyDeadline, seconds=settings.body_read_timeout_seconds)
     app.add_middleware(ConcurrencyLimit, max_requests=settings.max_concurrent_requests)
+    for middleware in front:
+        app.add_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
     uvicorn.run(
         app,
         host=settings.host,

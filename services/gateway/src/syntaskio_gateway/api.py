@@ -66,16 +66,20 @@ async def task_facets(
     return await reader.facets(user, filters)
 
 
-def _a_free_stream(request: Request, user: CurrentUser) -> None:
-    """Refused before the stream starts: the user already holds the most allowed."""
+async def _a_free_stream(request: Request, user: CurrentUser) -> AsyncIterator[None]:
+    """A place among the user's streams, held until the stream ends (a dependency with
+    `yield` ends after the response); refused before the stream starts when they hold
+    the most allowed."""
     feed: TaskFeed = request.app.state.feed
     most = request.app.state.settings.live_streams_per_user
-    if feed.buffer.streams_of(user.tenant_id, user.user_id) >= most:
-        raise Problem(
-            429,
-            f"At most {most} live streams may be open at once; close another tab.",
-            headers={"Retry-After": "30"},
-        )
+    with feed.buffer.admitted(user.tenant_id, user.user_id, most) as admitted:
+        if not admitted:
+            raise Problem(
+                429,
+                f"At most {most} live streams may be open at once; close another tab.",
+                headers={"Retry-After": "30"},
+            )
+        yield
 
 
 @router.get(

@@ -3,7 +3,6 @@ held to the per-user request rate), the services the gateway calls, and id param
 
 from __future__ import annotations
 
-import hashlib
 from typing import Annotated
 
 import httpx
@@ -54,17 +53,12 @@ async def _current_user(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> AuthenticatedUser:
     """A session from the HttpOnly cookie (browsers) or a bearer token (API clients),
-    counted against the user's request rate."""
+    counted against the user's request rate (floods of tokens and from addresses were
+    refused before: `flood_guard`)."""
     settings = settings_of(request)
-    limiter = rate_limiter(request)
-    address = request.client.host if request.client else "unknown"
-    await limiter.hit(settings.address_rate_limit, "address", address)
     token = cookie or (bearer.credentials if bearer else None)
     if not token:
         raise Problem(401, "A session (cookie or bearer token) is required.")
-    # Kept by digest: the limiter's memory holds no token.
-    presented = hashlib.sha256(token.encode()).hexdigest()
-    await limiter.hit(settings.session_rate_limit, "presented", presented)
     verifier: SessionVerifier = request.app.state.verifier
     try:
         session = await verifier.verify(token)
@@ -73,7 +67,9 @@ async def _current_user(
         raise Problem(401, "The session is invalid or has expired.") from error
     except httpx.HTTPError as error:
         raise Problem(503, "Sessions cannot be verified right now.") from error
-    await limiter.hit(settings.user_rate_limit, "user", session.tenant_id, session.user_id)
+    await rate_limiter(request).hit(
+        settings.user_rate_limit, "user", session.tenant_id, session.user_id
+    )
     return AuthenticatedUser(**session.model_dump(), token=token)
 
 

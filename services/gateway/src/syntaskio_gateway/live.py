@@ -97,6 +97,7 @@ class FeedBuffer:
         self._next: Positions = {}
         self._oldest: Positions = {}  # per partition, the oldest offset still held
         self._subscriptions: dict[tuple[str, str], set[Subscription]] = {}
+        self._admitted: dict[tuple[str, str], int] = {}  # streams admitted, per user
 
     def begin(self, positions: Positions) -> None:
         """Where reading starts: nothing before it can be replayed."""
@@ -163,8 +164,23 @@ class FeedBuffer:
     def subscribers(self) -> int:
         return sum(len(s) for s in self._subscriptions.values())
 
-    def streams_of(self, tenant_id: str, user_id: str) -> int:
-        return len(self._subscriptions.get((tenant_id, user_id), ()))
+    @contextlib.contextmanager
+    def admitted(self, tenant_id: str, user_id: str, most: int) -> Iterator[bool]:
+        """A place for one more of the user's streams, if they hold fewer than `most`:
+        taken here, at once (no await between the count and the taking, so streams
+        asked for together cannot all slip in), and given back when the stream ends."""
+        key = (tenant_id, user_id)
+        held = self._admitted.get(key, 0)
+        if held >= most:
+            yield False
+            return
+        self._admitted[key] = held + 1
+        try:
+            yield True
+        finally:
+            self._admitted[key] -= 1
+            if not self._admitted[key]:
+                del self._admitted[key]
 
 
 def _drain(queue: asyncio.Queue[Change | None]) -> None:

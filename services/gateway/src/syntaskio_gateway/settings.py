@@ -23,6 +23,11 @@ class GatewaySettings(SessionSettings):
     # meets first) and per client address (an office behind one address has many users).
     session_rate_limit: str = "600/minute"
     address_rate_limit: str = "3000/minute"
+    # Requests not yet answered (a live stream counts until its headers are sent), per
+    # presented token and per address: one client's burst waits for nobody but itself.
+    # A browser sends at most 6 at once to a host.
+    session_concurrent_requests: int = Field(default=8, ge=1)
+    address_concurrent_requests: int = Field(default=64, ge=1)
     # Request bodies larger than this are refused with 413 before they are read.
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
 
