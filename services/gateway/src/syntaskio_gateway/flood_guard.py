@@ -56,6 +56,8 @@ class FloodGuard:
         self.settings = settings
         self.limiter = RateLimiter()
         self.unanswered: Counter[str] = Counter()  # by "address:…" and "session:…"
+        for reason in ("address", "session"):
+            REFUSED.add(0, {"reason": reason})  # exported from the start, at 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
