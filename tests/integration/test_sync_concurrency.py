@@ -9,6 +9,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import httpx
+import pytest
 from pymongo import AsyncMongoClient
 
 from syntaskio_common.leases import Leases
@@ -82,3 +84,41 @@ async def test_a_hanging_integration_holds_only_its_own_slot(
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
         await mongo.drop_database(db.name)
+
+
+class AuthServiceDown(FakeRunner):
+    """Every run fails to lease: auth-service answers 503."""
+
+    async def run(self, integration_id: str, *_: Any, **__: Any) -> None:
+        self.started.append(integration_id)
+        self.others_done.set()
+        request = httpx.Request("POST", "http://auth-service/internal/v1/lease")
+        response = httpx.Response(503, request=request)
+        raise httpx.HTTPStatusError("503", request=request, response=response)
+
+
+async def test_auth_service_down_is_one_line_per_run_not_a_traceback(
+    mongo: AsyncMongoClient[Document], settings: ServiceSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = mongo[f"{settings.mongodb_database}_down_{uuid.uuid4().hex[:6]}"]
+    ids = [f"int-{uuid.uuid4().hex[:6]}"]
+    runner = AuthServiceDown(ids, slow="none")
+    scheduler = SyncScheduler(
+        runner,  # type: ignore[arg-type]
+        SyncSchedule(db),
+        Leases(db, ttl_seconds=30),
+        interval=timedelta(hours=1),
+        poll_seconds=0.1,
+    )
+    loop = asyncio.create_task(scheduler.run_forever())
+    try:
+        async with asyncio.timeout(20):
+            await runner.others_done.wait()
+        await asyncio.sleep(0.3)
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        await mongo.drop_database(db.name)
+    said = [r for r in caplog.records if r.name == "syntaskio_connector.sync"]
+    assert any(r.getMessage() == "sync not started: auth-service answered 503" for r in said)
+    assert not [r for r in said if r.exc_info], "a traceback was logged"

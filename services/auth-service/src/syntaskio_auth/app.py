@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import httpx
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request, Response
 from pymongo.asynchronous.database import AsyncDatabase
 
 from syntaskio_auth.accounts import ConnectWiseAccounts
@@ -26,7 +27,7 @@ from syntaskio_auth.settings import AuthSettings
 from syntaskio_auth.sign_in import ClaimMapping, OidcProvider, SignIn
 from syntaskio_auth.tenant_api import tenant
 from syntaskio_auth.tenant_users import TenantUsers
-from syntaskio_auth.vault import Vault
+from syntaskio_auth.vault import Vault, VaultError
 from syntaskio_common import topics
 from syntaskio_common.egress import create_guarded_http_client, create_guarded_transport
 from syntaskio_common.health import health_router
@@ -34,10 +35,12 @@ from syntaskio_common.http import create_http_client
 from syntaskio_common.kafka import create_broker, ensure_topics, reachable
 from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import Document, create_mongo_client, get_database, ping
-from syntaskio_common.problems import install_problem_handlers
+from syntaskio_common.problems import install_problem_handlers, problem_response
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.service_auth import internal_caller
 from syntaskio_common.sessions import Role, SessionRevocations, UserSession
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: AuthSettings) -> FastAPI:
@@ -129,6 +132,7 @@ def create_app(settings: AuthSettings) -> FastAPI:
     app.state.issuer = issuer
     app.state.rate_limiter = RateLimiter()
     install_problem_handlers(app)
+    app.add_exception_handler(VaultError, unreadable_credentials)
     app.include_router(health_router({"mongodb": lambda: ping(mongo), "kafka": reachable(broker)}))
     # Before `public`: `/v1/integrations/tenant` must not be taken for a connection's id.
     app.include_router(tenant)
@@ -165,3 +169,16 @@ async def _sign_in(
     )
     await sign_in.create_indexes()
     return sign_in
+
+
+async def unreadable_credentials(request: Request, error: Exception) -> Response:
+    """Secrets sealed under a key that is no longer in VAULT_KEYS (removed before a
+    rotation finished: docs/operations.md, "Rotate the vault keys"). The operator's to
+    fix, not the user's: the connection is left as it is, the caller may try again, and
+    the log gets one line, not a traceback."""
+    logger.warning("credentials unreadable: %s", error, extra={"path": request.url.path})
+    return problem_response(
+        503,
+        "The connection's credentials cannot be opened right now.",
+        headers={"Retry-After": "60"},
+    )

@@ -508,6 +508,15 @@ class SyncScheduler:
                     resync=due.resync,
                     reconcile=due.reconcile,
                 )
+            except httpx.HTTPError as error:
+                # auth-service unreachable, or answering 5xx (its database down, say): one
+                # line, not a traceback every poll; the run comes again at the next one.
+                logger.warning(
+                    "sync not started: auth-service %s",
+                    _described(error),
+                    extra={"integration_id": integration_id},
+                )
+                job, crashed = None, True
             except Exception:
                 logger.exception("sync crashed", extra={"integration_id": integration_id})
                 job, crashed = None, True
@@ -555,6 +564,13 @@ def _count_run(due: Due, job: SyncJob | None, outcome: str, started: datetime) -
         LAST_SUCCESS.set(ended.timestamp(), connection)
     elif outcome in (JobStatus.FAILED.value, JobStatus.INTERRUPTED.value, "crashed"):
         LAST_FAILURE.set(ended.timestamp(), connection)
+
+
+def _described(error: httpx.HTTPError) -> str:
+    """An error reaching auth-service, without its URL."""
+    if isinstance(error, httpx.HTTPStatusError):
+        return f"answered {error.response.status_code}"
+    return f"unreachable: {type(error).__name__}"
 
 
 def _run_span(due: Due, traces: list[str]) -> contextlib.AbstractContextManager[Span]:
