@@ -5,13 +5,16 @@ still running is not started twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import Document
@@ -56,33 +59,45 @@ class FakeRunner:
             self.others_done.set()
 
 
-async def test_a_hanging_integration_holds_only_its_own_slot(
-    mongo: AsyncMongoClient[Document], settings: ServiceSettings
-) -> None:
-    db = mongo[f"{settings.mongodb_database}_slots_{uuid.uuid4().hex[:6]}"]
-    ids = [f"int-{n}-{uuid.uuid4().hex[:6]}" for n in range(5)]
-    runner = FakeRunner(ids, slow=ids[0])
+@contextlib.asynccontextmanager
+async def scheduling(
+    runner: FakeRunner, db: AsyncDatabase[Document], *, concurrency: int = 8
+) -> AsyncIterator[None]:
+    """The scheduler's loop over `runner`'s integrations (polling every 0.1 s) for the
+    length of the block."""
     scheduler = SyncScheduler(
         runner,  # type: ignore[arg-type]
         SyncSchedule(db),
         Leases(db, ttl_seconds=30),
         interval=timedelta(hours=1),
         poll_seconds=0.1,
-        concurrency=2,
+        concurrency=concurrency,
     )
     loop = asyncio.create_task(scheduler.run_forever())
     try:
-        async with asyncio.timeout(20):
-            await runner.others_done.wait()
-        # The slow one still holds its slot, and was started once, not again each poll.
-        assert runner.started.count(ids[0]) == 1
-        assert ids[0] not in runner.finished
-        runner.release.set()
-        async with asyncio.timeout(10):
-            await runner.slow_done.wait()
+        yield
     finally:
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
+
+
+async def test_a_hanging_integration_holds_only_its_own_slot(
+    mongo: AsyncMongoClient[Document], settings: ServiceSettings
+) -> None:
+    db = mongo[f"{settings.mongodb_database}_slots_{uuid.uuid4().hex[:6]}"]
+    ids = [f"int-{n}-{uuid.uuid4().hex[:6]}" for n in range(5)]
+    runner = FakeRunner(ids, slow=ids[0])
+    try:
+        async with scheduling(runner, db, concurrency=2):
+            async with asyncio.timeout(20):
+                await runner.others_done.wait()
+            # The slow one still holds its slot, and was started once, not again each poll.
+            assert runner.started.count(ids[0]) == 1
+            assert ids[0] not in runner.finished
+            runner.release.set()
+            async with asyncio.timeout(10):
+                await runner.slow_done.wait()
+    finally:
         await mongo.drop_database(db.name)
 
 
@@ -103,21 +118,12 @@ async def test_auth_service_down_is_one_line_per_run_not_a_traceback(
     db = mongo[f"{settings.mongodb_database}_down_{uuid.uuid4().hex[:6]}"]
     ids = [f"int-{uuid.uuid4().hex[:6]}"]
     runner = AuthServiceDown(ids, slow="none")
-    scheduler = SyncScheduler(
-        runner,  # type: ignore[arg-type]
-        SyncSchedule(db),
-        Leases(db, ttl_seconds=30),
-        interval=timedelta(hours=1),
-        poll_seconds=0.1,
-    )
-    loop = asyncio.create_task(scheduler.run_forever())
     try:
-        async with asyncio.timeout(20):
-            await runner.others_done.wait()
-        await asyncio.sleep(0.3)
+        async with scheduling(runner, db):
+            async with asyncio.timeout(20):
+                await runner.others_done.wait()
+            await asyncio.sleep(0.3)
     finally:
-        loop.cancel()
-        await asyncio.gather(loop, return_exceptions=True)
         await mongo.drop_database(db.name)
     said = [r for r in caplog.records if r.name == "syntaskio_connector.sync"]
     assert any(r.getMessage() == "sync not started: auth-service answered 503" for r in said)

@@ -25,6 +25,16 @@ DOWN = [
 ]
 
 
+async def asked(
+    app: FastAPI, method: str, path: str, caplog: pytest.LogCaptureFixture
+) -> httpx.Response:
+    """`app`'s answer to one request, its warnings captured."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    with caplog.at_level(logging.WARNING):
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.request(method, path)
+
+
 @pytest.mark.parametrize(("error", "what"), DOWN, ids=lambda v: type(v).__name__)
 async def test_an_unreachable_dependency_is_a_503_problem_with_retry_after(
     error: Exception, what: str, caplog: pytest.LogCaptureFixture
@@ -36,10 +46,7 @@ async def test_an_unreachable_dependency_is_a_503_problem_with_retry_after(
     async def work() -> None:
         raise error
 
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    with caplog.at_level(logging.WARNING):
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            answer = await client.get("/work")
+    answer = await asked(app, "GET", "/work", caplog)
     assert answer.status_code == 503
     assert answer.headers["content-type"] == PROBLEM_JSON
     assert answer.headers["retry-after"] == "5"
@@ -62,10 +69,7 @@ async def test_credentials_no_vault_key_opens_are_a_503_problem_not_a_traceback(
     async def lease() -> None:
         raise VaultError("the secret was sealed with a key id that is not in the keyring")
 
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    with caplog.at_level(logging.WARNING):
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            answer = await client.post("/lease")
+    answer = await asked(app, "POST", "/lease", caplog)
     assert answer.status_code == 503
     assert answer.headers["content-type"] == PROBLEM_JSON
     assert answer.headers["retry-after"] == "60"

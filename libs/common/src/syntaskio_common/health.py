@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+LIVENESS_PATH: Final = "/healthz"
+READINESS_PATH: Final = "/readyz"
+# Asked by the kubelet, at its own pace: never traced, rate-limited or refused as busy.
+PROBE_PATHS: Final = frozenset({LIVENESS_PATH, READINESS_PATH})
 
 
 def health_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz", summary="Liveness")
+    @router.get(LIVENESS_PATH, summary="Liveness")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: dependencies reachable")
+    @router.get(READINESS_PATH, summary="Readiness: dependencies reachable")
     async def readyz() -> JSONResponse:
         results = {name: await check() for name, check in checks.items()}
         ready = all(results.values())

@@ -10,7 +10,7 @@ gives every request's headers a deadline from their first byte (or from connecti
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final
+from typing import Any
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,9 +18,8 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from syntaskio_common.health import LIVENESS_PATH
 from syntaskio_common.problems import problem_response
-
-LIVENESS_PATH: Final = "/healthz"
 
 
 class HeaderDeadline(HttpToolsProtocol):

@@ -45,13 +45,15 @@ from opentelemetry.trace import Span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import start_http_server
 
+from syntaskio_common.health import PROBE_PATHS
+
 # The span attributes that hold a URL or its target, in the old and the stable HTTP
 # semantic conventions (which one is written depends on OTEL_SEMCONV_STABILITY_OPT_IN).
 _URL_ATTRIBUTES: Final = ("http.url", "url.full")
 _TARGET_ATTRIBUTES: Final = ("http.target",)
 _QUERY_ATTRIBUTES: Final = ("url.query",)
 # Probes and scrapes are not worth a trace each.
-_UNTRACED_PATHS: Final = "/healthz,/readyz,/metrics"
+_UNTRACED_PATHS: Final = ",".join(sorted(PROBE_PATHS | {"/metrics"}))
 _PROPAGATOR: Final = TraceContextTextMapPropagator()
 
 tracer = trace.get_tracer("syntaskio")

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from typing import Final
 
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from syntaskio_common.health import PROBE_PATHS
 from syntaskio_common.problems import Problem, problem_response
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.telemetry import meter
 from syntaskio_gateway.dependencies import SESSION_COOKIE
 from syntaskio_gateway.settings import GatewaySettings
-
-# Probes come from the kubelet, at its own pace: never counted.
-PROBES: Final = frozenset({"/healthz", "/readyz"})
 
 REFUSED = meter.create_counter(
     "syntaskio.gateway.floods.refused",
@@ -60,7 +57,7 @@ class FloodGuard:
             REFUSED.add(0, {"reason": reason})  # exported from the start, at 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PROBES:
+        if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
@@ -114,10 +111,7 @@ class FloodGuard:
             nonlocal pending
             if pending:
                 pending = False
-                self.unanswered.subtract(keys)
-                for key in keys:
-                    if self.unanswered[key] <= 0:
-                        del self.unanswered[key]
+                self.unanswered -= Counter(keys)  # keys at 0 are dropped
 
         async def send_and_count(message: Message) -> None:
             if message["type"] == "http.response.start":
