@@ -137,13 +137,18 @@ def assigned_open_phase_ids(system: EmbeddedStack, member: str) -> set[str]:
     }
 
 
-def connectwise(system: EmbeddedStack, member: str, path: str, **params: Any) -> Any:
-    """What the sandbox's ConnectWise API answers the member (with their own keys)."""
+def connectwise(
+    system: EmbeddedStack, member: str, path: str, *, post: Any = None, **params: Any
+) -> Any:
+    """What the sandbox's ConnectWise API answers the member (with their own keys): a GET,
+    or with `post` a POST of that body (a change the member makes in ConnectWise)."""
     keys = sandbox_keys(system, member)
     info = httpx.get(f"{system.url('sandbox')}/login/companyinfo/{keys['company_id']}").json()
-    response = httpx.get(
+    response = httpx.request(
+        "GET" if post is None else "POST",
         f"{system.url('sandbox')}/{info['Codebase']}apis/3.0/{path}",
         params=params,
+        json=post,
         auth=(f"{keys['company_id']}+{keys['public_key']}", keys["private_key"]),
         headers={"clientId": DEV_CONNECTWISE_CLIENT_ID},
     )

@@ -309,6 +309,7 @@ def test_fuzzing_reached_past_validation(fuzzer: Fuzzer) -> None:
     assert {
         "GET /api/v1/tasks",
         "GET /api/v1/tasks/{task_id}",
+        "GET /api/v1/tasks/{task_id}/detail",
         "GET /api/v1/commands/{command_id}",
         "GET /api/v1/integrations/{integration_id}",
         "GET /api/v1/integrations/{integration_id}/sync-jobs",

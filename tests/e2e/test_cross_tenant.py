@@ -240,6 +240,7 @@ def routes(alice: Owner) -> dict[str, tuple[str, str, dict[str, Any]]]:
     attempt = {"text": ATTEMPT}
     return {
         "task": ("GET", task, {}),
+        "ticket detail": ("GET", f"{task}/detail", {}),
         "complete": ("POST", f"{task}/complete", {"headers": new_key()}),
         "note": ("POST", f"{task}/notes", {"json": attempt, "headers": new_key()}),
         "note with her key": (

@@ -135,7 +135,11 @@ def test_sign_in_connect_with_oauth_and_see_the_members_tickets(
     expect(row.locator(".task-title")).to_contain_text(record["summary"])
     expect(row.locator('[data-meta="company"] dd')).to_have_text(record["company"]["name"])
     expect(row.locator('[data-meta="board"] dd')).to_have_text(record["board"]["name"])
-    link = row.locator(".task-title a")
+    # The title opens the ticket's detail here; ConnectWise opens beside it.
+    expect(row.locator(".task-title a")).to_have_attribute(
+        "href", f"/tasks/{row.get_attribute('data-task-id')}"
+    )
+    link = row.locator(".task-source-link")
     expect(link).to_have_attribute("target", "_blank")
     expect(link).to_have_attribute("rel", re.compile(r"\bnoopener\b"))
     assert (link.get_attribute("href") or "").startswith(f"{site(system)}/")

@@ -168,6 +168,7 @@ async def test_every_served_record_has_its_documented_shape(
     collections = {
         "system/members": "Member",
         "company/companies": "Company",
+        "company/contacts": "Contact",
         "service/boards": "Board",
         "service/priorities": "Priority",
         "service/tickets": "Ticket",
@@ -218,6 +219,15 @@ async def test_every_served_record_has_its_documented_shape(
     assert shapes.checked["ServiceNote"] >= 362
     assert shapes.checked["TimeEntry"] >= 2
     assert shapes.checked["PhaseStatus"] == 4
+    assert shapes.checked["Contact"] >= 100
+    # Every contact a ticket names is served, under the name the ticket gives it.
+    contacts = {c["id"]: c for c in served["company/contacts"]}
+    for ticket in served["service/tickets"]:
+        if "contact" in ticket:
+            contact = contacts[ticket["contact"]["id"]]
+            assert ticket["contact"]["name"] == f"{contact['firstName']} {contact['lastName']}"
+            assert ticket["contactPhoneNumber"] == contact["defaultPhoneNbr"]
+            assert contact["company"]["id"] == ticket["company"]["id"]
     assert len(events) >= 8
 
 

@@ -125,9 +125,17 @@ def dump_work(dataset: Dataset) -> str:
     return json.dumps(payload, sort_keys=True)
 
 
+# Ticket fields seeded after the digest was taken; they draw nothing from the stream.
+LATER_FIELDS = ("contact", "contactPhoneNumber")
+
+
 def service_digest(dataset: Dataset) -> str:
+    tickets = [
+        {key: value for key, value in ticket.items() if key not in LATER_FIELDS}
+        for ticket in dataset.tickets
+    ]
     payload = json.dumps(
-        {"tickets": dataset.tickets, "descriptions": sorted(dataset.descriptions.items())},
+        {"tickets": tickets, "descriptions": sorted(dataset.descriptions.items())},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
@@ -137,7 +145,8 @@ def test_service_tickets_are_what_they_were_before_projects_were_seeded() -> Non
     """End-to-end tests rely on seed 42's service tickets: projects and schedules draw
     from streams of their own and must not move them (digest taken before they existed,
     and retaken once when the status reference's `Sort` became the documented `sort` —
-    the same tickets, `723b9e32…` with the old spelling)."""
+    the same tickets, `723b9e32…` with the old spelling). The contacts added later are
+    left out of it."""
     dataset = generate(seed=42, tickets=300, anchor=ANCHOR)
     assert service_digest(dataset) == (
         "800074d1afd5d3d8f8d59f555c8c5dc68b3ead5fb32f2e6d9f73cbd9b1af84bd"

@@ -80,6 +80,7 @@ class Trigger(StrEnum):
     WRITE_BACK = "write_back"  # our own change to a record, fetched back
     RESUMED = "resumed"  # an admin resumed a paused connection
     MEMBERS_CHANGED = "members_changed"  # a tenant connection's member mapping changed
+    DETAIL = "detail"  # a ticket opened on the dashboard was gone from ConnectWise
 
 
 class JobStatus(StrEnum):

@@ -1,5 +1,5 @@
 """The ConnectWise REST endpoints for the system and reference data (members,
-companies, boards and their statuses, priorities), mounted under `/{codebase}apis/3.0`,
+companies, contacts, boards and their statuses, priorities), mounted under `/{codebase}apis/3.0`,
 and the unauthenticated company lookup at `/login/companyinfo/{companyId}`. Tickets,
 projects, schedules, time and callbacks have `*_routes.py` modules of their own.
 
@@ -166,6 +166,9 @@ collection_routes(
 )
 collection_routes(
     router, "/company/companies", "Company", lambda s: s.store.companies, lambda s: s.company
+)
+collection_routes(
+    router, "/company/contacts", "Contact", lambda s: s.store.contacts, lambda s: s.contact
 )
 collection_routes(router, "/service/boards", "Board", lambda s: s.store.boards, lambda s: s.board)
 collection_routes(

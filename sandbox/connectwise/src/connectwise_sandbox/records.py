@@ -83,6 +83,11 @@ def company_ref(company: JsonObject) -> JsonObject:
     return {"id": company["id"], "identifier": company["identifier"], "name": company["name"]}
 
 
+def contact_ref(contact: JsonObject) -> JsonObject:
+    """A ContactReference: `id` and `name` (first and last)."""
+    return {"id": contact["id"], "name": f"{contact['firstName']} {contact['lastName']}"}
+
+
 def project_ref(project: JsonObject) -> JsonObject:
     return {"id": project["id"], "name": project["name"]}
 
@@ -115,11 +120,15 @@ def ticket_record(
     entered_by: str,
     last_updated: str,
     updated_by: str,
+    contact: JsonObject | None = None,
+    contact_phone: str | None = None,
 ) -> JsonObject:
     """A service ticket as `GET /service/tickets/{id}` returns it.
 
     `board`, `status`, … are reference shapes (`board_ref(...)`), shared between tickets;
     `closed` is the status' `closedStatus`, which is what `closedFlag` follows in the product.
+    `contact` is a ContactReference (`contact_ref(...)`); `contactName`, `…PhoneNumber` and
+    `…EmailAddress` are the ticket's own copies, as ConnectWise keeps them.
     """
     ticket: JsonObject = {
         "id": ticket_id,
@@ -128,7 +137,13 @@ def ticket_record(
         "board": board,
         "status": status,
         "company": company,
-        "contactName": contact_name,
+    }
+    if contact is not None:
+        ticket["contact"] = contact
+    ticket["contactName"] = contact_name
+    if contact_phone is not None:
+        ticket["contactPhoneNumber"] = contact_phone
+    ticket |= {
         "contactEmailAddress": contact_email,
         "source": source,
         "severity": severity,

@@ -32,6 +32,7 @@ from connectwise_sandbox.records import (
     TimestampFormatter,
     board_ref,
     company_ref,
+    contact_ref,
     format_timestamp,
     member_ref,
     priority_ref,
@@ -57,6 +58,7 @@ from connectwise_sandbox.vocabulary import (
 FIRST_TICKET_ID: Final = 1001
 FIRST_MEMBER_ID: Final = 101
 FIRST_COMPANY_ID: Final = 250
+FIRST_CONTACT_ID: Final = 3001
 MSP_DOMAIN: Final = "msp.example"
 HISTORY: Final = timedelta(days=180)
 KEY_LENGTH: Final = 16
@@ -87,6 +89,7 @@ class Dataset:
     members: tuple[JsonObject, ...]
     api_keys: tuple[ApiKey, ...]
     companies: tuple[JsonObject, ...]
+    contacts: tuple[JsonObject, ...]
     boards: tuple[JsonObject, ...]
     statuses: tuple[JsonObject, ...]
     priorities: tuple[JsonObject, ...]
@@ -113,7 +116,7 @@ def generate(*, seed: int, tickets: int, anchor: datetime, extra_technicians: in
     # one does not reshuffle a seed's tickets.
     staff = tuple(m for m in members if m["licenseClass"] != API_LICENSE_CLASS)
     service_boards, project_boards = boards[: len(BOARDS)], boards[len(BOARDS) :]
-    ticket_records, descriptions = _tickets(
+    ticket_records, descriptions, contacts = _tickets(
         random.Random(seed), tickets, anchor, staff, companies, service_boards, statuses, priorities
     )
     projects = generate_projects(
@@ -138,6 +141,7 @@ def generate(*, seed: int, tickets: int, anchor: datetime, extra_technicians: in
         members=members,
         api_keys=_api_keys(seed, members),
         companies=companies,
+        contacts=contacts,
         boards=boards,
         statuses=statuses,
         priorities=priorities,
@@ -290,7 +294,10 @@ def _tickets(
     boards: Sequence[JsonObject],
     statuses: Sequence[JsonObject],
     priorities: Sequence[JsonObject],
-) -> tuple[tuple[JsonObject, ...], dict[int, str]]:
+) -> tuple[tuple[JsonObject, ...], dict[int, str], tuple[JsonObject, ...]]:
+    """The tickets, their descriptions, and the companies' contacts who raised them (a
+    contact per company and name, met first on the ticket that names it; no random draw
+    of its own, so the tickets of a seed are the same as before contacts existed)."""
     pools = [
         _BoardPool(
             board,
@@ -333,6 +340,7 @@ def _tickets(
 
     tickets: list[JsonObject] = []
     descriptions: dict[int, str] = {}
+    contacts: dict[tuple[int, str, str], JsonObject] = {}
     for index in range(count):
         ticket_id = FIRST_TICKET_ID + index
         pool = pools[bisect(board_weights, random_() * board_weights[-1])]
@@ -363,12 +371,16 @@ def _tickets(
         if random_() < 0.7:
             required = stamp(entered + randrange(1, 22) * _DAY)
         first, last = choice(CONTACT_FIRST_NAMES), choice(CONTACT_LAST_NAMES)
-        email_user = f"{first}.{last}".lower().replace("'", "")
         summary = choice(pool.summaries)
         budget = choice((0.5, 1.0, 2.0, 4.0, 8.0))
         enterer = owner["identifier"] if owner is not None else "EmailConnector"
         updater = owner["identifier"] if owner is not None else choice(active)["identifier"]
         board_name = pool.board["name"]
+        contact = contacts.get((company["id"], first, last))
+        if contact is None:
+            contact_id = FIRST_CONTACT_ID + len(contacts)
+            contact = _contact(contact_id, first, last, company, stamp(entered))
+            contacts[(company["id"], first, last)] = contact
 
         tickets.append(
             ticket_record(
@@ -380,7 +392,9 @@ def _tickets(
                 priority=refs[id(priority)],
                 company=refs[id(company)],
                 contact_name=f"{first} {last}",
-                contact_email=f"{email_user}@{company['identifier'].lower()}.example",
+                contact_email=contact["communicationEmail"],
+                contact=contact_ref(contact),
+                contact_phone=contact["defaultPhoneNbr"],
                 owner=None if owner is None else refs[id(owner)],
                 resources=resources,
                 required_date=required,
@@ -396,7 +410,35 @@ def _tickets(
             )
         )
         descriptions[ticket_id] = f"{summary}. {choice(DETAILS)} Contact: {first} {last}."
-    return tuple(tickets), descriptions
+    return (
+        tuple(tickets),
+        descriptions,
+        tuple(_without_email(contact) for contact in contacts.values()),
+    )
+
+
+def _contact(
+    contact_id: int, first: str, last: str, company: JsonObject, entered: str
+) -> JsonObject:
+    """A `Contact` record; its e-mail is kept aside (`communicationEmail`) for the tickets
+    to copy, since the model holds e-mail only in `communicationItems`, whose item model
+    the facts do not document."""
+    email_user = f"{first}.{last}".lower().replace("'", "")
+    return {
+        "id": contact_id,
+        "firstName": first,
+        "lastName": last,
+        "company": company_ref(company),
+        "defaultPhoneNbr": f"555{2000 + contact_id % 8000:04d}",
+        "defaultPhoneType": "Direct",
+        "inactiveFlag": False,
+        "_info": {"lastUpdated": entered, "updatedBy": "admin1", "dateEntered": entered},
+        "communicationEmail": f"{email_user}@{company['identifier'].lower()}.example",
+    }
+
+
+def _without_email(contact: JsonObject) -> JsonObject:
+    return {key: value for key, value in contact.items() if key != "communicationEmail"}
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,7 @@ class Schemas:
         self.project_ticket = model_schema("ProjectTicket")
         self.member = model_schema("Member")
         self.company = model_schema("Company")
+        self.contact = model_schema("Contact")
         self.board = model_schema("Board")
         self.status = model_schema("BoardStatus")
         self.priority = model_schema("Priority")
@@ -202,6 +203,7 @@ class Store:
         self.members = dataset.members
         self.api_keys = dataset.api_keys
         self.companies = dataset.companies
+        self.contacts = dataset.contacts
         self.boards = dataset.boards
         self.service_boards = tuple(b for b in dataset.boards if not b["projectFlag"])
         self.statuses = dataset.statuses
@@ -538,6 +540,8 @@ class Store:
             company=company,
             contact_name=kept["contactName"],
             contact_email=kept["contactEmailAddress"],
+            contact=kept.get("contact"),
+            contact_phone=kept.get("contactPhoneNumber"),
             owner=member_ref(owner) if owner else None,
             resources=resources,
             required_date=wanted.required_date,

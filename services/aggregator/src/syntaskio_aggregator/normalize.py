@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeGuard
-from urllib.parse import urlencode
 
+from syntaskio_common.connectwise_links import project_url, ticket_url
 from syntaskio_common.task import (
     SourceType,
     Task,
@@ -173,22 +173,6 @@ def ticket_due(
         if when is not None and due is not None:
             planned.append((when, due))
     return min(planned)[1] if planned else None
-
-
-def ticket_url(api_base_url: str, company_id: str, ticket_id: str) -> str:
-    """The ticket in ConnectWise's own UI (`…/{codebase}services/system_io/…`)."""
-    web_base = api_base_url.removesuffix("apis/3.0/")
-    query = urlencode({"service_recid": ticket_id, "companyName": company_id})
-    return f"{web_base}services/system_io/Service/fv_sr100_request.rails?{query}"
-
-
-def project_url(api_base_url: str, company_id: str, project_id: str) -> str:
-    """The project in ConnectWise's own UI (phases have no page of their own)."""
-    web_base = api_base_url.removesuffix("apis/3.0/")
-    query = urlencode(
-        {"recordType": "ProjectHeaderFV", "recid": project_id, "companyName": company_id}
-    )
-    return f"{web_base}services/system_io/router/openrecord.rails?{query}"
 
 
 def _resources(value: Any) -> list[str]:

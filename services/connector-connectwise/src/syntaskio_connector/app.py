@@ -28,7 +28,8 @@ from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.auth_client import AuthServiceClient
 from syntaskio_connector.budget import ApiBudget, BudgetPolicy
 from syntaskio_connector.components import Components
-from syntaskio_connector.engine import IntegrationSync, KafkaSink, SyncPolicy
+from syntaskio_connector.details import TicketDetails
+from syntaskio_connector.engine import Changed, IntegrationSync, KafkaSink, SyncPolicy
 from syntaskio_connector.jobs import SyncJobs
 from syntaskio_connector.metadata import MetadataCache
 from syntaskio_connector.options import SyncOptionsStore
@@ -100,6 +101,15 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
     )
     journal = CommandJournal(db)
     webhook_stats = WebhookStats(db)
+    details = TicketDetails(
+        db, access, metadata, max_age=timedelta(seconds=settings.ticket_detail_max_age_seconds)
+    )
+
+    async def refetch(integration_id: str, changed: Changed) -> None:
+        """Our own write-back changed these records: read them (and their detail) again."""
+        await details.forget(integration_id, changed)
+        await scheduler.notify(integration_id, changed, Trigger.WRITE_BACK)
+
     parts = Components(
         access=access,
         budget=budget,
@@ -126,10 +136,9 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
             journal,
             Leases(db, ttl_seconds=60),
             publish_outcome=partial(_publish_outcome, broker),
-            request_refresh=lambda integration_id, changed: scheduler.notify(
-                integration_id, changed, Trigger.WRITE_BACK
-            ),
+            request_refresh=refetch,
         ),
+        details=details,
     )
     subscribe(broker, parts)
     lag = ConsumerLag(
@@ -141,7 +150,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         await ensure_topics(
             settings, [topics.CONNECTWISE_RAW, topics.INTEGRATIONS, topics.TASK_COMMANDS]
         )
-        for indexed in (tracking, metadata, jobs, journal):
+        for indexed in (tracking, metadata, jobs, journal, details):
             await indexed.create_indexes()
         await broker.start()
         loop = asyncio.create_task(scheduler.run_forever(), name="sync-scheduler")

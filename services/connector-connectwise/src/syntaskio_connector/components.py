@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.budget import ApiBudget
+from syntaskio_connector.details import TicketDetails
 from syntaskio_connector.jobs import SyncJobs
 from syntaskio_connector.options import SyncOptionsStore
 from syntaskio_connector.sync import SyncSchedule, SyncScheduler
@@ -27,3 +28,4 @@ class Components:
     receiver: WebhookReceiver
     journal: CommandJournal
     executor: CommandExecutor
+    details: TicketDetails

@@ -3,11 +3,16 @@ the internal ones auth-service and the gateway call."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
+import httpx
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 
 from syntaskio_common.commands import CommandOutcome
+from syntaskio_common.connectwise import ConnectWiseError
+from syntaskio_common.egress import SiteRejected
 from syntaskio_common.integrations import (
     SyncBudget,
     SyncJob,
@@ -18,13 +23,19 @@ from syntaskio_common.integrations import (
 )
 from syntaskio_common.problems import UNAVAILABLE, Problem
 from syntaskio_common.service_auth import internal_caller
+from syntaskio_common.ticket_detail import TicketDetail
+from syntaskio_connector.assignment import Entity
+from syntaskio_connector.budget import SyncDeferred
 from syntaskio_connector.components import Components
+from syntaskio_connector.details import NoConnection, TicketGone
+from syntaskio_connector.engine import Changed
 from syntaskio_connector.settings import ConnectorSettings
 from syntaskio_connector.webhooks import DeliveryRejected
 
 INTEGRATION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 TenantId = Annotated[str, Query(min_length=1, max_length=64)]
 UserId = Annotated[str, Query(min_length=1, max_length=128)]
+TicketEntity = Literal["service_ticket", "project_ticket"]
 
 
 def create_router(settings: ConnectorSettings, parts: Components) -> APIRouter:
@@ -32,6 +43,7 @@ def create_router(settings: ConnectorSettings, parts: Components) -> APIRouter:
     scheduler, schedule, access, jobs = parts.scheduler, parts.schedule, parts.access, parts.jobs
     registrations, receiver, journal = parts.registrations, parts.receiver, parts.journal
     budget, webhook_stats, sync_options = parts.budget, parts.webhook_stats, parts.sync_options
+    details = parts.details
     internal = [Depends(internal_caller(settings.internal_api_token))]
     # What the gateway calls for its users (after checking they own what is named); the
     # back-end services' token is accepted too.
@@ -68,6 +80,7 @@ def create_router(settings: ConnectorSettings, parts: Components) -> APIRouter:
         try:
             changed = await receiver.receive(integration_id, body, x_content_signature, source)
             if changed:
+                await details.forget(integration_id, changed)
                 await scheduler.notify(integration_id, changed, Trigger.WEBHOOK)
         except DeliveryRejected as rejected:
             if rejected.may_hide_a_change:
@@ -103,6 +116,49 @@ def create_router(settings: ConnectorSettings, parts: Components) -> APIRouter:
         if outcome is None:
             raise Problem(404, "No such command (yet).")
         return outcome
+
+    @router.get(
+        "/internal/v1/integrations/{integration_id}/tickets/{source_type}/{ticket_id}",
+        dependencies=for_gateway,
+        tags=["internal"],
+        responses={404: {}, 409: {}, 502: {}, 503: {}},
+    )
+    async def ticket_detail(
+        integration_id: Annotated[str, Path(pattern=INTEGRATION_ID_PATTERN)],
+        source_type: TicketEntity,
+        ticket_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+        tenant_id: TenantId,
+        known_updated_at: datetime | None = None,
+    ) -> TicketDetail:
+        """A ticket's detail (the caller checked it is one of its user's tasks), read
+        from ConnectWise unless a fresh enough copy is cached. `known_updated_at`: the
+        ticket's last change the dashboard has seen; an older copy is not served."""
+        entity = Entity(source_type)
+        try:
+            return await details.get(tenant_id, integration_id, entity, ticket_id, known_updated_at)
+        except NoConnection:
+            raise Problem(409, "No active ConnectWise connection with this id.") from None
+        except TicketGone:
+            # Gone while we were not told: the next run removes its task.
+            await scheduler.notify(
+                integration_id, Changed(tickets={entity: frozenset({ticket_id})}), Trigger.DETAIL
+            )
+            raise Problem(404, "The ticket no longer exists in ConnectWise.") from None
+        except SyncDeferred as deferred:
+            wait = math.ceil(max((deferred.until - datetime.now(UTC)).total_seconds(), 1))
+            raise Problem(
+                503,
+                f"ConnectWise is not taking requests for this connection now: {deferred.reason}.",
+                headers={"Retry-After": str(wait)},
+            ) from None
+        except httpx.HTTPError:
+            raise Problem(
+                503,
+                "The connection's credentials are unavailable right now.",
+                headers={"Retry-After": "5"},
+            ) from None
+        except (ConnectWiseError, SiteRejected) as failed:
+            raise Problem(502, f"ConnectWise did not answer as expected: {failed}") from None
 
     @router.get(
         "/internal/v1/integrations/{integration_id}/sync-jobs",

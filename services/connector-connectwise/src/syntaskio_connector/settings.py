@@ -22,6 +22,9 @@ class ConnectorSettings(ConnectWiseEgressSettings):
     # often; sooner when a Project callback names a project.
     project_refresh_seconds: float = Field(default=3600.0, ge=0)
     connectwise_requests_per_hour: int = Field(default=1000, ge=1)
+    # A ticket's detail (notes, time, schedule) is read from ConnectWise again after
+    # this long, sooner when a webhook, a write-back or a sync shows the ticket changed.
+    ticket_detail_max_age_seconds: float = Field(default=300.0, gt=0)
     sync_lease_seconds: float = Field(default=120.0, gt=0)
     # Integrations one replica syncs at once: one slow ConnectWise delays only its slot.
     sync_concurrency: int = Field(default=8, ge=1, le=256)

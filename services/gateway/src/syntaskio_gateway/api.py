@@ -16,8 +16,10 @@ from syntaskio_common.commands import CommandAction, CommandStatus, NoteInput, T
 from syntaskio_common.problems import Problem
 from syntaskio_common.task import Task
 from syntaskio_common.tenant_settings import TenantSettings
+from syntaskio_common.ticket_detail import TicketDetail
 from syntaskio_gateway.auth_proxy import forward
 from syntaskio_gateway.commands import (
+    WRITABLE_SOURCE_TYPES,
     CommandAccepted,
     CommandRequests,
     CommandView,
@@ -25,7 +27,7 @@ from syntaskio_gateway.commands import (
     IdempotencyKeyReused,
     NotWritable,
 )
-from syntaskio_gateway.connector import ConnectorUnavailable
+from syntaskio_gateway.connector import ConnectorRefused, ConnectorUnavailable
 from syntaskio_gateway.dependencies import (
     AuthenticatedUser,
     Connector,
@@ -122,6 +124,51 @@ UsersTask = Annotated[Task, Depends(_users_task)]
 async def get_task(task: UsersTask) -> Task:
     """One of the user's tasks, with its source details and deep link."""
     return task
+
+
+@router.get(
+    "/tasks/{task_id}/detail",
+    tags=["tasks"],
+    responses={
+        404: {"description": "Not one of the user's tasks, or gone from ConnectWise"},
+        409: {"description": "Not a ticket, or its connection is not active"},
+        502: {"description": "ConnectWise did not answer as expected"},
+        503: {"description": "ConnectWise or its budget is unavailable; see Retry-After"},
+    },
+)
+async def task_detail(task: UsersTask, connector: Connector) -> TicketDetail:
+    """The ticket behind one of the user's tasks, read in ConnectWise: its description,
+    notes, time entries, contact, schedule and the board's statuses. Cached by the
+    connector; never older than the task itself. Text is plain text: show it as text."""
+    if task.source_type not in WRITABLE_SOURCE_TYPES:
+        raise Problem(409, "Only tickets have a detail; open the project in ConnectWise.")
+    try:
+        detail = await connector.ticket_detail(
+            task.tenant_id,
+            task.integration_id,
+            task.source_type.value,
+            task.external_id,
+            task.source_updated_at,
+        )
+    except ConnectorRefused as refused:
+        headers = {"Retry-After": refused.retry_after} if refused.retry_after else None
+        raise Problem(refused.status, refused.detail, headers=headers) from None
+    except ConnectorUnavailable as error:
+        raise Problem(
+            503, "Ticket details are unavailable right now.", headers={"Retry-After": "5"}
+        ) from error
+    mine = _schedule_ids(task)
+    for entry in detail.schedule_entries:
+        entry.mine = entry.id in mine
+    return detail
+
+
+def _schedule_ids(task: Task) -> set[int]:
+    """The user's own schedule entries on the ticket (the task carries them)."""
+    entries = task.source_data.get("schedule")
+    if not isinstance(entries, list):
+        return set()
+    return {e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), int)}
 
 
 def _commands(request: Request) -> CommandRequests:

@@ -134,6 +134,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         OAuth flow ends up)."""
         return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
+    @app.get("/tasks/{task_id}", include_in_schema=False)
+    async def ticket_page(task_id: str) -> FileResponse:
+        """The same page, with a ticket's detail forward; what it shows comes from
+        /api/v1/tasks/{id}/detail, which answers only the task's own user."""
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+
     @app.get("/admin", include_in_schema=False)
     async def admin_page() -> FileResponse:
         """The same page again, with the admin console forward. The page holds no data:

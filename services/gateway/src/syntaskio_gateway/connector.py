@@ -5,6 +5,7 @@ named (the integration through auth-service, the command through `CommandRequest
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -12,12 +13,24 @@ from pydantic import TypeAdapter, ValidationError
 
 from syntaskio_common.commands import CommandOutcome
 from syntaskio_common.integrations import SyncJob, SyncOptions, SyncStatus
+from syntaskio_common.ticket_detail import TicketDetail
 
 T = TypeVar("T")
 
 
 class ConnectorUnavailable(Exception):
     """The connector could not be reached or gave an unexpected answer."""
+
+
+class ConnectorRefused(Exception):
+    """The connector answered a problem to pass on to the user (`status`, `detail`,
+    and `retry_after` when it says when to try again)."""
+
+    def __init__(self, status: int, detail: str, retry_after: str | None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.retry_after = retry_after
 
 
 class ConnectorApi:
@@ -57,6 +70,34 @@ class ConnectorApi:
         if response.status_code == httpx.codes.NOT_FOUND:
             return None
         return _validated(CommandOutcome, response)
+
+    async def ticket_detail(
+        self,
+        tenant_id: str,
+        integration_id: str,
+        source_type: str,
+        ticket_id: str,
+        known_updated_at: datetime,
+    ) -> TicketDetail:
+        """The ticket's detail; ConnectorRefused with the connector's 404 (gone from
+        ConnectWise), 409 (no active connection), 502 or 503 (budget, ConnectWise)."""
+        path = f"/internal/v1/integrations/{integration_id}/tickets/{source_type}/{ticket_id}"
+        params = {"tenant_id": tenant_id, "known_updated_at": known_updated_at.isoformat()}
+        try:
+            response = await self._http.get(path, params=params)
+        except httpx.HTTPError as error:
+            raise ConnectorUnavailable(f"GET {path}: {type(error).__name__}") from error
+        if response.status_code in (404, 409, 502, 503):
+            try:
+                detail = str(response.json()["detail"])
+            except (ValueError, KeyError, TypeError):
+                raise ConnectorUnavailable(f"GET {path}: HTTP {response.status_code}") from None
+            raise ConnectorRefused(
+                response.status_code, detail, response.headers.get("Retry-After")
+            )
+        if response.is_error:
+            raise ConnectorUnavailable(f"GET {path}: HTTP {response.status_code}")
+        return _validated(TicketDetail, response)
 
     async def _call(
         self,

@@ -1,7 +1,7 @@
-// The page: plain JavaScript modules, no build step. One page serves three views — the
-// dashboard (`/`, its filters in the query string), the settings (`/settings`, where
-// the OAuth flow comes back to) and, for the company's admins, the admin console
-// (`/admin`). The session lives in an HttpOnly cookie set by the gateway; nothing here
+// The page: plain JavaScript modules, no build step. One page serves four views — the
+// dashboard (`/`, its filters in the query string), a ticket's detail (`/tasks/{id}`),
+// the settings (`/settings`, where the OAuth flow comes back to) and, for the company's
+// admins, the admin console (`/admin`). The session lives in an HttpOnly cookie set by the gateway; nothing here
 // ever sees a token, and nothing is kept in localStorage.
 
 import * as admin from "./admin.js";
@@ -11,6 +11,7 @@ import { loadCompanySettings } from "./company-settings.js";
 import { $ } from "./dom.js";
 import * as settings from "./settings.js";
 import * as tasks from "./tasks.js";
+import * as ticket from "./ticket.js";
 
 // What `?connectwise=<outcome>` (set by the OAuth callback) means, in plain words.
 const OAUTH_OUTCOMES = new Map([
@@ -44,10 +45,12 @@ const VIEWS = {
   tasks: { section: "dashboard", heading: "tasks-title", title: "Syntaskio — My tasks" },
   settings: { section: "integrations", heading: "integrations-title", title: "Syntaskio — Settings" },
   admin: { section: "admin", heading: "admin-title", title: "Syntaskio — Admin console" },
+  ticket: { section: "ticket", heading: "ticket-title", title: "Syntaskio — Ticket" },
 };
 const PATHS = new Map([["/settings", "settings"], ["/admin", "admin"]]);
 
 function viewOf(path) {
+  if (ticket.taskIdOf(path)) return "ticket";
   return PATHS.get(path) || "tasks";
 }
 
@@ -66,7 +69,17 @@ function showView(name, { focus = false } = {}) {
   }
   if (name === "admin") admin.showConsole();
   else admin.hideConsole();
+  if (name === "ticket") ticket.showTicket(ticket.taskIdOf(window.location.pathname));
+  else ticket.hideTicket();
   schedulePoll();
+}
+
+/** A task's detail, at its own URL. */
+function openTicket(taskId) {
+  const url = ticket.pathOf(taskId);
+  if (url !== window.location.pathname) history.pushState({ view: "ticket" }, "", url);
+  $("connectwise-banner").hidden = true;
+  showView("ticket", { focus: true });
 }
 
 function navigate(name) {
@@ -148,10 +161,19 @@ function watchTasks() {
     subscribed = true;
   });
   for (const name of ["task.upserted", "task.deleted", "reset"]) {
-    stream.addEventListener(name, () => {
+    stream.addEventListener(name, (event) => {
       tasks.liveChange();
+      ticket.liveChange(name, parseEventData(event.data));
       integrationsSoon();
     });
+  }
+}
+
+function parseEventData(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
   }
 }
 
@@ -331,6 +353,7 @@ async function start() {
     },
   });
   admin.initAdmin();
+  ticket.initTicket();
 
   $("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -359,19 +382,27 @@ async function start() {
     $("login-error").textContent = "";
     showSignInMethods({ focus: true });
   });
-  // In-page links between the two views (plain links without JavaScript).
+  // In-page links between the views (plain links without JavaScript).
   document.addEventListener("click", (event) => {
-    const link = event.target.closest("a[data-view]");
+    const link = event.target.closest("a[data-view], a[data-task]");
     if (!link || event.defaultPrevented || event.button !== 0) return;
     if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
     if (!signedIn) return;
     event.preventDefault();
+    if (link.dataset.task) {
+      openTicket(link.dataset.task);
+      return;
+    }
     if (link.id === "empty-connect") settings.openConnect();
     navigate(link.dataset.view);
   });
   window.addEventListener("popstate", () => {
     if (!signedIn) return;
     const name = viewOf(window.location.pathname);
+    if (name === currentView && name === "ticket") {
+      ticket.showTicket(ticket.taskIdOf(window.location.pathname));
+      return;
+    }
     if (name === "tasks" && window.location.search !== tasks.dashboardSearch()) {
       tasks.showView(window.location.search);
     }

@@ -400,10 +400,18 @@ function fillSummary(row) {
   const data = task.source_data || {};
   const titleId = `task-title-${task.id}`;
   const href = safeHref(task.url);
-  const title = href
+  const inSource = href
     ? el("a", { href, target: "_blank", rel: "noopener noreferrer" },
       task.title, el("span", { class: "sr-only" }, " (opens in ConnectWise, new tab)"))
     : el("span", {}, task.title);
+  // A ticket opens its detail here; a phase (no detail) opens in ConnectWise.
+  const title = WRITABLE.has(task.source_type)
+    ? el("a", { href: `/tasks/${encodeURIComponent(task.id)}`, "data-task": task.id }, task.title)
+    : inSource;
+  const sourceLink = WRITABLE.has(task.source_type) && href
+    ? el("a", { class: "task-source-link", href, target: "_blank", rel: "noopener noreferrer" },
+      "ConnectWise", el("span", { class: "sr-only" }, ` ticket #${task.external_id} (new tab)`))
+    : null;
   const source = SOURCE_NAMES.get(task.source) || task.source;
   row.li.dataset.status = task.status;
   row.summary.replaceChildren(
@@ -411,7 +419,8 @@ function fillSummary(row) {
       el("span", { class: `badge badge-${task.source}` }, source),
       el("span", { class: "task-kind" }, KIND_NAMES.get(task.source_type) || task.source_type),
       el("span", { class: "task-number" },
-        el("span", { class: "sr-only" }, "Ticket "), `#${task.external_id}`)),
+        el("span", { class: "sr-only" }, "Ticket "), `#${task.external_id}`),
+      sourceLink),
     el("h2", { class: "task-title", id: titleId }, title),
     el("dl", { class: "task-meta" }, ...metaItems(task, data)));
 }

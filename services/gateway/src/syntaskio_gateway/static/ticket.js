@@ -1,0 +1,203 @@
+// A ticket's detail (`/tasks/{id}`): what ConnectWise holds on one of the user's
+// tickets — description, notes, time, contact, schedule — read through the connector and
+// kept fresh while it is open (the live stream names the task when it changes).
+// Everything from ConnectWise is put in the page as text; only web links in it become
+// links, and those open in a new tab without the page's context.
+
+import { api } from "./api.js";
+import { $, el, formatDateTime, parseDate, safeHref } from "./dom.js";
+
+const PATH = /^\/tasks\/([0-9a-f-]{36})$/;
+const LIVE_DELAY_MS = 500;
+const WEB_LINK = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/gi;
+const KIND_NAMES = new Map([["service_ticket", "Service ticket"], ["project_ticket", "Project ticket"]]);
+
+let shownId = null; // the task whose detail is on screen
+let controller = null;
+let liveTimer = null;
+
+/** The task id a path opens (`/tasks/{id}`), or null. */
+export function taskIdOf(path) {
+  return PATH.exec(path)?.[1] || null;
+}
+
+export function pathOf(taskId) {
+  return `/tasks/${encodeURIComponent(taskId)}`;
+}
+
+/** Opens a task's detail (the view is already showing). */
+export function showTicket(taskId) {
+  shownId = taskId;
+  $("ticket-body").hidden = true;
+  $("ticket-error").hidden = true;
+  $("ticket-loading").hidden = false;
+  return load({ quiet: false });
+}
+
+export function hideTicket() {
+  shownId = null;
+  controller?.abort();
+  clearTimeout(liveTimer);
+}
+
+/** A live change: the open ticket is read again when it is the one that changed. */
+export function liveChange(name, data) {
+  if (!shownId) return;
+  const changedId = name === "task.upserted" ? data?.task?.id : data?.id;
+  if (name !== "reset" && changedId !== shownId) return;
+  clearTimeout(liveTimer);
+  liveTimer = setTimeout(() => load({ quiet: true }), LIVE_DELAY_MS);
+}
+
+async function load({ quiet }) {
+  const taskId = shownId;
+  controller?.abort();
+  const ctrl = new AbortController();
+  controller = ctrl;
+  try {
+    const detail = await api(`/tasks/${encodeURIComponent(taskId)}/detail`, { signal: ctrl.signal });
+    if (taskId !== shownId) return;
+    render(detail);
+    $("ticket-error").hidden = true;
+  } catch (error) {
+    if (error.name === "AbortError" || taskId !== shownId) return;
+    if (quiet && !$("ticket-body").hidden) return; // keep what is shown; the next change retries
+    $("ticket-error-text").textContent = error.status === 404
+      ? "This ticket is not on your dashboard (any more)."
+      : `The ticket could not be loaded. ${error.message}`;
+    $("ticket-body").hidden = true;
+    $("ticket-error").hidden = false;
+  } finally {
+    if (controller === ctrl) controller = null;
+    if (taskId === shownId) $("ticket-loading").hidden = true;
+  }
+}
+
+/** Text with its web links as links; never HTML. */
+export function textWithLinks(text) {
+  const parts = [];
+  let at = 0;
+  for (const match of String(text).matchAll(WEB_LINK)) {
+    const href = safeHref(match[0]);
+    if (!href) continue;
+    parts.push(String(text).slice(at, match.index));
+    parts.push(el("a", { href, target: "_blank", rel: "noopener noreferrer nofollow" }, match[0]));
+    at = match.index + match[0].length;
+  }
+  parts.push(String(text).slice(at));
+  return parts;
+}
+
+function when(value) {
+  const date = parseDate(value);
+  return date ? el("time", { datetime: value }, formatDateTime(date)) : null;
+}
+
+function hours(value) {
+  return value == null ? "—" : `${Math.round(value * 100) / 100} h`;
+}
+
+function fact(term, ...value) {
+  if (value.every((v) => v == null || v === "")) return null;
+  return el("div", { class: "fact" }, el("dt", {}, term), el("dd", {}, ...value));
+}
+
+function contactFacts(contact) {
+  if (!contact) return null;
+  const phone = contact.phone
+    ? el("a", { href: `tel:${contact.phone.replace(/[^0-9+]/g, "")}` }, contact.phone)
+    : null;
+  const email = contact.email && /^[^\s@<>]+@[^\s@<>]+$/.test(contact.email)
+    ? el("a", { href: `mailto:${contact.email}` }, contact.email)
+    : contact.email;
+  const href = safeHref(contact.url);
+  const name = href
+    ? el("a", { href, target: "_blank", rel: "noopener noreferrer" }, contact.name || "Contact",
+      el("span", { class: "sr-only" }, " (opens in ConnectWise, new tab)"))
+    : contact.name;
+  return fact("Contact", el("span", { class: "contact" },
+    name, phone ? el("span", {}, " · ", phone) : null, email ? el("span", {}, " · ", email) : null));
+}
+
+function noteFlags(note) {
+  const flags = [];
+  if (note.discussion) flags.push(["discussion", "Discussion"]);
+  if (note.internal) flags.push(["internal", "Internal"]);
+  if (note.resolution) flags.push(["resolution", "Resolution"]);
+  return flags.map(([kind, label]) => el("span", { class: `note-flag note-${kind}` }, label));
+}
+
+function render(detail) {
+  const kind = KIND_NAMES.get(detail.source_type) || detail.source_type;
+  const href = safeHref(detail.url);
+  $("ticket-kind").textContent = kind;
+  $("ticket-number").textContent = `#${detail.ticket_id}`;
+  $("ticket-title").textContent = detail.summary;
+  const link = $("ticket-link");
+  link.hidden = !href;
+  if (href) link.href = href;
+  const status = detail.status;
+  $("ticket-status").replaceChildren(status
+    ? el("span", { class: `status-pill ${status.closed ? "status-completed" : "status-in_progress"}` }, status.name)
+    : "");
+  const type = [detail.type, detail.sub_type, detail.item].filter(Boolean).join(" / ");
+  $("ticket-facts").replaceChildren(...[
+    fact("Company", detail.company),
+    contactFacts(detail.contact),
+    fact("Site", detail.site),
+    fact(detail.project ? "Project" : "Board", detail.project || detail.board),
+    fact("Phase", detail.phase),
+    fact("Priority", detail.priority),
+    fact("Type", type || null),
+    fact("Owner", detail.owner),
+    fact("Resources", detail.resources.join(", ")),
+    fact("Required by", when(detail.required_date)),
+    fact("Hours", `${hours(detail.actual_hours)} of ${hours(detail.budget_hours)} budgeted`),
+  ].filter(Boolean));
+
+  $("ticket-description").replaceChildren(...(detail.description
+    ? textWithLinks(detail.description)
+    : [el("span", { class: "muted" }, "No description.")]));
+
+  $("ticket-notes-count").textContent = detail.notes.length ? `(${detail.notes.length})` : "";
+  $("ticket-notes").replaceChildren(...detail.notes.map((note) => el("li", {
+    class: "note", "data-note-id": String(note.id),
+  },
+  el("div", { class: "note-head" },
+    el("span", { class: "note-author" }, note.author || "Someone"), when(note.created_at), ...noteFlags(note)),
+  el("p", { class: "note-text" }, ...textWithLinks(note.text)))));
+  $("ticket-notes-empty").hidden = detail.notes.length > 0;
+
+  const total = detail.time_entries.reduce((sum, e) => sum + (e.hours || 0), 0);
+  $("ticket-time-total").textContent = detail.time_entries.length ? `(${hours(total)})` : "";
+  $("ticket-time").replaceChildren(...detail.time_entries.map((entry) => el("tr", {
+    "data-time-entry-id": String(entry.id),
+  },
+  el("td", {}, when(entry.started_at)),
+  el("td", {}, entry.member || ""),
+  el("td", { class: "number" }, hours(entry.hours)),
+  el("td", {}, entry.work_type || "", entry.billable_option ? ` · ${entry.billable_option}` : ""),
+  el("td", { class: "time-notes" }, ...textWithLinks(entry.notes || "")))));
+  $("ticket-time-table").hidden = detail.time_entries.length === 0;
+  $("ticket-time-empty").hidden = detail.time_entries.length > 0;
+
+  $("ticket-schedule").replaceChildren(...detail.schedule_entries.map((entry) => el("li", {
+    class: entry.mine ? "schedule-entry is-mine" : "schedule-entry",
+  },
+  when(entry.starts_at), entry.ends_at ? " – " : "", when(entry.ends_at),
+  ` · ${entry.member_name || entry.member || "Someone"}`,
+  entry.mine ? el("span", { class: "note-flag" }, "You") : null,
+  entry.done ? el("span", { class: "note-flag" }, "Done") : null)));
+  $("ticket-schedule-empty").hidden = detail.schedule_entries.length > 0;
+
+  const fetched = parseDate(detail.fetched_at);
+  $("ticket-fetched").textContent = fetched ? `Read from ConnectWise ${formatDateTime(fetched)}` : "";
+  $("ticket-body").hidden = false;
+  document.title = `Syntaskio — #${detail.ticket_id} ${detail.summary}`;
+}
+
+export function initTicket() {
+  $("ticket-retry").addEventListener("click", () => {
+    if (shownId) showTicket(shownId);
+  });
+}

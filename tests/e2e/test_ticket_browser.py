@@ -1,0 +1,102 @@
+"""A technician's day in a real browser (Chromium, headless) against the running system:
+open a ticket's detail from the dashboard and read it as ConnectWise has it — the
+description, the notes and their flags, the time logged, the contact — with text from
+ConnectWise shown as text; the detail follows a change made in ConnectWise while it is
+open; and the screenshot of it (into docs/img only with UPDATE_SCREENSHOTS=1).
+
+The member is `kbrown`, whose tickets the other tests only read; this one adds notes
+and time to one of them, which changes nobody's assignment."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from browser import connect_with_keys, open_tasks, row_for, screenshots_dir, sign_in
+from e2e_helpers import assigned_open_ticket_ids, connectwise
+from playwright.sync_api import Page, expect
+
+from syntaskio_devstack.stack import EmbeddedStack
+
+pytest_plugins = ["browser"]  # the browser and page fixtures
+
+MEMBER = "kbrown"
+SERVICE_TICKET_IDS_BELOW = 200_000
+
+
+def test_open_a_ticket_and_read_its_notes_and_time(
+    system: EmbeddedStack, page: Page, tmp_path: Path
+) -> None:
+    sign_in(page, system, name="Kelly Brown")
+    connect_with_keys(page, system, MEMBER)
+    open_tasks(page)
+    ticket = min(
+        (i for i in assigned_open_ticket_ids(system, MEMBER) if int(i) < SERVICE_TICKET_IDS_BELOW),
+        key=int,
+    )
+    # Something to read: a note with markup and a link (shown as text, the link made
+    # safe), and time logged, both made in ConnectWise by the member.
+    marker = uuid.uuid4().hex[:6]
+    hostile = f"<img src=x onerror=alert(1)> Rebooted, see https://status.example/{marker}"
+    connectwise(
+        system,
+        MEMBER,
+        f"service/tickets/{ticket}/notes",
+        post={"text": hostile, "internalAnalysisFlag": True},
+    )
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    connectwise(
+        system,
+        MEMBER,
+        "time/entries",
+        post={
+            "chargeToType": "ServiceTicket",
+            "chargeToId": int(ticket),
+            "timeStart": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "actualHours": 1.5,
+        },
+    )
+    record = connectwise(system, MEMBER, f"service/tickets/{ticket}")
+    notes = connectwise(system, MEMBER, f"service/tickets/{ticket}/notes")
+
+    row = row_for(page, ticket)
+    expect(row).to_be_visible()
+    row.locator(".task-title a").click()
+    expect(page).to_have_url(re.compile(rf"/tasks/{row.get_attribute('data-task-id')}$"))
+    detail = page.locator("#ticket-body")
+    expect(detail).to_be_visible()
+    expect(page.locator("#ticket-title")).to_have_text(record["summary"])
+    expect(page.locator("#ticket-description")).to_have_text(notes[0]["text"])
+    shown_note = page.locator("#ticket-notes .note").filter(has_text=marker)
+    expect(shown_note.locator(".note-text")).to_have_text(hostile)  # as text, not markup
+    expect(shown_note.locator("img")).to_have_count(0)
+    link = shown_note.locator(".note-text a")
+    expect(link).to_have_attribute("href", f"https://status.example/{marker}")
+    expect(link).to_have_attribute("rel", re.compile(r"\bnoopener\b"))
+    expect(shown_note.locator(".note-internal")).to_have_text("Internal")
+    expect(shown_note.locator(".note-author")).to_have_text("Kelly Brown")
+    expect(page.locator("#ticket-time tr").filter(has_text="1.5 h")).to_have_count(1)
+    facts = page.locator("#ticket-facts")
+    expect(facts).to_contain_text(record["contactName"])
+    expect(facts.locator(f'a[href^="mailto:{record["contactEmailAddress"]}"]')).to_have_count(1)
+    expect(page.locator("#ticket-link")).to_have_attribute("target", "_blank")
+
+    # Changed in ConnectWise while open: the detail follows (the sync names the task).
+    later = f"Customer called back ({uuid.uuid4().hex[:6]})"
+    connectwise(
+        system,
+        MEMBER,
+        f"service/tickets/{ticket}/notes",
+        post={"text": later, "detailDescriptionFlag": True},
+    )
+    expect(page.locator("#ticket-notes .note").filter(has_text=later)).to_be_visible(timeout=60_000)
+
+    # Its own URL: a reload shows it again; back leads to the list.
+    page.reload()
+    expect(page.locator("#ticket-title")).to_have_text(record["summary"])
+    page.screenshot(path=screenshots_dir(tmp_path) / "ticket-detail.png", full_page=True)
+    page.get_by_role("link", name="← My tasks").click()
+    expect(page).to_have_url(re.compile(r"/$"))
+    expect(row_for(page, ticket)).to_be_visible()
