@@ -147,7 +147,7 @@ def connectwise(
     response = httpx.request(
         "GET" if post is None else "POST",
         f"{system.url('sandbox')}/{info['Codebase']}apis/3.0/{path}",
-        params=params,
+        params=params or None,  # an empty dict would drop a query written into `path`
         json=post,
         auth=(f"{keys['company_id']}+{keys['public_key']}", keys["private_key"]),
         headers={"clientId": DEV_CONNECTWISE_CLIENT_ID},

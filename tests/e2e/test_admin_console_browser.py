@@ -568,6 +568,25 @@ def test_company_settings_are_kept_and_used_by_the_companys_technicians(
         assert finished["status"] == "succeeded", finished
         assert finished["ticket_status"]["name"] == "Waiting on Client", finished
 
+        # Unless the technician leaves the status as it is (with nothing else besides).
+        both = {"note": {"text": "Left a voicemail."}, "keep_status": True, "close": True}
+        refused = alex_api.post(
+            f"/api/v1/tasks/{task['id']}/log-change",
+            json=both,
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert refused.status_code == 422, refused.text
+        logged = alex_api.post(
+            f"/api/v1/tasks/{task['id']}/log-change",
+            json={"note": {"text": "Left a voicemail."}, "keep_status": True},
+            headers={"Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert logged.status_code == 202, logged.text
+        kept = eventually(outcome)
+        assert kept, "the second logged change did not finish"
+        assert kept["status"] == "succeeded", kept
+        assert kept["ticket_status"] is None, kept  # no status step at all
+
     # Turned off: said so when saved; the settings show it on the next visit.
     enabled.uncheck()
     form.get_by_role("button", name="Save settings").click()

@@ -242,6 +242,11 @@ def routes(alice: Owner) -> dict[str, tuple[str, str, dict[str, Any]]]:
         "task": ("GET", task, {}),
         "ticket detail": ("GET", f"{task}/detail", {}),
         "complete": ("POST", f"{task}/complete", {"headers": new_key()}),
+        "status change": (
+            "POST",
+            f"{task}/status",
+            {"json": {"status_id": 1}, "headers": new_key()},
+        ),
         "note": ("POST", f"{task}/notes", {"json": attempt, "headers": new_key()}),
         "note with her key": (
             "POST",

@@ -2,13 +2,16 @@
 open a ticket's detail from the dashboard and read it as ConnectWise has it — the
 description, the notes and their flags, the time logged, the contact — with text from
 ConnectWise shown as text; the detail follows a change made in ConnectWise while it is
-open; and the screenshot of it (into docs/img only with UPDATE_SCREENSHOTS=1).
+open; the status changed (shown at once, taken back when refused) and a change logged
+— note, time of a work type, status — from it; and the screenshot of it (into docs/img
+only with UPDATE_SCREENSHOTS=1).
 
 The member is `kbrown`, whose tickets the other tests only read; this one adds notes
 and time to one of them, which changes nobody's assignment."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,7 +19,7 @@ from pathlib import Path
 
 from browser import connect_with_keys, open_tasks, row_for, screenshots_dir, sign_in
 from e2e_helpers import assigned_open_ticket_ids, connectwise
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from syntaskio_devstack.stack import EmbeddedStack
 
@@ -100,3 +103,86 @@ def test_open_a_ticket_and_read_its_notes_and_time(
     page.get_by_role("link", name="← My tasks").click()
     expect(page).to_have_url(re.compile(r"/$"))
     expect(row_for(page, ticket)).to_be_visible()
+
+
+def test_change_the_status_and_log_a_change_from_the_detail(
+    system: EmbeddedStack, page: Page
+) -> None:
+    sign_in(page, system, name="Kelly Brown")
+    connect_with_keys(page, system, MEMBER)
+    open_tasks(page)
+    ticket = sorted(
+        (i for i in assigned_open_ticket_ids(system, MEMBER) if int(i) < SERVICE_TICKET_IDS_BELOW),
+        key=int,
+    )[1]
+    record = connectwise(system, MEMBER, f"service/tickets/{ticket}")
+    statuses = connectwise(system, MEMBER, f"service/boards/{record['board']['id']}/statuses")
+    target = next(
+        s for s in statuses if not s["closedStatus"] and s["id"] != record["status"]["id"]
+    )
+    row_for(page, ticket).locator(".task-title a").click()
+    expect(page.locator("#ticket-body")).to_be_visible()
+    pill = page.locator("#ticket-status")
+    expect(pill).to_have_text(record["status"]["name"])
+
+    # Refused: the new status shows at once, then goes back, and the page says why.
+    def refused(route: Route) -> None:
+        route.fulfill(
+            status=409,
+            content_type="application/problem+json",
+            body=json.dumps(
+                {"title": "Conflict", "status": 409, "detail": "ConnectWise is turned off."}
+            ),
+        )
+
+    page.route("**/api/v1/tasks/*/status", refused)
+    page.locator("#status-select").select_option(str(target["id"]))
+    page.get_by_role("button", name="Change status").click()
+    expect(page.locator("#ticket-alert")).to_contain_text("ConnectWise is turned off.")
+    expect(pill).to_have_text(record["status"]["name"])
+    page.unroute("**/api/v1/tasks/*/status")
+
+    page.get_by_role("button", name="Change status").click()
+    expect(page.locator("#ticket-feedback")).to_have_text(f"Status changed to {target['name']}")
+    moved = connectwise(system, MEMBER, f"service/tickets/{ticket}")
+    assert moved["status"]["id"] == target["id"]
+    expect(pill).to_have_text(target["name"])
+
+    # Log a change: a customer-visible resolution note and half an hour of travel; the
+    # status is left as it is.
+    text = f"Replaced the dock ({uuid.uuid4().hex[:6]})"
+    form = page.locator("#log-form")
+    form.get_by_label("Note").fill(text)
+    form.get_by_label("Discussion (the customer sees it)").check()
+    form.get_by_label("Resolution").check()
+    form.get_by_label("Hours").fill("0.5")
+    form.get_by_label("Work type").select_option(label="Travel · no charge")
+    expect(form.get_by_label("Then the status")).to_have_value("")  # leave it as it is
+    form.get_by_role("button", name="Log change").click()
+    expect(page.locator("#ticket-feedback")).to_have_text("Change logged")
+
+    [note] = [
+        n
+        for n in connectwise(system, MEMBER, f"service/tickets/{ticket}/notes")
+        if n["text"] == text
+    ]
+    assert (
+        note["detailDescriptionFlag"],
+        note["internalAnalysisFlag"],
+        note["resolutionFlag"],
+    ) == (
+        True,
+        False,
+        True,
+    )
+    [entry] = connectwise(system, MEMBER, "time/entries", conditions=f"chargeToId = {ticket}")
+    assert (entry["actualHours"], entry["workType"]["name"], entry["billableOption"]) == (
+        0.5,
+        "Travel",
+        "NoCharge",
+    )
+    assert connectwise(system, MEMBER, f"service/tickets/{ticket}")["status"]["id"] == target["id"]
+    shown = page.locator("#ticket-notes .note").filter(has_text=text)
+    expect(shown.locator(".note-resolution")).to_have_text("Resolution")
+    expect(page.locator("#ticket-time tr").filter(has_text="Travel")).to_have_count(1)
+    expect(form.get_by_label("Note")).to_have_value("")

@@ -195,6 +195,7 @@ async def test_one_cold_read_then_the_cache(
         "GET time/entries": 1,
         "GET schedule/entries": 1,
         f"GET service/boards/{board}/statuses": 1,  # not cached yet by a sync
+        "GET time/workTypes": 1,  # nor these
     }
     notes = state.store.notes(ticket["id"]) or []
     assert detail.description == notes[0]["text"]
@@ -204,6 +205,9 @@ async def test_one_cold_read_then_the_cache(
     assert detail.notes[0].author == "Alex Tech"
     [entry] = detail.time_entries
     assert (entry.hours, entry.notes, entry.member) == (0.75, "On site", "Alex Tech")
+    assert entry.work_type == "Remote Support"
+    assert [(w.name, w.default) for w in detail.work_types][:1] == [("Remote Support", True)]
+    assert "Legacy Hourly" not in {w.name for w in detail.work_types}  # inactive
     assert detail.contact is not None
     assert detail.contact.name == ticket["contactName"]
     assert detail.contact.id == ticket["contact"]["id"]
@@ -293,13 +297,13 @@ async def test_the_syncs_share_of_the_budget_is_kept(
     lease: CredentialLease,
     clock: Clock,
 ) -> None:
-    """With 12 requests an hour, a fifth is the syncs': one cold read (5) leaves 7, fewer
-    than another read and the syncs' share (5 + 2.4), so the next is refused unasked."""
+    """With 12 requests an hour, a fifth is the syncs': one cold read (6) leaves 6, fewer
+    than another read and the syncs' share (6 + 2.4), so the next is refused unasked."""
     ticket = a_ticket(state)
     details = details_of(db, http, lease, clock, requests_per_hour=12)
     read = (lease.tenant_id, lease.integration_id, Entity.SERVICE_TICKET, ticket["id"])
     await details.get(*read)
-    assert sum(transport.taken().values()) == 5
+    assert sum(transport.taken().values()) == 6
     await details.forget(
         lease.integration_id, Changed(tickets={Entity.SERVICE_TICKET: frozenset({ticket["id"]})})
     )

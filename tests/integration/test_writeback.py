@@ -207,6 +207,11 @@ def notes_of(state: SandboxState, ticket_id: int) -> list[dict[str, Any]]:
     return [n for n in state.store.notes(ticket_id) or [] if n["id"] != ticket_id]
 
 
+def travel(state: SandboxState) -> int:
+    """The id of the sandbox's "Travel" work type."""
+    return int(next(w["id"] for w in state.store.work_types if w["name"] == "Travel"))
+
+
 def time_entries_of(state: SandboxState, ticket_id: int) -> list[dict[str, Any]]:
     return [e for e in state.store.time_entries() if e["chargeToId"] == ticket_id]
 
@@ -251,7 +256,12 @@ async def test_log_change_adds_a_note_and_time_then_closes_and_redelivery_adds_n
         ticket["id"],
         "log_change",
         note={"text": "Replaced the PSU; all green.", "resolution": True},
-        time_entry={"hours": 1.25, "notes": "On site"},
+        time_entry={
+            "hours": 1.25,
+            "notes": "On site",
+            "work_type_id": travel(state),
+            "billable_option": "DoNotBill",
+        },
         close=True,
     )
     outcome = await executor.execute(log)
@@ -267,6 +277,8 @@ async def test_log_change_adds_a_note_and_time_then_closes_and_redelivery_adds_n
     [entry] = time_entries_of(state, ticket["id"])
     assert entry["id"] == outcome.time_entry_id
     assert entry["member"]["identifier"] == MEMBER
+    assert entry["workType"]["id"] == travel(state)
+    assert entry["billableOption"] == "DoNotBill"
     after = state.store.ticket(ticket["id"])
     assert after is not None
     assert after["actualHours"] == pytest.approx(hours_before + 1.25)

@@ -49,6 +49,13 @@ STATUSES = {
     15: {"id": 15, "name": "Old status", "sortOrder": 1, "inactive": True},
 }
 
+WORK_TYPES = {
+    1: {"id": 1, "name": "Remote Support", "billTime": "Billable", "overallDefaultFlag": True},
+    2: {"id": 2, "name": "Travel", "billTime": "NoCharge"},
+    3: {"id": 3, "name": "Legacy", "billTime": "Billable", "inactiveFlag": True},
+    4: {"id": 4, "name": "Onsite", "billTime": "Billable"},
+}
+
 
 def note(note_id: int, created: str | None, **flags: Any) -> dict[str, Any]:
     found: dict[str, Any] = {"id": note_id, "text": f"note {note_id}", **flags}
@@ -65,6 +72,7 @@ def detail(**parts: Any) -> Any:
         time_entries=parts.pop("time_entries", []),
         schedule_entries=parts.pop("schedule_entries", []),
         statuses=parts.pop("statuses", STATUSES),
+        work_types=parts.pop("work_types", WORK_TYPES),
         lease=LEASE,
         fetched_at=NOW,
     )
@@ -164,3 +172,16 @@ def test_entries_in_time_order_and_malformed_parts_left_out() -> None:
         (5, False, "atech"),
     ]
     assert (found.owner, found.board, found.budget_hours) == (None, None, None)
+
+
+def test_work_types_are_the_active_ones_with_the_default_first() -> None:
+    found = detail()
+    assert [(w.name, w.default, w.billable_option) for w in found.work_types] == [
+        ("Remote Support", True, "Billable"),
+        ("Onsite", False, "Billable"),
+        ("Travel", False, "NoCharge"),
+    ]
+    own = detail(ticket=TICKET | {"workType": {"id": 2, "name": "Travel"}})
+    assert [w.name for w in own.work_types if w.default] == ["Travel"]
+    inactive = detail(ticket=TICKET | {"workType": {"id": 3, "name": "Legacy"}})
+    assert [w.name for w in inactive.work_types if w.default] == ["Remote Support"]

@@ -312,8 +312,8 @@ async def test_patching_read_only_or_unknown_fields_is_refused(
         ),
         (
             "time/entries",
-            {"timeStart": "2026-06-01T09:00:00Z", "workType": {"id": 1}},
-            "workType",
+            {"timeStart": "2026-06-01T09:00:00Z", "activity": {"id": 1}},
+            "activity",
             "NotSupported",
         ),
         (

@@ -178,6 +178,7 @@ async def test_every_served_record_has_its_documented_shape(
         "project/phaseStatuses": "PhaseStatus",
         "schedule/entries": "ScheduleEntry",
         "time/entries": "TimeEntry",
+        "time/workTypes": "WorkType",
         "system/callbacks": "CallbackEntry",
     }
     served: dict[str, list[Any]] = {}

@@ -380,7 +380,8 @@ async def test_time_entries_are_logged_and_add_to_the_ticket(
         "2026-06-01T10:30:00Z",
     )
     assert entry["actualHours"] == 1.5
-    assert entry["billableOption"] == "Billable"
+    assert entry["billableOption"] == "Billable"  # the default work type's
+    assert entry["workType"]["name"] == "Remote Support"
     assert entry["notes"] == "Replaced the toner"
     assert entry["company"] == before["company"]
     assert entry["ticket"] == {"id": 1001, "summary": before["summary"]}
@@ -422,6 +423,46 @@ async def test_time_entries_are_logged_and_add_to_the_ticket(
     assert cw_state.store.time_entries()[0] == entry
 
 
+async def test_work_types_are_listed_and_an_entry_takes_its_types_billing(
+    cw: httpx.AsyncClient, api: str, atech: dict[str, str]
+) -> None:
+    types = (await cw.get(f"{api}/time/workTypes", headers=atech)).json()
+    by_name = {t["name"]: t for t in types}
+    assert by_name["Travel"]["billTime"] == "NoCharge"
+    assert by_name["Legacy Hourly"]["inactiveFlag"] is True
+    active = await cw.get(
+        f"{api}/time/workTypes", params={"conditions": "inactiveFlag = false"}, headers=atech
+    )
+    assert "Legacy Hourly" not in {t["name"] for t in active.json()}
+    travel = await cw.post(
+        f"{api}/time/entries",
+        json={
+            "chargeToType": "ServiceTicket",
+            "chargeToId": 1001,
+            "timeStart": "2026-06-01T09:00:00Z",
+            "actualHours": 0.5,
+            "workType": {"id": by_name["Travel"]["id"]},
+        },
+        headers=atech,
+    )
+    assert travel.status_code == 201, travel.text
+    assert travel.json()["workType"]["id"] == by_name["Travel"]["id"]
+    assert travel.json()["billableOption"] == "NoCharge"
+    billed = await cw.post(
+        f"{api}/time/entries",
+        json={
+            "chargeToType": "ServiceTicket",
+            "chargeToId": 1001,
+            "timeStart": "2026-06-01T11:00:00Z",
+            "actualHours": 0.5,
+            "workType": {"id": by_name["Travel"]["id"]},
+            "billableOption": "Billable",
+        },
+        headers=atech,
+    )
+    assert billed.json()["billableOption"] == "Billable"  # said so: the type's is a default
+
+
 async def test_time_on_a_project_ticket_names_its_project_and_phase(
     cw: httpx.AsyncClient, api: str, atech: dict[str, str], cw_state: SandboxState
 ) -> None:
@@ -454,6 +495,9 @@ async def test_time_on_a_project_ticket_names_its_project_and_phase(
         ({"member": {"identifier": "nobody"}}, "member"),
         ({"member": {"identifier": "lmartin"}}, "member"),
         ({"timeStart": "yesterday"}, "timeStart"),
+        ({"workType": {"id": 99}}, "workType/id"),
+        ({"workType": {"id": 5}}, "workType/id"),  # inactive
+        ({"billableOption": "Sometimes"}, "billableOption"),
     ],
 )
 async def test_bad_time_entries_are_invalid_object(

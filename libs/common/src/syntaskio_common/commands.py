@@ -73,6 +73,10 @@ class NoteInput(BaseModel):
     resolution: bool = False
 
 
+# ConnectWise's `TimeEntry.billableOption` values.
+BillableOption = Literal["Billable", "DoNotBill", "NoCharge", "NoDefault"]
+
+
 class TimeEntryInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -81,6 +85,12 @@ class TimeEntryInput(BaseModel):
     # When the work started; the connector uses the command's `requested_at` minus the
     # hours when absent.
     started_at: AwareDatetime | None = None
+    work_type_id: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="A work type of the ticket's detail"
+    )
+    billable_option: BillableOption | None = Field(
+        default=None, description="Unset: the work type's own"
+    )
 
 
 class TaskCommand(BaseModel):

@@ -1,6 +1,6 @@
 """A ticket's detail as the dashboard shows it: what a technician reads before working it
 (the description, the notes in order, the time logged, who to call, where it is
-scheduled) and the choices a write-back offers (the board's statuses). The connector
+scheduled) and the choices a write-back offers (the board's statuses, the work types). The connector
 builds it from ConnectWise on demand; the gateway serves it for one of the user's tasks.
 
 Text from ConnectWise is plain text here and must be shown as text, never as HTML."""
@@ -63,6 +63,16 @@ class StatusChoice(BaseModel):
     closed: bool = False
 
 
+class WorkTypeChoice(BaseModel):
+    """What time on the ticket may be logged as; `billable_option` is what an entry of
+    this type is billed as unless told otherwise."""
+
+    id: int
+    name: str
+    billable_option: str | None = None
+    default: bool = Field(default=False, description="The ticket's own, else the company's")
+
+
 class TicketDetail(BaseModel):
     source_type: SourceType
     ticket_id: int
@@ -93,6 +103,9 @@ class TicketDetail(BaseModel):
     schedule_entries: list[DetailScheduleEntry] = Field(default_factory=list)
     statuses: list[StatusChoice] = Field(
         default_factory=list, description="The board's active statuses, in board order"
+    )
+    work_types: list[WorkTypeChoice] = Field(
+        default_factory=list, description="The active work types, the default first"
     )
     updated_at: AwareDatetime | None = Field(
         default=None, description="The ticket's last change in ConnectWise"

@@ -52,6 +52,7 @@ from connectwise_sandbox.vocabulary import (
     PROJECT_BOARDS,
     SEVERITIES,
     SOURCES,
+    WORK_TYPES,
     MemberSpec,
 )
 
@@ -93,6 +94,7 @@ class Dataset:
     boards: tuple[JsonObject, ...]
     statuses: tuple[JsonObject, ...]
     priorities: tuple[JsonObject, ...]
+    work_types: tuple[JsonObject, ...]
     tickets: tuple[JsonObject, ...]
     # The initial description is write-only on a real ticket; it is read back as a note.
     descriptions: Mapping[int, str]
@@ -145,6 +147,7 @@ def generate(*, seed: int, tickets: int, anchor: datetime, extra_technicians: in
         boards=boards,
         statuses=statuses,
         priorities=priorities,
+        work_types=_work_types(created),
         tickets=ticket_records,
         descriptions=MappingProxyType(descriptions),
         project_statuses=projects.statuses,
@@ -274,6 +277,25 @@ def _priorities(created: str) -> tuple[JsonObject, ...]:
             "_info": _info(created),
         }
         for index, spec in enumerate(PRIORITIES)
+    )
+
+
+def _work_types(created: str) -> tuple[JsonObject, ...]:
+    """`WorkType` records with the fields the model requires (`name`, `billTime`, `rate`,
+    `rateType`) and the flags that say which to offer."""
+    return tuple(
+        {
+            "id": index + 1,
+            "name": spec.name,
+            "billTime": spec.bill_time,
+            "rate": 1.0,
+            "rateType": "Multiplier",
+            "overallDefaultFlag": spec.default,
+            "inactiveFlag": spec.inactive,
+            "utilizationFlag": spec.bill_time != "DoNotBill",
+            "_info": _info(created),
+        }
+        for index, spec in enumerate(WORK_TYPES)
     )
 
 

@@ -186,6 +186,7 @@ class Schemas:
         self.team_member = schema_of("ProjectTeamMember", [example_team_member()])
         self.schedule_entry = model_schema("ScheduleEntry")
         self.time_entry = model_schema("TimeEntry")
+        self.work_type = model_schema("WorkType")
 
     def tickets(self, kind: TicketKind) -> EntitySchema:
         return self.ticket if kind is TicketKind.SERVICE else self.project_ticket
@@ -208,6 +209,7 @@ class Store:
         self.service_boards = tuple(b for b in dataset.boards if not b["projectFlag"])
         self.statuses = dataset.statuses
         self.priorities = dataset.priorities
+        self.work_types = dataset.work_types
         self.project_statuses = dataset.project_statuses
         self.phase_statuses = dataset.phase_statuses
         self.phases = dataset.phases
@@ -426,12 +428,14 @@ class Store:
         member: JsonObject,
         start: datetime,
         end: datetime,
-        billable_option: str,
+        billable_option: str | None,
         notes: str | None,
         actor: str,
+        work_type_id: int | None = None,
     ) -> JsonObject:
         """Time worked by `member` on a ticket; adds to the ticket's `actualHours` and
-        moves its `lastUpdated` forward. Refused on a status that allows no time."""
+        moves its `lastUpdated` forward. Refused on a status that allows no time. Without
+        a work type it is the default one; without a billable option, its work type's."""
         hours = round((end - start).total_seconds() / 3600, 2)
         if hours <= 0 or hours > MAX_ENTRY_HOURS:
             raise InvalidChange("timeEnd", "timeEnd must be after timeStart, within 24 hours")
@@ -439,6 +443,19 @@ class Store:
             current = self._table(kind).get(ticket_id)
             if current is None:
                 raise InvalidChange("chargeToId", f"{kind.value} {ticket_id} not found")
+            active = [w for w in self.work_types if not w["inactiveFlag"]]
+            work_type = next(
+                (
+                    w
+                    for w in active
+                    if (
+                        w["overallDefaultFlag"] if work_type_id is None else w["id"] == work_type_id
+                    )
+                ),
+                None,
+            )
+            if work_type is None:
+                raise UnknownReference("work type", str(work_type_id))
             status = self._find(self.statuses, "id", current["status"]["id"], "status")
             if status["timeEntryNotAllowed"]:
                 raise InvalidChange(
@@ -457,7 +474,8 @@ class Store:
                 time_start=format_timestamp(start),
                 time_end=format_timestamp(end),
                 actual_hours=hours,
-                billable_option=billable_option,
+                billable_option=billable_option or work_type["billTime"],
+                work_type=work_type,
                 notes=notes,
                 created=now,
                 entered_by=actor,

@@ -59,6 +59,7 @@ _REFERENCE_FIELDS = {
     "phase": "phase/id",
     "project": "project/id",
     "board": "board/id",
+    "work": "workType/id",  # "work type"
 }
 
 

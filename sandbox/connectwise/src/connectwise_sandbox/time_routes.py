@@ -1,6 +1,6 @@
 """Time entries (`/time/entries`): read them, and log time against a service or
-project ticket. Logging time adds to the ticket's `actualHours` and moves its
-`lastUpdated` forward (so it fires the ticket's callbacks)."""
+project ticket, of a work type (`/time/workTypes`). Logging time adds to the ticket's
+`actualHours` and moves its `lastUpdated` forward (so it fires the ticket's callbacks)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from connectwise_sandbox.bodies import documented_body, validated
 from connectwise_sandbox.errors import invalid_object
 from connectwise_sandbox.responses import collection_routes, documented_query, record_response
 from connectwise_sandbox.state import State
-from connectwise_sandbox.store import InvalidChange, TicketKind
+from connectwise_sandbox.store import InvalidChange, TicketKind, UnknownReference
 from connectwise_sandbox.ticket_routes import change_error
 
 router = APIRouter(
@@ -34,6 +34,7 @@ SUPPORTED = frozenset(
         "actualHours",
         "notes",
         "billableOption",
+        "workType",
     }
 )
 
@@ -43,6 +44,14 @@ class MemberReference(BaseModel):
 
     id: int | None = None
     identifier: str | None = None
+
+
+class WorkTypeReference(BaseModel):
+    """A work type named by id (the sandbox does not look names up)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: int = Field(ge=1)
 
 
 class NewTimeEntry(BaseModel):
@@ -58,13 +67,17 @@ class NewTimeEntry(BaseModel):
     time_end: datetime | None = Field(default=None, alias="timeEnd")
     actual_hours: float | None = Field(default=None, alias="actualHours", gt=0, le=24)
     notes: str | None = Field(default=None, max_length=4000)
-    billable_option: Literal["Billable", "DoNotBill", "NoCharge", "NoDefault"] = Field(
-        default="Billable", alias="billableOption"
+    billable_option: Literal["Billable", "DoNotBill", "NoCharge", "NoDefault"] | None = Field(
+        default=None, alias="billableOption"
     )
+    work_type: WorkTypeReference | None = Field(default=None, alias="workType")
 
 
 collection_routes(
     router, "/time/entries", "TimeEntry", lambda s: s.store.time_entries(), lambda s: s.time_entry
+)
+collection_routes(
+    router, "/time/workTypes", "WorkType", lambda s: s.store.work_types, lambda s: s.work_type
 )
 
 
@@ -104,8 +117,9 @@ def add_time_entry(
             billable_option=body.billable_option,
             notes=body.notes,
             actor=caller["identifier"],
+            work_type_id=body.work_type.id if body.work_type else None,
         )
-    except InvalidChange as error:
+    except (InvalidChange, UnknownReference) as error:
         raise change_error(error, RESOURCE) from None
     return record_response(request, entry, state.store.schemas.time_entry, status_code=201)
 

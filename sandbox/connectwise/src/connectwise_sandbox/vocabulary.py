@@ -34,6 +34,13 @@ class PrioritySpec(NamedTuple):
     weight: int
 
 
+class WorkTypeSpec(NamedTuple):
+    name: str
+    bill_time: str  # the TimeEntry billableOption an entry of this type takes by default
+    default: bool = False
+    inactive: bool = False
+
+
 class CompanySpec(NamedTuple):
     identifier: str
     name: str
@@ -114,6 +121,14 @@ PRIORITIES: Final = (
     PrioritySpec("Priority 5 - Next Time", "Low", "#8C8C8C", 10),
 )
 DEFAULT_PRIORITY: Final = "Priority 3 - Normal Response"
+# What time is logged as (`/time/workTypes`); an entry without one is the default's.
+WORK_TYPES: Final = (
+    WorkTypeSpec("Remote Support", "Billable", default=True),
+    WorkTypeSpec("Onsite Support", "Billable"),
+    WorkTypeSpec("Travel", "NoCharge"),
+    WorkTypeSpec("Internal Admin", "DoNotBill"),
+    WorkTypeSpec("Legacy Hourly", "Billable", inactive=True),
+)
 
 BOARDS: Final = (
     BoardSpec(

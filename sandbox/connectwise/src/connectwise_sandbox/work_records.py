@@ -113,11 +113,13 @@ def time_entry_record(
     time_end: str,
     actual_hours: float,
     billable_option: str,
+    work_type: JsonObject,
     notes: str | None,
     created: str,
     entered_by: str,
 ) -> JsonObject:
-    """A `GET /time/entries` row charged to a service or project ticket."""
+    """A `GET /time/entries` row charged to a service or project ticket, of a work type
+    (a WorkTypeReference: `id`, `name`, `utilizationFlag`)."""
     entry: JsonObject = {
         "id": entry_id,
         "company": ticket["company"],
@@ -130,6 +132,11 @@ def time_entry_record(
         entry["project"] = ticket["project"]
         entry["phase"] = ticket["phase"]
     entry |= {
+        "workType": {
+            "id": work_type["id"],
+            "name": work_type["name"],
+            "utilizationFlag": work_type["utilizationFlag"],
+        },
         "timeStart": time_start,
         "timeEnd": time_end,
         "actualHours": actual_hours,

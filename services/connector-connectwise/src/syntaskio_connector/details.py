@@ -3,7 +3,8 @@ ticket (`ticket_details`).
 
 One cold read is one round-trip set, made at once and within the connection's budget:
 the ticket, its notes, its time entries and the ticket's schedule entries (4 requests),
-plus the board's statuses when the metadata cache has none (1 more, shared with syncs).
+plus the board's statuses and the work types when the metadata cache has none (shared
+with syncs and write-backs).
 None is made while less than `SYNC_RESERVE` of the hour's budget is left.
 A cached detail is served while it is younger than `max_age`, no older than what the
 dashboard knows of the ticket (`known_updated_at`: the task's `source_updated_at`), and
@@ -33,6 +34,7 @@ from syntaskio_common.ticket_detail import (
     DetailTimeEntry,
     StatusChoice,
     TicketDetail,
+    WorkTypeChoice,
 )
 from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.assignment import PATHS, SCHEDULE_TYPE_TICKET, Entity, ref_id
@@ -51,7 +53,7 @@ _KEEP_UNUSED: Final = timedelta(days=1)
 # Cold reads stop while less than this share of the hour's budget is left: what remains
 # is the syncs', so opening ticket after ticket cannot stop the dashboard's updates.
 SYNC_RESERVE: Final = 0.2
-READ_COST: Final = 5  # requests, at most (4, and a board's statuses on a cold cache)
+READ_COST: Final = 6  # requests, at most: 4, and the statuses and work types uncached
 RESERVE_RETRY: Final = timedelta(minutes=1)
 
 
@@ -164,11 +166,13 @@ class TicketDetails:
         scheduled = (F("objectId") == ticket_id) & (F("type/identifier") == SCHEDULE_TYPE_TICKET)
         # Gathered, never cancelled: a sibling's failure must not cut a request off in
         # the middle of its budget bookkeeping (a database call).
+        ref = integration_ref(lease)
         answers = await asyncio.gather(
             client.get(path),
             _every(client.pages(f"{path}/notes")),
             _every(client.pages("time/entries", conditions=on_ticket)),
             _every(client.pages("schedule/entries", conditions=scheduled)),
+            self._metadata.work_types(client, ref),
             return_exceptions=True,
         )
         for answer in answers:
@@ -177,12 +181,12 @@ class TicketDetails:
         for answer in answers:
             if isinstance(answer, BaseException):
                 raise answer
-        ticket, notes, time_entries, schedule = answers
+        ticket, notes, time_entries, schedule, work_types = answers
         assert isinstance(ticket, dict)
         board_id = ref_id(ticket.get("board"))
         statuses: dict[int, dict[str, Any]] = {}
         if board_id is not None:
-            boards = await self._metadata.board_statuses(client, integration_ref(lease), [board_id])
+            boards = await self._metadata.board_statuses(client, ref, [board_id])
             statuses = boards.get(board_id, {})
         return assemble(
             entity,
@@ -191,6 +195,7 @@ class TicketDetails:
             time_entries=time_entries,
             schedule_entries=schedule,
             statuses=statuses,
+            work_types=work_types,
             lease=lease,
             fetched_at=self._clock(),
         )
@@ -204,6 +209,7 @@ def assemble(
     time_entries: Iterable[Mapping[str, Any]],
     schedule_entries: Iterable[Mapping[str, Any]],
     statuses: Mapping[int, Mapping[str, Any]],
+    work_types: Mapping[int, Mapping[str, Any]],
     lease: CredentialLease,
     fetched_at: datetime,
 ) -> TicketDetail:
@@ -267,10 +273,32 @@ def assemble(
             for s_id, s in sorted(statuses.items(), key=lambda i: (i[1].get("sortOrder", 0), i[0]))
             if not s.get("inactive")
         ],
+        work_types=_work_types(work_types, ref_id(ticket.get("workType"))),
         updated_at=parse_timestamp(info.get("lastUpdated")),
         fetched_at=fetched_at,
         url=ticket_url(lease.api_base_url, lease.company_id, str(ticket_id)),
     )
+
+
+def _work_types(
+    work_types: Mapping[int, Mapping[str, Any]], ticket_default: int | None
+) -> list[WorkTypeChoice]:
+    """The active work types by name, the default first: the ticket's own work type if
+    it has an active one, else the company's overall default."""
+    active = {i: w for i, w in work_types.items() if not w.get("inactiveFlag")}
+    default = ticket_default if ticket_default in active else None
+    if default is None:
+        default = next((i for i, w in active.items() if w.get("overallDefaultFlag")), None)
+    choices = [
+        WorkTypeChoice(
+            id=i,
+            name=str(w.get("name") or i),
+            billable_option=_text(w.get("billTime")),
+            default=i == default,
+        )
+        for i, w in active.items()
+    ]
+    return sorted(choices, key=lambda c: (not c.default, c.name.casefold(), c.id))
 
 
 def _contact(ticket: Mapping[str, Any], lease: CredentialLease) -> DetailContact | None:

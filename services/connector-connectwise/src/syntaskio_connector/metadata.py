@@ -1,6 +1,6 @@
 """ConnectWise metadata a record only points at — board statuses (which are closed),
-priorities (their sort order) and, when phases are synced, phase statuses (which are
-closed) — cached per integration in `connectwise_metadata` with a
+priorities (their sort order), work types (what time is logged as) and, when phases are
+synced, phase statuses (which are closed) — cached per integration in `connectwise_metadata` with a
 time to live, so a sync asks for each at most once per TTL instead of once per ticket."""
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from syntaskio_common.connectwise import ConnectWiseClient
 from syntaskio_common.mongo import Document
 from syntaskio_connector.assignment import PHASE_STATUSES_PATH, IntegrationRef
+
+WORK_TYPES_PATH = "time/workTypes"
 
 # Housekeeping only: an entry older than its TTL is refetched either way.
 _KEEP_UNUSED = timedelta(days=7)
@@ -51,6 +53,12 @@ class MetadataCache:
         self, client: ConnectWiseClient, ref: IntegrationRef
     ) -> dict[int, dict[str, Any]]:
         return _by_id(await self._cached(client, ref, "priorities", "service/priorities"))
+
+    async def work_types(
+        self, client: ConnectWiseClient, ref: IntegrationRef
+    ) -> dict[int, dict[str, Any]]:
+        """What time may be logged as (`time/workTypes`), inactive ones too."""
+        return _by_id(await self._cached(client, ref, "work_types", WORK_TYPES_PATH))
 
     async def phase_statuses(
         self, client: ConnectWiseClient, ref: IntegrationRef

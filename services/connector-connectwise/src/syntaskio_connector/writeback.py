@@ -309,6 +309,10 @@ class CommandExecutor:
         }
         if entry.notes:
             body["notes"] = entry.notes
+        if entry.work_type_id is not None:
+            body["workType"] = {"id": entry.work_type_id}
+        if entry.billable_option is not None:
+            body["billableOption"] = entry.billable_option
 
         async def find(since: datetime) -> int | None:
             # timeStart comes from the command, so the entry is found exactly.

@@ -287,6 +287,19 @@ async def log_time(time_entry: TimeEntryInput, write_back: WriteBack) -> Command
     return await write_back.request(CommandAction.ADD_TIME_ENTRY, time_entry=time_entry)
 
 
+class StatusInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status_id: int = Field(ge=1, le=2**31 - 1, description="A status of the ticket's board")
+
+
+@router.post("/tasks/{task_id}/status", **_WRITE_BACK_ROUTE)
+async def change_status(change: StatusInput, write_back: WriteBack) -> CommandAccepted:
+    """Move the ticket to another status of its board (the detail lists them); a closed
+    one completes the task."""
+    return await write_back.request(CommandAction.UPDATE_STATUS, status_id=change.status_id)
+
+
 class LogChangeInput(BaseModel):
     """A note and/or time entry at once, and optionally a status change."""
 
@@ -295,27 +308,29 @@ class LogChangeInput(BaseModel):
     note: NoteInput | None = None
     time_entry: TimeEntryInput | None = None
     close: bool = Field(default=False, description="Also complete the task")
-    status_id: int | None = Field(default=None, ge=1, description="A status of the ticket's board")
+    status_id: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="A status of the ticket's board"
+    )
+    keep_status: bool = Field(
+        default=False, description="Leave the status as it is, whatever the company's default"
+    )
 
     @model_validator(mode="after")
     def _something_and_one_status(self) -> LogChangeInput:
         if self.note is None and self.time_entry is None:
             raise ValueError("a change needs a note, a time entry or both")
-        if self.close and self.status_id is not None:
-            raise ValueError("close and status_id are exclusive")
+        if sum((self.close, self.status_id is not None, self.keep_status)) > 1:
+            raise ValueError("close, status_id and keep_status are exclusive")
         return self
 
 
 @router.post("/tasks/{task_id}/log-change", **_WRITE_BACK_ROUTE)
 async def log_change(change: LogChangeInput, write_back: WriteBack) -> CommandAccepted:
     """Log a change: the note, then the time entry, then the status — `close`, a
-    `status_id`, or when neither is given the company's log-change status (Company
-    settings) if the ticket's board has a status of that name."""
-    status_name = (
-        write_back.company.log_change_status
-        if not change.close and change.status_id is None
-        else None
-    )
+    `status_id`, `keep_status`, or when none is given the company's log-change status
+    (Company settings) if the ticket's board has a status of that name."""
+    chose = change.close or change.status_id is not None or change.keep_status
+    status_name = write_back.company.log_change_status if not chose else None
     return await write_back.request(
         CommandAction.LOG_CHANGE,
         note=change.note,
@@ -323,6 +338,7 @@ async def log_change(change: LogChangeInput, write_back: WriteBack) -> CommandAc
         close=change.close,
         status_id=change.status_id,
         status_name=status_name,
+        keep_status=change.keep_status,
     )
 
 

@@ -132,6 +132,7 @@ class CommandRequests:
         close: bool = False,
         status_id: int | None = None,
         status_name: str | None = None,
+        keep_status: bool = False,
     ) -> TaskCommand:
         """Record and publish the command (again, for a retry with the same key).
         `status_name` comes from the company's settings, not the request: a retry is the
@@ -148,6 +149,8 @@ class CommandRequests:
             changes["close"] = True
         if status_id is not None:
             changes["status_id"] = status_id
+        if keep_status:
+            changes["keep_status"] = True  # the request's, not the command's (it has none)
         fingerprint = _fingerprint(task.id, action, changes)
         command = TaskCommand.model_validate(
             {

@@ -23,6 +23,11 @@ export function defaultHours() {
   return Math.round((current.default_time_minutes / 60) * 100) / 100;
 }
 
+/** The status a logged change moves its ticket to, by name (null: none). */
+export function logChangeStatus() {
+  return current.log_change_status;
+}
+
 /** Fills the console's settings form with what is stored. */
 export async function showSettingsForm() {
   const settings = await loadCompanySettings();

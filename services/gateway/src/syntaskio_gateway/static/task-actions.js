@@ -120,7 +120,7 @@ function keyFor(row, submission) {
 }
 
 /** Polls the command until it finishes (or a minute passes): its final view, or null. */
-async function follow(accepted) {
+export async function follow(accepted) {
   const url = accepted?.status_url;
   if (typeof url !== "string" || !url.startsWith("/api/v1/commands/")) {
     throw new ApiError("The server gave no way to follow the change.", 502);
@@ -140,7 +140,7 @@ async function follow(accepted) {
   return null;
 }
 
-function outcomeError(command) {
+export function outcomeError(command) {
   return command.error || (command.status === "rejected"
     ? "ConnectWise refused the change."
     : "The change could not be made in ConnectWise.");

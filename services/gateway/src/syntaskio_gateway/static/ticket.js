@@ -4,8 +4,10 @@
 // Everything from ConnectWise is put in the page as text; only web links in it become
 // links, and those open in a new tab without the page's context.
 
-import { api } from "./api.js";
-import { $, el, formatDateTime, parseDate, safeHref } from "./dom.js";
+import { api, ApiError, newIdempotencyKey } from "./api.js";
+import { defaultHours, logChangeStatus } from "./company-settings.js";
+import { $, announce, el, formatDateTime, parseDate, safeHref } from "./dom.js";
+import { follow, outcomeError } from "./task-actions.js";
 
 const PATH = /^\/tasks\/([0-9a-f-]{36})$/;
 const LIVE_DELAY_MS = 500;
@@ -13,8 +15,11 @@ const WEB_LINK = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/gi;
 const KIND_NAMES = new Map([["service_ticket", "Service ticket"], ["project_ticket", "Project ticket"]]);
 
 let shownId = null; // the task whose detail is on screen
+let shown = null; // its detail
 let controller = null;
 let liveTimer = null;
+let busy = 0; // changes under way: live reloads wait for them (each reloads when over)
+const keys = new Map(); // submission → Idempotency-Key, reused while it is retried
 
 /** The task id a path opens (`/tasks/{id}`), or null. */
 export function taskIdOf(path) {
@@ -27,7 +32,16 @@ export function pathOf(taskId) {
 
 /** Opens a task's detail (the view is already showing). */
 export function showTicket(taskId) {
+  if (taskId !== shownId) {
+    keys.clear();
+    for (const id of ["status-select", "log-work-type", "log-status"]) $(id).replaceChildren();
+    $("log-form").reset();
+    $("log-hours").value = String(defaultHours());
+    say("");
+    $("ticket-alert").textContent = "";
+  }
   shownId = taskId;
+  shown = null;
   $("ticket-body").hidden = true;
   $("ticket-error").hidden = true;
   $("ticket-loading").hidden = false;
@@ -50,6 +64,7 @@ export function liveChange(name, data) {
 }
 
 async function load({ quiet }) {
+  if (quiet && busy > 0) return; // would show the ticket as it was before the change
   const taskId = shownId;
   controller?.abort();
   const ctrl = new AbortController();
@@ -57,6 +72,7 @@ async function load({ quiet }) {
   try {
     const detail = await api(`/tasks/${encodeURIComponent(taskId)}/detail`, { signal: ctrl.signal });
     if (taskId !== shownId) return;
+    shown = detail;
     render(detail);
     $("ticket-error").hidden = true;
   } catch (error) {
@@ -190,14 +206,184 @@ function render(detail) {
   entry.done ? el("span", { class: "note-flag" }, "Done") : null)));
   $("ticket-schedule-empty").hidden = detail.schedule_entries.length > 0;
 
+  fillChoices(detail);
   const fetched = parseDate(detail.fetched_at);
   $("ticket-fetched").textContent = fetched ? `Read from ConnectWise ${formatDateTime(fetched)}` : "";
   $("ticket-body").hidden = false;
   document.title = `Syntaskio — #${detail.ticket_id} ${detail.summary}`;
 }
 
+// ---- working on the ticket: status, log a change -------------------------------------
+
+const CLOSES = " (closes the ticket)";
+
+function statusOption(status, selected = false) {
+  return el("option", { value: String(status.id), selected }, `${status.name}${status.closed ? CLOSES : ""}`);
+}
+
+/** The forms' choices from the detail; what the technician picked stays picked. */
+function fillChoices(detail) {
+  const statusSelect = $("status-select");
+  const picked = statusSelect.value || String(detail.status?.id);
+  statusSelect.replaceChildren(...detail.statuses.map((s) => statusOption(s, String(s.id) === picked)));
+  $("status-form").hidden = detail.statuses.length === 0;
+
+  const workType = $("log-work-type");
+  const pickedType = workType.value;
+  workType.replaceChildren(...detail.work_types.map((w) => el("option", {
+    value: String(w.id), selected: pickedType ? String(w.id) === pickedType : w.default,
+  }, w.billable_option ? `${w.name} · ${billing(w.billable_option)}` : w.name)));
+  workType.closest(".field").hidden = detail.work_types.length === 0;
+
+  const logStatus = $("log-status");
+  const pickedStatus = logStatus.value;
+  const named = logChangeStatus();
+  const companys = named
+    ? detail.statuses.find((s) => s.name.trim().toLowerCase() === named.trim().toLowerCase())
+    : null;
+  logStatus.replaceChildren(
+    companys
+      ? el("option", { value: "" }, `${companys.name} (your company's default)`)
+      : el("option", { value: "" }, "Leave it as it is"),
+    companys ? el("option", { value: "keep" }, "Leave it as it is") : null,
+    ...detail.statuses.filter((s) => s !== companys).map((s) => statusOption(s)),
+  );
+  if ([...logStatus.options].some((o) => o.value === pickedStatus)) logStatus.value = pickedStatus;
+}
+
+const BILLING = new Map([
+  ["Billable", "billable"], ["DoNotBill", "do not bill"], ["NoCharge", "no charge"], ["NoDefault", "no default"],
+]);
+
+function billing(option) {
+  return BILLING.get(option) || option;
+}
+
+function say(text, tone = "") {
+  const node = $("ticket-feedback");
+  node.dataset.tone = tone;
+  announce(node, text);
+}
+
+function keyFor(submission) {
+  if (!keys.has(submission)) keys.set(submission, newIdempotencyKey());
+  return keys.get(submission);
+}
+
+/** Sends a change once (per Idempotency-Key), follows it until ConnectWise has it, and
+ * reads the ticket again. `before()` shows it at once; `undo()` takes that back if the
+ * change fails. True when it succeeded. */
+async function change(path, body, { form, saving, done, failure, before = () => {}, undo = () => {} }) {
+  const taskId = shownId;
+  const submission = `${taskId} ${path} ${JSON.stringify(body)}`;
+  const key = keyFor(submission);
+  const submit = form.querySelector("button[type=submit]");
+  submit.disabled = true;
+  form.setAttribute("aria-busy", "true");
+  busy += 1;
+  $("ticket-alert").textContent = "";
+  before();
+  say(saving, "progress");
+  try {
+    const accepted = await api(`/tasks/${encodeURIComponent(taskId)}/${path}`, {
+      method: "POST", body, headers: { "Idempotency-Key": key },
+    });
+    const command = await follow(accepted);
+    if (command === null) {
+      say("ConnectWise has not confirmed it yet; it shows here once it does.", "progress");
+      return false;
+    }
+    keys.delete(submission);
+    if (command.status !== "succeeded") {
+      undo();
+      say("");
+      $("ticket-alert").textContent = `${failure}: ${outcomeError(command)}`;
+      return false;
+    }
+    say(done, "done");
+    return true;
+  } catch (error) {
+    if (!(error instanceof ApiError && error.retryable)) keys.delete(submission);
+    undo();
+    say("");
+    $("ticket-alert").textContent = `${failure}: ${error.message}`;
+    return false;
+  } finally {
+    busy -= 1;
+    submit.disabled = false;
+    form.removeAttribute("aria-busy");
+    if (taskId === shownId) load({ quiet: true });
+  }
+}
+
+function changeStatus(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const statusId = Number($("status-select").value);
+  const target = shown?.statuses.find((s) => s.id === statusId);
+  if (!target || statusId === shown?.status?.id) return;
+  const pill = $("ticket-status");
+  const previous = [...pill.childNodes];
+  change("status", { status_id: statusId }, {
+    form,
+    saving: `Moving to ${target.name}…`,
+    done: `Status changed to ${target.name}`,
+    failure: "Could not change the status",
+    // Optimistic: the new status shows at once, and goes back if ConnectWise refuses.
+    before: () => pill.replaceChildren(el("span", {
+      class: `status-pill is-saving ${target.closed ? "status-completed" : "status-in_progress"}`,
+    }, target.name)),
+    undo: () => pill.replaceChildren(...previous),
+  });
+}
+
+async function logChange(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const text = $("log-note").value.trim();
+  const hours = Number($("log-hours").value || 0);
+  if (!text && !(hours > 0)) {
+    $("ticket-alert").textContent = "Write a note or enter the hours worked (or both).";
+    return;
+  }
+  if (hours && !(hours > 0 && hours <= 24)) {
+    $("ticket-alert").textContent = "Hours must be more than 0 and at most 24.";
+    return;
+  }
+  const body = {};
+  if (text) {
+    body.note = {
+      text,
+      internal: form.elements.namedItem("visibility").value === "internal",
+      resolution: form.elements.namedItem("resolution").checked,
+    };
+  }
+  if (hours > 0) {
+    body.time_entry = { hours: Math.round(hours * 100) / 100 };
+    const workType = $("log-work-type").value;
+    if (workType) body.time_entry.work_type_id = Number(workType);
+    if ($("log-billable").value) body.time_entry.billable_option = $("log-billable").value;
+  }
+  const status = $("log-status").value;
+  if (status === "keep") body.keep_status = true;
+  else if (status) body.status_id = Number(status);
+  const ok = await change("log-change", body, {
+    form,
+    saving: "Logging the change…",
+    done: "Change logged",
+    failure: "Could not log the change",
+  });
+  if (ok) {
+    $("log-note").value = "";
+    $("log-hours").value = String(defaultHours());
+    form.elements.namedItem("resolution").checked = false;
+  }
+}
+
 export function initTicket() {
   $("ticket-retry").addEventListener("click", () => {
     if (shownId) showTicket(shownId);
   });
+  $("status-form").addEventListener("submit", changeStatus);
+  $("log-form").addEventListener("submit", logChange);
 }
