@@ -241,6 +241,9 @@ def routes(alice: Owner) -> dict[str, tuple[str, str, dict[str, Any]]]:
     return {
         "task": ("GET", task, {}),
         "ticket detail": ("GET", f"{task}/detail", {}),
+        "start a timer": ("PUT", f"{task}/timer", {"json": {"state": "running"}}),
+        "stop a timer": ("POST", f"{task}/timer/stop", {"headers": new_key()}),
+        "discard a timer": ("DELETE", f"{task}/timer", {}),
         "complete": ("POST", f"{task}/complete", {"headers": new_key()}),
         "status change": (
             "POST",

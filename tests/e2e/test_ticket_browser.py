@@ -186,3 +186,43 @@ def test_change_the_status_and_log_a_change_from_the_detail(
     expect(shown.locator(".note-resolution")).to_have_text("Resolution")
     expect(page.locator("#ticket-time tr").filter(has_text="Travel")).to_have_count(1)
     expect(form.get_by_label("Note")).to_have_value("")
+
+
+def test_a_timer_runs_across_a_reload_and_a_second_tab_and_logs_its_time(
+    system: EmbeddedStack, page: Page
+) -> None:
+    sign_in(page, system, name="Kelly Brown")
+    connect_with_keys(page, system, MEMBER)
+    open_tasks(page)
+    ticket = sorted(
+        (i for i in assigned_open_ticket_ids(system, MEMBER) if int(i) < SERVICE_TICKET_IDS_BELOW),
+        key=int,
+    )[2]
+    timer = row_for(page, ticket).locator(".timer")
+    timer.get_by_role("button", name="Start timer").click()
+    expect(timer).to_have_attribute("data-state", "running")
+    expect(timer.locator(".timer-clock")).to_have_text(re.compile(r"^0:00:0[1-9]$"))
+
+    # A second tab shows it running, and hears at once when the first pauses it.
+    other = page.context.new_page()
+    other.goto(page.url)
+    other_timer = row_for(other, ticket).locator(".timer")
+    expect(other_timer).to_have_attribute("data-state", "running")
+    timer.get_by_role("button", name="Pause").click()
+    expect(other_timer).to_have_attribute("data-state", "paused")
+    paused_at = timer.locator(".timer-clock").inner_text()
+    other.close()
+
+    # A reload keeps it, paused where it was; resumed, it runs on from there.
+    page.reload()
+    expect(timer).to_have_attribute("data-state", "paused")
+    expect(timer.locator(".timer-clock")).to_have_text(paused_at)
+    timer.get_by_role("button", name="Resume").click()
+    expect(timer).to_have_attribute("data-state", "running")
+    timer.get_by_role("button", name="Stop and log").click()
+    expect(timer.locator(".timer-status")).to_have_text("Time logged")
+    expect(timer.get_by_role("button", name="Start timer")).to_be_visible()
+
+    [entry] = connectwise(system, MEMBER, "time/entries", conditions=f"chargeToId = {ticket}")
+    assert entry["actualHours"] == 0.01  # a few seconds: the least ConnectWise keeps
+    assert entry["member"]["identifier"] == MEMBER

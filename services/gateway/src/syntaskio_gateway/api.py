@@ -184,7 +184,7 @@ IdempotencyKeyHeader = Annotated[
         "when retrying, and the change is made once."
     ),
 ]
-_COMMAND_ANSWERS: dict[int | str, dict[str, str]] = {
+COMMAND_ANSWERS: dict[int | str, dict[str, str]] = {
     404: {"description": "Not one of the user's tasks"},
     409: {
         "description": "The task's source record cannot be changed from here, or the "
@@ -265,7 +265,7 @@ WriteBack = Annotated[_WriteBack, Depends(_write_back)]
 _WRITE_BACK_ROUTE: dict[str, Any] = {
     "tags": ["write-back"],
     "status_code": status.HTTP_202_ACCEPTED,
-    "responses": _COMMAND_ANSWERS,
+    "responses": COMMAND_ANSWERS,
 }
 
 

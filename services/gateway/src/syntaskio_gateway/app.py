@@ -24,13 +24,14 @@ from syntaskio_common.mongo import create_mongo_client, get_database, ping
 from syntaskio_common.problems import RequestSizeLimit, install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.sessions import JwksSessionVerifier, LiveSessions, SessionRevocations
-from syntaskio_gateway import admin_api, api, integrations_api, session_api
+from syntaskio_gateway import admin_api, api, integrations_api, session_api, timers_api
 from syntaskio_gateway.commands import CommandRequests
 from syntaskio_gateway.connector import ConnectorApi
 from syntaskio_gateway.live import FeedBuffer, TaskFeed
 from syntaskio_gateway.same_origin import SameOriginWrites
 from syntaskio_gateway.settings import GatewaySettings
 from syntaskio_gateway.tasks import TaskReader
+from syntaskio_gateway.timers import TaskTimers
 
 STATIC = Path(__file__).parent / "static"
 # The page loads only its own script and stylesheet and talks only to this origin.
@@ -89,6 +90,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             )
             await commands.create_indexes()
             app.state.commands = commands
+            timers = TaskTimers(db)
+            await timers.create_indexes()
+            app.state.timers = timers
             await ensure_topics(settings, [topics.TASKS, topics.TASK_COMMANDS])
             await broker.start()
             await feed.start()
@@ -118,6 +122,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     app.include_router(session_api.router)
     app.include_router(api.router)
+    app.include_router(timers_api.router)
     app.include_router(integrations_api.router)
     app.include_router(admin_api.router)
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)

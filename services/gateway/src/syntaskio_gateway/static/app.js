@@ -12,6 +12,7 @@ import { $ } from "./dom.js";
 import * as settings from "./settings.js";
 import * as tasks from "./tasks.js";
 import * as ticket from "./ticket.js";
+import * as timers from "./timers.js";
 
 // What `?connectwise=<outcome>` (set by the OAuth callback) means, in plain words.
 const OAUTH_OUTCOMES = new Map([
@@ -206,6 +207,7 @@ function leaveApp() {
   clearTimeout(streamRetry);
   clearTimeout(pollTimer);
   tasks.resetTasks();
+  timers.resetTimers();
   settings.resetSettings();
   company.resetCompanyConnection();
   admin.resetAdmin();
@@ -302,6 +304,7 @@ function enterApp(me, outcome) {
   company.setUser(me);
   scheduleRenewal(me.expires_at ? (Date.parse(me.expires_at) - Date.now()) / 1000 : 0);
   loadCompanySettings();
+  timers.loadTimers();
   const name = viewOf(window.location.pathname);
   tasks.showView(name === "tasks" ? window.location.search : "");
   watchTasks();
@@ -354,6 +357,7 @@ async function start() {
   });
   admin.initAdmin();
   ticket.initTicket();
+  timers.initTimers();
 
   $("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -410,6 +414,7 @@ async function start() {
   });
   document.addEventListener("visibilitychange", () => {
     if (document.hidden || !signedIn) return;
+    timers.loadTimers();
     refreshView();
     schedulePoll();
   });

@@ -4,12 +4,11 @@
 // is rolled back if the change fails.
 
 import { api, ApiError, newIdempotencyKey } from "./api.js";
+import { follow, outcomeError } from "./commands.js";
 import { defaultHours } from "./company-settings.js";
 import { announce, el } from "./dom.js";
+import { timerBox } from "./timers.js";
 
-const POLL_EVERY_MS = 1000;
-const POLL_FOR_MS = 60_000;
-const FINISHED = new Set(["succeeded", "failed", "rejected"]);
 
 /**
  * Gives a task row (its `li`, `task`, and the `actions`, `panel`, `feedback` and `alert`
@@ -30,7 +29,8 @@ export function addActions(row, onSettled) {
     note: button("Add note", () => togglePanel(row, "note"), { "aria-expanded": "false", "aria-controls": row.panel.id }),
     time: button("Log time", () => togglePanel(row, "time"), { "aria-expanded": "false", "aria-controls": row.panel.id }),
   };
-  row.actions.append(row.buttons.complete, row.buttons.note, row.buttons.time);
+  row.actions.append(row.buttons.complete, row.buttons.note, row.buttons.time,
+    timerBox(row.task.id, `#${row.task.external_id}`));
 }
 
 function togglePanel(row, which) {
@@ -117,33 +117,6 @@ function timeForm(row) {
 function keyFor(row, submission) {
   if (!row.keys.has(submission)) row.keys.set(submission, newIdempotencyKey());
   return row.keys.get(submission);
-}
-
-/** Polls the command until it finishes (or a minute passes): its final view, or null. */
-export async function follow(accepted) {
-  const url = accepted?.status_url;
-  if (typeof url !== "string" || !url.startsWith("/api/v1/commands/")) {
-    throw new ApiError("The server gave no way to follow the change.", 502);
-  }
-  const deadline = Date.now() + POLL_FOR_MS;
-  while (Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, POLL_EVERY_MS));
-    let command;
-    try {
-      command = await api(url);
-    } catch (error) {
-      if (error instanceof ApiError && error.retryable) continue;
-      throw error;
-    }
-    if (FINISHED.has(command.status)) return command;
-  }
-  return null;
-}
-
-export function outcomeError(command) {
-  return command.error || (command.status === "rejected"
-    ? "ConnectWise refused the change."
-    : "The change could not be made in ConnectWise.");
 }
 
 async function submitChange(row, form, { path, body, saving, done, failure }) {

@@ -7,7 +7,8 @@
 import { api, ApiError, newIdempotencyKey } from "./api.js";
 import { defaultHours, logChangeStatus } from "./company-settings.js";
 import { $, announce, el, formatDateTime, parseDate, safeHref } from "./dom.js";
-import { follow, outcomeError } from "./task-actions.js";
+import { follow, outcomeError } from "./commands.js";
+import { timerBox } from "./timers.js";
 
 const PATH = /^\/tasks\/([0-9a-f-]{36})$/;
 const LIVE_DELAY_MS = 500;
@@ -207,6 +208,10 @@ function render(detail) {
   $("ticket-schedule-empty").hidden = detail.schedule_entries.length > 0;
 
   fillChoices(detail);
+  const timer = $("ticket-timer");
+  if (timer.firstElementChild?.dataset.taskId !== shownId) {
+    timer.replaceChildren(timerBox(shownId, `#${detail.ticket_id}`));
+  }
   const fetched = parseDate(detail.fetched_at);
   $("ticket-fetched").textContent = fetched ? `Read from ConnectWise ${formatDateTime(fetched)}` : "";
   $("ticket-body").hidden = false;
