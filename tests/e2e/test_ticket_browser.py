@@ -3,7 +3,8 @@ open a ticket's detail from the dashboard and read it as ConnectWise has it — 
 description, the notes and their flags, the time logged, the contact — with text from
 ConnectWise shown as text; the detail follows a change made in ConnectWise while it is
 open; the status changed (shown at once, taken back when refused) and a change logged
-— note, time of a work type, status — from it; and the screenshot of it (into docs/img
+— note, time of a work type, status — from it; a timer across a reload and a second
+tab; SLA targets sorted soonest first, flagged and filtered; and the screenshot of it (into docs/img
 only with UPDATE_SCREENSHOTS=1).
 
 The member is `kbrown`, whose tickets the other tests only read; this one adds notes
@@ -17,7 +18,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from browser import connect_with_keys, open_tasks, row_for, screenshots_dir, sign_in
+from browser import (
+    connect_with_keys,
+    open_tasks,
+    page_tasks,
+    row_for,
+    screenshots_dir,
+    sign_in,
+    task_rows,
+)
 from e2e_helpers import assigned_open_ticket_ids, connectwise
 from playwright.sync_api import Page, Route, expect
 
@@ -226,3 +235,39 @@ def test_a_timer_runs_across_a_reload_and_a_second_tab_and_logs_its_time(
     [entry] = connectwise(system, MEMBER, "time/entries", conditions=f"chargeToId = {ticket}")
     assert entry["actualHours"] == 0.01  # a few seconds: the least ConnectWise keeps
     assert entry["member"]["identifier"] == MEMBER
+
+
+def test_sla_at_a_glance_sorted_soonest_flagged_and_filtered(
+    system: EmbeddedStack, page: Page
+) -> None:
+    sign_in(page, system, name="Kelly Brown")
+    connect_with_keys(page, system, MEMBER)
+    open_tasks(page)
+    expect(task_rows(page).first).to_be_visible()
+    page.get_by_label("Sort by").select_option("sla")
+    expect(page).to_have_url(re.compile(r"[?&]sort=sla(&|$)"))
+    expect(page.locator("#tasks")).to_have_attribute("aria-busy", "false")
+
+    # The API's order is the soonest target first (those without one last); the page's is
+    # the API's, each row flagged by how near its target is.
+    by_api = page_tasks(page, sort="sla")
+    dues = [t["sla"]["due_at"] for t in by_api if t["sla"]]
+    assert dues == sorted(dues, key=lambda d: datetime.fromisoformat(d))
+    assert all(t["sla"] is None for t in by_api[len(dues) :])
+    assert dues, "no task of the member has an SLA target"
+    shown = task_rows(page).evaluate_all("(rows) => rows.map((r) => r.dataset.taskId)")
+    assert shown == [t["id"] for t in by_api][: len(shown)]
+    now = datetime.now(UTC)
+    breached = [t for t in by_api if t["sla"] and datetime.fromisoformat(t["sla"]["due_at"]) < now]
+    assert breached, "the seed leaves some of the member's tickets late"
+    first = row_for(page, breached[0]["external_id"]).locator(".sla")
+    expect(first).to_have_attribute("data-state", "breached")
+    expect(first).to_contain_text("overdue")
+
+    # Only the late ones.
+    facet = page.locator('details[data-facet="sla"]')
+    facet.locator("summary").click()
+    facet.get_by_label(re.compile(r"^Breached")).check()
+    expect(page).to_have_url(re.compile(r"[?&]sla=breached(&|$)"))
+    expect(task_rows(page)).to_have_count(len(breached))
+    expect(task_rows(page).locator('.sla[data-state="breached"]')).to_have_count(len(breached))

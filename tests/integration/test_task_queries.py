@@ -17,10 +17,12 @@ from syntaskio_common.mongo import Document
 from syntaskio_common.sessions import UserSession
 from syntaskio_common.settings import ServiceSettings
 from syntaskio_common.task import (
+    SlaStage,
     SourceType,
     Task,
     TaskPriority,
     TaskRef,
+    TaskSla,
     TaskSource,
     TaskStatus,
     task_id,
@@ -46,6 +48,7 @@ def make_task(
     board: tuple[int, str] = (1, "Service"),
     company: tuple[int, str] = (10, "Acme Dental"),
     project: tuple[int, str] | None = None,
+    sla_due: datetime | None = None,
 ) -> Task:
     number = str(next(_numbers))
     kind = SourceType.PROJECT_TICKET if project else SourceType.SERVICE_TICKET
@@ -61,6 +64,7 @@ def make_task(
         status=status,
         priority=priority,
         due_at=due,
+        sla=TaskSla(stage=SlaStage.RESPOND, due_at=sla_due) if sla_due else None,
         source_updated_at=updated,
         source_data={
             "ticket_id": int(number),
@@ -114,6 +118,7 @@ def varied(tenant: str) -> list[Task]:
                 priority=list(TaskPriority)[n % 4],
                 due=None if n % 5 == 0 else NOW + (n % 3) * DAY,
                 updated=NOW - (n % 4) * HOUR,
+                sla_due=None if n % 3 == 0 else NOW + (n % 5 - 2) * HOUR,
             )
         )
     return tasks
@@ -128,6 +133,8 @@ def expected_order(tasks: list[Task], sort: TaskSort) -> list[str]:
             return (-t.source_updated_at.timestamp(), t.id)
         if sort is TaskSort.DUE:
             return (*due, t.id)
+        if sort is TaskSort.SLA:
+            return (t.sla is None, t.sla.due_at if t.sla else far, t.id)
         return (-RANK[t.priority], *due, t.id)
 
     return [t.id for t in sorted(tasks, key=key)]
@@ -297,6 +304,39 @@ async def test_facets_count_each_value_under_the_other_facets_choices(
     assert {(v.value, v.count) for v in facets.status} == {("pending", 1), ("in_progress", 1)}
     assert [(v.value, v.label, v.count) for v in facets.company] == [(10, "Acme Dental", 2)]
     assert facets.project == []
+
+
+async def test_sla_windows_filter_and_count_by_the_margin_asked_for(
+    mongo: AsyncMongoClient[Document], settings: ServiceSettings, tenant: str
+) -> None:
+    breached = make_task(tenant, sla_due=NOW - HOUR)
+    soon = make_task(tenant, sla_due=NOW + HOUR / 2)
+    later = make_task(tenant, sla_due=NOW + 3 * HOUR)
+    none = make_task(tenant)
+    reader = await stored(mongo, settings, [breached, soon, later, none])
+
+    async def shown(**filters: Any) -> set[str]:
+        return {t.id for t in await all_pages(reader, me(tenant), **filters)}
+
+    assert await shown(sla=["breached"]) == {breached.id}
+    assert await shown(sla=["at_risk"]) == {soon.id}
+    assert await shown(sla=["at_risk"], sla_margin=240) == {soon.id, later.id}
+    assert await shown(sla=["on_track", "none"]) == {later.id, none.id}
+    facets = await reader.facets(me(tenant), TaskFilters(sla=["breached"]))
+    # Every window counted (the facet's own choice aside), under the other filters.
+    assert {(v.value, v.count) for v in facets.sla} == {
+        ("breached", 1),
+        ("at_risk", 1),
+        ("on_track", 1),
+        ("none", 1),
+    }
+    assert sum(v.count for v in facets.status) == 1  # the other facets: breached only
+    narrow = await reader.facets(me(tenant), TaskFilters(sla_margin=240, q="printer"))
+    assert {(v.value, v.count) for v in narrow.sla} == {
+        ("breached", 1),
+        ("at_risk", 2),
+        ("none", 1),
+    }
 
 
 async def test_a_cursor_that_was_not_given_out_is_refused(

@@ -14,9 +14,10 @@ from syntaskio_aggregator.normalize import (
     removal,
     ticket_due,
     ticket_priority,
+    ticket_sla,
     ticket_status,
 )
-from syntaskio_common.task import SourceType, TaskPriority, TaskStatus, task_id
+from syntaskio_common.task import SlaStage, SourceType, TaskPriority, TaskStatus, task_id
 
 
 def raw(**ticket: Any) -> dict[str, Any]:
@@ -637,3 +638,53 @@ def test_normalising_a_phase_never_fails_on_odd_field_values(
     assert first.source_type is SourceType.PROJECT_PHASE
     assert first.title
     assert normalize(data) == first  # idempotent and deterministic
+
+
+SLA_TICKET: dict[str, Any] = {
+    "escalationStartDateUTC": "2026-12-05T08:00:00Z",
+    "respondMinutes": 60,
+    "resPlanMinutes": 240,
+    "resolveMinutes": 1440,
+    "sla": {"id": 1, "name": "Standard SLA"},
+    "isInSla": True,
+}
+
+
+def test_the_next_sla_target_is_the_first_step_not_done() -> None:
+    fresh = ticket_sla(SLA_TICKET)
+    assert fresh is not None
+    assert (fresh.stage, fresh.due_at) == (SlaStage.RESPOND, datetime(2026, 12, 5, 9, tzinfo=UTC))
+    assert fresh.resolve_by == datetime(2026, 12, 6, 8, tzinfo=UTC)
+    assert (fresh.name, fresh.in_sla) == ("Standard SLA", True)
+    responded = ticket_sla(SLA_TICKET | {"dateResponded": "2026-12-05T08:30:00Z"})
+    assert responded is not None
+    assert (responded.stage, responded.due_at) == (
+        SlaStage.PLAN,
+        datetime(2026, 12, 5, 12, tzinfo=UTC),
+    )
+    planned = ticket_sla(
+        SLA_TICKET
+        | {"dateResponded": "2026-12-05T08:30:00Z", "dateResplan": "2026-12-05T09:00:00Z"}
+    )
+    assert planned is not None
+    assert planned.stage is SlaStage.RESOLVE
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"closedFlag": True},
+        {"escalationStartDateUTC": None},
+        {"escalationStartDateUTC": "yesterday"},
+        {"dateResponded": "x", "dateResplan": "x", "dateResolved": "x"},
+        {"respondMinutes": None, "resPlanMinutes": "soon", "resolveMinutes": -5},
+    ],
+)
+def test_no_sla_target_without_a_clock_or_an_open_step(changes: dict[str, Any]) -> None:
+    assert ticket_sla(SLA_TICKET | changes) is None
+
+
+def test_a_step_without_a_target_is_skipped_and_a_verdict_must_be_a_boolean() -> None:
+    found = ticket_sla(SLA_TICKET | {"respondMinutes": None, "isInSla": "yes"})
+    assert found is not None
+    assert (found.stage, found.respond_by, found.in_sla) == (SlaStage.PLAN, None, None)

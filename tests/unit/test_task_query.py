@@ -82,6 +82,10 @@ def _expression(doc: Document, expr: Any) -> Any:
         if op == "$cond":
             test, yes, no = args
             return _expression(doc, yes if _expression(doc, test) else no)
+        if op == "$ifNull":
+            value, fallback = args
+            found = _expression(doc, value)
+            return _expression(doc, fallback) if found is None else found
         assert op == "$eq", op
         return _expression(doc, args[0]) == _expression(doc, args[1])
     return expr
@@ -102,7 +106,7 @@ def run(pipeline: list[Document], docs: list[Document]) -> list[Document]:
             docs = [{**d, **{f: _expression(d, e) for f, e in spec.items()}} for d in docs]
         elif name == "$sort":
             for field, direction in reversed(list(spec.items())):  # stable, last key first
-                docs = sorted(docs, key=lambda d: _bson_key(d.get(field)), reverse=direction < 0)
+                docs = sorted(docs, key=lambda d: _bson_key(_get(d, field)), reverse=direction < 0)
         elif name == "$limit":
             docs = docs[:spec]
         else:
@@ -119,6 +123,7 @@ def day(d: int, hour: int = 0) -> datetime:
 STORED: list[Document] = [
     {"_id": f"t{i}", "tenant_id": "t", "user_id": "u", "deleted": False, "priority_rank": i % 2}
     | {"source_updated_at": day(1 + i % 3), "due_at": due}
+    | ({"sla": {"due_at": due + timedelta(hours=i % 2)}} if due and i % 4 else {"sla": None})
     for i, due in enumerate([day(5), None, day(5), day(2), None, day(5), day(2), None, day(9)])
 ]
 
@@ -130,11 +135,14 @@ def expected_key(sort: TaskSort, doc: Document) -> tuple[Any, ...]:
         return (-doc["source_updated_at"].timestamp(), doc["_id"])
     if sort is TaskSort.DUE:
         return (*due, doc["_id"])
+    if sort is TaskSort.SLA:
+        sla_due = (doc["sla"] or {}).get("due_at")
+        return (sla_due is None, sla_due or NOW, doc["_id"])
     return (-doc["priority_rank"], *due, doc["_id"])
 
 
 def with_sort_fields(doc: Document) -> Document:
-    return {**doc, "_no_due_date": int(doc["due_at"] is None)}
+    return {**doc, "_no_due_date": int(doc["due_at"] is None), "_no_sla": int(not doc["sla"])}
 
 
 def raw_cursor(payload: Any) -> str:
@@ -150,9 +158,10 @@ def test_a_cursor_gives_back_the_sort_values_it_was_made_from(
         TaskSort.UPDATED: ["source_updated_at", "_id"],
         TaskSort.DUE: ["_no_due_date", "due_at", "_id"],
         TaskSort.PRIORITY: ["priority_rank", "_no_due_date", "due_at", "_id"],
+        TaskSort.SLA: ["_no_sla", "sla.due_at", "_id"],
     }[sort]
     values = decode_cursor(encode_cursor(sort, doc), sort)
-    assert values == [doc[f] for f in fields]
+    assert values == [_get(doc, f) for f in fields]
     assert all(v.tzinfo is not None for v in values if isinstance(v, datetime))
     other = next(s for s in TaskSort if s is not sort)
     with pytest.raises(InvalidQuery):

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from connectwise_sandbox.project_seed import project_counts
 from connectwise_sandbox.query import parse_list_query, select
 from connectwise_sandbox.seed import Dataset, assignments, generate
+from connectwise_sandbox.sla_seed import SLA_FIELDS
 from connectwise_sandbox.store import Store
 
 ANCHOR = datetime(2026, 6, 1, tzinfo=UTC)
@@ -126,7 +127,7 @@ def dump_work(dataset: Dataset) -> str:
 
 
 # Ticket fields seeded after the digest was taken; they draw nothing from the stream.
-LATER_FIELDS = ("contact", "contactPhoneNumber")
+LATER_FIELDS = ("contact", "contactPhoneNumber", *SLA_FIELDS)
 
 
 def service_digest(dataset: Dataset) -> str:
@@ -146,7 +147,7 @@ def test_service_tickets_are_what_they_were_before_projects_were_seeded() -> Non
     from streams of their own and must not move them (digest taken before they existed,
     and retaken once when the status reference's `Sort` became the documented `sort` —
     the same tickets, `723b9e32…` with the old spelling). The contacts added later are
-    left out of it."""
+    left out of it, as are the SLA facts (a stream of their own)."""
     dataset = generate(seed=42, tickets=300, anchor=ANCHOR)
     assert service_digest(dataset) == (
         "800074d1afd5d3d8f8d59f555c8c5dc68b3ead5fb32f2e6d9f73cbd9b1af84bd"
@@ -225,3 +226,29 @@ def test_extra_technicians_join_the_team_without_moving_the_named_members() -> N
     # They are given work like everyone else.
     owners = {(t.get("owner") or {}).get("identifier") for t in large.tickets}
     assert sum(1 for m in extra if m["identifier"] in owners) >= 15
+
+
+def test_service_tickets_carry_their_sla_facts_and_a_close_stamps_the_resolution() -> None:
+    dataset = generate(seed=42, tickets=300, anchor=ANCHOR)
+    states = set()
+    for ticket in dataset.tickets:
+        start = datetime.fromisoformat(ticket["escalationStartDateUTC"])
+        assert ticket["sla"]["name"] == "Standard SLA"
+        assert 0 < ticket["respondMinutes"] <= ticket["resPlanMinutes"] <= ticket["resolveMinutes"]
+        done = [ticket.get(k) for k in ("dateResponded", "dateResplan", "dateResolved")]
+        # Steps are done in order, none before the clock started, and only a closed
+        # ticket is resolved.
+        assert done == sorted(done, key=lambda d: (d is None, d or ""))
+        assert all(datetime.fromisoformat(d) >= start for d in done if d)
+        assert ("dateResolved" in ticket) == ticket["closedFlag"]
+        if not ticket["closedFlag"]:
+            states.add((len([d for d in done if d]), ticket["isInSla"]))
+    assert {(0, True), (1, True), (2, True), (2, False)} <= states  # a mix to show
+    assert not any(k in t for t in dataset.project_tickets for k in SLA_FIELDS)
+
+    store = Store(dataset)
+    open_ticket = next(t for t in dataset.tickets if "dateResponded" not in t)
+    closed = store.close_ticket(open_ticket["id"])
+    assert closed["dateResolved"] == closed["closedDate"]
+    assert closed["dateResponded"] == closed["dateResplan"] == closed["closedDate"]
+    assert closed["respondMinutes"] == open_ticket["respondMinutes"]  # kept

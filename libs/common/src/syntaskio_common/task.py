@@ -36,6 +36,27 @@ class TaskPriority(StrEnum):
     URGENT = "urgent"
 
 
+class SlaStage(StrEnum):
+    RESPOND = "respond"
+    PLAN = "plan"
+    RESOLVE = "resolve"
+
+
+class TaskSla(BaseModel):
+    """Where a task stands against its service level: the next target (`stage`, due at
+    `due_at`) and each target's time."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str | None = None
+    stage: SlaStage
+    due_at: AwareDatetime
+    respond_by: AwareDatetime | None = None
+    plan_by: AwareDatetime | None = None
+    resolve_by: AwareDatetime | None = None
+    in_sla: bool | None = Field(default=None, description="The source's own verdict so far")
+
+
 def task_id(
     tenant_id: str, user_id: str, source: TaskSource, source_type: SourceType, external_id: str
 ) -> str:
@@ -74,6 +95,7 @@ class Task(TaskRef):
     created_at: AwareDatetime | None = None
     source_updated_at: AwareDatetime
     url: str | None = Field(default=None, description="Deep link into the source system")
+    sla: TaskSla | None = Field(default=None, description="Null: no service level applies")
     source_data: dict[str, Any] = Field(default_factory=dict)
 
 

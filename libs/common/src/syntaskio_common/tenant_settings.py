@@ -1,6 +1,7 @@
 """A company's settings for its technicians' work (admins set them; auth-service keeps
 them, `tenant_settings`): whether ConnectWise is on at all, the time a logged entry
-defaults to, and the status a logged change moves its ticket to."""
+defaults to, how close an SLA target is flagged, and the status a logged change moves
+its ticket to."""
 
 from __future__ import annotations
 
@@ -30,6 +31,12 @@ class TenantSettings(BaseModel):
         ge=1,
         le=480,
         description="What a time entry defaults to when the technician does not say.",
+    )
+    sla_warning_minutes: int = Field(
+        default=60,
+        ge=5,
+        le=1440,
+        description="A task whose next SLA target is this close (or closer) is flagged.",
     )
     log_change_status: StatusName | None = Field(
         default=None,

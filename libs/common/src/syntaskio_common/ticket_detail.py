@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from syntaskio_common.task import SourceType
+from syntaskio_common.task import SourceType, TaskSla
 
 
 class DetailNote(BaseModel):
@@ -96,6 +96,9 @@ class TicketDetail(BaseModel):
     budget_hours: float | None = None
     actual_hours: float | None = None
     contact: DetailContact | None = None
+    sla: TaskSla | None = Field(
+        default=None, description="The task's SLA targets (the dashboard's, not re-read)"
+    )
     notes: list[DetailNote] = Field(
         default_factory=list, description="Oldest first, the description not repeated"
     )

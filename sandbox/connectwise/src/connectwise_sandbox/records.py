@@ -122,13 +122,15 @@ def ticket_record(
     updated_by: str,
     contact: JsonObject | None = None,
     contact_phone: str | None = None,
+    sla: JsonObject | None = None,
 ) -> JsonObject:
     """A service ticket as `GET /service/tickets/{id}` returns it.
 
     `board`, `status`, … are reference shapes (`board_ref(...)`), shared between tickets;
     `closed` is the status' `closedStatus`, which is what `closedFlag` follows in the product.
     `contact` is a ContactReference (`contact_ref(...)`); `contactName`, `…PhoneNumber` and
-    `…EmailAddress` are the ticket's own copies, as ConnectWise keeps them.
+    `…EmailAddress` are the ticket's own copies, as ConnectWise keeps them. `sla`: the
+    ticket's SLA fields (`sla_seed.SLA_FIELDS`), if it has an SLA.
     """
     ticket: JsonObject = {
         "id": ticket_id,
@@ -168,6 +170,8 @@ def ticket_record(
     if closed:
         ticket["closedDate"] = last_updated
         ticket["closedBy"] = updated_by
+    if sla:
+        ticket |= sla
     ticket["_info"] = {
         "lastUpdated": last_updated,
         "updatedBy": updated_by,
@@ -179,7 +183,24 @@ def ticket_record(
 
 # Fields of a service ticket (the `Ticket` model) that the `ProjectTicket` model does not
 # document, so a project ticket never carries them.
-SERVICE_ONLY_FIELDS: Final = frozenset({"recordType", "severity", "impact", "hasChildTicket"})
+SERVICE_ONLY_FIELDS: Final = frozenset(
+    {
+        "recordType",
+        "severity",
+        "impact",
+        "hasChildTicket",
+        # The SLA facts (`sla_seed.SLA_FIELDS`)
+        "sla",
+        "escalationStartDateUTC",
+        "respondMinutes",
+        "resPlanMinutes",
+        "resolveMinutes",
+        "dateResponded",
+        "dateResplan",
+        "dateResolved",
+        "isInSla",
+    }
+)
 
 
 def as_project_ticket(

@@ -40,6 +40,7 @@ from connectwise_sandbox.records import (
     ticket_record,
 )
 from connectwise_sandbox.schedule_seed import generate_schedule, holds
+from connectwise_sandbox.sla_seed import with_slas
 from connectwise_sandbox.vocabulary import (
     API_MEMBER,
     BOARDS,
@@ -121,6 +122,7 @@ def generate(*, seed: int, tickets: int, anchor: datetime, extra_technicians: in
     ticket_records, descriptions, contacts = _tickets(
         random.Random(seed), tickets, anchor, staff, companies, service_boards, statuses, priorities
     )
+    ticket_records = with_slas(seed, ticket_records, anchor)
     projects = generate_projects(
         seed=seed,
         service_tickets=tickets,

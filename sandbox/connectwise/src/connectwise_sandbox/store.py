@@ -45,6 +45,7 @@ from connectwise_sandbox.records import (
 from connectwise_sandbox.schedule_seed import SCHEDULE_TYPE_REFS
 from connectwise_sandbox.schema import EntitySchema, model_schema, schema_of
 from connectwise_sandbox.seed import FIRST_TICKET_ID, ApiKey, Dataset
+from connectwise_sandbox.sla_seed import SLA_FIELDS
 from connectwise_sandbox.ticket_change import (
     KEEP,
     Keep,
@@ -560,6 +561,7 @@ class Store:
             contact_email=kept["contactEmailAddress"],
             contact=kept.get("contact"),
             contact_phone=kept.get("contactPhoneNumber"),
+            sla=_sla_after(kept, closed=bool(status["closedStatus"]), now=now),
             owner=member_ref(owner) if owner else None,
             resources=resources,
             required_date=wanted.required_date,
@@ -776,6 +778,16 @@ class Store:
             phase = touched(current, now, SANDBOX_USER, **fields)
             self.phases = tuple(phase if p["id"] == phase_id else p for p in self.phases)
         return phase
+
+
+def _sla_after(ticket: JsonObject, *, closed: bool, now: str) -> JsonObject:
+    """A ticket's SLA facts after a change: kept, and a close stamps `dateResolved` (and
+    the steps before it, if skipped) once."""
+    sla: JsonObject = {key: ticket[key] for key in SLA_FIELDS if key in ticket}
+    if sla and closed:
+        for key in ("dateResponded", "dateResplan", "dateResolved"):
+            sla.setdefault(key, now)
+    return sla
 
 
 # What a ticket created through the admin API carries beyond the settable fields.

@@ -4,7 +4,8 @@ Tickets (service and project) become tasks of their own kind. The event's `conte
 carries the ticket's board status and priority records, so status and priority follow
 ConnectWise's own metadata (`closedStatus`, `escalationStatus`, `level`, `sortOrder`)
 before names; a ticket without a `requiredDate` is due when the member's earliest
-schedule entry for it ends (`ticket_status`, `ticket_priority`, `ticket_due`). A
+schedule entry for it ends (`ticket_status`, `ticket_priority`, `ticket_due`); an open
+service ticket's next SLA target comes from its own SLA fields (`ticket_sla`). A
 malformed value falls back to the default (pending, medium, no due date, …): only a
 record without identity or version is refused, with `NormalizationError`.
 
@@ -21,14 +22,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, TypeGuard
 
 from syntaskio_common.connectwise_links import project_url, ticket_url
 from syntaskio_common.task import (
+    SlaStage,
     SourceType,
     Task,
     TaskPriority,
+    TaskSla,
     TaskSource,
     TaskStatus,
     parse_timestamp,
@@ -156,6 +159,45 @@ def _schedule(assignment: Any) -> list[dict[str, Any]]:
     ]
 
 
+_SLA_STEPS: Final = (
+    (SlaStage.RESPOND, "respondMinutes", "dateResponded"),
+    (SlaStage.PLAN, "resPlanMinutes", "dateResplan"),
+    (SlaStage.RESOLVE, "resolveMinutes", "dateResolved"),
+)
+
+
+def ticket_sla(ticket: Mapping[str, Any]) -> TaskSla | None:
+    """An open ticket's SLA, from its own fields: each target is `escalationStartDateUTC`
+    (when the SLA clock started) plus `respondMinutes`, `resPlanMinutes` or
+    `resolveMinutes`; the next is the first whose `dateResponded`, `dateResplan` or
+    `dateResolved` is unset. Wall-clock minutes: ConnectWise counts the SLA's calendar's
+    business hours, which the ticket does not carry, so a business-hours SLA is due
+    later than shown. None when closed, without a clock or with every step done."""
+    start = parse_timestamp(ticket.get("escalationStartDateUTC"))
+    if start is None or ticket.get("closedFlag") is True:
+        return None
+    targets: dict[SlaStage, datetime | None] = {}
+    due: tuple[SlaStage, datetime] | None = None
+    for stage, minutes_field, done_field in _SLA_STEPS:
+        minutes = ticket.get(minutes_field)
+        target = start + timedelta(minutes=minutes) if _is_int(minutes) and minutes >= 0 else None
+        targets[stage] = target
+        if due is None and target is not None and not ticket.get(done_field):
+            due = (stage, target)
+    if due is None:
+        return None
+    in_sla = ticket.get("isInSla")
+    return TaskSla(
+        name=_name(ticket.get("sla")),
+        stage=due[0],
+        due_at=due[1],
+        respond_by=targets[SlaStage.RESPOND],
+        plan_by=targets[SlaStage.PLAN],
+        resolve_by=targets[SlaStage.RESOLVE],
+        in_sla=in_sla if isinstance(in_sla, bool) else None,
+    )
+
+
 def ticket_due(
     ticket: Mapping[str, Any], schedule: Iterable[Mapping[str, Any]] = ()
 ) -> datetime | None:
@@ -280,6 +322,7 @@ def normalize_ticket(data: Mapping[str, Any]) -> Task:
         priority=ticket_priority(ticket, context.get("priority")),
         source_priority=_name(ticket.get("priority")),
         due_at=ticket_due(ticket, schedule),
+        sla=ticket_sla(ticket),
         created_at=parse_timestamp(info.get("dateEntered")),
         source_updated_at=updated_at,
         url=_url(

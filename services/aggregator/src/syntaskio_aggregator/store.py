@@ -73,7 +73,7 @@ class TaskStore:
     async def create_indexes(self) -> None:
         """Idempotent; run at every start. The dashboard's queries (gateway) read a
         user's live tasks sorted by update, due date or priority, with `_id` as the
-        tie-break of keyset pagination."""
+        tie-break of keyset pagination, or by their next SLA target."""
         tasks = self._tasks
         await tasks.create_index(
             [(field, ASCENDING) for field in ("tenant_id", "user_id", "source", "source_type")]
@@ -90,6 +90,9 @@ class TaskStore:
         )
         await tasks.create_index(
             [*live, ("priority_rank", DESCENDING), ("_id", ASCENDING)], name="live_by_priority"
+        )
+        await tasks.create_index(
+            [*live, ("sla.due_at", ASCENDING), ("_id", ASCENDING)], name="live_by_sla"
         )
         await tasks.create_index(
             [

@@ -160,6 +160,7 @@ async def task_detail(task: UsersTask, connector: Connector) -> TicketDetail:
     mine = _schedule_ids(task)
     for entry in detail.schedule_entries:
         entry.mine = entry.id in mine
+    detail.sla = task.sla
     return detail
 
 

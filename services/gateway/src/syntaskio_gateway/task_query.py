@@ -44,8 +44,10 @@ _FACET_FIELDS: Final[dict[str, tuple[str, str | None]]] = {
     "project": ("source_data.project.id", "source_data.project.name"),
     "company": ("source_data.company.id", "source_data.company.name"),
 }
-FACETS: Final = tuple(_FACET_FIELDS)  # also the names of their filters
+FACETS: Final = (*_FACET_FIELDS, "sla")  # also the names of their filters
 _NO_DUE_DATE: Final = "_no_due_date"  # 1 when a task has none: those sort after the rest
+_NO_SLA: Final = "_no_sla"  # likewise for tasks without an SLA target
+_SLA_DUE: Final = "sla.due_at"
 
 
 class InvalidQuery(ValueError):
@@ -56,6 +58,7 @@ class TaskSort(StrEnum):
     UPDATED = "updated"  # most recently changed upstream first
     DUE = "due"  # soonest due first, those without a due date last
     PRIORITY = "priority"  # most urgent first, then soonest due
+    SLA = "sla"  # the soonest SLA target first (breached ones at the top), none last
 
 
 # (field, direction) per order; `_id` last makes it total.
@@ -63,8 +66,10 @@ _ORDERS: Final[dict[TaskSort, list[tuple[str, int]]]] = {
     TaskSort.UPDATED: [("source_updated_at", -1), ("_id", 1)],
     TaskSort.DUE: [(_NO_DUE_DATE, 1), ("due_at", 1), ("_id", 1)],
     TaskSort.PRIORITY: [("priority_rank", -1), (_NO_DUE_DATE, 1), ("due_at", 1), ("_id", 1)],
+    TaskSort.SLA: [(_NO_SLA, 1), (_SLA_DUE, 1), ("_id", 1)],
 }
-_DATE_FIELDS: Final = frozenset({"source_updated_at", "due_at"})
+_DATE_FIELDS: Final = frozenset({"source_updated_at", "due_at", _SLA_DUE})
+_NULLABLE_DATES: Final = frozenset({"due_at", _SLA_DUE})
 
 
 class DueWindow(StrEnum):
@@ -72,6 +77,13 @@ class DueWindow(StrEnum):
     TODAY = "today"
     WEEK = "week"  # this calendar week, Monday to Sunday
     NONE = "none"  # no due date
+
+
+class SlaWindow(StrEnum):
+    BREACHED = "breached"  # the next target has passed
+    AT_RISK = "at_risk"  # due within the margin
+    ON_TRACK = "on_track"  # due later
+    NONE = "none"  # no SLA target
 
 
 RefId = Annotated[int, Field(ge=1, le=2**53)]
@@ -89,6 +101,10 @@ class TaskFilters(BaseModel):
     board: list[RefId] = Field(default_factory=list, max_length=50)
     project: list[RefId] = Field(default_factory=list, max_length=50)
     company: list[RefId] = Field(default_factory=list, max_length=50)
+    sla: list[SlaWindow] = Field(default_factory=list, max_length=4)
+    sla_margin: int = Field(
+        default=60, ge=1, le=10080, description="Minutes before an SLA target that are at risk"
+    )
     due: DueWindow | None = None
     due_from: AwareDatetime | None = Field(default=None, description="Due at or after")
     due_to: AwareDatetime | None = Field(default=None, description="Due before")
@@ -144,6 +160,35 @@ def facet_conditions(filters: TaskFilters) -> dict[str, Document]:
 
 def _plain(value: Any) -> Any:
     return value.value if isinstance(value, StrEnum) else value
+
+
+def sla_windows(now: datetime, margin: timedelta) -> Document:
+    """Which SLA window a task is in, as an expression (the SLA facet's value)."""
+    due = {"$ifNull": [f"${_SLA_DUE}", None]}
+    return {
+        "$switch": {
+            "branches": [
+                {"case": {"$eq": [due, None]}, "then": SlaWindow.NONE.value},
+                {"case": {"$lt": [due, now]}, "then": SlaWindow.BREACHED.value},
+                {"case": {"$lt": [due, now + margin]}, "then": SlaWindow.AT_RISK.value},
+            ],
+            "default": SlaWindow.ON_TRACK.value,
+        }
+    }
+
+
+def sla_condition(filters: TaskFilters, now: datetime) -> Document | None:
+    """The tasks in any of the chosen SLA windows (None: none chosen)."""
+    if not filters.sla:
+        return None
+    soon = now + timedelta(minutes=filters.sla_margin)
+    by_window = {
+        SlaWindow.BREACHED: {_SLA_DUE: {"$lt": now}},
+        SlaWindow.AT_RISK: {_SLA_DUE: {"$gte": now, "$lt": soon}},
+        SlaWindow.ON_TRACK: {_SLA_DUE: {"$gte": soon}},
+        SlaWindow.NONE: {_SLA_DUE: None},
+    }
+    return {"$or": [by_window[window] for window in dict.fromkeys(filters.sla)]}
 
 
 def other_conditions(filters: TaskFilters, now: datetime) -> list[Document]:
@@ -210,6 +255,9 @@ def list_pipeline(
     """One page (and one task more, to know whether another page follows)."""
     order = _ORDERS[query.sort]
     conditions = [*facet_conditions(query).values(), *other_conditions(query, now)]
+    sla = sla_condition(query, now)
+    if sla is not None:
+        conditions.append(sla)
     if query.cursor is not None:
         conditions.append(_after(order, decode_cursor(query.cursor, query.sort)))
     return [
@@ -222,9 +270,14 @@ def list_pipeline(
 
 
 def _sort_fields(order: list[tuple[str, int]]) -> list[Document]:
-    if not any(field == _NO_DUE_DATE for field, _ in order):
-        return []
-    return [{"$addFields": {_NO_DUE_DATE: {"$cond": [{"$eq": ["$due_at", None]}, 1, 0]}}}]
+    """The computed keys the order sorts on: 1 for a task without the date (a missing
+    field as much as a null one), so those sort last."""
+    computed = {
+        _NO_DUE_DATE: {"$cond": [{"$eq": [{"$ifNull": ["$due_at", None]}, None]}, 1, 0]},
+        _NO_SLA: {"$cond": [{"$eq": [{"$ifNull": [f"${_SLA_DUE}", None]}, None]}, 1, 0]},
+    }
+    fields = {field: computed[field] for field, _ in order if field in computed}
+    return [{"$addFields": fields}] if fields else []
 
 
 def _after(order: list[tuple[str, int]], values: list[Any]) -> Document:
@@ -244,6 +297,9 @@ def facets_pipeline(
     """Counts per value of each facet, for the current filter without that facet's own
     choice (so the other values of a facet stay visible, with their counts)."""
     chosen = facet_conditions(filters)
+    sla = sla_condition(filters, now)
+    if sla is not None:
+        chosen["sla"] = sla
     branches: dict[str, list[Document]] = {}
     for facet, (field, label) in _FACET_FIELDS.items():
         others = [condition for name, condition in chosen.items() if name != facet]
@@ -256,6 +312,12 @@ def facets_pipeline(
             {"$match": {"_id": {"$ne": None}}},
             {"$sort": {"count": -1, "_id": 1}},
         ]
+    margin = timedelta(minutes=filters.sla_margin)
+    branches["sla"] = [
+        *_matching([condition for name, condition in chosen.items() if name != "sla"]),
+        {"$group": {"_id": sla_windows(now, margin), "count": {"$sum": 1}}},
+        {"$sort": {"count": -1, "_id": 1}},
+    ]
     return [
         {"$match": scope(tenant_id, user_id)},
         *_matching(other_conditions(filters, now)),
@@ -267,10 +329,18 @@ def encode_cursor(sort: TaskSort, document: Document) -> str:
     """The position after `document` in `sort` order, opaque to clients."""
     values = []
     for field, _ in _ORDERS[sort]:
-        value = document.get(field)
+        value = _at(document, field)
         values.append(value.isoformat() if isinstance(value, datetime) else value)
     raw = json.dumps({"sort": sort.value, "after": values}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _at(document: Document, path: str) -> Any:
+    """A (dotted) field's value; None where any part is missing."""
+    value: Any = document
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def decode_cursor(cursor: str, sort: TaskSort) -> list[Any]:
@@ -296,7 +366,7 @@ def decode_cursor(cursor: str, sort: TaskSort) -> list[Any]:
 def _cursor_value(field: str, value: Any) -> Any:
     """A cursor's value for `field`, of the type the field holds (else InvalidQuery)."""
     if field in _DATE_FIELDS:
-        if value is None and field == "due_at":
+        if value is None and field in _NULLABLE_DATES:
             return None
         try:
             parsed = datetime.fromisoformat(value) if isinstance(value, str) else None

@@ -47,6 +47,9 @@ class TaskFacets(BaseModel):
     board: list[FacetValue]
     project: list[FacetValue]
     company: list[FacetValue]
+    sla: list[FacetValue] = Field(
+        description="Tasks by SLA window: breached, at_risk (within `sla_margin`), on_track, none"
+    )
 
 
 class TaskReader:

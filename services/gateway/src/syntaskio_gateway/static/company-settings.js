@@ -5,7 +5,9 @@
 import { api } from "./api.js";
 import { $, announce } from "./dom.js";
 
-const DEFAULTS = { connectwise_enabled: true, default_time_minutes: 15, log_change_status: null };
+const DEFAULTS = {
+  connectwise_enabled: true, default_time_minutes: 15, sla_warning_minutes: 60, log_change_status: null,
+};
 let current = { ...DEFAULTS };
 
 /** Loads the company's settings (the defaults until they arrive, or if they cannot). */
@@ -23,6 +25,11 @@ export function defaultHours() {
   return Math.round((current.default_time_minutes / 60) * 100) / 100;
 }
 
+/** How close (minutes) an SLA target is flagged. */
+export function slaWarningMinutes() {
+  return current.sla_warning_minutes;
+}
+
 /** The status a logged change moves its ticket to, by name (null: none). */
 export function logChangeStatus() {
   return current.log_change_status;
@@ -34,6 +41,7 @@ export async function showSettingsForm() {
   const form = $("company-settings-form");
   form.elements.namedItem("connectwise_enabled").checked = settings.connectwise_enabled;
   form.elements.namedItem("default_time_minutes").value = String(settings.default_time_minutes);
+  form.elements.namedItem("sla_warning_minutes").value = String(settings.sla_warning_minutes);
   form.elements.namedItem("log_change_status").value = settings.log_change_status || "";
   $("company-settings-error").textContent = "";
 }
@@ -43,6 +51,7 @@ async function save(form) {
   const body = {
     connectwise_enabled: form.elements.namedItem("connectwise_enabled").checked,
     default_time_minutes: Number(form.elements.namedItem("default_time_minutes").value),
+    sla_warning_minutes: Number(form.elements.namedItem("sla_warning_minutes").value),
     log_change_status: status || null,
   };
   current = { ...DEFAULTS, ...(await api("/admin/settings", { method: "PUT", body })) };

@@ -3,7 +3,10 @@
 // in task-actions.js.
 
 import { api } from "./api.js";
-import { $, announce, daysFromToday, el, formatDay, parseDate, safeHref } from "./dom.js";
+import { slaWarningMinutes } from "./company-settings.js";
+import {
+  $, announce, daysFromToday, el, formatDateTime, formatDay, fromNow, parseDate, safeHref,
+} from "./dom.js";
 import { addActions } from "./task-actions.js";
 
 const PAGE_SIZE = 50;
@@ -23,6 +26,11 @@ const KIND_NAMES = new Map([
   ["service_ticket", "Service ticket"], ["project_ticket", "Project ticket"],
   ["project_phase", "Project phase"],
 ]);
+const SLA_NAMES = new Map([
+  ["breached", "Breached"], ["at_risk", "Due soon"], ["on_track", "On track"], ["none", "No SLA"],
+]);
+const SLA_STAGES = new Map([["respond", "Respond"], ["plan", "Plan"], ["resolve", "Resolve"]]);
+const SLA_REFRESH_MS = 30_000; // countdowns move on
 const DUE_NAMES = new Map([
   ["overdue", "Overdue"], ["today", "Due today"], ["week", "Due this week"], ["none", "No due date"],
 ]);
@@ -35,8 +43,9 @@ const FACETS = [
   { name: "board", label: "Board", numeric: true },
   { name: "project", label: "Project", numeric: true },
   { name: "company", label: "Company", numeric: true },
+  { name: "sla", label: "SLA", names: SLA_NAMES },
 ];
-const SORTS = new Set(["updated", "due", "priority"]);
+const SORTS = new Set(["updated", "due", "priority", "sla"]);
 // Write-back works on tickets; a project phase has no notes or status to change.
 const WRITABLE = new Set(["service_ticket", "project_ticket"]);
 
@@ -78,6 +87,7 @@ function filterParams() {
   if (view.due === "today" || view.due === "week") {
     params.set("tz", Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC");
   }
+  params.set("sla_margin", String(slaWarningMinutes())); // what "due soon" means here
   return params;
 }
 
@@ -443,6 +453,8 @@ function metaItems(task, data) {
   }, PRIORITY_NAMES.get(task.priority) || task.priority)));
   const due = dueItem(task);
   if (due) items.push(due);
+  const sla = slaItem(task);
+  if (sla) items.push(sla);
   if (data.company?.name || data.company?.identifier) {
     items.push(meta("Company", data.company.name || data.company.identifier, { class: "meta-item meta-company" }));
   }
@@ -455,6 +467,33 @@ function metaItems(task, data) {
     }
   }
   return items;
+}
+
+/** The next SLA target, with a countdown: flagged when it is within the company's
+ * margin, marked when it has passed. */
+function slaItem(task) {
+  const due = parseDate(task.sla?.due_at);
+  if (!due || task.status === "completed") return null;
+  const span = el("span", { class: "sla", "data-sla-due": task.sla.due_at, "data-sla-stage": task.sla.stage });
+  fillSla(span);
+  return meta("SLA", span);
+}
+
+function fillSla(span) {
+  const due = parseDate(span.dataset.slaDue);
+  const stage = SLA_STAGES.get(span.dataset.slaStage) || "Respond";
+  const left = due - Date.now();
+  const state = left < 0 ? "breached" : left < slaWarningMinutes() * 60_000 ? "at_risk" : "on_track";
+  span.dataset.state = state;
+  span.title = `${stage} by ${formatDateTime(due)}`;
+  const words = state === "breached"
+    ? `SLA: ${stage.toLowerCase()} overdue, ${fromNow(due)}`
+    : `${stage} by ${formatDay(due)} ${due.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })} · ${fromNow(due)}`;
+  span.replaceChildren(state === "on_track" ? "" : el("span", { class: "due-icon", "aria-hidden": "true" }, "!"), words);
+}
+
+function refreshSlas() {
+  for (const span of document.querySelectorAll("#tasks .sla[data-sla-due]")) fillSla(span);
 }
 
 function dueItem(task) {
@@ -682,6 +721,7 @@ function renderStates() {
 // ---- wiring ------------------------------------------------------------------------------------
 
 export function initTasks() {
+  setInterval(refreshSlas, SLA_REFRESH_MS);
   let searchTimer = null;
   const q = $("q");
   q.addEventListener("input", () => {

@@ -119,6 +119,17 @@ function fact(term, ...value) {
   return el("div", { class: "fact" }, el("dt", {}, term), el("dd", {}, ...value));
 }
 
+const SLA_STEPS = [["respond_by", "respond"], ["plan_by", "plan"], ["resolve_by", "resolve"]];
+
+function slaFact(sla) {
+  if (!sla) return null;
+  const steps = SLA_STEPS.filter(([key]) => sla[key]).map(([key, stage]) => el("span", {
+    class: stage === sla.stage ? "sla-step is-next" : "sla-step",
+  }, `${stage[0].toUpperCase()}${stage.slice(1)} by `, when(sla[key])));
+  const verdict = sla.in_sla === false ? el("span", { class: "note-flag note-internal" }, "Out of SLA") : null;
+  return fact(sla.name ? `SLA (${sla.name})` : "SLA", el("span", { class: "sla-steps" }, ...steps), verdict);
+}
+
 function contactFacts(contact) {
   if (!contact) return null;
   const phone = contact.phone
@@ -169,6 +180,7 @@ function render(detail) {
     fact("Owner", detail.owner),
     fact("Resources", detail.resources.join(", ")),
     fact("Required by", when(detail.required_date)),
+    slaFact(detail.sla),
     fact("Hours", `${hours(detail.actual_hours)} of ${hours(detail.budget_hours)} budgeted`),
   ].filter(Boolean));
 
