@@ -43,4 +43,5 @@ openapi: install
 ## Retake the screenshots in docs/img (a test run never rewrites them).
 screenshots: install $(CHROMIUM)
 	UPDATE_SCREENSHOTS=1 $(UV) run pytest tests/e2e/test_dashboard_browser.py \
-		tests/e2e/test_admin_console_browser.py -k "screenshots or connects_the_company"
+		tests/e2e/test_admin_console_browser.py tests/e2e/test_ticket_browser.py \
+		-k "screenshots or connects_the_company or read_its_notes"

@@ -629,17 +629,21 @@ def check_company_settings(
     assert defaults.json() == {
         "connectwise_enabled": True,
         "default_time_minutes": 15,
+        "sla_warning_minutes": 60,
         "log_change_status": None,
     }
     wanted = {
         "connectwise_enabled": True,
         "default_time_minutes": 30,
+        "sla_warning_minutes": 120,
         "log_change_status": "Waiting",
     }
     refused(alex.put("/v1/admin/settings", json=wanted), 403)
     for bad in (
         {**wanted, "default_time_minutes": 0},
         {**wanted, "default_time_minutes": 481},
+        {**wanted, "sla_warning_minutes": 4},
+        {**wanted, "sla_warning_minutes": 1441},
         {**wanted, "log_change_status": "  "},
         {**wanted, "surprise": True},
     ):

@@ -113,13 +113,16 @@ def write_back(
     assert root["parent_span_id"] is None
 
     def whole() -> list[Span] | None:
-        """The trace once its last spans are in: the delivery to the stream, and the
-        run that fetched the ticket back (it ends after what it published is delivered,
-        when it is a long scheduled run that answered the write-back on its way)."""
+        """The trace once its last spans are in: the delivery to the stream, the
+        aggregator's announcement (each service exports its spans in batches of its own,
+        so the gateway's may arrive first), and the run that fetched the ticket back (it
+        ends after what it published is delivered, when it is a long scheduled run that
+        answered the write-back on its way)."""
         trace = trace_of(system, root["trace_id"])
         delivered = f"{topics.TASKS} deliver" in names(trace, "gateway")
+        announced = f"{topics.TASKS} publish" in names(trace, "aggregator")
         ran = any(n.startswith("sync ") for n in names(trace, "connector-connectwise"))
-        return trace if delivered and ran else None
+        return trace if delivered and announced and ran else None
 
     return root, eventually(whole, timeout=30)
 

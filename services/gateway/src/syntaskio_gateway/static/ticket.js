@@ -78,7 +78,8 @@ async function load({ quiet }) {
     $("ticket-error").hidden = true;
   } catch (error) {
     if (error.name === "AbortError" || taskId !== shownId) return;
-    if (quiet && !$("ticket-body").hidden) return; // keep what is shown; the next change retries
+    // Keep what is shown (the next change retries), unless the ticket left the dashboard.
+    if (quiet && !$("ticket-body").hidden && error.status !== 404) return;
     $("ticket-error-text").textContent = error.status === 404
       ? "This ticket is not on your dashboard (any more)."
       : `The ticket could not be loaded. ${error.message}`;
