@@ -26,7 +26,7 @@ $(CHROMIUM):
 
 ## Lint, type-check and run every test (unit, integration, end-to-end, browser).
 test: install lint $(CHROMIUM)
-	$(UV) run pytest
+	$(UV) run pytest --durations=30  # the slowest, to keep the suite within its 20 minutes
 
 lint: install
 	$(UV) run ruff check .
