@@ -38,16 +38,23 @@ MEMBER = "kbrown"
 SERVICE_TICKET_IDS_BELOW = 200_000
 
 
-def test_open_a_ticket_and_read_its_notes_and_time(
-    system: EmbeddedStack, page: Page, tmp_path: Path
-) -> None:
+def kellys_dashboard(page: Page, system: EmbeddedStack) -> list[str]:
+    """Signed in as a technician of a new company, connected as the member, on the
+    dashboard: the member's open service tickets, lowest number first (each test works
+    on another one)."""
     sign_in(page, system, name="Kelly Brown")
     connect_with_keys(page, system, MEMBER)
     open_tasks(page)
-    ticket = min(
+    return sorted(
         (i for i in assigned_open_ticket_ids(system, MEMBER) if int(i) < SERVICE_TICKET_IDS_BELOW),
         key=int,
     )
+
+
+def test_open_a_ticket_and_read_its_notes_and_time(
+    system: EmbeddedStack, page: Page, tmp_path: Path
+) -> None:
+    ticket = kellys_dashboard(page, system)[0]
     # Something to read: a note with markup and a link (shown as text, the link made
     # safe), and time logged, both made in ConnectWise by the member.
     marker = uuid.uuid4().hex[:6]
@@ -117,13 +124,7 @@ def test_open_a_ticket_and_read_its_notes_and_time(
 def test_change_the_status_and_log_a_change_from_the_detail(
     system: EmbeddedStack, page: Page
 ) -> None:
-    sign_in(page, system, name="Kelly Brown")
-    connect_with_keys(page, system, MEMBER)
-    open_tasks(page)
-    ticket = sorted(
-        (i for i in assigned_open_ticket_ids(system, MEMBER) if int(i) < SERVICE_TICKET_IDS_BELOW),
-        key=int,
-    )[1]
+    ticket = kellys_dashboard(page, system)[1]
     record = connectwise(system, MEMBER, f"service/tickets/{ticket}")
     statuses = connectwise(system, MEMBER, f"service/boards/{record['board']['id']}/statuses")
     target = next(
@@ -200,13 +201,7 @@ def test_change_the_status_and_log_a_change_from_the_detail(
 def test_a_timer_runs_across_a_reload_and_a_second_tab_and_logs_its_time(
     system: EmbeddedStack, page: Page
 ) -> None:
-    sign_in(page, system, name="Kelly Brown")
-    connect_with_keys(page, system, MEMBER)
-    open_tasks(page)
-    ticket = sorted(
-        (i for i in assigned_open_ticket_ids(system, MEMBER) if int(i) < SERVICE_TICKET_IDS_BELOW),
-        key=int,
-    )[2]
+    ticket = kellys_dashboard(page, system)[2]
     timer = row_for(page, ticket).locator(".timer")
     timer.get_by_role("button", name="Start timer").click()
     expect(timer).to_have_attribute("data-state", "running")
@@ -240,9 +235,7 @@ def test_a_timer_runs_across_a_reload_and_a_second_tab_and_logs_its_time(
 def test_sla_at_a_glance_sorted_soonest_flagged_and_filtered(
     system: EmbeddedStack, page: Page
 ) -> None:
-    sign_in(page, system, name="Kelly Brown")
-    connect_with_keys(page, system, MEMBER)
-    open_tasks(page)
+    kellys_dashboard(page, system)
     expect(task_rows(page).first).to_be_visible()
     page.get_by_label("Sort by").select_option("sla")
     expect(page).to_have_url(re.compile(r"[?&]sort=sla(&|$)"))

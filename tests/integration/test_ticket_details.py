@@ -5,7 +5,6 @@ not — a newer ticket, a webhook or write-back naming it, age, a spent budget."
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from contract_checks import assert_none_refused
+from credential_leases import FixedAuth, sandbox_lease
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -21,12 +21,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from connectwise_sandbox import DEV_CLIENT_ID, Settings, create_app
 from connectwise_sandbox.state import SandboxState
 from connectwise_sandbox.store import TicketKind
-from syntaskio_common.credentials import AuthScheme, CredentialLease
+from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.mongo import Document
 from syntaskio_common.settings import ServiceSettings
 from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.assignment import Entity
-from syntaskio_connector.auth_client import AuthServiceClient
 from syntaskio_connector.budget import ApiBudget, BudgetPolicy, SyncDeferred
 from syntaskio_connector.details import NoConnection, TicketDetails, TicketGone
 from syntaskio_connector.engine import Changed
@@ -50,21 +49,6 @@ class Counting(httpx.AsyncBaseTransport):
     def taken(self) -> Counter[str]:
         asked, self.asked = self.asked, Counter()
         return asked
-
-
-class FixedAuth(AuthServiceClient):
-    def __init__(self, lease: CredentialLease) -> None:
-        self._lease = lease
-
-    async def lease(
-        self,
-        integration_id: str,
-        rejected_version: int | None = None,
-        *,
-        cleanup: bool = False,
-        purpose: str = "sync",
-    ) -> CredentialLease | None:
-        return self._lease if integration_id == self._lease.integration_id else None
 
 
 class Clock:
@@ -105,22 +89,7 @@ def db(mongo: AsyncMongoClient[Document], settings: ServiceSettings) -> AsyncDat
 
 @pytest.fixture
 def lease(state: SandboxState) -> CredentialLease:
-    key = next(k for k in state.store.api_keys if k.member_identifier == MEMBER)
-    return CredentialLease(
-        integration_id=f"int-{uuid.uuid4().hex[:8]}",
-        tenant_id=f"tenant-{uuid.uuid4().hex[:8]}",
-        user_id="alex@acme.example",
-        api_base_url=f"{BASE}{state.settings.api_prefix}/",
-        site_url=BASE,
-        company_id=state.settings.company_id,
-        member_identifier=MEMBER,
-        client_id=DEV_CLIENT_ID,
-        scheme=AuthScheme.BASIC,
-        public_key=key.public_key,
-        private_key=key.private_key,
-        version=1,
-        generation=1,
-    )
+    return sandbox_lease(state, MEMBER, BASE)
 
 
 @pytest.fixture

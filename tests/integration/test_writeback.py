@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from contract_checks import assert_none_refused
+from credential_leases import FixedAuth, sandbox_lease
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -20,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from connectwise_sandbox import DEV_CLIENT_ID, Settings, create_app
 from connectwise_sandbox.state import SandboxState
 from syntaskio_common.commands import CommandOutcome, CommandStatus, TaskCommand
-from syntaskio_common.credentials import AuthScheme, CredentialLease
+from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.events import KafkaRecord, decode_event
 from syntaskio_common.integrations import ConnectionScope
 from syntaskio_common.leases import Leases
@@ -29,7 +30,6 @@ from syntaskio_common.mongo import Document
 from syntaskio_common.settings import ServiceSettings
 from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.assignment import Entity
-from syntaskio_connector.auth_client import AuthServiceClient
 from syntaskio_connector.budget import ApiBudget
 from syntaskio_connector.engine import Changed, IntegrationSync
 from syntaskio_connector.metadata import MetadataCache
@@ -65,23 +65,6 @@ class Interrupting(httpx.AsyncBaseTransport):
                 raise Lost("connector died")
             return httpx.Response(500, json={"code": "", "message": "An error occurred"})
         return response
-
-
-class FixedAuth(AuthServiceClient):
-    """auth-service's answer for one integration, without auth-service."""
-
-    def __init__(self, lease: CredentialLease) -> None:
-        self._lease = lease
-
-    async def lease(
-        self,
-        integration_id: str,
-        rejected_version: int | None = None,
-        *,
-        cleanup: bool = False,
-        purpose: str = "sync",
-    ) -> CredentialLease | None:
-        return self._lease if integration_id == self._lease.integration_id else None
 
 
 class Recorded:
@@ -131,22 +114,7 @@ def db(mongo: AsyncMongoClient[Document], settings: ServiceSettings) -> AsyncDat
 
 @pytest.fixture
 def lease(state: SandboxState) -> CredentialLease:
-    key = next(k for k in state.store.api_keys if k.member_identifier == MEMBER)
-    return CredentialLease(
-        integration_id=f"int-{uuid.uuid4().hex[:8]}",
-        tenant_id=f"tenant-{uuid.uuid4().hex[:8]}",
-        user_id="alex@acme.example",
-        api_base_url=f"{BASE}{state.settings.api_prefix}/",
-        site_url=BASE,
-        company_id=state.settings.company_id,
-        member_identifier=MEMBER,
-        client_id=DEV_CLIENT_ID,
-        scheme=AuthScheme.BASIC,
-        public_key=key.public_key,
-        private_key=key.private_key,
-        version=1,
-        generation=1,
-    )
+    return sandbox_lease(state, MEMBER, BASE)
 
 
 @pytest.fixture

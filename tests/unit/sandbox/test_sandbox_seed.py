@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from connectwise_sandbox.project_seed import project_counts
 from connectwise_sandbox.query import parse_list_query, select
+from connectwise_sandbox.records import SLA_FIELDS
 from connectwise_sandbox.seed import Dataset, assignments, generate
-from connectwise_sandbox.sla_seed import SLA_FIELDS
 from connectwise_sandbox.store import Store
 
 ANCHOR = datetime(2026, 6, 1, tzinfo=UTC)

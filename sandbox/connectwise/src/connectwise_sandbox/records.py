@@ -130,7 +130,7 @@ def ticket_record(
     `closed` is the status' `closedStatus`, which is what `closedFlag` follows in the product.
     `contact` is a ContactReference (`contact_ref(...)`); `contactName`, `…PhoneNumber` and
     `…EmailAddress` are the ticket's own copies, as ConnectWise keeps them. `sla`: the
-    ticket's SLA fields (`sla_seed.SLA_FIELDS`), if it has an SLA.
+    ticket's SLA fields (`SLA_FIELDS`), if it has an SLA.
     """
     ticket: JsonObject = {
         "id": ticket_id,
@@ -183,23 +183,20 @@ def ticket_record(
 
 # Fields of a service ticket (the `Ticket` model) that the `ProjectTicket` model does not
 # document, so a project ticket never carries them.
+# A service ticket's SLA facts (seeded by `sla_seed`): the `ProjectTicket` model has none.
+SLA_FIELDS: Final = (
+    "sla",
+    "escalationStartDateUTC",
+    "respondMinutes",
+    "resPlanMinutes",
+    "resolveMinutes",
+    "dateResponded",
+    "dateResplan",
+    "dateResolved",
+    "isInSla",
+)
 SERVICE_ONLY_FIELDS: Final = frozenset(
-    {
-        "recordType",
-        "severity",
-        "impact",
-        "hasChildTicket",
-        # The SLA facts (`sla_seed.SLA_FIELDS`)
-        "sla",
-        "escalationStartDateUTC",
-        "respondMinutes",
-        "resPlanMinutes",
-        "resolveMinutes",
-        "dateResponded",
-        "dateResplan",
-        "dateResolved",
-        "isInSla",
-    }
+    {"recordType", "severity", "impact", "hasChildTicket", *SLA_FIELDS}
 )
 
 

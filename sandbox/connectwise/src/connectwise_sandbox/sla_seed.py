@@ -16,19 +16,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from connectwise_sandbox.records import JsonObject, format_timestamp, parse_timestamp
-
-SLA_FIELDS: Final = (
-    "sla",
-    "escalationStartDateUTC",
-    "respondMinutes",
-    "resPlanMinutes",
-    "resolveMinutes",
-    "dateResponded",
-    "dateResplan",
-    "dateResolved",
-    "isInSla",
+from connectwise_sandbox.records import (
+    JsonObject,
+    format_timestamp,
+    parse_timestamp,
 )
+
 STANDARD_SLA: Final = {"id": 1, "name": "Standard SLA"}
 # Respond, plan and resolve targets (minutes) by the priority's level.
 TARGETS: Final = {

@@ -28,6 +28,7 @@ from connectwise_sandbox.project_seed import FIRST_PROJECT_TICKET_ID
 from connectwise_sandbox.records import (
     RECORD_TYPE_PROJECT,
     RECORD_TYPE_SERVICE,
+    SLA_FIELDS,
     JsonObject,
     as_project_ticket,
     board_ref,
@@ -45,7 +46,6 @@ from connectwise_sandbox.records import (
 from connectwise_sandbox.schedule_seed import SCHEDULE_TYPE_REFS
 from connectwise_sandbox.schema import EntitySchema, model_schema, schema_of
 from connectwise_sandbox.seed import FIRST_TICKET_ID, ApiKey, Dataset
-from connectwise_sandbox.sla_seed import SLA_FIELDS
 from connectwise_sandbox.ticket_change import (
     KEEP,
     Keep,

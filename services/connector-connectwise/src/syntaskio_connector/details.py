@@ -42,12 +42,9 @@ from syntaskio_connector.budget import BudgetExhausted
 from syntaskio_connector.engine import Changed
 from syntaskio_connector.metadata import MetadataCache
 from syntaskio_connector.sync import integration_ref
+from syntaskio_connector.writeback import CHARGE_TO_TYPES
 
 DETAIL_ENTITIES: Final = (Entity.SERVICE_TICKET, Entity.PROJECT_TICKET)
-CHARGE_TO_TYPES: Final = {
-    Entity.SERVICE_TICKET: "ServiceTicket",
-    Entity.PROJECT_TICKET: "ProjectTicket",
-}
 # Housekeeping only: an entry older than `max_age` is read again either way.
 _KEEP_UNUSED: Final = timedelta(days=1)
 # Cold reads stop while less than this share of the hour's budget is left: what remains
