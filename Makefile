@@ -44,4 +44,5 @@ openapi: install
 screenshots: install $(CHROMIUM)
 	UPDATE_SCREENSHOTS=1 $(UV) run pytest tests/e2e/test_dashboard_browser.py \
 		tests/e2e/test_admin_console_browser.py tests/e2e/test_ticket_browser.py \
-		-k "screenshots or connects_the_company or read_its_notes"
+		tests/e2e/test_my_day_browser.py tests/e2e/test_notifications_browser.py \
+		-k "screenshots or connects_the_company or read_its_notes or see_my_day or told_at_once"

@@ -9,7 +9,7 @@ from typing import Any
 from connectwise_sandbox import DEV_CLIENT_ID
 from connectwise_sandbox.state import SandboxState
 from syntaskio_common.credentials import AuthScheme, CredentialLease
-from syntaskio_connector.auth_client import AuthServiceClient
+from syntaskio_connector.auth_client import AuthServiceClient, CannotAct
 
 API_BASE = "https://api-na.myconnectwise.net/v2025_1/apis/3.0/"
 
@@ -57,10 +57,15 @@ def sandbox_lease(state: SandboxState, member: str, base: str) -> CredentialLeas
 
 
 class FixedAuth(AuthServiceClient):
-    """auth-service's answer for one integration, without auth-service."""
+    """auth-service's answer for one integration, without auth-service. `acting`: the
+    credentials acting as each user's member (by user id); for anyone else the
+    connection cannot act as them, as for a company connection over OAuth."""
 
-    def __init__(self, lease: CredentialLease) -> None:
+    def __init__(
+        self, lease: CredentialLease, acting: dict[str, CredentialLease] | None = None
+    ) -> None:
         self._lease = lease
+        self._acting = acting or {}
 
     async def lease(
         self,
@@ -71,3 +76,11 @@ class FixedAuth(AuthServiceClient):
         purpose: str = "sync",
     ) -> CredentialLease | None:
         return self._lease if integration_id == self._lease.integration_id else None
+
+    async def acting_lease(self, tenant_id: str, user_id: str, purpose: str) -> CredentialLease:
+        acting = self._acting.get(user_id)
+        if tenant_id != self._lease.tenant_id:
+            raise LookupError("no connection syncs this user")
+        if acting is None:
+            raise CannotAct("this connection cannot act as the member")
+        return acting

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import TICKET_TYPES, sandbox_keys
+from e2e_helpers import TICKET_TYPES, assigned_open_ticket_ids, sandbox_keys
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from syntaskio_devstack.stack import EmbeddedStack
@@ -37,6 +37,8 @@ WAIT_MS = 60_000
 COMPANY_ID = "syntaskio"  # the sandbox's ConnectWise company
 COMPANY_SIGN_IN = "Sign in with your company account"
 DOCS_IMG = Path(__file__).parents[2] / "docs" / "img"
+KELLY = "kbrown"  # the technician of the technician's-day browser tests
+SERVICE_TICKET_IDS_BELOW = 200_000  # the sandbox numbers project tickets from 200001
 
 
 # Per module, not per session: Playwright's sync API keeps an event loop running in this
@@ -93,6 +95,19 @@ def sign_in(page: Page, system: EmbeddedStack, path: str = "/", name: str = "Ale
     expect(page.get_by_role("navigation", name="Main")).to_be_visible()
     expect(page.locator("#whoami-name")).to_contain_text(tenant)
     return user
+
+
+def kellys_dashboard(page: Page, system: EmbeddedStack) -> list[str]:
+    """Signed in as a technician of a new company, connected as the member `KELLY`, on
+    the dashboard: the member's open service tickets, lowest number first (each test
+    works on other ones)."""
+    sign_in(page, system, name="Kelly Brown")
+    connect_with_keys(page, system, KELLY)
+    open_tasks(page)
+    return sorted(
+        (i for i in assigned_open_ticket_ids(system, KELLY) if int(i) < SERVICE_TICKET_IDS_BELOW),
+        key=int,
+    )
 
 
 def authorize_at_provider(page: Page, system: EmbeddedStack, sub: str) -> None:

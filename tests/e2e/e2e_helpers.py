@@ -156,6 +156,27 @@ def connectwise(
     return response.json()
 
 
+def unassigned_open_ticket(system: EmbeddedStack, member: str) -> dict[str, Any]:
+    """An open service ticket with no owner, resource or schedule entry: nobody's work
+    (listed as `member` sees them)."""
+    tickets = connectwise(
+        system, member, "service/tickets", conditions="closedFlag = false", pageSize=1000
+    )
+    scheduled = {
+        e["objectId"]
+        for e in connectwise(
+            system, member, "schedule/entries", conditions='type/identifier = "S"', pageSize=1000
+        )
+    }
+    return next(
+        t
+        for t in tickets
+        if not t.get("owner")
+        and not str(t.get("resources") or "").strip()
+        and t["id"] not in scheduled
+    )
+
+
 def sandbox(system: EmbeddedStack, method: str, path: str, **kwargs: Any) -> httpx.Response:
     response = httpx.request(method, f"{system.url('sandbox')}/_sandbox{path}", **kwargs)
     assert response.is_success, response.text

@@ -320,6 +320,12 @@ def test_fuzzing_reached_past_validation(fuzzer: Fuzzer) -> None:
         "GET /api/v1/admin/integrations/{integration_id}/sync-jobs",
         "GET /api/v1/admin/integrations/{integration_id}/mappings",
         "GET /api/v1/admin/audit",
+        "GET /api/v1/my-day",
+        "PUT /api/v1/my-day/order",
+        "PUT /api/v1/tasks/{task_id}/plan",
+        "GET /api/v1/tickets/search",
+        "GET /api/v1/notifications",
+        "POST /api/v1/notifications/read",
     } <= reached, fuzzer.answers
     write_back = {label for label in reached if label.startswith("POST /api/v1/tasks/")}
     assert write_back, fuzzer.answers

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, ExitStack, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +37,7 @@ from e2e_helpers import (
     sandbox_keys,
     signed_in,
     topic_events,
+    unassigned_open_ticket,
 )
 
 from syntaskio_common import events, topics
@@ -46,7 +48,9 @@ COMPANY_MEMBER = "kbrown"  # Alice's member under her company's connection
 API_MEMBER = "syntaskio-api"  # whose keys connect a company
 ADMIN = ("technician", "admin")
 PROBLEM_JSON = "application/problem+json"
+REPLY = {"text": "Any news on this?"}
 ATTEMPT = "BOLA attempt"  # in every note and time entry an intruder tries to write
+SNOOZE = (datetime.now(UTC) + timedelta(days=7)).replace(microsecond=0).isoformat()  # Alice's
 
 
 @dataclass
@@ -56,6 +60,8 @@ class Owner:
     tenant_id: str
     integration_id: str
     task: dict[str, Any]
+    found_task_id: str  # a ticket she found by searching (not on her dashboard)
+    notification_id: str  # she was told of a customer's reply
     command_id: str
     idempotency_key: str
     note: dict[str, str]
@@ -102,12 +108,31 @@ def alice(system: EmbeddedStack) -> Iterator[Owner]:
         assert requested.status_code == 202, requested.text
         page = client.get("/api/v1/tasks", params={"limit": 1}).json()
         assert page["next_cursor"], page
+        # Her plan for the day: the task snoozed for a week (what no one else may touch).
+        snoozed = client.put(f"/api/v1/tasks/{task['id']}/plan", json={"snoozed_until": SNOOZE})
+        assert snoozed.status_code == 200, snoozed.text
+        # A ticket nobody is assigned, found by her search: hers alone to open.
+        nobodys = unassigned_open_ticket(system, MEMBER)
+        found = client.get("/api/v1/tickets/search", params={"q": f"#{nobodys['id']}"})
+        assert found.status_code == 200, found.text
+        [found_ticket] = found.json()["tickets"]
+        # Her customer replies: she is told.
+        sandbox(system, "POST", f"/tickets/{task['external_id']}/customer-reply", json=REPLY)
+        [told] = eventually(
+            lambda: [
+                n
+                for n in client.get("/api/v1/notifications").json()["items"]
+                if n["kind"] == "customer_reply"
+            ]
+        )
         yield Owner(
             client=client,
             user_id=user,
             tenant_id=tenant,
             integration_id=integration["id"],
             task=task,
+            found_task_id=found_ticket["task_id"],
+            notification_id=told["id"],
             command_id=requested.json()["command_id"],
             idempotency_key=key,
             note=note,
@@ -237,6 +262,7 @@ def routes(alice: Owner) -> dict[str, tuple[str, str, dict[str, Any]]]:
     """Every route that names one of Alice's objects: (method, path, request)."""
     task = f"/api/v1/tasks/{alice.task['id']}"
     integration = f"/api/v1/integrations/{alice.integration_id}"
+    found = f"/api/v1/tasks/{alice.found_task_id}"
     attempt = {"text": ATTEMPT}
     return {
         "task": ("GET", task, {}),
@@ -244,6 +270,9 @@ def routes(alice: Owner) -> dict[str, tuple[str, str, dict[str, Any]]]:
         "start a timer": ("PUT", f"{task}/timer", {"json": {"state": "running"}}),
         "stop a timer": ("POST", f"{task}/timer/stop", {"headers": new_key()}),
         "discard a timer": ("DELETE", f"{task}/timer", {}),
+        "pin to today": ("PUT", f"{task}/plan", {"json": {"pinned": True}}),
+        "hide": ("PUT", f"{task}/plan", {"json": {"hidden": True}}),
+        "clear the plan": ("DELETE", f"{task}/plan", {}),
         "complete": ("POST", f"{task}/complete", {"headers": new_key()}),
         "status change": (
             "POST",
@@ -265,6 +294,13 @@ def routes(alice: Owner) -> dict[str, tuple[str, str, dict[str, Any]]]:
             "POST",
             f"{task}/log-change",
             {"json": {"note": attempt, "close": True}, "headers": new_key()},
+        ),
+        "found ticket": ("GET", found, {}),
+        "found ticket's detail": ("GET", f"{found}/detail", {}),
+        "note on a found ticket": (
+            "POST",
+            f"{found}/notes",
+            {"json": attempt, "headers": new_key()},
         ),
         "command": ("GET", f"/api/v1/commands/{alice.command_id}", {}),
         "integration": ("GET", integration, {}),
@@ -291,7 +327,7 @@ def answer(response: httpx.Response) -> Answer:
 def attempts(alice: Owner, intruders: dict[str, Intruder]) -> Attempts:
     """Every intruder on every route with Alice's ids, beside the same request with a
     random id in their place (what "does not exist" looks like)."""
-    mine = {alice.task["id"], alice.command_id, alice.integration_id}
+    mine = {alice.task["id"], alice.found_task_id, alice.command_id, alice.integration_id}
     made: Attempts = {}
     for intruder in intruders.values():
         for name, (method, path, request) in routes(alice).items():
@@ -319,7 +355,13 @@ def test_another_users_objects_are_answered_as_if_they_did_not_exist(
 def test_nothing_of_the_owners_shows_in_anyone_elses_lists(
     alice: Owner, intruders: dict[str, Intruder]
 ) -> None:
-    hers = {alice.task["id"], alice.integration_id, alice.command_id}
+    hers = {
+        alice.task["id"],
+        alice.found_task_id,
+        alice.notification_id,
+        alice.integration_id,
+        alice.command_id,
+    }
     ticket = alice.task["external_id"]
     for intruder in intruders.values():
         client = intruder.client
@@ -329,9 +371,15 @@ def test_nothing_of_the_owners_shows_in_anyone_elses_lists(
             "her ticket": client.get("/api/v1/tasks", params={"q": f"#{ticket}"}),
             "facets": client.get("/api/v1/tasks/facets"),
             "integrations": client.get("/api/v1/integrations"),
+            "my day": client.get("/api/v1/my-day"),
+            "notifications": client.get("/api/v1/notifications"),
+            # Found as the intruder's own member, under their own ids (409: not connected).
+            "search": client.get("/api/v1/tickets/search", params={"q": f"#{ticket}"}),
         }
         for name, listing in listings.items():
-            assert listing.status_code in (200, 400), f"{intruder.name}, {name}: {listing.text}"
+            assert listing.status_code in (200, 400, 409), (
+                f"{intruder.name}, {name}: {listing.text}"
+            )
             text = listing.text
             assert not [h for h in hers if h in text], f"{intruder.name} sees hers in {name}"
         tasks = listings["tasks"].json()["items"]
@@ -376,6 +424,32 @@ def counted_as_listed(client: httpx.Client) -> bool:
     return bool(counted == len(dashboard_tasks(client)))
 
 
+def test_her_task_is_in_no_one_elses_order_of_the_day(
+    alice: Owner, intruders: dict[str, Intruder]
+) -> None:
+    for intruder in intruders.values():
+        order = "/api/v1/my-day/order"
+        hers = intruder.client.put(order, json={"task_ids": [alice.task["id"]]})
+        missing = intruder.client.put(order, json={"task_ids": [str(uuid.uuid4())]})
+        assert hers.status_code == 404, f"{intruder.name}: {hers.text}"
+        assert answer(hers) == answer(missing), intruder.name
+
+
+def test_no_one_else_marks_her_notifications_read(
+    alice: Owner, intruders: dict[str, Intruder]
+) -> None:
+    for intruder in intruders.values():
+        for body in ({"ids": [alice.notification_id]}, {"all": True}):
+            marked = intruder.client.post("/api/v1/notifications/read", json=body)
+            assert marked.status_code == 204, f"{intruder.name}: {marked.text}"
+    [hers] = [
+        n
+        for n in alice.client.get("/api/v1/notifications").json()["items"]
+        if n["id"] == alice.notification_id
+    ]
+    assert hers["read"] is False
+
+
 def test_the_same_idempotency_key_is_anothers_own_request(
     alice: Owner, intruders: dict[str, Intruder], bobs_command: dict[str, Any]
 ) -> None:
@@ -417,6 +491,12 @@ def test_nothing_of_the_owners_changed(
     assert task.status_code == 200, task.text
     assert task.json()["status"] != "completed"
     assert task.json()["user_id"] == alice.user_id
+    # Her plan: still snoozed as she left it, not pinned, hidden or cleared by anyone.
+    aside = client.get("/api/v1/my-day").json()["set_aside"]
+    assert [t["id"] for t in aside] == [alice.task["id"]]
+    plan = aside[0]["plan"]
+    assert datetime.fromisoformat(plan.pop("snoozed_until")) == datetime.fromisoformat(SNOOZE)
+    assert plan == {"pinned": False, "hidden": False, "order": None}
 
     def finished() -> dict[str, Any] | None:
         view: dict[str, Any] = client.get(f"/api/v1/commands/{alice.command_id}").json()

@@ -19,36 +19,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from browser import (
-    connect_with_keys,
-    open_tasks,
+    KELLY,
+    kellys_dashboard,
     page_tasks,
     row_for,
     screenshots_dir,
-    sign_in,
     task_rows,
 )
-from e2e_helpers import assigned_open_ticket_ids, connectwise
+from e2e_helpers import connectwise
 from playwright.sync_api import Page, Route, expect
 
 from syntaskio_devstack.stack import EmbeddedStack
 
 pytest_plugins = ["browser"]  # the browser and page fixtures
 
-MEMBER = "kbrown"
-SERVICE_TICKET_IDS_BELOW = 200_000
-
-
-def kellys_dashboard(page: Page, system: EmbeddedStack) -> list[str]:
-    """Signed in as a technician of a new company, connected as the member, on the
-    dashboard: the member's open service tickets, lowest number first (each test works
-    on another one)."""
-    sign_in(page, system, name="Kelly Brown")
-    connect_with_keys(page, system, MEMBER)
-    open_tasks(page)
-    return sorted(
-        (i for i in assigned_open_ticket_ids(system, MEMBER) if int(i) < SERVICE_TICKET_IDS_BELOW),
-        key=int,
-    )
+MEMBER = KELLY
 
 
 def test_open_a_ticket_and_read_its_notes_and_time(

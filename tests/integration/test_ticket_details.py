@@ -1,6 +1,10 @@
-"""Ticket details read from the ConnectWise sandbox (in-process, over HTTP) and cached in
-the real database: what one cold read costs, when the cache answers, and when it does
-not — a newer ticket, a webhook or write-back naming it, age, a spent budget."""
+"""What a technician reads on demand from the ConnectWise sandbox (in-process, over HTTP),
+cached in the real database.
+
+A ticket's detail: what one cold read costs, when the cache answers, and when it does
+not — a newer ticket, a webhook or write-back naming it, age, a spent budget.
+A ticket search: made as the member, one request per distinct query per 30 s per member,
+however the same query arrives (again, reworded by case or spaces, at once)."""
 
 from __future__ import annotations
 
@@ -22,14 +26,19 @@ from connectwise_sandbox import DEV_CLIENT_ID, Settings, create_app
 from connectwise_sandbox.state import SandboxState
 from connectwise_sandbox.store import TicketKind
 from syntaskio_common.credentials import CredentialLease
+from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import Document
 from syntaskio_common.settings import ServiceSettings
+from syntaskio_common.task import SourceType
+from syntaskio_common.ticket_search import TicketQuery, TicketSearchResults
 from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.assignment import Entity
+from syntaskio_connector.auth_client import CannotAct
 from syntaskio_connector.budget import ApiBudget, BudgetPolicy, SyncDeferred
 from syntaskio_connector.details import NoConnection, TicketDetails, TicketGone
 from syntaskio_connector.engine import Changed
 from syntaskio_connector.metadata import MetadataCache
+from syntaskio_connector.search import TicketSearch
 
 BASE = "http://sandbox.test"
 MEMBER = "atech"
@@ -279,3 +288,135 @@ async def test_the_syncs_share_of_the_budget_is_kept(
     with pytest.raises(SyncDeferred):
         await details.get(*read)
     assert sum(transport.taken().values()) == 0
+
+
+# -- find any ticket ----------------------------------------------------------------------
+
+
+def search_of(
+    db: AsyncDatabase[Document],
+    http: httpx.AsyncClient,
+    lease: CredentialLease,
+    clock: Clock,
+    acting: dict[str, CredentialLease],
+    requests_per_hour: int = 1000,
+) -> TicketSearch:
+    budget = ApiBudget(db, BudgetPolicy(requests_per_hour=requests_per_hour))
+    access = ConnectWiseAccess(FixedAuth(lease, acting), http, budget)
+    return TicketSearch(db, access, Leases(db), clock=clock)
+
+
+def as_member(state: SandboxState, lease: CredentialLease, member: str) -> CredentialLease:
+    """The connection's credentials acting as another member (keys minted for them)."""
+    found = state.store.member_by_identifier(member)
+    assert found is not None
+    minted = state.member_tokens.mint(found["id"])
+    return lease.model_copy(
+        update={
+            "member_identifier": member,
+            "public_key": minted.public_key,
+            "private_key": minted.private_key,
+        }
+    )
+
+
+async def test_a_search_finds_by_number_or_summary_words_as_the_member(
+    db: AsyncDatabase[Document],
+    http: httpx.AsyncClient,
+    transport: Counting,
+    state: SandboxState,
+    lease: CredentialLease,
+    clock: Clock,
+) -> None:
+    search = search_of(db, http, lease, clock, {lease.user_id: lease})
+    ticket = state.store.tickets()[-3]
+    by_number = await search.search(
+        lease.tenant_id,
+        lease.user_id,
+        SourceType.SERVICE_TICKET,
+        TicketQuery.parse(f"#{ticket['id']}"),
+    )
+    assert [t.ticket_id for t in by_number.tickets] == [ticket["id"]]
+    assert by_number.tickets[0].summary == ticket["summary"]
+    assert (by_number.member, by_number.more) == (MEMBER, False)
+    assert transport.taken() == {"GET service/tickets": 1}
+
+    words = ticket["summary"].split()[:2]
+    query = TicketQuery.parse(" ".join(w.upper() for w in words))  # case does not matter
+    by_words = await search.search(lease.tenant_id, lease.user_id, SourceType.SERVICE_TICKET, query)
+    assert ticket["id"] in {t.ticket_id for t in by_words.tickets}
+    for found in by_words.tickets:
+        assert all(w.casefold() in found.summary.casefold() for w in words)
+    ids = [t.ticket_id for t in by_words.tickets]
+    assert ids == sorted(ids, reverse=True)  # newest first
+    assert transport.taken() == {"GET service/tickets": 1}
+
+    project = state.store.tickets(TicketKind.PROJECT)[0]
+    in_projects = await search.search(
+        lease.tenant_id,
+        lease.user_id,
+        SourceType.PROJECT_TICKET,
+        TicketQuery.parse(str(project["id"])),
+    )
+    assert [(t.ticket_id, t.project) for t in in_projects.tickets] == [
+        (project["id"], project["project"]["name"])
+    ]
+    assert transport.taken() == {"GET project/tickets": 1}
+
+
+async def test_one_request_per_distinct_query_per_30_seconds_per_member(
+    db: AsyncDatabase[Document],
+    http: httpx.AsyncClient,
+    transport: Counting,
+    state: SandboxState,
+    lease: CredentialLease,
+    clock: Clock,
+) -> None:
+    bea = as_member(state, lease, "bjones")
+    search = search_of(db, http, lease, clock, {lease.user_id: lease, "bea": bea})
+    tenant, service = lease.tenant_id, SourceType.SERVICE_TICKET
+
+    async def ask(text: str, user: str = lease.user_id) -> TicketSearchResults:
+        return await search.search(tenant, user, service, TicketQuery.parse(text))
+
+    first = await ask("printer")
+    assert transport.taken() == {"GET service/tickets": 1}
+    # The same query, asked again, reworded by case and spaces, or five times at once.
+    again = await ask("  PRINTER ")
+    together = await asyncio.gather(*(ask("Printer") for _ in range(5)))
+    assert [again, *together] == [first] * 6
+    assert transport.taken() == {}
+    # Another member may see other tickets: asked for them, once, as them.
+    theirs = await ask("printer", user="bea")
+    assert theirs.member == "bjones"
+    assert transport.taken() == {"GET service/tickets": 1}
+    # Five new queries at once on a cold cache: each asked once.
+    await asyncio.gather(*(ask("network") for _ in range(5)))
+    assert transport.taken() == {"GET service/tickets": 1}
+    # Thirty seconds on, ConnectWise is asked again.
+    clock.now += timedelta(seconds=31)
+    await ask("printer")
+    assert transport.taken() == {"GET service/tickets": 1}
+
+
+async def test_a_search_is_refused_before_any_request_when_it_cannot_be_made(
+    db: AsyncDatabase[Document],
+    http: httpx.AsyncClient,
+    transport: Counting,
+    lease: CredentialLease,
+    clock: Clock,
+) -> None:
+    query, service = TicketQuery.parse("printer"), SourceType.SERVICE_TICKET
+    cannot_act = search_of(db, http, lease, clock, {})
+    with pytest.raises(CannotAct):
+        await cannot_act.search(lease.tenant_id, lease.user_id, service, query)
+    with pytest.raises(LookupError):
+        await cannot_act.search("another-tenant", lease.user_id, service, query)
+    # The rest of the hour is the syncs': fewer than a fifth of 10 requests left.
+    budget = ApiBudget(db, BudgetPolicy(requests_per_hour=10))
+    for _ in range(8):
+        await budget.admit(lease.integration_id, lease.tenant_id)
+    spent = search_of(db, http, lease, clock, {lease.user_id: lease}, requests_per_hour=10)
+    with pytest.raises(SyncDeferred):
+        await spent.search(lease.tenant_id, lease.user_id, service, query)
+    assert transport.taken() == {}

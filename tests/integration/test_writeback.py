@@ -20,7 +20,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from connectwise_sandbox import DEV_CLIENT_ID, Settings, create_app
 from connectwise_sandbox.state import SandboxState
-from syntaskio_common.commands import CommandOutcome, CommandStatus, TaskCommand
+from syntaskio_common.commands import (
+    CommandOutcome,
+    CommandStatus,
+    NoteInput,
+    TaskCommand,
+    TimeEntryInput,
+)
 from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.events import KafkaRecord, decode_event
 from syntaskio_common.integrations import ConnectionScope
@@ -311,7 +317,7 @@ async def test_commands_that_may_not_or_cannot_run_change_nothing(
     before = {t["id"]: dict(t) for t in (mine, others)}
     other_board = next(s for s in state.store.statuses if s["board"]["id"] != mine["board"]["id"])
     refused = [
-        # Not on the user's dashboard.
+        # Not on the user's dashboard, and the connection cannot act as their member.
         command(lease, others["id"], "complete"),
         # Someone else's connection.
         command(lease, mine["id"], "complete").model_copy(update={"user_id": "mallory"}),
@@ -393,7 +399,8 @@ async def test_a_tenant_connection_writes_as_its_api_member_for_the_mapped_techn
     assert logged.status is CommandStatus.SUCCEEDED, logged.error
     (entry,) = time_entries_of(state, beas)
     assert entry["member"]["identifier"] == "bjones"  # hers, not the API member's
-    # Not hers, nobody's, or another company's: refused before ConnectWise is asked.
+    # Not hers (and the connection may not act as her member), nobody's, or another
+    # company's: refused before ConnectWise is asked.
     for refused in (
         as_user("bea", alexs),
         as_user("mallory", beas),
@@ -403,6 +410,45 @@ async def test_a_tenant_connection_writes_as_its_api_member_for_the_mapped_techn
         assert outcome.status is CommandStatus.REJECTED, refused
     assert time_entries_of(state, alexs) == []
     assert len(time_entries_of(state, beas)) == 1
+
+    # Once the connection can act as her member (keys minted for bjones, as auth-service
+    # mints them), a ticket that is not hers is changed by those keys: ConnectWise sees
+    # bjones, and allows what bjones may do.
+    bjones = state.store.member_by_identifier("bjones")
+    assert bjones is not None
+    minted = state.member_tokens.mint(bjones["id"])
+    as_bea = company.model_copy(
+        update={
+            "user_id": "bea",
+            "member_identifier": "bjones",
+            "public_key": minted.public_key,
+            "private_key": minted.private_key,
+            "scope": ConnectionScope.PERSONAL,
+            "members": [],
+        }
+    )
+    acting = CommandExecutor(
+        ConnectWiseAccess(FixedAuth(company, {"bea": as_bea}), http, ApiBudget(db)),
+        tracking,
+        metadata,
+        journal,
+        Leases(db),
+        recorded.outcome,
+        recorded.refresh,
+    )
+    found = command(
+        company.model_copy(update={"user_id": "bea"}),
+        alexs,
+        "log_change",
+        note=NoteInput(text="Seen on site").model_dump(),
+        time_entry=TimeEntryInput(hours=0.5).model_dump(),
+    )
+    done = await acting.execute(found)
+    assert done.status is CommandStatus.SUCCEEDED, done.error
+    (note,) = notes_of(state, alexs)
+    assert note["createdBy"] == "bjones"  # made with her keys, not the API member's
+    (entry,) = time_entries_of(state, alexs)
+    assert entry["member"]["identifier"] == "bjones"
 
 
 async def test_a_logged_change_moves_the_ticket_to_the_named_status_where_its_board_has_it(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from syntaskio_common.commands import PrincipalId
 from syntaskio_common.connectwise import ApiKeyCredentials, BearerCredentials, Credentials
 from syntaskio_common.integrations import ConnectionScope
 from syntaskio_common.mappings import TeamMember
@@ -82,3 +83,13 @@ class LeaseRequest(BaseModel):
         "as it is disconnected: leased even while paused or while the company has "
         "ConnectWise off, which refuse every other lease.",
     )
+
+
+class ActingLeaseRequest(BaseModel):
+    """Whose ConnectWise member to act as (in the body: a user id may hold any visible
+    character, so it never goes into a path)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: PrincipalId
+    user_id: PrincipalId

@@ -99,6 +99,11 @@ class TicketDetail(BaseModel):
     sla: TaskSla | None = Field(
         default=None, description="The task's SLA targets (the dashboard's, not re-read)"
     )
+    on_dashboard: bool = Field(
+        default=True,
+        description="False for a ticket the user found by searching: read and worked as "
+        "their own ConnectWise member",
+    )
     notes: list[DetailNote] = Field(
         default_factory=list, description="Oldest first, the description not repeated"
     )

@@ -22,6 +22,7 @@ from connectwise_sandbox.store import (
     Keep,
     RecordNotFound,
     TicketChange,
+    TicketKind,
     UnknownReference,
 )
 
@@ -206,6 +207,19 @@ def update_ticket(ticket_id: int, body: TicketFields, state: State) -> JsonObjec
 @router.post("/tickets/{ticket_id}/close")
 def close_ticket(ticket_id: int, state: State) -> JsonObject:
     return changed(lambda: state.store.close_ticket(ticket_id))
+
+
+class CustomerReply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=4000)
+
+
+@router.post("/tickets/{ticket_id}/customer-reply", status_code=status.HTTP_201_CREATED)
+def customer_reply(ticket_id: int, body: CustomerReply, state: State) -> JsonObject:
+    """The ticket's contact replies (as by e-mail): their note, and the ticket flagged
+    `customerUpdatedFlag`."""
+    return changed(lambda: state.store.add_customer_reply(ticket_id, TicketKind.SERVICE, body.text))
 
 
 @router.delete("/tickets/{ticket_id}", status_code=status.HTTP_204_NO_CONTENT)

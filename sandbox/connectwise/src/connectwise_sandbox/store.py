@@ -58,6 +58,7 @@ from connectwise_sandbox.ticket_change import (
 from connectwise_sandbox.vocabulary import DEFAULT_PRIORITY
 from connectwise_sandbox.work_records import (
     added_note,
+    customer_note,
     description_note,
     schedule_entry_record,
     time_entry_record,
@@ -419,6 +420,30 @@ class Store:
             ticket = touched(current, now, actor)
             self._table(kind)[ticket_id] = ticket
         self._emit([ChangeEvent(kind.entity, Action.UPDATED, ticket_id, ticket, actor)])
+        return note
+
+    def add_customer_reply(self, ticket_id: int, kind: TicketKind, text: str) -> JsonObject:
+        """The ticket's contact answers (by e-mail or the portal): a discussion note of
+        theirs, and the ticket's `customerUpdatedFlag` set, as ConnectWise flags a ticket
+        the customer updated. Nothing in the documentation clears the flag but a change
+        to it, so nothing here does."""
+        with self._lock:
+            current = self._require(kind, ticket_id)
+            now = next_last_updated(current["_info"]["lastUpdated"], self._clock())
+            name = str(current.get("contactName") or "Customer")
+            note = customer_note(
+                note_id=self._next_note_id,
+                ticket_id=ticket_id,
+                text=text,
+                contact=current.get("contact"),
+                name=name,
+                created=now,
+            )
+            self._next_note_id += 1
+            self._notes.setdefault(ticket_id, []).append(note)
+            ticket = touched(current, now, name, customerUpdatedFlag=True)
+            self._table(kind)[ticket_id] = ticket
+        self._emit([ChangeEvent(kind.entity, Action.UPDATED, ticket_id, ticket, name)])
         return note
 
     def add_time_entry(

@@ -103,6 +103,33 @@ def added_note(
     }
 
 
+def customer_note(
+    *, note_id: int, ticket_id: int, text: str, contact: JsonObject | None, name: str, created: str
+) -> JsonObject:
+    """A discussion note the customer wrote (by e-mail or the portal): it names the
+    ticket's contact rather than a member and carries `customerUpdatedFlag` (both fields
+    of `ServiceNote` in the 2025.1 models). `createdBy` is the contact's name: the
+    documentation does not say what ConnectWise puts there for a customer."""
+    note: JsonObject = {
+        "id": note_id,
+        "ticketId": ticket_id,
+        "text": text,
+        "detailDescriptionFlag": True,
+        "internalAnalysisFlag": False,
+        "resolutionFlag": False,
+        "issueFlag": False,
+        "internalFlag": False,
+        "externalFlag": True,
+        "customerUpdatedFlag": True,
+        "dateCreated": created,
+        "createdBy": name,
+        "_info": {"lastUpdated": created, "updatedBy": name},
+    }
+    if contact is not None:
+        note["contact"] = contact
+    return note
+
+
 def time_entry_record(
     *,
     entry_id: int,

@@ -346,6 +346,8 @@ def normalize_ticket(data: Mapping[str, Any]) -> Task:
             "wbs_code": ticket.get("wbsCode"),
             "assignment": _assignment(data.get("assignment")),
             "schedule": schedule,
+            # The customer wrote since a member last cleared it (a notification's cue).
+            "customer_updated": ticket.get("customerUpdatedFlag") is True,
         },
     )
 

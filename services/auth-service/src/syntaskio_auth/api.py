@@ -28,7 +28,7 @@ from syntaskio_auth.settings import AuthSettings
 from syntaskio_auth.sign_in import SignIn, SignInRefused
 from syntaskio_auth.tenant_users import TenantUsers
 from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
-from syntaskio_common.credentials import CredentialLease, LeaseRequest
+from syntaskio_common.credentials import ActingLeaseRequest, CredentialLease, LeaseRequest
 from syntaskio_common.integrations import ConnectionScope, Integration, IntegrationStatus
 from syntaskio_common.problems import Problem
 from syntaskio_common.rate_limits import RateLimiter
@@ -327,6 +327,22 @@ async def list_by_status(
     connections: ConnectionsDep, status: IntegrationStatus = IntegrationStatus.ACTIVE
 ) -> list[Integration]:
     return await connections.repository.list_by_status(status)
+
+
+@internal.post(
+    "/acting-credentials/lease",
+    tags=["internal"],
+    responses={404: {"description": "No active connection syncs the user"}, 409: {}},
+)
+async def lease_acting_credentials(
+    body: ActingLeaseRequest,
+    leases: LeasesDep,
+    x_syntaskio_caller: Annotated[str, Header(max_length=64)] = "unknown",
+) -> CredentialLease:
+    """Credentials acting as the user's own ConnectWise member (`member_identifier`), on
+    the connection that syncs them (`integration_id`): for tickets that are not synced
+    for the user, so ConnectWise allows exactly what that member may. Audited."""
+    return await leases.acting(body.tenant_id, body.user_id, x_syntaskio_caller)
 
 
 @internal.post("/integrations/{integration_id}/credentials/lease", tags=["internal"])

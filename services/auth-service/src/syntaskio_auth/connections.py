@@ -17,7 +17,7 @@ from syntaskio_auth.announcements import Announcements
 from syntaskio_auth.connector_client import ConnectorClient
 from syntaskio_auth.models import OAuthOutcome, OAuthStart
 from syntaskio_auth.oauth import OAuthError, OAuthProvider, new_code_verifier, new_state
-from syntaskio_auth.repository import IntegrationRepository, Owner, Sealed
+from syntaskio_auth.repository import PROVIDER, IntegrationRepository, Owner, Sealed
 from syntaskio_auth.vault import SecretContext, Vault, VaultError
 from syntaskio_common import events
 from syntaskio_common.connection_requests import ApiKeyConnectionRequest, OAuthStartRequest
@@ -33,7 +33,6 @@ from syntaskio_common.problems import Problem
 from syntaskio_common.sessions import UserSession
 
 logger = logging.getLogger(__name__)
-PROVIDER = "connectwise"
 
 
 def state_id(state: str) -> str:
@@ -84,6 +83,9 @@ class Connections:
                     member,
                     AuthMethod.API_KEY,
                     {"public_key": keys.public_key, "private_key": keys.private_key},
+                    # The keys' own member (none named) is the member itself; keys of an
+                    # integration member only act for them.
+                    keys_are_members=request.member is None,
                 )
             minted = await self.accounts.mint_member_keys(site, keys, member["identifier"])
             acting = ApiKeyCredentials(site.company_id, minted.public_key, minted.private_key)
@@ -249,6 +251,7 @@ class Connections:
         *,
         expires_at: datetime | None = None,
         scopes: list[str] | None = None,
+        keys_are_members: bool = False,
     ) -> Integration:
         integration_id = await self.repository.integration_id_for(owner, PROVIDER)
         sealed: dict[str, Sealed] = self.vault.seal_fields(secrets, owner.tenant_id, integration_id)
@@ -265,6 +268,10 @@ class Connections:
                 "member_identifier": member["identifier"],
                 "member_name": _member_name(member),
                 "scopes": scopes or [],
+                # Whether the stored credentials are the member's own (OAuth, minted
+                # impersonation keys, the member's API keys): see `CredentialLeases.acting`.
+                "acts_as_member": not tenant_wide
+                and (method is not AuthMethod.API_KEY or keys_are_members),
             },
             sealed,
             integration_id,

@@ -18,7 +18,7 @@ from syntaskio_auth.accounts import ConnectWiseAccounts, Site, upstream_problems
 from syntaskio_auth.announcements import Announcements
 from syntaskio_auth.mapping_store import MappingStore, MemberTaken
 from syntaskio_auth.renewal import CredentialLeases
-from syntaskio_auth.repository import IntegrationRepository, Owner
+from syntaskio_auth.repository import PROVIDER, IntegrationRepository, Owner
 from syntaskio_auth.tenant_users import TenantUsers
 from syntaskio_common import events
 from syntaskio_common.connectwise import Credentials
@@ -36,7 +36,6 @@ from syntaskio_common.problems import Problem
 from syntaskio_common.sessions import UserSession
 
 logger = logging.getLogger(__name__)
-PROVIDER = "connectwise"
 # Who proposes by e-mail.
 SYSTEM = "system"
 # ConnectWise can be asked about the members only while the credentials are kept.

@@ -9,18 +9,18 @@ exactly one refresh reaches the provider however many workers ask at once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from syntaskio_auth.accounts import ConnectWiseAccounts, Site
+from syntaskio_auth.accounts import ConnectWiseAccounts, MintedKeys, Site
 from syntaskio_auth.announcements import Announcements
 from syntaskio_auth.company_settings import CompanySettings
 from syntaskio_auth.mapping_store import MappingStore
 from syntaskio_auth.oauth import OAuthError, OAuthProvider
-from syntaskio_auth.repository import IntegrationRepository, StoredCredentials
+from syntaskio_auth.repository import PROVIDER, IntegrationRepository, Owner, StoredCredentials
 from syntaskio_auth.vault import Vault
 from syntaskio_common import events
 from syntaskio_common.connectwise import (
@@ -39,6 +39,7 @@ from syntaskio_common.integrations import (
     IntegrationStatus,
 )
 from syntaskio_common.leases import LeaseBusy, Leases
+from syntaskio_common.mappings import MappingState
 from syntaskio_common.problems import Problem
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,10 @@ class CredentialLeases:
     max_renewal_failures: int
     mappings: MappingStore
     company: CompanySettings
+    # Keys minted to act as a member, by (connection, member, credentials version): used
+    # until `renew_ahead` before they expire, so a search does not cost a mint each time.
+    # Held in memory only (never stored): each worker mints its own.
+    minted: dict[tuple[str, str, int], MintedKeys] = field(default_factory=dict)
 
     async def lease(
         self,
@@ -99,6 +104,108 @@ class CredentialLeases:
             **cleanup_only,
         )
         return await self._lease(integration, stored)
+
+    async def acting(self, tenant_id: str, user_id: str, caller: str) -> CredentialLease:
+        """Credentials acting as the user's own ConnectWise member, for what the user does
+        on a ticket that is not synced for them (found by a search): ConnectWise then
+        allows exactly what that member may.
+
+        Their personal connection's credentials when those are the member's own (OAuth,
+        impersonation, the member's API keys); otherwise keys minted for the member
+        (`POST /system/members/{identifier}/tokens`) with the connection's API-member keys:
+        their personal connection's, or the company connection's when an admin mapped
+        them. Minted keys are kept in memory, never stored. The connection, its status
+        and the mapping are checked on every call, so a disconnect, pause or unmapping
+        stops them within the connector's reuse (`ACTING_LEASE_REUSE`). 404: no active
+        connection syncs the user; 409: it cannot act as them."""
+        integration, member = await self._acting_connection(tenant_id, user_id)
+        if not (await self.company.get(tenant_id)).connectwise_enabled:
+            raise Problem(404, "ConnectWise is turned off for this company.")
+        stored = await self._valid_credentials(integration, None)
+        await self.repository.audit(
+            "credentials.leased",
+            tenant_id=tenant_id,
+            integration_id=integration.id,
+            caller=caller,
+            acting_for=user_id,
+        )
+        own = integration.scope is ConnectionScope.PERSONAL and (
+            await self.repository.acts_as_member(integration)
+        )
+        if own:
+            return await self._lease(integration, stored)
+        if integration.auth_method is not AuthMethod.API_KEY:
+            raise Problem(
+                409,
+                "This connection cannot act as your ConnectWise member: it signs in with "
+                "OAuth as someone else. Connect your own account to find other tickets.",
+                title="Cannot act as the member",
+            )
+        opened = self.vault.open_fields(stored.secrets, integration.tenant_id, integration.id)
+        keys = ApiKeyCredentials(
+            integration.company_id, opened["public_key"], opened["private_key"]
+        )
+        try:
+            minted = await self._minted_for(integration, stored, keys, member)
+        except ConnectWiseError as error:
+            if error.status in (400, 403, 404):
+                raise Problem(
+                    409,
+                    f"ConnectWise would not let this connection act as member {member!r} "
+                    f"({error.status}): its API member may not create member tokens.",
+                    title="Cannot act as the member",
+                ) from None
+            raise Problem(502, "ConnectWise could not be reached.") from error
+        except (Unavailable, httpx.HTTPError, SiteRejected) as error:
+            raise Problem(502, "ConnectWise could not be reached.") from error
+        lease = await self._lease(integration, stored)
+        return lease.model_copy(
+            update={
+                "user_id": user_id,
+                "member_identifier": member,
+                "scheme": AuthScheme.BASIC,
+                "public_key": minted.public_key,
+                "private_key": minted.private_key,
+                "access_token": None,
+                "expires_at": min(lease.expires_at or minted.expires_at, minted.expires_at),
+                "scope": ConnectionScope.PERSONAL,
+                "members": [],
+            }
+        )
+
+    async def _minted_for(
+        self,
+        integration: Integration,
+        stored: StoredCredentials,
+        keys: ApiKeyCredentials,
+        member: str,
+    ) -> MintedKeys:
+        key = (integration.id, member.casefold(), stored.version)
+        now = datetime.now(UTC)
+        held = self.minted.get(key)
+        if held is not None and held.expires_at - self.renew_ahead > now:
+            return held
+        minted = await self.accounts.mint_member_keys(Site.of(integration), keys, member)
+        # Drop what has expired, so the map holds only what is in use.
+        for old in [k for k, v in self.minted.items() if v.expires_at <= now]:
+            del self.minted[old]
+        self.minted[key] = minted
+        return minted
+
+    async def _acting_connection(self, tenant_id: str, user_id: str) -> tuple[Integration, str]:
+        """The active connection that syncs the user, and their member's identifier: their
+        own connection first, else the company's when they are mapped."""
+        own = await self.repository.find_for_owner(
+            Owner(tenant_id, user_id, ConnectionScope.PERSONAL), PROVIDER
+        )
+        if own is not None and own.status is IntegrationStatus.ACTIVE and own.member_identifier:
+            return own, own.member_identifier
+        company = await self.repository.find_for_owner(Owner.tenant(tenant_id), PROVIDER)
+        if company is not None and company.status is IntegrationStatus.ACTIVE:
+            mapping = await self.mappings.get(company, user_id)
+            if mapping is not None and mapping.state is MappingState.CONFIRMED:
+                return company, mapping.member_identifier
+        raise Problem(404, "No active ConnectWise connection syncs this user.")
 
     async def credentials(self, integration: Integration) -> Credentials:
         """Valid credentials for auth-service's own calls on a connection (looking up its

@@ -22,6 +22,8 @@ from syntaskio_common.mongo import Document
 from syntaskio_common.sessions import UserSession
 
 Sealed = dict[str, Any]
+# The one source system connections are made to so far.
+PROVIDER = "connectwise"
 # Audit records outlive a yearly access review.
 AUDIT_RETENTION_SECONDS = 400 * 24 * 3600
 
@@ -127,6 +129,12 @@ class IntegrationRepository:
     async def list_for_user(self, tenant_id: str, user_id: str) -> list[Integration]:
         cursor = self._integrations.find({"tenant_id": tenant_id, "user_id": user_id})
         return [Integration.from_document(doc) async for doc in cursor]
+
+    async def acts_as_member(self, integration: Integration) -> bool:
+        """Whether its stored credentials are its member's own (recorded on connect;
+        a connection stored before that was recorded counts as not)."""
+        doc = await self._integrations.find_one({"_id": integration.id}, {"acts_as_member": 1})
+        return bool(doc and doc.get("acts_as_member"))
 
     async def get_for_tenant(self, tenant_id: str, integration_id: str) -> Integration | None:
         """Any connection of the tenant (anyone's, or the tenant's own)."""

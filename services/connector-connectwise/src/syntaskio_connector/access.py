@@ -3,7 +3,9 @@ client whose every request passes the integration's shared budget and breaker.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 import httpx
 
@@ -18,12 +20,20 @@ from syntaskio_common.credentials import CredentialLease
 from syntaskio_connector.auth_client import AuthServiceClient
 from syntaskio_connector.budget import ApiBudget
 
+# An acting lease is reused this long at most (and never near its expiry): auth-service
+# checks the connection, its pause and the user's mapping each time it is asked, so a
+# disconnect or an unmapping stops acting for the user within this.
+ACTING_LEASE_REUSE: Final = timedelta(minutes=1)
+MOST_ACTING_LEASES: Final = 10_000
+
 
 @dataclass(frozen=True)
 class ConnectWiseAccess:
     auth: AuthServiceClient
     http: httpx.AsyncClient
     budget: ApiBudget
+    # (tenant, user) → credentials acting as their member, and when they were leased.
+    _acting: dict[tuple[str, str], tuple[CredentialLease, datetime]] = field(default_factory=dict)
 
     async def lease(
         self,
@@ -39,6 +49,24 @@ class ConnectWiseAccess:
         return await self.auth.lease(
             integration_id, rejected_version, cleanup=cleanup, purpose=purpose
         )
+
+    async def acting(self, tenant_id: str, user_id: str, purpose: str) -> CredentialLease:
+        """Credentials acting as the user's own ConnectWise member (see auth-service's
+        acting lease): for what they do on tickets that are not synced for them. Raises
+        LookupError (no connection syncs them) or auth_client.CannotAct."""
+        now = datetime.now(UTC)
+        cached, leased_at = self._acting.get((tenant_id, user_id), (None, now))
+        if cached is not None and leased_at + ACTING_LEASE_REUSE > now and _lasts(cached, now):
+            return cached
+        lease = await self.auth.acting_lease(tenant_id, user_id, purpose)
+        if len(self._acting) >= MOST_ACTING_LEASES:
+            self._acting.clear()  # rare: each is cheap to ask for again
+        self._acting[(tenant_id, user_id)] = (lease, now)
+        return lease
+
+    def forget_acting(self, tenant_id: str, user_id: str) -> None:
+        """ConnectWise rejected them: ask auth-service again next time."""
+        self._acting.pop((tenant_id, user_id), None)
 
     def client(
         self, lease: CredentialLease, *, spent: int = 0, retry: RetryPolicy | None = None
@@ -63,3 +91,8 @@ class ConnectWiseAccess:
         )
         client.requests_made = spent
         return client
+
+
+def _lasts(lease: CredentialLease, now: datetime) -> bool:
+    """Valid for a while yet: long enough for the requests about to be made."""
+    return lease.expires_at is None or lease.expires_at - ACTING_LEASE_REUSE > now

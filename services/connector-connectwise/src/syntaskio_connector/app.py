@@ -34,6 +34,7 @@ from syntaskio_connector.jobs import SyncJobs
 from syntaskio_connector.metadata import MetadataCache
 from syntaskio_connector.options import SyncOptionsStore
 from syntaskio_connector.routes import create_router
+from syntaskio_connector.search import TicketSearch
 from syntaskio_connector.settings import ConnectorSettings
 from syntaskio_connector.subscribers import COMMANDS_GROUP_ID, LIFECYCLE_GROUP_ID, subscribe
 from syntaskio_connector.sync import SyncRunner, SyncSchedule, SyncScheduler
@@ -105,6 +106,9 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         db, access, metadata, max_age=timedelta(seconds=settings.ticket_detail_max_age_seconds)
     )
 
+    short_leases = Leases(db, ttl_seconds=60)
+    searches = TicketSearch(db, access, short_leases)
+
     async def refetch(integration_id: str, changed: Changed) -> None:
         """Our own write-back changed these records: read them (and their detail) again."""
         await details.forget(integration_id, changed)
@@ -134,11 +138,12 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
             tracking,
             metadata,
             journal,
-            Leases(db, ttl_seconds=60),
+            short_leases,
             publish_outcome=partial(_publish_outcome, broker),
             request_refresh=refetch,
         ),
         details=details,
+        searches=searches,
     )
     subscribe(broker, parts)
     lag = ConsumerLag(
@@ -150,7 +155,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         await ensure_topics(
             settings, [topics.CONNECTWISE_RAW, topics.INTEGRATIONS, topics.TASK_COMMANDS]
         )
-        for indexed in (tracking, metadata, jobs, journal, details):
+        for indexed in (tracking, metadata, jobs, journal, details, searches):
             await indexed.create_indexes()
         await broker.start()
         loop = asyncio.create_task(scheduler.run_forever(), name="sync-scheduler")

@@ -6,7 +6,11 @@ from typing import Any
 
 import httpx
 
-from syntaskio_common.credentials import CredentialLease
+from syntaskio_common.credentials import ActingLeaseRequest, CredentialLease
+
+
+class CannotAct(Exception):
+    """auth-service has a connection for the user, but it cannot act as their member."""
 
 
 class AuthServiceClient:
@@ -48,3 +52,25 @@ class AuthServiceClient:
             return None  # disconnected, or expired until the user reconnects
         response.raise_for_status()
         return CredentialLease.model_validate(response.json())
+
+    async def acting_lease(self, tenant_id: str, user_id: str, purpose: str) -> CredentialLease:
+        """Credentials acting as the user's own member. LookupError when no active
+        connection syncs the user; CannotAct (its message for the user) when it can't."""
+        response = await self._http.post(
+            f"{self._base_url}/internal/v1/acting-credentials/lease",
+            json=ActingLeaseRequest(tenant_id=tenant_id, user_id=user_id).model_dump(),
+            headers={**self._headers, "X-Syntaskio-Caller": f"connector-connectwise/{purpose}"},
+        )
+        if response.status_code == 404:
+            raise LookupError("no active ConnectWise connection syncs this user")
+        if response.status_code == 409:
+            raise CannotAct(_problem_detail(response))
+        response.raise_for_status()
+        return CredentialLease.model_validate(response.json())
+
+
+def _problem_detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["detail"])
+    except (ValueError, KeyError, TypeError):
+        return "This connection cannot act as your ConnectWise member."

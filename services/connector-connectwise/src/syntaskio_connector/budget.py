@@ -27,6 +27,11 @@ from pymongo.errors import DuplicateKeyError
 from syntaskio_common.mongo import Document
 
 HOUR = 3600.0
+# Reads a user asks for (a ticket's detail, a search) stop while less than this share of
+# the hour's budget is left: the rest is the syncs', so a user opening ticket after ticket
+# or searching and searching cannot stop the dashboard's updates.
+SYNC_RESERVE = 0.2
+RESERVE_RETRY = timedelta(minutes=1)
 
 
 class SyncDeferred(Exception):
@@ -118,6 +123,15 @@ class ApiBudget:
             circuit_open_until=circuit.get("open_until"),
             reason=circuit.get("reason"),
         )
+
+    async def keep_sync_reserve(self, integration_id: str, cost: int) -> None:
+        """BudgetExhausted unless `cost` requests fit beside the syncs' reserve: checked
+        before anything is leased or asked, so a refusal costs one database read."""
+        spent = await self.status(integration_id)
+        if spent.remaining < cost + spent.limit * SYNC_RESERVE:
+            raise BudgetExhausted(
+                self._clock() + RESERVE_RETRY, "the hour's requests left are kept for syncing"
+            )
 
     # -- the compare-and-set every change goes through ----------------------------------
 

@@ -10,6 +10,7 @@ from syntaskio_connector.budget import ApiBudget
 from syntaskio_connector.details import TicketDetails
 from syntaskio_connector.jobs import SyncJobs
 from syntaskio_connector.options import SyncOptionsStore
+from syntaskio_connector.search import TicketSearch
 from syntaskio_connector.sync import SyncSchedule, SyncScheduler
 from syntaskio_connector.webhooks import WebhookReceiver, WebhookRegistrations, WebhookStats
 from syntaskio_connector.writeback import CommandExecutor, CommandJournal
@@ -29,3 +30,4 @@ class Components:
     journal: CommandJournal
     executor: CommandExecutor
     details: TicketDetails
+    searches: TicketSearch

@@ -5,7 +5,7 @@ One cold read is one round-trip set, made at once and within the connection's bu
 the ticket, its notes, its time entries and the ticket's schedule entries (4 requests),
 plus the board's statuses and the work types when the metadata cache has none (shared
 with syncs and write-backs).
-None is made while less than `SYNC_RESERVE` of the hour's budget is left.
+None is made while less than `budget.SYNC_RESERVE` of the hour's budget is left.
 A cached detail is served while it is younger than `max_age`, no older than what the
 dashboard knows of the ticket (`known_updated_at`: the task's `source_updated_at`), and
 not dropped because a webhook or a write-back named the ticket since (`forget`).
@@ -38,7 +38,6 @@ from syntaskio_common.ticket_detail import (
 )
 from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.assignment import PATHS, SCHEDULE_TYPE_TICKET, Entity, ref_id
-from syntaskio_connector.budget import BudgetExhausted
 from syntaskio_connector.engine import Changed
 from syntaskio_connector.metadata import MetadataCache
 from syntaskio_connector.sync import integration_ref
@@ -47,11 +46,7 @@ from syntaskio_connector.writeback import CHARGE_TO_TYPES
 DETAIL_ENTITIES: Final = (Entity.SERVICE_TICKET, Entity.PROJECT_TICKET)
 # Housekeeping only: an entry older than `max_age` is read again either way.
 _KEEP_UNUSED: Final = timedelta(days=1)
-# Cold reads stop while less than this share of the hour's budget is left: what remains
-# is the syncs', so opening ticket after ticket cannot stop the dashboard's updates.
-SYNC_RESERVE: Final = 0.2
 READ_COST: Final = 6  # requests, at most: 4, and the statuses and work types uncached
-RESERVE_RETRY: Final = timedelta(minutes=1)
 
 
 class NoConnection(Exception):
@@ -89,6 +84,7 @@ class TicketDetails:
             "fetched_at", expireAfterSeconds=int(_KEEP_UNUSED.total_seconds()), name="expiry"
         )
         await self._cache.create_index("integration_id", name="by_integration")
+        await self._cache.create_index("ticket", name="by_ticket")
 
     async def get(
         self,
@@ -97,11 +93,16 @@ class TicketDetails:
         entity: Entity,
         ticket_id: int,
         known_updated_at: datetime | None = None,
+        *,
+        acting_for: str | None = None,
     ) -> TicketDetail:
         """The ticket's detail, from the cache when fresh enough, else from ConnectWise.
-        Raises NoConnection, TicketGone, SyncDeferred (the budget is spent or ConnectWise
-        paused us) or a ConnectWise/HTTP error."""
-        key = _key(integration_id, entity, ticket_id)
+        `acting_for`: a user for whom the ticket is not synced (they found it): read with
+        credentials acting as their member, and cached for them alone. Raises
+        NoConnection, CannotAct, TicketGone, SyncDeferred (the budget is spent or
+        ConnectWise paused us) or a ConnectWise/HTTP error."""
+        ticket = _key(integration_id, entity, ticket_id)
+        key = ticket if acting_for is None else f"{ticket}/for/{acting_for}"
         cached = await self._fresh(key, tenant_id, known_updated_at)
         if cached is not None:
             return cached
@@ -110,10 +111,11 @@ class TicketDetails:
             cached = await self._fresh(key, tenant_id, known_updated_at)
             if cached is not None:
                 return cached
-            detail = await self._read(tenant_id, integration_id, entity, ticket_id)
+            detail = await self._read(tenant_id, integration_id, entity, ticket_id, acting_for)
             await self._cache.replace_one(
                 {"_id": key},
                 {
+                    "ticket": ticket,
                     "tenant_id": tenant_id,
                     "integration_id": integration_id,
                     "detail": detail.model_dump(mode="json"),
@@ -132,7 +134,7 @@ class TicketDetails:
             for ticket_id in changed.tickets.get(entity, ())
         ]
         if keys:
-            await self._cache.delete_many({"_id": {"$in": keys}})
+            await self._cache.delete_many({"ticket": {"$in": keys}})
 
     async def _fresh(
         self, key: str, tenant_id: str, known_updated_at: datetime | None
@@ -145,18 +147,30 @@ class TicketDetails:
             return None  # the dashboard has seen a newer version of the ticket
         return TicketDetail.model_validate(doc["detail"])
 
-    async def _read(
-        self, tenant_id: str, integration_id: str, entity: Entity, ticket_id: int
-    ) -> TicketDetail:
-        spent = await self._access.budget.status(integration_id)
-        if spent.remaining < READ_COST + spent.limit * SYNC_RESERVE:
-            # Refused before leasing anything: the rest of the hour is the syncs'.
-            raise BudgetExhausted(
-                self._clock() + RESERVE_RETRY, "the hour's requests left are kept for syncing"
-            )
-        lease = await self._access.lease(integration_id, purpose="detail")
-        if lease is None or lease.tenant_id != tenant_id:
+    async def _lease(
+        self, tenant_id: str, integration_id: str, acting_for: str | None
+    ) -> CredentialLease:
+        if acting_for is None:
+            lease = await self._access.lease(integration_id, purpose="detail")
+        else:
+            try:
+                lease = await self._access.acting(tenant_id, acting_for, "detail")
+            except LookupError:
+                lease = None
+        if lease is None or lease.tenant_id != tenant_id or lease.integration_id != integration_id:
             raise NoConnection(integration_id)
+        return lease
+
+    async def _read(
+        self,
+        tenant_id: str,
+        integration_id: str,
+        entity: Entity,
+        ticket_id: int,
+        acting_for: str | None,
+    ) -> TicketDetail:
+        await self._access.budget.keep_sync_reserve(integration_id, READ_COST)
+        lease = await self._lease(tenant_id, integration_id, acting_for)
         client = self._access.client(lease)
         path = f"{PATHS[entity]}/{ticket_id}"
         on_ticket = (F("chargeToType") == CHARGE_TO_TYPES[entity]) & (F("chargeToId") == ticket_id)
@@ -220,7 +234,7 @@ def assemble(
     )
     description = None
     if ordered and ordered[0].get("detailDescriptionFlag"):
-        description = _text(ordered.pop(0).get("text"))
+        description = text_of(ordered.pop(0).get("text"))
     status_id = ref_id(ticket.get("status"))
     status_record = statuses.get(status_id) if status_id is not None else None
     info = _mapping(ticket.get("_info"))
@@ -228,28 +242,28 @@ def assemble(
     return TicketDetail(
         source_type=SourceType(entity.value),
         ticket_id=ticket_id,
-        summary=_text(ticket.get("summary")) or f"Ticket #{ticket_id}",
+        summary=text_of(ticket.get("summary")) or f"Ticket #{ticket_id}",
         description=description,
-        company=_name(company),
-        site=_name(ticket.get("site")) or _text(ticket.get("siteName")),
-        board=_name(ticket.get("board")),
+        company=name_of(company),
+        site=name_of(ticket.get("site")) or text_of(ticket.get("siteName")),
+        board=name_of(ticket.get("board")),
         status=StatusChoice(
             id=status_id,
-            name=_name(ticket.get("status")) or str(status_id),
+            name=name_of(ticket.get("status")) or str(status_id),
             closed=bool(
                 status_record.get("closedStatus") if status_record else ticket.get("closedFlag")
             ),
         )
         if status_id is not None
         else None,
-        priority=_name(ticket.get("priority")),
-        type=_name(ticket.get("type")),
-        sub_type=_name(ticket.get("subType")),
-        item=_name(ticket.get("item")),
-        owner=_name(ticket.get("owner")),
+        priority=name_of(ticket.get("priority")),
+        type=name_of(ticket.get("type")),
+        sub_type=name_of(ticket.get("subType")),
+        item=name_of(ticket.get("item")),
+        owner=name_of(ticket.get("owner")),
         resources=[r.strip() for r in str(ticket.get("resources") or "").split(",") if r.strip()],
-        project=_name(ticket.get("project")),
-        phase=_name(ticket.get("phase")),
+        project=name_of(ticket.get("project")),
+        phase=name_of(ticket.get("phase")),
         required_date=parse_timestamp(ticket.get("requiredDate")),
         budget_hours=_number(ticket.get("budgetHours")),
         actual_hours=_number(ticket.get("actualHours")),
@@ -290,7 +304,7 @@ def _work_types(
         WorkTypeChoice(
             id=i,
             name=str(w.get("name") or i),
-            billable_option=_text(w.get("billTime")),
+            billable_option=text_of(w.get("billTime")),
             default=i == default,
         )
         for i, w in active.items()
@@ -300,9 +314,9 @@ def _work_types(
 
 def _contact(ticket: Mapping[str, Any], lease: CredentialLease) -> DetailContact | None:
     contact_id = ref_id(ticket.get("contact"))
-    name = _name(ticket.get("contact")) or _text(ticket.get("contactName"))
-    phone = _text(ticket.get("contactPhoneNumber"))
-    email = _text(ticket.get("contactEmailAddress"))
+    name = name_of(ticket.get("contact")) or text_of(ticket.get("contactName"))
+    phone = text_of(ticket.get("contactPhoneNumber"))
+    email = text_of(ticket.get("contactEmailAddress"))
     if contact_id is None and not (name or phone or email):
         return None
     return DetailContact(
@@ -319,11 +333,11 @@ def _contact(ticket: Mapping[str, Any], lease: CredentialLease) -> DetailContact
 def _note(note: Mapping[str, Any]) -> DetailNote:
     return DetailNote(
         id=int(note["id"]),
-        text=_text(note.get("text")) or "",
+        text=text_of(note.get("text")) or "",
         created_at=parse_timestamp(note.get("dateCreated")),
-        author=_name(note.get("member"))
-        or _name(note.get("contact"))
-        or _text(note.get("createdBy")),
+        author=name_of(note.get("member"))
+        or name_of(note.get("contact"))
+        or text_of(note.get("createdBy")),
         discussion=bool(note.get("detailDescriptionFlag")),
         internal=bool(note.get("internalAnalysisFlag")),
         resolution=bool(note.get("resolutionFlag")),
@@ -333,13 +347,13 @@ def _note(note: Mapping[str, Any]) -> DetailNote:
 def _time_entry(entry: Mapping[str, Any]) -> DetailTimeEntry:
     return DetailTimeEntry(
         id=int(entry["id"]),
-        member=_name(entry.get("member")),
+        member=name_of(entry.get("member")),
         started_at=parse_timestamp(entry.get("timeStart")),
         ended_at=parse_timestamp(entry.get("timeEnd")),
         hours=_number(entry.get("actualHours")),
-        notes=_text(entry.get("notes")),
-        billable_option=_text(entry.get("billableOption")),
-        work_type=_name(entry.get("workType")),
+        notes=text_of(entry.get("notes")),
+        billable_option=text_of(entry.get("billableOption")),
+        work_type=name_of(entry.get("workType")),
     )
 
 
@@ -347,8 +361,8 @@ def _schedule_entry(entry: Mapping[str, Any]) -> DetailScheduleEntry:
     member = _mapping(entry.get("member"))
     return DetailScheduleEntry(
         id=int(entry["id"]),
-        member=_text(member.get("identifier")),
-        member_name=_text(member.get("name")),
+        member=text_of(member.get("identifier")),
+        member_name=text_of(member.get("name")),
         starts_at=parse_timestamp(entry.get("dateStart")),
         ends_at=parse_timestamp(entry.get("dateEnd")),
         hours=_number(entry.get("hours")),
@@ -371,16 +385,16 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _text(value: Any) -> str | None:
+def text_of(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     return value.strip() or None
 
 
-def _name(value: Any) -> str | None:
+def name_of(value: Any) -> str | None:
     if not isinstance(value, Mapping):
         return None
-    return _text(value.get("name")) or _text(value.get("identifier"))
+    return text_of(value.get("name")) or text_of(value.get("identifier"))
 
 
 def _number(value: Any) -> float | None:

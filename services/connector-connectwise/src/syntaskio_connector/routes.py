@@ -4,6 +4,8 @@ the internal ones auth-service and the gateway call."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -21,10 +23,18 @@ from syntaskio_common.integrations import (
     Trigger,
     WebhookStatus,
 )
-from syntaskio_common.problems import UNAVAILABLE, Problem
+from syntaskio_common.problems import UNAVAILABLE, UNAVAILABLE_RETRY_AFTER, Problem
 from syntaskio_common.service_auth import internal_caller
+from syntaskio_common.task import SourceType
 from syntaskio_common.ticket_detail import TicketDetail
+from syntaskio_common.ticket_search import (
+    MOST_QUERY_CHARACTERS,
+    InvalidSearch,
+    TicketQuery,
+    TicketSearchResults,
+)
 from syntaskio_connector.assignment import Entity
+from syntaskio_connector.auth_client import CannotAct
 from syntaskio_connector.budget import SyncDeferred
 from syntaskio_connector.components import Components
 from syntaskio_connector.details import NoConnection, TicketGone
@@ -43,7 +53,7 @@ def create_router(settings: ConnectorSettings, parts: Components) -> APIRouter:
     scheduler, schedule, access, jobs = parts.scheduler, parts.schedule, parts.access, parts.jobs
     registrations, receiver, journal = parts.registrations, parts.receiver, parts.journal
     budget, webhook_stats, sync_options = parts.budget, parts.webhook_stats, parts.sync_options
-    details = parts.details
+    details, searches = parts.details, parts.searches
     internal = [Depends(internal_caller(settings.internal_api_token))]
     # What the gateway calls for its users (after checking they own what is named); the
     # back-end services' token is accepted too.
@@ -129,36 +139,56 @@ def create_router(settings: ConnectorSettings, parts: Components) -> APIRouter:
         ticket_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
         tenant_id: TenantId,
         known_updated_at: datetime | None = None,
+        acting_for: UserId | None = None,
     ) -> TicketDetail:
-        """A ticket's detail (the caller checked it is one of its user's tasks), read
-        from ConnectWise unless a fresh enough copy is cached. `known_updated_at`: the
-        ticket's last change the dashboard has seen; an older copy is not served."""
+        """A ticket's detail (the caller checked it is one of its user's tasks, or one
+        its user found: then `acting_for` names them, and the ticket is read as their
+        member), read from ConnectWise unless a fresh enough copy is cached.
+        `known_updated_at`: the ticket's last change the dashboard has seen; an older
+        copy is not served."""
         entity = Entity(source_type)
+        with _upstream_problems():
+            try:
+                return await details.get(
+                    tenant_id,
+                    integration_id,
+                    entity,
+                    ticket_id,
+                    known_updated_at,
+                    acting_for=acting_for,
+                )
+            except NoConnection:
+                raise Problem(409, "No active ConnectWise connection with this id.") from None
+            except TicketGone:
+                if acting_for is None:
+                    # Gone while we were not told: the next run removes its task.
+                    changed = Changed(tickets={entity: frozenset({ticket_id})})
+                    await scheduler.notify(integration_id, changed, Trigger.DETAIL)
+                raise Problem(404, "The ticket no longer exists in ConnectWise.") from None
+
+    @router.get(
+        "/internal/v1/ticket-search",
+        dependencies=for_gateway,
+        tags=["internal"],
+        responses={409: {}, 422: {}, 502: {}, 503: {}},
+    )
+    async def search_tickets(
+        tenant_id: TenantId,
+        user_id: UserId,
+        q: Annotated[str, Query(max_length=MOST_QUERY_CHARACTERS * 2)],
+        source_type: TicketEntity = "service_ticket",
+    ) -> TicketSearchResults:
+        """Tickets by number or summary words, as the user's own ConnectWise member sees
+        them (at most one request per distinct query per 30 s for that member)."""
         try:
-            return await details.get(tenant_id, integration_id, entity, ticket_id, known_updated_at)
-        except NoConnection:
-            raise Problem(409, "No active ConnectWise connection with this id.") from None
-        except TicketGone:
-            # Gone while we were not told: the next run removes its task.
-            await scheduler.notify(
-                integration_id, Changed(tickets={entity: frozenset({ticket_id})}), Trigger.DETAIL
-            )
-            raise Problem(404, "The ticket no longer exists in ConnectWise.") from None
-        except SyncDeferred as deferred:
-            wait = math.ceil(max((deferred.until - datetime.now(UTC)).total_seconds(), 1))
-            raise Problem(
-                503,
-                f"ConnectWise is not taking requests for this connection now: {deferred.reason}.",
-                headers={"Retry-After": str(wait)},
-            ) from None
-        except httpx.HTTPError:
-            raise Problem(
-                503,
-                "The connection's credentials are unavailable right now.",
-                headers={"Retry-After": "5"},
-            ) from None
-        except (ConnectWiseError, SiteRejected) as failed:
-            raise Problem(502, f"ConnectWise did not answer as expected: {failed}") from None
+            query = TicketQuery.parse(q)
+        except InvalidSearch as invalid:
+            raise Problem(422, str(invalid)) from None
+        with _upstream_problems():
+            try:
+                return await searches.search(tenant_id, user_id, SourceType(source_type), query)
+            except LookupError:
+                raise Problem(409, "No active ConnectWise connection syncs this user.") from None
 
     @router.get(
         "/internal/v1/integrations/{integration_id}/sync-jobs",
@@ -226,3 +256,27 @@ def create_router(settings: ConnectorSettings, parts: Components) -> APIRouter:
         return options
 
     return router
+
+
+@contextmanager
+def _upstream_problems() -> Iterator[None]:
+    """What a read a user asked for can meet on the way to ConnectWise, as problems."""
+    try:
+        yield
+    except CannotAct as refused:
+        raise Problem(409, str(refused), title="Cannot act as the member") from None
+    except SyncDeferred as deferred:
+        wait = math.ceil(max((deferred.until - datetime.now(UTC)).total_seconds(), 1))
+        raise Problem(
+            503,
+            f"ConnectWise is not taking requests for this connection now: {deferred.reason}.",
+            headers={"Retry-After": str(wait)},
+        ) from None
+    except httpx.HTTPError:
+        raise Problem(
+            503,
+            "The connection's credentials are unavailable right now.",
+            headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
+        ) from None
+    except (ConnectWiseError, SiteRejected) as failed:
+        raise Problem(502, f"ConnectWise did not answer as expected: {failed}") from None

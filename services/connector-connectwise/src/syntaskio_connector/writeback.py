@@ -45,6 +45,7 @@ from syntaskio_common.mongo import Document
 from syntaskio_common.task import parse_timestamp
 from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.assignment import PATHS, Entity, Member, ref_id
+from syntaskio_connector.auth_client import CannotAct
 from syntaskio_connector.budget import SyncDeferred
 from syntaskio_connector.engine import Changed
 from syntaskio_connector.metadata import MetadataCache
@@ -244,8 +245,10 @@ class CommandExecutor:
         self, command: TaskCommand, entry: Document, outcome: CommandOutcome
     ) -> _Execution:
         """The connection is active (not paused) and syncs the command's user (their own,
-        or their company's with them mapped), and the ticket is one we synced for that
-        user (so nobody writes to a ticket that is not on their dashboard)."""
+        or their company's with them mapped). On a ticket we synced for that user the
+        connection's credentials make the change; on any other (one they found) keys
+        acting as their own member do, so ConnectWise allows exactly what that member
+        may."""
         lease = await self._access.lease(command.integration_id, purpose="write-back")
         ref = integration_ref(lease) if lease is not None else None
         member = ref.member_for(command.user_id) if ref is not None else None
@@ -255,7 +258,7 @@ class CommandExecutor:
         ticket_id = int(command.external_id)
         tracked = await self._tracking.tracked(ref, entity, [ticket_id])
         if ticket_id not in tracked or command.user_id not in ref.users_of(tracked[ticket_id].data):
-            raise CommandRefused("this ticket is not one of the user's tasks")
+            lease = await self._acting(command)
         return _Execution(
             command,
             lease,
@@ -265,6 +268,17 @@ class CommandExecutor:
             dict(entry["steps"]),
             outcome,
         )
+
+    async def _acting(self, command: TaskCommand) -> CredentialLease:
+        try:
+            lease = await self._access.acting(command.tenant_id, command.user_id, "write-back")
+        except LookupError:
+            raise CommandRefused("no such active ConnectWise connection for this user") from None
+        except CannotAct as refused:
+            raise CommandRefused(str(refused)) from None
+        if lease.integration_id != command.integration_id:
+            raise CommandRefused("the user's ConnectWise connection changed; search again")
+        return lease
 
     # -- steps ----------------------------------------------------------------------------
 

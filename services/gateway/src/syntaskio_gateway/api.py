@@ -3,7 +3,8 @@ is in `session_api`, integration settings in `integrations_api`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -13,7 +14,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from syntaskio_common.commands import CommandAction, CommandStatus, NoteInput, TimeEntryInput
-from syntaskio_common.problems import Problem
+from syntaskio_common.problems import UNAVAILABLE_RETRY_AFTER, Problem
 from syntaskio_common.task import Task
 from syntaskio_common.tenant_settings import TenantSettings
 from syntaskio_common.ticket_detail import TicketDetail
@@ -34,6 +35,7 @@ from syntaskio_gateway.dependencies import (
     CurrentUser,
     ResourceId,
 )
+from syntaskio_gateway.found_tickets import FOUND_BY_SEARCH, FoundTickets
 from syntaskio_gateway.live import TaskFeed, stream
 from syntaskio_gateway.task_query import InvalidQuery, TaskFilters, TaskListQuery
 from syntaskio_gateway.tasks import TaskFacets, TaskPage, TaskReader
@@ -47,6 +49,26 @@ def _reader(request: Request) -> TaskReader:
 
 
 Reader = Annotated[TaskReader, Depends(_reader)]
+
+
+def _found_tickets(request: Request) -> FoundTickets:
+    found: FoundTickets = request.app.state.found_tickets
+    return found
+
+
+Found = Annotated[FoundTickets, Depends(_found_tickets)]
+
+
+@contextmanager
+def connector_problems(unavailable: str) -> Iterator[None]:
+    """The connector's refusals passed on to the user; its absence as a 503."""
+    try:
+        yield
+    except ConnectorRefused as refused:
+        headers = {"Retry-After": refused.retry_after} if refused.retry_after else None
+        raise Problem(refused.status, refused.detail, headers=headers) from None
+    except ConnectorUnavailable as error:
+        raise Problem(503, unavailable, headers={"Retry-After": UNAVAILABLE_RETRY_AFTER}) from error
 
 
 @router.get("/tasks", tags=["tasks"], responses={400: {"description": "Not a cursor of ours"}})
@@ -106,8 +128,9 @@ async def task_stream(
             yield message
 
 
-async def _users_task(task_id: ResourceId, user: CurrentUser, reader: Reader) -> Task:
-    task = await reader.get(user, task_id)
+async def _users_task(task_id: ResourceId, user: CurrentUser, reader: Reader, found: Found) -> Task:
+    """One of the user's tasks, or a ticket they found by searching (`found_tickets`)."""
+    task = await reader.get(user, task_id) or await found.get(user, task_id)
     if task is None:
         raise Problem(404, "No such task.")
     return task
@@ -137,26 +160,23 @@ async def get_task(task: UsersTask) -> Task:
     },
 )
 async def task_detail(task: UsersTask, connector: Connector) -> TicketDetail:
-    """The ticket behind one of the user's tasks, read in ConnectWise: its description,
-    notes, time entries, contact, schedule and the board's statuses. Cached by the
-    connector; never older than the task itself. Text is plain text: show it as text."""
+    """The ticket behind one of the user's tasks (or a ticket they found), read in
+    ConnectWise: its description, notes, time entries, contact, schedule and the board's
+    statuses. Cached by the connector; never older than the task itself. A found ticket
+    is read as the user's own ConnectWise member. Text is plain text: show it as text."""
     if task.source_type not in WRITABLE_SOURCE_TYPES:
         raise Problem(409, "Only tickets have a detail; open the project in ConnectWise.")
-    try:
+    found = bool(task.source_data.get(FOUND_BY_SEARCH))
+    with connector_problems("Ticket details are unavailable right now."):
         detail = await connector.ticket_detail(
             task.tenant_id,
             task.integration_id,
             task.source_type.value,
             task.external_id,
             task.source_updated_at,
+            acting_for=task.user_id if found else None,
         )
-    except ConnectorRefused as refused:
-        headers = {"Retry-After": refused.retry_after} if refused.retry_after else None
-        raise Problem(refused.status, refused.detail, headers=headers) from None
-    except ConnectorUnavailable as error:
-        raise Problem(
-            503, "Ticket details are unavailable right now.", headers={"Retry-After": "5"}
-        ) from error
+    detail.on_dashboard = not found
     mine = _schedule_ids(task)
     for entry in detail.schedule_entries:
         entry.mine = entry.id in mine
@@ -238,7 +258,7 @@ async def _write_back(
     commands: Commands,
     idempotency_key: IdempotencyKeyHeader,
 ) -> _WriteBack:
-    company = await _company_settings(request, user)
+    company = await company_settings_for(request, user)
     if not company.connectwise_enabled:
         # Told before anything is queued (the connector would refuse it: the company's
         # connections lease nothing while it is off).
@@ -250,7 +270,7 @@ async def _write_back(
     return _WriteBack(response, user, task, commands, idempotency_key, company)
 
 
-async def _company_settings(request: Request, user: AuthenticatedUser) -> TenantSettings:
+async def company_settings_for(request: Request, user: AuthenticatedUser) -> TenantSettings:
     """The company's settings; the defaults when auth-service cannot say (the connector
     still refuses a turned-off company's commands, so nothing is written that should not)."""
     try:

@@ -24,10 +24,23 @@ from syntaskio_common.mongo import create_mongo_client, get_database, ping
 from syntaskio_common.problems import RequestSizeLimit, install_problem_handlers
 from syntaskio_common.rate_limits import RateLimiter
 from syntaskio_common.sessions import JwksSessionVerifier, LiveSessions, SessionRevocations
-from syntaskio_gateway import admin_api, api, integrations_api, session_api, timers_api
+from syntaskio_gateway import (
+    admin_api,
+    api,
+    integrations_api,
+    my_day_api,
+    notifications_api,
+    search_api,
+    session_api,
+    timers_api,
+)
 from syntaskio_gateway.commands import CommandRequests
 from syntaskio_gateway.connector import ConnectorApi
+from syntaskio_gateway.found_tickets import FoundTickets
 from syntaskio_gateway.live import FeedBuffer, TaskFeed
+from syntaskio_gateway.my_day import TaskPlans
+from syntaskio_gateway.notifications import Notifications
+from syntaskio_gateway.notifier import TaskWatch, subscribe
 from syntaskio_gateway.same_origin import SameOriginWrites
 from syntaskio_gateway.settings import GatewaySettings
 from syntaskio_gateway.tasks import TaskReader
@@ -56,8 +69,16 @@ def _reading(feed: TaskFeed) -> Callable[[], Awaitable[bool]]:
 def create_app(settings: GatewaySettings) -> FastAPI:
     mongo = create_mongo_client(settings)
     db = get_database(mongo, settings)
-    feed = TaskFeed(client_options(settings), FeedBuffer(settings.live_buffer_size))
+    plans = TaskPlans(db)
+    # A task that leaves the dashboard takes its plan with it.
+    feed = TaskFeed(
+        client_options(settings),
+        FeedBuffer(settings.live_buffer_size),
+        on_removed=plans.forget_tasks,
+    )
     broker = create_broker(settings, client_id="gateway")
+    notifications, watch = Notifications(db), TaskWatch(db)
+    subscribe(broker, watch, notifications)
     connector_token = settings.connector_api_token.get_secret_value()
 
     @asynccontextmanager
@@ -93,7 +114,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             timers = TaskTimers(db)
             await timers.create_indexes()
             app.state.timers = timers
-            await ensure_topics(settings, [topics.TASKS, topics.TASK_COMMANDS])
+            found_tickets = FoundTickets(db)
+            await found_tickets.create_indexes()
+            app.state.found_tickets = found_tickets
+            for indexed in (notifications, watch):
+                await indexed.create_indexes()
+            app.state.notifications = notifications
+            await plans.create_indexes()
+            app.state.plans = plans
+            await ensure_topics(settings, [topics.TASKS, topics.TASK_COMMANDS, topics.INTEGRATIONS])
             await broker.start()
             await feed.start()
             app.state.feed = feed
@@ -123,6 +152,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(session_api.router)
     app.include_router(api.router)
     app.include_router(timers_api.router)
+    app.include_router(search_api.router)
+    app.include_router(notifications_api.router)
+    app.include_router(my_day_api.router)
     app.include_router(integrations_api.router)
     app.include_router(admin_api.router)
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
@@ -137,6 +169,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def settings_page() -> FileResponse:
         """The same page; it brings the integrations section forward (and is where the
         OAuth flow ends up)."""
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+
+    @app.get("/my-day", include_in_schema=False)
+    async def my_day_page() -> FileResponse:
+        """The same page, with My day forward."""
         return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
     @app.get("/tasks/{task_id}", include_in_schema=False)

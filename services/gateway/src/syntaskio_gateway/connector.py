@@ -14,8 +14,11 @@ from pydantic import TypeAdapter, ValidationError
 from syntaskio_common.commands import CommandOutcome
 from syntaskio_common.integrations import SyncJob, SyncOptions, SyncStatus
 from syntaskio_common.ticket_detail import TicketDetail
+from syntaskio_common.ticket_search import TicketSearchResults
 
 T = TypeVar("T")
+# The connector's answers that are the user's to read (not an outage).
+REFUSALS = frozenset({404, 409, 422, 502, 503})
 
 
 class ConnectorUnavailable(Exception):
@@ -78,16 +81,35 @@ class ConnectorApi:
         source_type: str,
         ticket_id: str,
         known_updated_at: datetime,
+        acting_for: str | None = None,
     ) -> TicketDetail:
-        """The ticket's detail; ConnectorRefused with the connector's 404 (gone from
-        ConnectWise), 409 (no active connection), 502 or 503 (budget, ConnectWise)."""
+        """The ticket's detail (`acting_for`: the user who found it, as whose member it
+        is read); ConnectorRefused with the connector's 404 (gone from ConnectWise), 409
+        (no active connection, or it cannot act as the member), 502 or 503."""
         path = f"/internal/v1/integrations/{integration_id}/tickets/{source_type}/{ticket_id}"
         params = {"tenant_id": tenant_id, "known_updated_at": known_updated_at.isoformat()}
+        if acting_for is not None:
+            params["acting_for"] = acting_for
+        return _validated(TicketDetail, await self._refusable(path, params))
+
+    async def search_tickets(
+        self, tenant_id: str, user_id: str, query: str, source_type: str
+    ) -> TicketSearchResults:
+        """Tickets found as the user's member; ConnectorRefused with the connector's 409
+        (no connection, or it cannot act as the member), 422, 502 or 503."""
+        params = {"tenant_id": tenant_id, "user_id": user_id, "q": query}
+        params["source_type"] = source_type
+        response = await self._refusable("/internal/v1/ticket-search", params)
+        return _validated(TicketSearchResults, response)
+
+    async def _refusable(self, path: str, params: dict[str, str]) -> httpx.Response:
+        """GET, with the connector's problems for the user (`REFUSALS`) passed on as
+        ConnectorRefused; any other failure is ConnectorUnavailable."""
         try:
             response = await self._http.get(path, params=params)
         except httpx.HTTPError as error:
             raise ConnectorUnavailable(f"GET {path}: {type(error).__name__}") from error
-        if response.status_code in (404, 409, 502, 503):
+        if response.status_code in REFUSALS:
             try:
                 detail = str(response.json()["detail"])
             except (ValueError, KeyError, TypeError):
@@ -97,7 +119,7 @@ class ConnectorApi:
             )
         if response.is_error:
             raise ConnectorUnavailable(f"GET {path}: HTTP {response.status_code}")
-        return _validated(TicketDetail, response)
+        return response
 
     async def _call(
         self,

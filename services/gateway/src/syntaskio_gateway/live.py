@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -28,15 +28,18 @@ from fastapi.sse import ServerSentEvent
 from opentelemetry.metrics import Observation
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 
 from syntaskio_common import events, task_events, topics
 from syntaskio_common.kafka import topic_partitions
-from syntaskio_common.task_events import TaskEvent, TaskUpserted
+from syntaskio_common.task_events import TaskDeleted, TaskEvent, TaskUpserted
 from syntaskio_common.telemetry import context_of, meter, tracer
 
 logger = logging.getLogger(__name__)
 RESET: Final = "reset"  # the SSE event that tells a client to load its tasks again
 Positions = dict[int, int]  # partition → next offset
+# What else the gateway does when tasks leave their users' dashboards (their plans go).
+OnRemoved = Callable[[list[TaskDeleted]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -191,9 +194,13 @@ def _drain(queue: asyncio.Queue[Change | None]) -> None:
 class TaskFeed:
     """Reads `syntaskio.tasks.v1` into a `FeedBuffer` in the background."""
 
-    def __init__(self, options: dict[str, Any], buffer: FeedBuffer) -> None:
-        """`options`: how to connect (`syntaskio_common.kafka.client_options`)."""
+    def __init__(
+        self, options: dict[str, Any], buffer: FeedBuffer, on_removed: OnRemoved | None = None
+    ) -> None:
+        """`options`: how to connect (`syntaskio_common.kafka.client_options`);
+        `on_removed`: called with each batch's `task.deleted` events."""
         self.buffer = buffer
+        self._on_removed = on_removed
         self._options = options
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -230,6 +237,7 @@ class TaskFeed:
         assert self._consumer is not None, "started"
         while True:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=500)
+            removed: list[TaskDeleted] = []
             for part, records in batches.items():
                 for record in records:
                     read = _task_event(record)
@@ -241,6 +249,19 @@ class TaskFeed:
                     streams = self.buffer.append(part.partition, record.offset, event)
                     if streams:
                         _traced_delivery(traceparent, streams, started)
+                    if isinstance(event, TaskDeleted):
+                        removed.append(event)
+            if removed:
+                await self._removed(removed)
+
+    async def _removed(self, removed: list[TaskDeleted]) -> None:
+        if self._on_removed is None:
+            return
+        try:
+            await self._on_removed(removed)
+        except PyMongoError:
+            # Not worth stopping live updates for: reading My day removes them too.
+            logger.warning("could not remove the plans of %d removed tasks", len(removed))
 
 
 async def stream(subscription: Subscription) -> AsyncIterator[ServerSentEvent]:

@@ -121,7 +121,7 @@ class TaskFilters(BaseModel):
     @field_validator("tz")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        _zone(value)
+        time_zone(value)
         return value
 
     @model_validator(mode="after")
@@ -137,10 +137,12 @@ class TaskListQuery(TaskFilters):
     cursor: str | None = Field(default=None, max_length=1000)
 
 
-def _zone(name: str) -> ZoneInfo:
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA time zone of that name (ValueError: none such)."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
+        # OSError: a name of a folder of zones ("America") is opened as a file.
         raise ValueError(f"unknown time zone {name!r}") from error
 
 
@@ -217,7 +219,7 @@ def _due_condition(filters: TaskFilters, now: datetime) -> Document | None:
         # The earlier of "now" and the range's end, so both hold.
         end = min(now, bounds.get("$lt", now))
         return {"due_at": {**bounds, "$lt": end}, "status": {"$ne": TaskStatus.COMPLETED.value}}
-    local = now.astimezone(_zone(filters.tz))
+    local = now.astimezone(time_zone(filters.tz))
     # fold=0: the first midnight, where a clock change repeats the hour after it.
     start = local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
     if window is DueWindow.WEEK:

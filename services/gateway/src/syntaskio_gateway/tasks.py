@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +52,9 @@ class TaskFacets(BaseModel):
     )
 
 
+MOST_SLA_DUE = 200  # a day's at-risk targets for one technician, with room to spare
+
+
 class TaskReader:
     def __init__(
         self, db: AsyncDatabase[Document], clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -87,6 +90,25 @@ class TaskReader:
         # `_id` first: a server that plans by the first usable field looks up one document.
         doc = await self._tasks.find_one({"_id": task_id, **scope(user.tenant_id, user.user_id)})
         return _task(doc) if doc is not None else None
+
+    async def among(self, user: UserSession, task_ids: Collection[str]) -> list[Task]:
+        """Those of these tasks that are the user's and live (not removed)."""
+        if not task_ids:
+            return []
+        cursor = self._tasks.find(
+            {"_id": {"$in": list(task_ids)}, **scope(user.tenant_id, user.user_id)}
+        )
+        return [_task(doc) async for doc in cursor]
+
+    async def sla_due(self, user: UserSession, until: datetime) -> list[Task]:
+        """The user's live tasks whose next SLA target is due from now until `until`
+        (the `live_by_sla` index), soonest first."""
+        wanted = {
+            **scope(user.tenant_id, user.user_id),
+            "sla.due_at": {"$gt": self._clock(), "$lte": until},
+        }
+        cursor = self._tasks.find(wanted).sort("sla.due_at", 1).limit(MOST_SLA_DUE)
+        return [_task(doc) async for doc in cursor]
 
 
 def _task(doc: Document) -> Task:

@@ -1,5 +1,5 @@
-// The page: plain JavaScript modules, no build step. One page serves four views — the
-// dashboard (`/`, its filters in the query string), a ticket's detail (`/tasks/{id}`),
+// The page: plain JavaScript modules, no build step. One page serves five views — the
+// dashboard (`/`, its filters in the query string), My day (`/my-day`), a ticket's detail (`/tasks/{id}`),
 // the settings (`/settings`, where the OAuth flow comes back to) and, for the company's
 // admins, the admin console (`/admin`). The session lives in an HttpOnly cookie set by the gateway; nothing here
 // ever sees a token, and nothing is kept in localStorage.
@@ -9,6 +9,9 @@ import { api, whenUnauthorized } from "./api.js";
 import * as company from "./company-connection.js";
 import { loadCompanySettings } from "./company-settings.js";
 import { $ } from "./dom.js";
+import { initFindTicket } from "./find-ticket.js";
+import * as notifications from "./notifications.js";
+import * as myDay from "./my-day.js";
 import * as settings from "./settings.js";
 import * as tasks from "./tasks.js";
 import * as ticket from "./ticket.js";
@@ -44,11 +47,12 @@ let signInMethods = null; // the gateway's answer (a promise), asked for once pe
 
 const VIEWS = {
   tasks: { section: "dashboard", heading: "tasks-title", title: "Syntaskio — My tasks" },
+  "my-day": { section: "my-day", heading: "my-day-title", title: "Syntaskio — My day" },
   settings: { section: "integrations", heading: "integrations-title", title: "Syntaskio — Settings" },
   admin: { section: "admin", heading: "admin-title", title: "Syntaskio — Admin console" },
   ticket: { section: "ticket", heading: "ticket-title", title: "Syntaskio — Ticket" },
 };
-const PATHS = new Map([["/settings", "settings"], ["/admin", "admin"]]);
+const PATHS = new Map([["/settings", "settings"], ["/admin", "admin"], ["/my-day", "my-day"]]);
 
 function viewOf(path) {
   if (ticket.taskIdOf(path)) return "ticket";
@@ -68,6 +72,8 @@ function showView(name, { focus = false } = {}) {
     settings.loadIntegrations();
     company.loadCompanyConnection();
   }
+  if (name === "my-day") myDay.showMyDay();
+  else myDay.hideMyDay();
   if (name === "admin") admin.showConsole();
   else admin.hideConsole();
   if (name === "ticket") ticket.showTicket(ticket.taskIdOf(window.location.pathname));
@@ -101,7 +107,8 @@ function navigate(name) {
 function schedulePoll() {
   clearTimeout(pollTimer);
   if (!signedIn) return;
-  const delay = currentView === "tasks" ? DASHBOARD_REFRESH_MS : SETTINGS_REFRESH_MS;
+  const delay = currentView === "tasks" || currentView === "my-day"
+    ? DASHBOARD_REFRESH_MS : SETTINGS_REFRESH_MS;
   pollTimer = setTimeout(async () => {
     if (!document.hidden) await refreshView();
     schedulePoll();
@@ -110,6 +117,7 @@ function schedulePoll() {
 
 function refreshView() {
   if (currentView === "admin") return admin.refreshConnections();
+  myDay.liveChange(); // snoozes run out, and days end (only when it is on screen)
   return Promise.all([settings.loadIntegrations(), company.loadCompanyConnection()]);
 }
 
@@ -164,6 +172,8 @@ function watchTasks() {
   for (const name of ["task.upserted", "task.deleted", "reset"]) {
     stream.addEventListener(name, (event) => {
       tasks.liveChange();
+      myDay.liveChange();
+      notifications.notificationsSoon();
       ticket.liveChange(name, parseEventData(event.data));
       integrationsSoon();
     });
@@ -208,10 +218,12 @@ function leaveApp() {
   clearTimeout(pollTimer);
   tasks.resetTasks();
   timers.resetTimers();
+  myDay.resetMyDay();
+  notifications.resetNotifications();
   settings.resetSettings();
   company.resetCompanyConnection();
   admin.resetAdmin();
-  for (const id of ["dashboard", "integrations", "admin", "nav", "nav-admin", "whoami", "attention"]) {
+  for (const id of ["dashboard", "my-day", "integrations", "admin", "nav", "nav-admin", "whoami", "attention"]) {
     $(id).hidden = true;
   }
 }
@@ -305,6 +317,7 @@ function enterApp(me, outcome) {
   scheduleRenewal(me.expires_at ? (Date.parse(me.expires_at) - Date.now()) / 1000 : 0);
   loadCompanySettings();
   timers.loadTimers();
+  notifications.startNotifications();
   const name = viewOf(window.location.pathname);
   tasks.showView(name === "tasks" ? window.location.search : "");
   watchTasks();
@@ -357,7 +370,10 @@ async function start() {
   });
   admin.initAdmin();
   ticket.initTicket();
+  initFindTicket();
+  notifications.initNotifications();
   timers.initTimers();
+  myDay.initMyDay();
 
   $("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();

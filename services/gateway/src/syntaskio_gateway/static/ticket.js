@@ -162,6 +162,7 @@ function render(detail) {
   $("ticket-kind").textContent = kind;
   $("ticket-number").textContent = `#${detail.ticket_id}`;
   $("ticket-title").textContent = detail.summary;
+  $("ticket-found").hidden = detail.on_dashboard !== false;
   const link = $("ticket-link");
   link.hidden = !href;
   if (href) link.href = href;

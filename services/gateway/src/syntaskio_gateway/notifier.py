@@ -1,0 +1,238 @@
+"""The notifier: the gateway's subscriber that turns the task feed and the integration
+lifecycle into notifications (`notifications.py` has the rules).
+
+It runs in every gateway replica in one consumer group per topic, so each event is
+handled once (at least once: a repeat writes the same notification ids, so nothing is
+told twice). What it remembers per task (`notifier_tasks`: the last version read and
+the customer-reply flag) and per user's connection (`notifier_baselines`: since when
+new tasks are news) lets it tell a new assignment and a new customer reply from a
+re-sync. A connection that is connected again, disconnected or re-mapped starts a new
+baseline, so its re-listed work is not news.
+
+Inside the gateway rather than a service of its own: it only writes what the gateway
+reads, and needs nothing the gateway does not already have (the broker and database).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+from faststream.kafka import KafkaBroker, KafkaMessage
+from pydantic import ValidationError, WithJsonSchema
+from pymongo import UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from syntaskio_common import events, task_events, topics
+from syntaskio_common.integrations import ConnectionScope
+from syntaskio_common.kafka import at_least_once
+from syntaskio_common.mongo import Document
+from syntaskio_common.task import Task
+from syntaskio_gateway.notifications import (
+    NewNotification,
+    NotificationKind,
+    Notifications,
+    Watched,
+    customer_updated,
+    on_task,
+)
+
+logger = logging.getLogger(__name__)
+
+TASKS_GROUP_ID: Final = "gateway-notifier"
+INTEGRATIONS_GROUP_ID: Final = "gateway-notifier-integrations"
+BATCH_SIZE: Final = 200
+# A connection's work listed again after these is not news.
+NEW_BASELINE: Final = frozenset(
+    {
+        events.INTEGRATION_CONNECTED,
+        events.INTEGRATION_DISCONNECTED,
+        events.INTEGRATION_RESUMED,
+        events.INTEGRATION_MEMBERS_CHANGED,
+    }
+)
+
+BaselineKey = tuple[str, str, str]  # tenant, user, integration
+
+
+class TaskWatch:
+    """What the notifier remembers: per task, and per user's connection."""
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._tasks = db["notifier_tasks"]
+        self._baselines = db["notifier_baselines"]
+        self._clock = clock
+
+    async def create_indexes(self) -> None:
+        await self._baselines.create_index("integration_id", name="by_integration")
+
+    async def seen(self, task_ids: list[str]) -> dict[str, Watched]:
+        cursor = self._tasks.find({"_id": {"$in": task_ids}})
+        return {
+            doc["_id"]: Watched(doc["version"], bool(doc.get("customer_updated")))
+            async for doc in cursor
+        }
+
+    async def baselines(self, keys: set[BaselineKey]) -> dict[BaselineKey, datetime]:
+        """Since when each user's connection's new tasks are news: from the first time
+        the notifier saw its work (set now for those it never saw)."""
+        if not keys:
+            return {}
+        now = self._clock()
+        await self._baselines.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": _baseline_id(key)},
+                    {
+                        "$setOnInsert": {
+                            "tenant_id": key[0],
+                            "user_id": key[1],
+                            "integration_id": key[2],
+                            "since": now,
+                        }
+                    },
+                    upsert=True,
+                )
+                for key in keys
+            ],
+            ordered=False,
+        )
+        cursor = self._baselines.find({"_id": {"$in": [_baseline_id(k) for k in keys]}})
+        return {
+            (doc["tenant_id"], doc["user_id"], doc["integration_id"]): doc["since"]
+            async for doc in cursor
+        }
+
+    async def remember(self, tasks: list[tuple[Task, str]]) -> None:
+        if tasks:
+            await self._tasks.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": task.id},
+                        {
+                            "$set": {
+                                "tenant_id": task.tenant_id,
+                                "user_id": task.user_id,
+                                "version": version,
+                                "customer_updated": customer_updated(task),
+                            }
+                        },
+                        upsert=True,
+                    )
+                    for task, version in tasks
+                ],
+                ordered=False,
+            )
+
+    async def forget(self, task_ids: list[str]) -> None:
+        if task_ids:
+            await self._tasks.delete_many({"_id": {"$in": task_ids}})
+
+    async def new_baseline(self, integration_id: str) -> None:
+        """The connection's work is listed anew: the next sight of it sets the baseline."""
+        await self._baselines.delete_many({"integration_id": integration_id})
+
+
+def _baseline_id(key: BaselineKey) -> str:
+    return "\x1f".join(key)
+
+
+async def notify_tasks(
+    watch: TaskWatch, notifications: Notifications, changes: list[task_events.TaskEvent]
+) -> None:
+    """One batch of the task feed: each task's newest event counts (a task upserted
+    and then deleted in the batch is forgotten)."""
+    latest: dict[str, task_events.TaskEvent] = {}
+    for change in changes:
+        task_id = change.task.id if isinstance(change, task_events.TaskUpserted) else change.id
+        if task_id not in latest or change.version > latest[task_id].version:
+            latest[task_id] = change
+    upserted = [c for c in latest.values() if isinstance(c, task_events.TaskUpserted)]
+    seen = await watch.seen([c.task.id for c in upserted])
+    baselines = await watch.baselines(
+        {(c.task.tenant_id, c.task.user_id, c.task.integration_id) for c in upserted}
+    )
+    told: list[NewNotification] = []
+    remembered: list[tuple[Task, str]] = []
+    for change in upserted:
+        task, before = change.task, seen.get(change.task.id)
+        if before is not None and change.version <= before.version:
+            continue  # an older version, redelivered
+        baseline = baselines[(task.tenant_id, task.user_id, task.integration_id)]
+        told += on_task(task, before, baseline)
+        remembered.append((task, change.version))
+    await notifications.add(told)
+    await watch.remember(remembered)
+    await watch.forget([c.id for c in latest.values() if isinstance(c, task_events.TaskDeleted)])
+
+
+async def notify_integration(
+    watch: TaskWatch, notifications: Notifications, event: events.Event
+) -> None:
+    integration_id, tenant_id = event.data.get("id"), event.data.get("tenant_id")
+    if not isinstance(integration_id, str) or not isinstance(tenant_id, str):
+        return
+    if event.type in NEW_BASELINE:
+        await watch.new_baseline(integration_id)
+    user_id = event.data.get("user_id")
+    personal = event.data.get("scope", ConnectionScope.PERSONAL.value) == ConnectionScope.PERSONAL
+    if event.type == events.INTEGRATION_EXPIRED and personal and isinstance(user_id, str):
+        # A company connection's expiry is its admins' to mend (the admin console says so).
+        await notifications.add(
+            [
+                NewNotification(
+                    tenant_id,
+                    user_id,
+                    NotificationKind.CONNECTION_EXPIRED,
+                    f"{integration_id}/{event.id}",
+                    "Your ConnectWise connection expired: reconnect it in Settings.",
+                )
+            ]
+        )
+
+
+def _feed_records(message: Any) -> Any:
+    return list(message.raw_message)
+
+
+def subscribe(broker: KafkaBroker, watch: TaskWatch, notifications: Notifications) -> None:
+    @at_least_once(
+        broker,
+        topics.TASKS,
+        TASKS_GROUP_ID,
+        batch_size=BATCH_SIZE,
+        description="The task feed, for notifications: new assignments and customer replies",
+        decoder=_feed_records,
+    )
+    async def on_task_events(records: Annotated[list[Any], WithJsonSchema({})]) -> None:
+        changes: list[task_events.TaskEvent] = []
+        for record in records:
+            try:
+                event = events.decode_event(dict(record.headers or ()), record.value)
+                change = task_events.parse(event)
+            except (events.InvalidEvent, ValidationError) as error:
+                logger.warning("task feed event skipped: %s", type(error).__name__)
+                continue
+            if change is not None:
+                changes.append(change)
+        await notify_tasks(watch, notifications, changes)
+
+    @at_least_once(
+        broker,
+        topics.INTEGRATIONS,
+        INTEGRATIONS_GROUP_ID,
+        description="Integration lifecycle, for notifications: an expired connection, and "
+        "a connection listed anew (not news)",
+    )
+    async def on_integration_event(message: KafkaMessage) -> None:
+        try:
+            event = events.decode_event(message.headers, message.body)
+        except events.InvalidEvent:
+            return
+        await notify_integration(watch, notifications, event)
