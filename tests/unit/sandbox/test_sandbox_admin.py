@@ -214,3 +214,28 @@ async def test_config_names_the_api_without_secrets(cw: httpx.AsyncClient) -> No
     assert config["api_prefix"] == "/v2025_1/apis/3.0/"
     assert config["company_id"] == "syntaskio"
     assert "private" not in str(config).lower()
+
+
+async def test_a_customer_reply_is_their_note_and_flags_the_ticket(
+    cw: httpx.AsyncClient, api: str, atech: dict[str, str], cw_state: SandboxState
+) -> None:
+    ticket = next(t for t in cw_state.store.tickets() if "contact" in t)
+    before = ticket["_info"]["lastUpdated"]
+    assert ticket["customerUpdatedFlag"] is False
+    replied = await cw.post(
+        f"/_sandbox/tickets/{ticket['id']}/customer-reply", json={"text": "Still broken"}
+    )
+    assert replied.status_code == 201, replied.text
+    read = (await get_ticket(cw, api, atech, ticket["id"])).json()
+    assert read["customerUpdatedFlag"] is True
+    assert read["_info"]["lastUpdated"] > before
+    notes = (await cw.get(f"{api}/service/tickets/{ticket['id']}/notes", headers=atech)).json()
+    [note] = [n for n in notes if n["text"] == "Still broken"]
+    assert note["contact"] == ticket["contact"]
+    assert "member" not in note
+    assert (note["customerUpdatedFlag"], note["detailDescriptionFlag"]) == (True, True)
+    assert note["createdBy"] == ticket["contactName"]
+    missing = await cw.post("/_sandbox/tickets/999999/customer-reply", json={"text": "Hello"})
+    assert missing.status_code == 404
+    empty = await cw.post(f"/_sandbox/tickets/{ticket['id']}/customer-reply", json={"text": ""})
+    assert empty.status_code == 422
