@@ -43,31 +43,25 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import time
 import uuid
 from asyncio import ALL_COMPLETED, FIRST_COMPLETED
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from bench_dashboard import DashboardUser, progress, until
 from bench_stack import bench_stack
 
 from syntaskio_common import events, topics
 from syntaskio_connector.webhooks import CALLBACK_TYPES
-from syntaskio_devstack.stack import EmbeddedStack, dev_secrets
+from syntaskio_devstack.stack import EmbeddedStack
 
 TENANT = "acme-msp"
 USER = "webhook-bench@acme-msp.example"
-SETUP_SECONDS = 120.0
-
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -228,15 +222,6 @@ def _ms(values: list[float]) -> str:
     )
 
 
-async def _until(check: Callable[[], Awaitable[Any]], what: str) -> Any:
-    deadline = time.monotonic() + SETUP_SECONDS
-    while time.monotonic() < deadline:
-        if found := await check():
-            return found
-        await asyncio.sleep(0.5)
-    raise TimeoutError(f"{what}: not within {SETUP_SECONDS:.0f}s")
-
-
 async def _arrivals(changes: list[Change], seconds: float, when: str = ALL_COMPLETED) -> None:
     """Until all (or the first) of `changes` have their event, or `seconds` passed."""
     waits = [asyncio.create_task(c.done.wait()) for c in changes]
@@ -251,76 +236,35 @@ class Bench:
     def __init__(self, stack: EmbeddedStack, args: argparse.Namespace) -> None:
         self.stack = stack
         self.args = args
-        self.sandbox = httpx.AsyncClient(base_url=stack.url("sandbox"), timeout=30)
-        self.gateway = httpx.AsyncClient(base_url=stack.url("gateway"), timeout=30)
-        token = dev_secrets(stack.config.data_dir)["INTERNAL_API_TOKEN"]
-        self.connector = httpx.AsyncClient(
-            base_url=f"{stack.url('connector')}/internal/v1",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
+        self.user = DashboardUser(stack, TENANT, USER)
+        self.sandbox, self.gateway, self.connector = (
+            self.user.sandbox,
+            self.user.gateway,
+            self.user.connector,
         )
         self.integration_id = ""
         self.results: dict[str, Any] = {}
         self.lines: list[str] = []
 
     async def close(self) -> None:
-        for client in (self.sandbox, self.gateway, self.connector):
-            await client.aclose()
+        await self.user.close()
 
     def out(self, line: str = "") -> None:
         self.lines.append(line)
 
     # -- setting up ---------------------------------------------------------------------
     async def connect(self) -> list[str]:
-        """Sign in, connect the member, wait for callbacks and the initial sync; the
+        """Sign in, connect the member, wait for the initial sync and the callbacks; the
         member's open service tickets as the dashboard shows them."""
-        login = {"user_id": USER, "tenant_id": TENANT}
-        (await self.gateway.post("/api/v1/session/dev-login", json=login)).raise_for_status()
-        keys = next(
-            k
-            for k in (await self.sandbox.get("/_sandbox/api-keys")).json()
-            if k["member_identifier"] == self.args.member
-        )
-        connected = await self.gateway.post(
-            "/api/v1/integrations/connectwise/api-key",
-            json={
-                "site": f"http://{self.stack.sandbox_site}",
-                "company_id": keys["company_id"],
-                "public_key": keys["public_key"],
-                "private_key": keys["private_key"],
-            },
-        )
-        assert connected.status_code == 201, connected.text
+        tasks = await self.user.connect(self.args.member)
         [integration] = (await self.gateway.get("/api/v1/integrations")).json()
         self.integration_id = integration["id"]
 
         async def registered() -> bool:
             return len(await self.callbacks()) == len(CALLBACK_TYPES)
 
-        async def synced() -> bool:
-            return any(
-                j["trigger"] == "connected" and j["status"] == "succeeded"
-                for j in await self.jobs()
-            )
-
-        await _until(registered, f"{len(CALLBACK_TYPES)} callbacks registered")
-        await _until(synced, "the initial sync")
-        # The dashboard has them once the aggregator caught up; take them when stable.
-        previous: list[str] = []
-
-        async def stable() -> list[str]:
-            nonlocal previous
-            items = (await self.gateway.get("/api/v1/tasks", params={"limit": 500})).json()
-            found = sorted(
-                (t["external_id"] for t in items["items"] if t["source_type"] == "service_ticket"),
-                key=int,
-            )
-            done = found if found and found == previous else []
-            previous = found
-            return done
-
-        tickets: list[str] = await _until(stable, "the member's tasks on the dashboard")
-        return tickets
+        await until(registered, f"{len(CALLBACK_TYPES)} callbacks registered")
+        return [t["external_id"] for t in tasks]
 
     async def callbacks(self) -> list[dict[str, Any]]:
         listed = (await self.sandbox.get("/_sandbox/callbacks")).json()["callbacks"]

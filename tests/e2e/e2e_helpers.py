@@ -156,6 +156,34 @@ def connectwise(
     return response.json()
 
 
+def connect_company(
+    system: EmbeddedStack, admin: httpx.Client, mappings: dict[str, str], prefix: str = "/v1"
+) -> str:
+    """An admin (a client of auth-service, or with `prefix="/api/v1"` of the gateway)
+    connects the company with the sandbox's API member and maps each user to a member
+    (confirmed); the connection's id."""
+    keys = sandbox_keys(system, "syntaskio-api")
+    connected = admin.post(
+        f"{prefix}/admin/integrations/connectwise/api-key",
+        json={
+            "site": f"http://{system.sandbox_site}",
+            "company_id": keys["company_id"],
+            "public_key": keys["public_key"],
+            "private_key": keys["private_key"],
+        },
+    )
+    assert connected.status_code == 201, connected.text
+    integration_id: str = connected.json()["id"]
+    for user_id, member in mappings.items():
+        mapped = admin.put(
+            f"{prefix}/admin/integrations/{integration_id}/mappings/{user_id}",
+            json={"member_identifier": member},
+        )
+        assert mapped.status_code == 200, mapped.text
+        assert mapped.json()["state"] == "confirmed"
+    return integration_id
+
+
 def unassigned_open_ticket(system: EmbeddedStack, member: str) -> dict[str, Any]:
     """An open service ticket with no owner, resource or schedule entry: nobody's work
     (listed as `member` sees them)."""

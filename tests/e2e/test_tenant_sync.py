@@ -13,17 +13,16 @@ from contextlib import ExitStack
 from e2e_helpers import (
     assigned_open_ticket_ids,
     auth_service,
+    connect_company,
     connector,
     dashboard_ids,
     eventually,
     sandbox,
-    sandbox_keys,
     signed_in,
 )
 
 from syntaskio_devstack.stack import EmbeddedStack
 
-API_MEMBER = "syntaskio-api"
 POLL_SECONDS = 5.0  # the connector's SYNC_POLL_SECONDS in the test stack (its default)
 
 
@@ -52,25 +51,7 @@ def test_each_mapped_technician_sees_exactly_their_work_until_the_company_pauses
         admin = stack.enter_context(
             auth_service(system, f"admin-{uuid.uuid4().hex[:6]}", tenant, roles=("admin",))
         )
-        keys = sandbox_keys(system, API_MEMBER)
-        connected = admin.post(
-            "/v1/admin/integrations/connectwise/api-key",
-            json={
-                "site": f"http://{system.sandbox_site}",
-                "company_id": keys["company_id"],
-                "public_key": keys["public_key"],
-                "private_key": keys["private_key"],
-            },
-        )
-        assert connected.status_code == 201, connected.text
-        integration_id = connected.json()["id"]
-        for user_id, member in ((alex_id, "atech"), (beth_id, "bjones")):
-            mapped = admin.put(
-                f"/v1/admin/integrations/{integration_id}/mappings/{user_id}",
-                json={"member_identifier": member},
-            )
-            assert mapped.status_code == 200, mapped.text
-            assert mapped.json()["state"] == "confirmed"
+        integration_id = connect_company(system, admin, {alex_id: "atech", beth_id: "bjones"})
 
         # Each sees exactly their own work; shared tickets are on both dashboards.
         assert eventually(lambda: dashboard_ids(alex) == assigned_open_ticket_ids(system, "atech"))

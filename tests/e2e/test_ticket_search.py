@@ -15,9 +15,9 @@ import pytest
 from e2e_helpers import (
     auth_service,
     connect,
+    connect_company,
     connectwise,
     eventually,
-    sandbox_keys,
     signed_in,
     unassigned_open_ticket,
 )
@@ -25,7 +25,6 @@ from e2e_helpers import (
 from syntaskio_devstack.stack import EmbeddedStack
 
 MEMBER = "dpatel"
-API_MEMBER = "syntaskio-api"
 
 
 @pytest.fixture(scope="module")
@@ -144,23 +143,7 @@ def test_a_mapped_technician_searches_through_the_company_connection(
         admin = stack.enter_context(
             auth_service(system, f"admin-{uuid.uuid4().hex[:6]}", tenant, roles=("admin",))
         )
-        keys = sandbox_keys(system, API_MEMBER)
-        connected = admin.post(
-            "/v1/admin/integrations/connectwise/api-key",
-            json={
-                "site": f"http://{system.sandbox_site}",
-                "company_id": keys["company_id"],
-                "public_key": keys["public_key"],
-                "private_key": keys["private_key"],
-            },
-        )
-        assert connected.status_code == 201, connected.text
-        integration_id = connected.json()["id"]
-        mapped = admin.put(
-            f"/v1/admin/integrations/{integration_id}/mappings/{tech_id}",
-            json={"member_identifier": MEMBER},
-        )
-        assert mapped.status_code == 200, mapped.text
+        integration_id = connect_company(system, admin, {tech_id: MEMBER})
         ticket = unassigned_open_ticket(system, MEMBER)
         found = search(tech, f"#{ticket['id']}")
         assert found.status_code == 200, found.text

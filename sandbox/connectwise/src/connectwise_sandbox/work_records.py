@@ -110,21 +110,18 @@ def customer_note(
     ticket's contact rather than a member and carries `customerUpdatedFlag` (both fields
     of `ServiceNote` in the 2025.1 models). `createdBy` is the contact's name: the
     documentation does not say what ConnectWise puts there for a customer."""
-    note: JsonObject = {
-        "id": note_id,
-        "ticketId": ticket_id,
-        "text": text,
-        "detailDescriptionFlag": True,
-        "internalAnalysisFlag": False,
-        "resolutionFlag": False,
-        "issueFlag": False,
-        "internalFlag": False,
-        "externalFlag": True,
-        "customerUpdatedFlag": True,
-        "dateCreated": created,
-        "createdBy": name,
-        "_info": {"lastUpdated": created, "updatedBy": name},
-    }
+    note = added_note(
+        note_id=note_id,
+        ticket_id=ticket_id,
+        text=text,
+        detail=True,
+        internal=False,
+        resolution=False,
+        member={"identifier": name},
+        created=created,
+    )
+    del note["member"]
+    note["customerUpdatedFlag"] = True
     if contact is not None:
         note["contact"] = contact
     return note

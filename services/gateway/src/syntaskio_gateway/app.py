@@ -39,8 +39,7 @@ from syntaskio_gateway.connector import ConnectorApi
 from syntaskio_gateway.found_tickets import FoundTickets
 from syntaskio_gateway.live import FeedBuffer, TaskFeed
 from syntaskio_gateway.my_day import TaskPlans
-from syntaskio_gateway.notifications import Notifications
-from syntaskio_gateway.notifier import TaskWatch, subscribe
+from syntaskio_gateway.notifier import Notifier
 from syntaskio_gateway.same_origin import SameOriginWrites
 from syntaskio_gateway.settings import GatewaySettings
 from syntaskio_gateway.tasks import TaskReader
@@ -77,8 +76,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         on_removed=plans.forget_tasks,
     )
     broker = create_broker(settings, client_id="gateway")
-    notifications, watch = Notifications(db), TaskWatch(db)
-    subscribe(broker, watch, notifications)
+    notifier = Notifier(settings, db)
     connector_token = settings.connector_api_token.get_secret_value()
 
     @asynccontextmanager
@@ -117,16 +115,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             found_tickets = FoundTickets(db)
             await found_tickets.create_indexes()
             app.state.found_tickets = found_tickets
-            for indexed in (notifications, watch):
-                await indexed.create_indexes()
-            app.state.notifications = notifications
+            await notifier.create_indexes()
+            app.state.notifications = notifier.notifications
             await plans.create_indexes()
             app.state.plans = plans
             await ensure_topics(settings, [topics.TASKS, topics.TASK_COMMANDS, topics.INTEGRATIONS])
             await broker.start()
             await feed.start()
             app.state.feed = feed
+            notifier.start()
             yield
+            await notifier.stop()
             await feed.stop()
             await broker.stop()
         await mongo.close()

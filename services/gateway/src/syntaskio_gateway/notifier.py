@@ -15,6 +15,8 @@ reads, and needs nothing the gateway does not already have (the broker and datab
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,7 +29,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from syntaskio_common import events, task_events, topics
 from syntaskio_common.integrations import ConnectionScope
-from syntaskio_common.kafka import at_least_once
+from syntaskio_common.kafka import at_least_once, create_broker
 from syntaskio_common.mongo import Document
 from syntaskio_common.task import Task
 from syntaskio_gateway.notifications import (
@@ -38,12 +40,14 @@ from syntaskio_gateway.notifications import (
     customer_updated,
     on_task,
 )
+from syntaskio_gateway.settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
 
 TASKS_GROUP_ID: Final = "gateway-notifier"
 INTEGRATIONS_GROUP_ID: Final = "gateway-notifier-integrations"
 BATCH_SIZE: Final = 200
+RETRY_START_SECONDS: Final = 5.0
 # A connection's work listed again after these is not news.
 NEW_BASELINE: Final = frozenset(
     {
@@ -199,6 +203,42 @@ async def notify_integration(
 
 def _feed_records(message: Any) -> Any:
     return list(message.raw_message)
+
+
+class Notifier:
+    """The notifier's own connection to the broker, started in the background: joining a
+    consumer group waits for its rebalance (seconds), which the gateway's readiness and
+    its users need not wait for; notifications can."""
+
+    def __init__(self, settings: GatewaySettings, db: AsyncDatabase[Document]) -> None:
+        self.broker = create_broker(settings, client_id="gateway-notifier")
+        self.notifications, self.watch = Notifications(db), TaskWatch(db)
+        subscribe(self.broker, self.watch, self.notifications)
+        self._starting: asyncio.Task[None] | None = None
+
+    async def create_indexes(self) -> None:
+        await self.notifications.create_indexes()
+        await self.watch.create_indexes()
+
+    def start(self) -> None:
+        self._starting = asyncio.create_task(self._start(), name="notifier-start")
+
+    async def _start(self) -> None:
+        while True:
+            try:
+                await self.broker.start()
+                return
+            except Exception:  # the broker is unreachable for now: the next try may do
+                logger.exception("the notifier could not join its consumer groups; retrying")
+                await self.broker.stop()
+                await asyncio.sleep(RETRY_START_SECONDS)
+
+    async def stop(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starting
+        await self.broker.stop()
 
 
 def subscribe(broker: KafkaBroker, watch: TaskWatch, notifications: Notifications) -> None:

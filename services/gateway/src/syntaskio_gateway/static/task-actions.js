@@ -3,8 +3,7 @@
 // until ConnectWise has it. Completing is optimistic: the row looks closed at once and
 // is rolled back if the change fails.
 
-import { api, ApiError, newIdempotencyKey } from "./api.js";
-import { follow, outcomeError } from "./commands.js";
+import { writeBack } from "./commands.js";
 import { defaultHours } from "./company-settings.js";
 import { announce, el } from "./dom.js";
 import { timerBox } from "./timers.js";
@@ -113,15 +112,7 @@ function timeForm(row) {
   return form;
 }
 
-/** The Idempotency-Key for this submission: the same one while it is being retried. */
-function keyFor(row, submission) {
-  if (!row.keys.has(submission)) row.keys.set(submission, newIdempotencyKey());
-  return row.keys.get(submission);
-}
-
 async function submitChange(row, form, { path, body, saving, done, failure }) {
-  const submission = `${path} ${JSON.stringify(body)}`;
-  const key = keyFor(row, submission);
   const submit = form.querySelector("button[type=submit]");
   submit.disabled = true;
   form.setAttribute("aria-busy", "true");
@@ -129,26 +120,17 @@ async function submitChange(row, form, { path, body, saving, done, failure }) {
   row.alert.textContent = "";
   say(row, saving, "progress");
   try {
-    const accepted = await api(`/tasks/${encodeURIComponent(row.task.id)}/${path}`, {
-      method: "POST", body, headers: { "Idempotency-Key": key },
-    });
-    const command = await follow(accepted);
-    if (command === null) {
+    const outcome = await writeBack(row.keys, `${path} ${JSON.stringify(body)}`, row.task.id, path, body);
+    if (outcome.state === "pending") {
       say(row, "ConnectWise has not confirmed it yet; it will be saved once it does.", "progress");
-    } else if (command.status === "succeeded") {
-      row.keys.delete(submission);
+    } else if (outcome.state === "succeeded") {
       form.reset();
       closePanel(row);
       say(row, done, "done");
     } else {
-      row.keys.delete(submission); // that command is over: trying again is a new one
       say(row, "");
-      row.alert.textContent = `${failure}: ${outcomeError(command)}`;
+      row.alert.textContent = `${failure}: ${outcome.message}`;
     }
-  } catch (error) {
-    if (!(error instanceof ApiError && error.retryable)) row.keys.delete(submission);
-    say(row, "");
-    row.alert.textContent = `${failure}: ${error.message}`;
   } finally {
     submit.disabled = false;
     form.removeAttribute("aria-busy");
@@ -157,38 +139,26 @@ async function submitChange(row, form, { path, body, saving, done, failure }) {
 }
 
 async function completeTask(row) {
-  const submission = "complete";
-  const key = keyFor(row, submission);
   row.busy += 1;
   row.alert.textContent = "";
   closePanel(row);
   setClosing(row, true);
   say(row, "Closing…", "progress");
   try {
-    const accepted = await api(`/tasks/${encodeURIComponent(row.task.id)}/complete`, {
-      method: "POST", headers: { "Idempotency-Key": key },
-    });
-    const command = await follow(accepted);
-    if (command === null) {
+    const outcome = await writeBack(row.keys, "complete", row.task.id, "complete", undefined);
+    if (outcome.state === "pending") {
       setClosing(row, false);
       say(row, "ConnectWise has not confirmed it yet; the list updates once it does.", "progress");
-    } else if (command.status === "succeeded") {
-      row.keys.delete(submission);
+    } else if (outcome.state === "succeeded") {
       row.completed = true;
       row.li.classList.remove("is-closing");
       row.li.classList.add("is-completed");
       say(row, "Completed", "done");
     } else {
-      row.keys.delete(submission);
       setClosing(row, false);
       say(row, "");
-      row.alert.textContent = `Could not complete the task: ${outcomeError(command)}`;
+      row.alert.textContent = `Could not complete the task: ${outcome.message}`;
     }
-  } catch (error) {
-    if (!(error instanceof ApiError && error.retryable)) row.keys.delete(submission);
-    setClosing(row, false);
-    say(row, "");
-    row.alert.textContent = `Could not complete the task: ${error.message}`;
   } finally {
     settle(row);
   }

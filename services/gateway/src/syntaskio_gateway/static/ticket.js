@@ -4,10 +4,10 @@
 // Everything from ConnectWise is put in the page as text; only web links in it become
 // links, and those open in a new tab without the page's context.
 
-import { api, ApiError, newIdempotencyKey } from "./api.js";
+import { api } from "./api.js";
 import { defaultHours, logChangeStatus } from "./company-settings.js";
 import { $, announce, el, formatDateTime, parseDate, safeHref } from "./dom.js";
-import { follow, outcomeError } from "./commands.js";
+import { writeBack } from "./commands.js";
 import { timerBox } from "./timers.js";
 
 const PATH = /^\/tasks\/([0-9a-f-]{36})$/;
@@ -284,18 +284,11 @@ function say(text, tone = "") {
   announce(node, text);
 }
 
-function keyFor(submission) {
-  if (!keys.has(submission)) keys.set(submission, newIdempotencyKey());
-  return keys.get(submission);
-}
-
 /** Sends a change once (per Idempotency-Key), follows it until ConnectWise has it, and
  * reads the ticket again. `before()` shows it at once; `undo()` takes that back if the
  * change fails. True when it succeeded. */
 async function change(path, body, { form, saving, done, failure, before = () => {}, undo = () => {} }) {
   const taskId = shownId;
-  const submission = `${taskId} ${path} ${JSON.stringify(body)}`;
-  const key = keyFor(submission);
   const submit = form.querySelector("button[type=submit]");
   submit.disabled = true;
   form.setAttribute("aria-busy", "true");
@@ -304,29 +297,19 @@ async function change(path, body, { form, saving, done, failure, before = () => 
   before();
   say(saving, "progress");
   try {
-    const accepted = await api(`/tasks/${encodeURIComponent(taskId)}/${path}`, {
-      method: "POST", body, headers: { "Idempotency-Key": key },
-    });
-    const command = await follow(accepted);
-    if (command === null) {
+    const outcome = await writeBack(keys, `${taskId} ${path} ${JSON.stringify(body)}`, taskId, path, body);
+    if (outcome.state === "pending") {
       say("ConnectWise has not confirmed it yet; it shows here once it does.", "progress");
       return false;
     }
-    keys.delete(submission);
-    if (command.status !== "succeeded") {
+    if (outcome.state === "failed") {
       undo();
       say("");
-      $("ticket-alert").textContent = `${failure}: ${outcomeError(command)}`;
+      $("ticket-alert").textContent = `${failure}: ${outcome.message}`;
       return false;
     }
     say(done, "done");
     return true;
-  } catch (error) {
-    if (!(error instanceof ApiError && error.retryable)) keys.delete(submission);
-    undo();
-    say("");
-    $("ticket-alert").textContent = `${failure}: ${error.message}`;
-    return false;
   } finally {
     busy -= 1;
     submit.disabled = false;
