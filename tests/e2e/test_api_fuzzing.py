@@ -40,7 +40,7 @@ from syntaskio_devstack.stack import EmbeddedStack
 MEMBER = "gkim"  # fuzzing writes back only to tickets it makes for Grace
 ADMIN = ("technician", "admin")
 SESSION_COOKIE = "syntaskio_session"
-EXAMPLES = 18  # per operation: ~250 requests as the fuzzer's user, under its 300 a minute
+EXAMPLES = 14  # per operation: ~500 requests as the fuzzer's user (300 a minute: see 429s)
 PROBLEM_JSON = "application/problem+json"
 
 # Operations are listed from the checked-in document (a unit test keeps it equal to the
@@ -246,6 +246,14 @@ def gateway_schema(system: EmbeddedStack, fuzzer: Fuzzer) -> OpenApiSchema:
         ]
         return st.one_of(st.just(path_parameters), *real)
 
+    @schema.hook
+    def flatmap_query(context: Any, query: dict[str, Any] | None) -> Any:
+        """A random time zone is refused before the code behind it: half of those asked
+        with one ask with a real one."""
+        if not query or "tz" not in query:
+            return st.just(query)
+        return st.one_of(st.just(query), st.just({**query, "tz": "Europe/London"}))
+
     return schema
 
 
@@ -261,7 +269,15 @@ CHECKS = [
 ]
 
 
-@pytest.mark.parametrize("label", [op for op in OPERATIONS if op != STREAM])
+# Write-backs that may close the fuzzer's tickets go last: closed, they leave its
+# dashboard, and what needs a task on it (a plan for the day) would reach nothing after.
+CLOSING = {
+    f"POST /api/v1/tasks/{{task_id}}/{action}" for action in ("complete", "log-change", "status")
+}
+FUZZED = sorted((op for op in OPERATIONS if op != STREAM), key=lambda op: (op in CLOSING, op))
+
+
+@pytest.mark.parametrize("label", FUZZED)
 def test_no_request_makes_a_server_error_and_answers_are_documented(
     label: str, gateway_schema: OpenApiSchema, fuzzer: Fuzzer
 ) -> None:
@@ -290,8 +306,14 @@ def test_no_request_makes_a_server_error_and_answers_are_documented(
             # must not use up the sign-ins from 127.0.0.1 the other tests need.
             "X-Forwarded-For": f"198.51.100.{len(answered) % 250 + 1}",
         }
-        # A 429 is no failure (but see below).
+        # A 429 is no failure, but it reaches nothing: wait as told and send it again
+        # (the fuzzer's user makes more requests than its 300 a minute).
         response = case.call(headers=headers, timeout=30)
+        for _ in range(3):
+            if response.status_code != 429:
+                break
+            time.sleep(min(float(response.headers.get("Retry-After") or 1), 15))
+            response = case.call(headers=headers, timeout=30)
         answered.append(response.status_code)
         case.validate_response(response, checks=CHECKS, headers=headers)
 

@@ -17,6 +17,7 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from browser import (
     KELLY,
@@ -26,7 +27,7 @@ from browser import (
     screenshots_dir,
     task_rows,
 )
-from e2e_helpers import connectwise
+from e2e_helpers import connectwise, eventually
 from playwright.sync_api import Page, Route, expect
 
 from syntaskio_devstack.stack import EmbeddedStack
@@ -228,13 +229,19 @@ def test_sla_at_a_glance_sorted_soonest_flagged_and_filtered(
 
     # The API's order is the soonest target first (those without one last); the page's is
     # the API's, each row flagged by how near its target is.
-    by_api = page_tasks(page, sort="sla")
+    # (Tickets of the member's that other tests made may still be arriving: the page
+    # follows them live, so the two agree once the sync is over.)
+    def agreeing() -> list[dict[str, Any]] | None:
+        shown = task_rows(page).evaluate_all("(rows) => rows.map((r) => r.dataset.taskId)")
+        by_api = page_tasks(page, sort="sla")
+        return by_api if [t["id"] for t in by_api][: len(shown)] == shown else None
+
+    by_api = eventually(agreeing, timeout=20)
+    assert by_api, "the page never showed the API's order"
     dues = [t["sla"]["due_at"] for t in by_api if t["sla"]]
     assert dues == sorted(dues, key=lambda d: datetime.fromisoformat(d))
     assert all(t["sla"] is None for t in by_api[len(dues) :])
     assert dues, "no task of the member has an SLA target"
-    shown = task_rows(page).evaluate_all("(rows) => rows.map((r) => r.dataset.taskId)")
-    assert shown == [t["id"] for t in by_api][: len(shown)]
     now = datetime.now(UTC)
     breached = [t for t in by_api if t["sla"] and datetime.fromisoformat(t["sla"]["due_at"]) < now]
     assert breached, "the seed leaves some of the member's tickets late"

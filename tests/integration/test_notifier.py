@@ -30,9 +30,9 @@ from syntaskio_common.task import (
     TaskStatus,
     task_id,
 )
-from syntaskio_common.task_events import FeedTask, TaskDeleted, TaskEvent, TaskUpserted
+from syntaskio_common.task_events import FeedTask, TaskDeleted, TaskUpserted
 from syntaskio_gateway.notifications import NotificationKind, Notifications, sla_at_risk
-from syntaskio_gateway.notifier import TaskWatch, notify_integration, notify_tasks
+from syntaskio_gateway.notifier import FeedChange, TaskWatch, notify_integration, notify_tasks
 from syntaskio_gateway.tasks import TaskReader
 
 NOW = datetime(2026, 11, 18, 15, tzinfo=UTC)
@@ -76,8 +76,10 @@ def ticket(
     )
 
 
-def upserted(task: Task, version: str) -> TaskEvent:
-    return TaskUpserted(version=version, task=FeedTask.model_validate(task.model_dump()))
+def upserted(task: Task, version: str, at: datetime) -> FeedChange:
+    """The feed's event for the task, announced at `at`."""
+    event = TaskUpserted(version=version, task=FeedTask.model_validate(task.model_dump()))
+    return FeedChange(event, at)
 
 
 async def kinds(store: Notifications, tenant: str, user: str = "alex") -> list[tuple[str, str]]:
@@ -89,37 +91,39 @@ async def test_new_assignments_replies_and_returns_are_told_once(
     db: AsyncDatabase[Document], tenant: str
 ) -> None:
     clock = Clock()
-    watch, store = TaskWatch(db, clock=clock), Notifications(db, clock=clock)
+    watch, store = TaskWatch(db), Notifications(db, clock=clock)
     await watch.create_indexes()
     await store.create_indexes()
     # The connection's first listing: work changed before the notifier saw any of it.
     first = [ticket(tenant, n, NOW - n * MINUTE) for n in (1, 2, 3)]
-    await notify_tasks(watch, store, [upserted(t, "v1") for t in first])
+    await notify_tasks(watch, store, [upserted(t, "v1", clock.now) for t in first])
     assert await kinds(store, tenant) == []
 
     # Later, a ticket assigned to her (changed after the baseline), delivered twice.
     clock.now = NOW + 10 * MINUTE
     assigned = ticket(tenant, 4, NOW + 9 * MINUTE)
     for _ in range(2):
-        await notify_tasks(watch, store, [upserted(assigned, "v2")])
+        await notify_tasks(watch, store, [upserted(assigned, "v2", clock.now)])
     # A change to a ticket she had is no assignment; a customer's reply is news once.
     changed = ticket(tenant, 1, NOW + 9 * MINUTE)
     replied = ticket(
         tenant, 2, NOW + 9 * MINUTE, source_data={"ticket_id": 2, "customer_updated": True}
     )
-    await notify_tasks(watch, store, [upserted(changed, "v2"), upserted(replied, "v2")])
-    await notify_tasks(watch, store, [upserted(replied, "v3")])
+    await notify_tasks(
+        watch, store, [upserted(changed, "v2", clock.now), upserted(replied, "v2", clock.now)]
+    )
+    await notify_tasks(watch, store, [upserted(replied, "v3", clock.now)])
     # An older version redelivered after a newer one tells nothing.
-    await notify_tasks(watch, store, [upserted(first[1], "v1")])
+    await notify_tasks(watch, store, [upserted(first[1], "v1", clock.now)])
     assert await kinds(store, tenant) == sorted(
         [("assigned", assigned.id), ("customer_reply", replied.id)]
     )
 
     # It left her dashboard and came back, reassigned later: news again.
     gone = TaskDeleted.model_validate({**TaskRef.of(assigned).model_dump(), "version": "v3"})
-    await notify_tasks(watch, store, [gone])
+    await notify_tasks(watch, store, [FeedChange(gone, clock.now)])
     back = ticket(tenant, 4, NOW + 20 * MINUTE)
-    await notify_tasks(watch, store, [upserted(back, "v4")])
+    await notify_tasks(watch, store, [upserted(back, "v4", clock.now)])
     assert [k for k in await kinds(store, tenant) if k[0] == "assigned"] == [
         ("assigned", assigned.id),
         ("assigned", assigned.id),
@@ -132,8 +136,8 @@ async def test_a_connection_listed_anew_is_no_news_and_an_expired_one_is(
     db: AsyncDatabase[Document], tenant: str
 ) -> None:
     clock = Clock()
-    watch, store = TaskWatch(db, clock=clock), Notifications(db, clock=clock)
-    await notify_tasks(watch, store, [upserted(ticket(tenant, 1, NOW - MINUTE), "v1")])
+    watch, store = TaskWatch(db), Notifications(db, clock=clock)
+    await notify_tasks(watch, store, [upserted(ticket(tenant, 1, NOW - MINUTE), "v1", clock.now)])
 
     def lifecycle(event_type: str, scope: str = "personal") -> events.Event:
         data = {"id": f"{tenant}-int", "tenant_id": tenant, "user_id": "alex", "scope": scope}
@@ -144,7 +148,9 @@ async def test_a_connection_listed_anew_is_no_news_and_an_expired_one_is(
     clock.now = NOW + 60 * MINUTE
     await notify_integration(watch, store, lifecycle(events.INTEGRATION_DISCONNECTED))
     await notify_integration(watch, store, lifecycle(events.INTEGRATION_CONNECTED))
-    await notify_tasks(watch, store, [upserted(ticket(tenant, 5, NOW + 30 * MINUTE), "v1")])
+    await notify_tasks(
+        watch, store, [upserted(ticket(tenant, 5, NOW + 30 * MINUTE), "v1", clock.now)]
+    )
     assert await kinds(store, tenant) == []
 
     await notify_integration(watch, store, lifecycle(events.INTEGRATION_EXPIRED, "tenant"))

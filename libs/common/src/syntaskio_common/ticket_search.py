@@ -13,6 +13,7 @@ from typing import Final
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from syntaskio_common.connectwise_conditions import Condition, F, all_of
 from syntaskio_common.task import SourceType
 
 MOST_QUERY_CHARACTERS: Final = 100
@@ -48,8 +49,6 @@ class TicketQuery:
             raise InvalidSearch("Type a ticket number or words from its summary.")
         if len(query) > MOST_QUERY_CHARACTERS:
             raise InvalidSearch(f"At most {MOST_QUERY_CHARACTERS} characters.")
-        if any(ord(c) < 32 or ord(c) == 127 for c in query):
-            raise InvalidSearch("The query must not contain control characters.")
         number = _NUMBER.fullmatch(query)
         if number is not None and int(number.group(1)) <= _LARGEST_ID:
             return cls(int(number.group(1)), ())
@@ -58,7 +57,19 @@ class TicketQuery:
             raise InvalidSearch(f"At most {MOST_WORDS} words.")
         if any(len(word) < FEWEST_WORD_CHARACTERS for word in words):
             raise InvalidSearch(f"Each word needs at least {FEWEST_WORD_CHARACTERS} characters.")
-        return cls(None, words)
+        parsed = cls(None, words)
+        try:
+            parsed.condition()  # what the builder refuses (control characters…) is refused here
+        except ValueError as error:
+            raise InvalidSearch(f"Not a query: {error}") from None
+        return parsed
+
+    def condition(self) -> Condition:
+        """The ticket with that number, or every ticket whose summary holds all the words
+        (built by the escaping builder: what is typed stays a quoted value)."""
+        if self.number is not None:
+            return F("id") == self.number
+        return all_of(*(F("summary").contains(word) for word in self.words))
 
 
 class FoundTicket(BaseModel):

@@ -18,7 +18,6 @@ from typing import Any, Final
 from pymongo.asynchronous.database import AsyncDatabase
 
 from syntaskio_common.connectwise import Unauthorized
-from syntaskio_common.connectwise_conditions import Condition, F, all_of
 from syntaskio_common.connectwise_links import ticket_url
 from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.leases import Leases
@@ -43,13 +42,6 @@ _FIELDS: Final = {
         "id,summary,company,board,status,priority,owner,closedFlag,project,_info"
     ),
 }
-
-
-def conditions(query: TicketQuery) -> Condition:
-    """The ticket with that number, or every ticket whose summary holds all the words."""
-    if query.number is not None:
-        return F("id") == query.number
-    return all_of(*(F("summary").contains(word) for word in query.words))
 
 
 class TicketSearch:
@@ -120,7 +112,7 @@ class TicketSearch:
         # One more than is shown, to tell whether there are more.
         params: dict[str, str | int] = {"pageSize": MOST_RESULTS + 1, "orderBy": "id desc"}
         answer = await self._access.client(lease).get(
-            PATHS[entity], params, conditions=conditions(query), fields=_FIELDS[entity]
+            PATHS[entity], params, conditions=query.condition(), fields=_FIELDS[entity]
         )
         return [row for row in answer if isinstance(row, dict)] if isinstance(answer, list) else []
 

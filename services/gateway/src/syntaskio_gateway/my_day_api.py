@@ -55,7 +55,10 @@ class DayQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tz: str = Field(
-        default="UTC", max_length=64, description="The user's IANA time zone: whose today"
+        default="UTC",
+        max_length=64,
+        description="The user's IANA time zone: whose today",
+        examples=["Europe/London"],
     )
 
     @field_validator("tz")
@@ -76,7 +79,7 @@ class PlanChange(BaseModel):
     """At most one of: pinned to today, snoozed until a time, hidden until the task
     changes upstream. None of them clears the plan (today's order stays)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"pinned": True}]})
 
     pinned: bool = False
     snoozed_until: AwareDatetime | None = Field(
@@ -98,7 +101,7 @@ TaskIds = Annotated[
 
 
 class DayOrder(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"task_ids": []}]})
 
     task_ids: TaskIds = Field(
         description="Tasks of today, first to last (the others follow by due time)"

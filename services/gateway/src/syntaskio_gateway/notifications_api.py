@@ -29,7 +29,7 @@ Store = Annotated[Notifications, Depends(_notifications)]
 
 
 class MarkRead(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"all": True}]})
 
     ids: list[NotificationId] | None = Field(default=None, min_length=1, max_length=100)
     all: bool = Field(default=False, description="Every unread notification of the user's")

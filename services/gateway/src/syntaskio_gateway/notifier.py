@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
@@ -64,14 +64,9 @@ BaselineKey = tuple[str, str, str]  # tenant, user, integration
 class TaskWatch:
     """What the notifier remembers: per task, and per user's connection."""
 
-    def __init__(
-        self,
-        db: AsyncDatabase[Document],
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._tasks = db["notifier_tasks"]
         self._baselines = db["notifier_baselines"]
-        self._clock = clock
 
     async def create_indexes(self) -> None:
         await self._baselines.create_index("integration_id", name="by_integration")
@@ -83,12 +78,14 @@ class TaskWatch:
             async for doc in cursor
         }
 
-    async def baselines(self, keys: set[BaselineKey]) -> dict[BaselineKey, datetime]:
-        """Since when each user's connection's new tasks are news: from the first time
-        the notifier saw its work (set now for those it never saw)."""
-        if not keys:
+    async def baselines(
+        self, first_seen: dict[BaselineKey, datetime]
+    ) -> dict[BaselineKey, datetime]:
+        """Since when each user's connection's new tasks are news: when the task feed
+        first carried its work (the event's own time, so the notifier's own lag moves
+        nothing), kept from the first time it was seen."""
+        if not first_seen:
             return {}
-        now = self._clock()
         await self._baselines.bulk_write(
             [
                 UpdateOne(
@@ -98,16 +95,16 @@ class TaskWatch:
                             "tenant_id": key[0],
                             "user_id": key[1],
                             "integration_id": key[2],
-                            "since": now,
+                            "since": at,
                         }
                     },
                     upsert=True,
                 )
-                for key in keys
+                for key, at in first_seen.items()
             ],
             ordered=False,
         )
-        cursor = self._baselines.find({"_id": {"$in": [_baseline_id(k) for k in keys]}})
+        cursor = self._baselines.find({"_id": {"$in": [_baseline_id(k) for k in first_seen]}})
         return {
             (doc["tenant_id"], doc["user_id"], doc["integration_id"]): doc["since"]
             async for doc in cursor
@@ -147,24 +144,43 @@ def _baseline_id(key: BaselineKey) -> str:
     return "\x1f".join(key)
 
 
+@dataclass(frozen=True)
+class FeedChange:
+    """A task feed event's data, and when the aggregator announced it."""
+
+    change: task_events.TaskEvent
+    at: datetime
+
+    @property
+    def task_id(self) -> str:
+        change = self.change
+        return change.task.id if isinstance(change, task_events.TaskUpserted) else change.id
+
+
 async def notify_tasks(
-    watch: TaskWatch, notifications: Notifications, changes: list[task_events.TaskEvent]
+    watch: TaskWatch, notifications: Notifications, changes: list[FeedChange]
 ) -> None:
     """One batch of the task feed: each task's newest event counts (a task upserted
     and then deleted in the batch is forgotten)."""
-    latest: dict[str, task_events.TaskEvent] = {}
-    for change in changes:
-        task_id = change.task.id if isinstance(change, task_events.TaskUpserted) else change.id
-        if task_id not in latest or change.version > latest[task_id].version:
-            latest[task_id] = change
-    upserted = [c for c in latest.values() if isinstance(c, task_events.TaskUpserted)]
-    seen = await watch.seen([c.task.id for c in upserted])
-    baselines = await watch.baselines(
-        {(c.task.tenant_id, c.task.user_id, c.task.integration_id) for c in upserted}
-    )
+    latest: dict[str, FeedChange] = {}
+    for fed in changes:
+        kept = latest.get(fed.task_id)
+        if kept is None or fed.change.version > kept.change.version:
+            latest[fed.task_id] = fed
+    upserted = [
+        (fed.change, fed.at)
+        for fed in latest.values()
+        if isinstance(fed.change, task_events.TaskUpserted)
+    ]
+    seen = await watch.seen([change.task.id for change, _ in upserted])
+    first_seen: dict[BaselineKey, datetime] = {}
+    for change, at in upserted:
+        key = (change.task.tenant_id, change.task.user_id, change.task.integration_id)
+        first_seen[key] = min(at, first_seen.get(key, at))
+    baselines = await watch.baselines(first_seen)
     told: list[NewNotification] = []
     remembered: list[tuple[Task, str]] = []
-    for change in upserted:
+    for change, _ in upserted:
         task, before = change.task, seen.get(change.task.id)
         if before is not None and change.version <= before.version:
             continue  # an older version, redelivered
@@ -173,7 +189,9 @@ async def notify_tasks(
         remembered.append((task, change.version))
     await notifications.add(told)
     await watch.remember(remembered)
-    await watch.forget([c.id for c in latest.values() if isinstance(c, task_events.TaskDeleted)])
+    await watch.forget(
+        [fed.task_id for fed in latest.values() if isinstance(fed.change, task_events.TaskDeleted)]
+    )
 
 
 async def notify_integration(
@@ -251,7 +269,7 @@ def subscribe(broker: KafkaBroker, watch: TaskWatch, notifications: Notification
         decoder=_feed_records,
     )
     async def on_task_events(records: Annotated[list[Any], WithJsonSchema({})]) -> None:
-        changes: list[task_events.TaskEvent] = []
+        changes: list[FeedChange] = []
         for record in records:
             try:
                 event = events.decode_event(dict(record.headers or ()), record.value)
@@ -260,7 +278,7 @@ def subscribe(broker: KafkaBroker, watch: TaskWatch, notifications: Notification
                 logger.warning("task feed event skipped: %s", type(error).__name__)
                 continue
             if change is not None:
-                changes.append(change)
+                changes.append(FeedChange(change, event.time or datetime.now(UTC)))
         await notify_tasks(watch, notifications, changes)
 
     @at_least_once(

@@ -34,6 +34,7 @@ async def search_tickets(
         Query(
             max_length=MOST_QUERY_CHARACTERS,
             description="A ticket number (`1234` or `#1234`), or words its summary holds",
+            examples=["printer offline"],
         ),
     ],
     source_type: Literal["service_ticket", "project_ticket"] = "service_ticket",
