@@ -143,6 +143,15 @@ async def test_a_connection_listed_anew_is_no_news_and_an_expired_one_is(
         data = {"id": f"{tenant}-int", "tenant_id": tenant, "user_id": "alex", "scope": scope}
         return events.Event(f"e-{event_type}-{scope}", "/auth", event_type, None, clock.now, data)
 
+    # A first listing read out of order (its later batch first): the baseline is the
+    # earliest, so a ticket changed between the two batches is news.
+    bea = [ticket(tenant, n, NOW - MINUTE, user="bea") for n in (7, 8)]
+    await notify_tasks(watch, store, [upserted(bea[1], "v1", NOW + 2 * MINUTE)])
+    await notify_tasks(watch, store, [upserted(bea[0], "v1", NOW)])
+    changed_between = ticket(tenant, 9, NOW + MINUTE, user="bea")
+    await notify_tasks(watch, store, [upserted(changed_between, "v1", NOW + 3 * MINUTE)])
+    assert await kinds(store, tenant, user="bea") == [("assigned", changed_between.id)]
+
     # Disconnected and connected again an hour later: the re-listing is not news, even
     # of tickets changed since the first baseline.
     clock.now = NOW + 60 * MINUTE

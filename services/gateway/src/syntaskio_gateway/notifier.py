@@ -82,8 +82,8 @@ class TaskWatch:
         self, first_seen: dict[BaselineKey, datetime]
     ) -> dict[BaselineKey, datetime]:
         """Since when each user's connection's new tasks are news: when the task feed
-        first carried its work (the event's own time, so the notifier's own lag moves
-        nothing), kept from the first time it was seen."""
+        first carried its work (the earliest event's own time, so neither the notifier's
+        lag nor the order partitions are read in moves it)."""
         if not first_seen:
             return {}
         await self._baselines.bulk_write(
@@ -95,8 +95,10 @@ class TaskWatch:
                             "tenant_id": key[0],
                             "user_id": key[1],
                             "integration_id": key[2],
-                            "since": at,
-                        }
+                        },
+                        # The earliest: a first listing's batches may come from several
+                        # partitions in any order.
+                        "$min": {"since": at},
                     },
                     upsert=True,
                 )
