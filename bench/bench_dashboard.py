@@ -94,8 +94,10 @@ class DashboardUser:
         for client in (self.sandbox, self.gateway, self.connector):
             await client.aclose()
 
-    async def sign_in(self) -> None:
-        login = {"user_id": self.user_id, "tenant_id": self.tenant_id}
+    async def sign_in(self, *roles: str) -> None:
+        login = {"user_id": self.user_id, "tenant_id": self.tenant_id, "roles": list(roles)}
+        if not roles:
+            del login["roles"]
         (await self.gateway.post("/api/v1/session/dev-login", json=login)).raise_for_status()
 
     async def api_keys(self, member: str) -> dict[str, Any]:
@@ -106,13 +108,11 @@ class DashboardUser:
         )
         return keys
 
-    async def connect(self, member: str) -> list[dict[str, Any]]:
-        """Sign in, connect `member` with their API keys, wait for the initial sync; the
-        member's service tickets as the dashboard shows them, once stable."""
-        await self.sign_in()
+    async def connect_keys(self, path: str, member: str) -> str:
+        """POST `member`'s API keys to the gateway's connect route at `path`; the id."""
         keys = await self.api_keys(member)
         connected = await self.gateway.post(
-            "/api/v1/integrations/connectwise/api-key",
+            path,
             json={
                 "site": f"http://{self.stack.sandbox_site}",
                 "company_id": keys["company_id"],
@@ -121,6 +121,14 @@ class DashboardUser:
             },
         )
         assert connected.status_code == 201, connected.text
+        integration_id: str = connected.json()["id"]
+        return integration_id
+
+    async def connect(self, member: str) -> list[dict[str, Any]]:
+        """Sign in, connect `member` with their API keys, wait for the initial sync; the
+        member's service tickets as the dashboard shows them, once stable."""
+        await self.sign_in()
+        await self.connect_keys("/api/v1/integrations/connectwise/api-key", member)
         [integration] = (await self.gateway.get("/api/v1/integrations")).json()
 
         async def synced() -> bool:

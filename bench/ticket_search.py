@@ -35,7 +35,6 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from bench_dashboard import DashboardUser, progress, start_services, stats, stats_line, until
 from bench_stack import bench_stack
 
@@ -66,27 +65,17 @@ def queries(tickets: list[dict[str, Any]], count: int) -> list[str]:
 async def map_company_user(stack: EmbeddedStack, user: DashboardUser, member: str) -> None:
     """An admin connects the company's API member and maps `user` to `member`; returns
     once the connection's syncs are done (so none runs while the bench measures)."""
-    admin = httpx.AsyncClient(base_url=stack.url("gateway"), timeout=30)
+    admin = DashboardUser(stack, TENANT, "admin@search-msp")
     try:
-        login = {"user_id": "admin@search-msp", "tenant_id": TENANT, "roles": ["admin"]}
-        (await admin.post("/api/v1/session/dev-login", json=login)).raise_for_status()
-        keys = await user.api_keys(API_MEMBER)
-        connected = await admin.post(
-            "/api/v1/admin/integrations/connectwise/api-key",
-            json={
-                "site": f"http://{stack.sandbox_site}",
-                "company_id": keys["company_id"],
-                "public_key": keys["public_key"],
-                "private_key": keys["private_key"],
-            },
+        await admin.sign_in("technician", "admin")
+        integration_id = await admin.connect_keys(
+            "/api/v1/admin/integrations/connectwise/api-key", API_MEMBER
         )
-        assert connected.status_code == 201, connected.text
-        mapped = await admin.put(
-            f"/api/v1/admin/integrations/{connected.json()['id']}/mappings/{user.user_id}",
+        mapped = await admin.gateway.put(
+            f"/api/v1/admin/integrations/{integration_id}/mappings/{user.user_id}",
             json={"member_identifier": member},
         )
         assert mapped.status_code == 200, mapped.text
-        integration_id = connected.json()["id"]
         mapped_at = datetime.now(UTC)
 
         async def quiet() -> bool:
@@ -102,7 +91,7 @@ async def map_company_user(stack: EmbeddedStack, user: DashboardUser, member: st
 
         await until(quiet, "the company connection's syncs")
     finally:
-        await admin.aclose()
+        await admin.close()
 
 
 async def sandbox_tickets(user: DashboardUser) -> list[dict[str, Any]]:

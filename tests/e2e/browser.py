@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import TICKET_TYPES, assigned_open_ticket_ids, sandbox_keys
+from e2e_helpers import TICKET_TYPES, assigned_open_ticket_ids, eventually, sandbox_keys
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from syntaskio_devstack.stack import EmbeddedStack
@@ -104,6 +104,9 @@ def kellys_dashboard(page: Page, system: EmbeddedStack) -> list[str]:
     sign_in(page, system, name="Kelly Brown")
     connect_with_keys(page, system, KELLY)
     open_tasks(page)
+    # The first sync over (the page shows its first tasks while it runs): what changes in
+    # ConnectWise from now on comes after it.
+    assert eventually(lambda: first_sync_done(page), timeout=60), "the first sync never ended"
     return sorted(
         (i for i in assigned_open_ticket_ids(system, KELLY) if int(i) < SERVICE_TICKET_IDS_BELOW),
         key=int,
@@ -252,6 +255,16 @@ def show_every_task(page: Page) -> None:
         before = task_rows(page).count()
         more.click()
         expect(task_rows(page)).not_to_have_count(before)
+
+
+def first_sync_done(page: Page) -> bool:
+    """The page's user's connection has finished a sync (with the page's cookie)."""
+    response = page.request.get(f"{origin(page)}/api/v1/integrations")
+    assert response.ok, response.text()
+    return any(
+        ((i.get("sync") or {}).get("last_job") or {}).get("status") == "succeeded"
+        for i in response.json()
+    )
 
 
 def page_tasks(page: Page, **params: str | int) -> list[dict[str, Any]]:
