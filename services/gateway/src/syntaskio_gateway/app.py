@@ -112,7 +112,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             timers = TaskTimers(db)
             await timers.create_indexes()
             app.state.timers = timers
-            found_tickets = FoundTickets(db)
+            found_tickets = FoundTickets(db, app.state.tasks)
             await found_tickets.create_indexes()
             app.state.found_tickets = found_tickets
             await notifier.create_indexes()

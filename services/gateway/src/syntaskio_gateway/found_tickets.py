@@ -23,6 +23,7 @@ from syntaskio_common.mongo import Document
 from syntaskio_common.sessions import UserSession
 from syntaskio_common.task import Task, TaskPriority, TaskSource, TaskStatus, task_id
 from syntaskio_common.ticket_search import FoundTicket, TicketSearchResults
+from syntaskio_gateway.tasks import TaskReader
 
 # Long enough for a timer started on a found ticket (at most 24 hours) to be stopped.
 KEPT_FOR: Final = timedelta(days=2)
@@ -48,10 +49,11 @@ class FoundTickets:
     def __init__(
         self,
         db: AsyncDatabase[Document],
+        reader: TaskReader,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._found = db["found_tickets"]
-        self._tasks = db["tasks"]
+        self._reader = reader  # which found tickets are on the user's dashboard already
         self._clock = clock
 
     async def create_indexes(self) -> None:
@@ -85,18 +87,7 @@ class FoundTickets:
                 ],
                 ordered=False,
             )
-        live = {
-            doc["_id"]
-            async for doc in self._tasks.find(
-                {
-                    "_id": {"$in": ids},
-                    "tenant_id": user.tenant_id,
-                    "user_id": user.user_id,
-                    "deleted": {"$ne": True},
-                },
-                {"_id": 1},
-            )
-        }
+        live = {task.id for task in await self._reader.among(user, ids)}
         return SearchAnswer(
             query=results.query,
             member=results.member,
