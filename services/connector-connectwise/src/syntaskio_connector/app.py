@@ -155,7 +155,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         await ensure_topics(
             settings, [topics.CONNECTWISE_RAW, topics.INTEGRATIONS, topics.TASK_COMMANDS]
         )
-        for indexed in (tracking, metadata, jobs, journal, details, searches):
+        for indexed in (tracking, metadata, jobs, journal, details, searches, registrations):
             await indexed.create_indexes()
         await broker.start()
         loop = asyncio.create_task(scheduler.run_forever(), name="sync-scheduler")

@@ -39,6 +39,7 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from syntaskio_common.connectwise import (
     BadRequest,
@@ -67,6 +68,7 @@ CALLBACK_TYPES: Final = ("Ticket", "ProjectTicket", "Schedule", "Project")
 # A key fetch must leave time to answer within ConnectWise's 5-second timeout.
 KEY_FETCH_RETRY: Final = RetryPolicy(max_attempts=1)
 REGISTRATION_RETRY: Final = timedelta(hours=1)
+TOMBSTONE_KEPT: Final = timedelta(days=1)
 
 
 def signature(body: bytes, signing_key: str) -> str:
@@ -442,11 +444,22 @@ def _parse(body: bytes) -> Delivery:
 
 class WebhookRegistrations:
     """The callbacks registered for each integration (`webhook_registrations`): made on
-    the first full sync of a connection's generation, removed on disconnect."""
+    the first full sync of a connection's generation, removed on disconnect.
+
+    A disconnect leaves a tombstone (`removed_at`) rather than no record, so a sync
+    still running on a lease taken before it cannot register them again: one that
+    starts later sees the tombstone, and one already registering finds it when it
+    records what it made, and takes that back."""
 
     def __init__(self, db: AsyncDatabase[Document], base_url: str | None) -> None:
         self._registrations = db["webhook_registrations"]
         self.base_url = base_url  # None: webhooks are off, polling alone keeps up
+
+    async def create_indexes(self) -> None:
+        # A sync runs for minutes at most: a day outlives any that saw the connection.
+        await self._registrations.create_index(
+            "removed_at", expireAfterSeconds=int(TOMBSTONE_KEPT.total_seconds()), name="expiry"
+        )
 
     async def ensure(self, client: ConnectWiseClient, ref: IntegrationRef) -> None:
         """Register whichever callback is missing, once per generation
@@ -457,6 +470,8 @@ class WebhookRegistrations:
             return
         url = receiver_url(self.base_url, ref.integration_id)
         known = await self._registrations.find_one({"_id": ref.integration_id}) or {}
+        if "removed_at" in known:
+            return
         if known.get("generation") == ref.generation and known.get("url") == url:
             retry_at = known.get("retry_at")
             if retry_at is None or retry_at > datetime.now(UTC):
@@ -471,7 +486,13 @@ class WebhookRegistrations:
             )
             record |= {"error": str(error), "retry_at": datetime.now(UTC) + REGISTRATION_RETRY}
         record["registered_at"] = datetime.now(UTC)
-        await self._registrations.replace_one({"_id": ref.integration_id}, record, upsert=True)
+        try:
+            await self._registrations.replace_one(
+                {"_id": ref.integration_id, "removed_at": {"$exists": False}}, record, upsert=True
+            )
+        except DuplicateKeyError:
+            # Disconnected while we registered: the tombstone's _id blocked the upsert.
+            await self._delete_ours(client, url)
 
     async def _register(self, client: ConnectWiseClient, url: str) -> dict[str, int]:
         existing = await _ours(client, url)
@@ -499,15 +520,21 @@ class WebhookRegistrations:
 
     async def remove(self, client: ConnectWiseClient, integration_id: str) -> int:
         """Delete our callbacks for the integration; how many were deleted."""
+        await self._registrations.replace_one(
+            {"_id": integration_id}, {"removed_at": datetime.now(UTC)}, upsert=True
+        )
+        if self.base_url is None:
+            return 0
+        return await self._delete_ours(client, receiver_url(self.base_url, integration_id))
+
+    async def _delete_ours(self, client: ConnectWiseClient, url: str) -> int:
         removed = 0
-        if self.base_url is not None:
-            for callback in await _ours(client, receiver_url(self.base_url, integration_id)):
-                try:
-                    await client.delete(f"system/callbacks/{int(callback['id'])}")
-                    removed += 1
-                except NotFound:
-                    pass  # removed in ConnectWise already
-        await self._registrations.delete_one({"_id": integration_id})
+        for callback in await _ours(client, url):
+            try:
+                await client.delete(f"system/callbacks/{int(callback['id'])}")
+                removed += 1
+            except NotFound:
+                pass  # removed in ConnectWise already
         return removed
 
 
