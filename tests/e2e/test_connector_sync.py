@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -152,16 +153,16 @@ def test_project_phases_are_turned_on_and_off_in_the_settings_api(
         return found
 
     # Off by default: the member's tickets, no phases.
-    assert options() == {"project_phases": False}
+    assert options() == {"project_phases": False, "sync_interval_minutes": None}
     assert eventually(lambda: dashboard_ids(client) == assigned_open_ticket_ids(system, MEMBER))
     assert dashboard_phase_ids(client) == set()
 
     turned_on = client.put(f"{integration}/sync-options", json={"project_phases": True})
     assert turned_on.status_code == 200, turned_on.text
-    assert turned_on.json() == {"project_phases": True}
-    assert options() == {"project_phases": True}
+    assert turned_on.json() == {"project_phases": True, "sync_interval_minutes": None}
+    assert options() == {"project_phases": True, "sync_interval_minutes": None}
     [listed] = client.get("/api/v1/integrations").json()
-    assert listed["options"] == {"project_phases": True}
+    assert listed["options"] == {"project_phases": True, "sync_interval_minutes": None}
     # Synced at once: the open phases of the projects Carlos works on arrive.
     phases = assigned_open_phase_ids(system, MEMBER)
     assert phases, f"{MEMBER} works on no project with open phases: nothing to see"
@@ -171,7 +172,7 @@ def test_project_phases_are_turned_on_and_off_in_the_settings_api(
 
     turned_off = client.put(f"{integration}/sync-options", json={"project_phases": False})
     assert turned_off.status_code == 200, turned_off.text
-    assert options() == {"project_phases": False}
+    assert options() == {"project_phases": False, "sync_interval_minutes": None}
     assert eventually(lambda: dashboard_phase_ids(client) == set()), "the phases stayed"
     assert dashboard_ids(client) == assigned_open_ticket_ids(system, MEMBER)
 
@@ -179,9 +180,34 @@ def test_project_phases_are_turned_on_and_off_in_the_settings_api(
     invalid = client.put(f"{integration}/sync-options", json={"project_phases": True, "x": 1})
     assert invalid.status_code == 422, invalid.text
     assert invalid.headers["content-type"] == "application/problem+json"
-    assert options() == {"project_phases": False}
+    assert options() == {"project_phases": False, "sync_interval_minutes": None}
     unknown = "00000000-0000-0000-0000-000000000000"
     missing = client.put(
         f"/api/v1/integrations/{unknown}/sync-options", json={"project_phases": True}
     )
     assert missing.status_code == 404, missing.text
+
+
+def test_a_connection_set_to_sync_daily_is_next_synced_a_day_after_its_run(
+    system: EmbeddedStack, carlos: tuple[httpx.Client, str]
+) -> None:
+    """Its own interval replaces the stack's (seconds, here), give or take a tenth."""
+    client, integration_id = carlos
+    integration = f"/api/v1/integrations/{integration_id}"
+    asked_at = datetime.now(UTC)
+    daily = client.put(f"{integration}/sync-options", json={"sync_interval_minutes": 24 * 60})
+    assert daily.status_code == 200, daily.text
+
+    def planned_after_its_run() -> timedelta | None:
+        sync = client.get(integration).json()["sync"]
+        job = sync["last_job"]
+        started = datetime.fromisoformat(job["started_at"])
+        if job["status"] != "succeeded" or started < asked_at:
+            return None  # the run the change asked for has not ended yet
+        return datetime.fromisoformat(sync["next_sync_at"]) - started
+
+    assert eventually(lambda: planned_after_its_run() is not None)
+    gap = planned_after_its_run()
+    assert gap is not None
+    assert timedelta(hours=21.5) <= gap <= timedelta(hours=26.5), gap
+    assert client.put(f"{integration}/sync-options", json={}).status_code == 200

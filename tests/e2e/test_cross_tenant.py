@@ -475,14 +475,16 @@ def test_nothing_of_the_owners_changed(
     assert integration.json()["status"] == "active"
     # Her options: as she left them (phases off), here and as the connector keeps them.
     assert integration.json()["sync"] is not None, integration.text
-    assert integration.json()["options"] == {"project_phases": False}
+    assert integration.json()["options"] == {"project_phases": False, "sync_interval_minutes": None}
     status = connector(
         system,
         "GET",
         f"/integrations/{alice.integration_id}/sync-status",
         params={"tenant_id": alice.tenant_id},
     )
-    assert status.json()["options"] == {"project_phases": False}, status.text
+    assert status.json()["options"] == {"project_phases": False, "sync_interval_minutes": None}, (
+        status.text
+    )
     assert [i["id"] for i in client.get("/api/v1/integrations").json()] == [alice.integration_id]
     history = jobs(system, alice.integration_id, alice.tenant_id)
     assert "manual" not in {job["trigger"] for job in history}, history

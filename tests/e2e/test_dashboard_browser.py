@@ -193,7 +193,10 @@ def turn_on_project_phases(page: Page) -> None:
         switch.click()
     assert saved.value.ok, saved.value.text()
     assert saved.value.request.method == "PUT"
-    assert saved.value.request.post_data_json == {"project_phases": True}
+    assert saved.value.request.post_data_json == {
+        "project_phases": True,
+        "sync_interval_minutes": None,
+    }
     expect(switch).to_be_checked()
     expect(card.locator(".card-feedback")).to_contain_text("Project phases are on")
     expect(card.locator(".card-error")).to_be_empty()

@@ -1,14 +1,17 @@
-"""The scheduler runs due integrations side by side on the real database: one whose
-ConnectWise hangs holds its own slot only, the others run meanwhile; and an integration
-still running is not started twice."""
+"""The scheduler on the real database: due integrations run side by side (one whose
+ConnectWise hangs holds its own slot only); two replicas claiming from one schedule
+never run an integration twice at once and leave none behind; a replica that dies
+mid-run has its claims taken over once they lapse; each connection keeps its own
+interval."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import uuid
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,115 +19,221 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from syntaskio_common.leases import Leases
+from syntaskio_common.integrations import JobStatus, SyncJob, Trigger
 from syntaskio_common.mongo import Document
 from syntaskio_common.settings import ServiceSettings
 from syntaskio_connector.sync import SyncSchedule, SyncScheduler
 
 
-class FakeAuth:
-    def __init__(self, ids: list[str]) -> None:
-        self.ids = ids
-
-    async def active_integration_ids(self) -> list[str]:
-        return self.ids
-
-
-class FakeAccess:
-    def __init__(self, ids: list[str]) -> None:
-        self.auth = FakeAuth(ids)
+def succeeded(integration_id: str, trigger: Trigger) -> SyncJob:
+    now = datetime.now(UTC)
+    return SyncJob(
+        id=uuid.uuid4().hex,
+        tenant_id="acme",
+        integration_id=integration_id,
+        trigger=trigger,
+        status=JobStatus.SUCCEEDED,
+        started_at=now,
+        finished_at=now,
+    )
 
 
 class FakeRunner:
-    """Runs finish at once, except the slow integration's, which waits for `release`."""
+    """Records each run; a run of an integration in `hold` waits for `release`."""
 
-    def __init__(self, ids: list[str], slow: str) -> None:
-        self.access = FakeAccess(ids)
-        self.slow = slow
+    def __init__(self, hold: set[str] | None = None, seconds: float = 0.0) -> None:
+        self.hold = hold or set()
+        self.seconds = seconds
         self.release = asyncio.Event()
-        self.started: list[str] = []
+        self.started: list[tuple[str, datetime]] = []
         self.finished: list[str] = []
-        self.others_done = asyncio.Event()
-        self.slow_done = asyncio.Event()
-        self._others = len(ids) - 1
+        self.running: Counter[str] = Counter()
+        self.overlaps: list[str] = []  # integrations found running twice at once
 
-    async def run(self, integration_id: str, *_: Any, **__: Any) -> None:
-        self.started.append(integration_id)
-        if integration_id == self.slow:
-            await self.release.wait()
+    async def run(self, integration_id: str, trigger: Trigger, *_: Any, **__: Any) -> SyncJob:
+        self.started.append((integration_id, datetime.now(UTC)))
+        self.running[integration_id] += 1
+        if self.running[integration_id] > 1:
+            self.overlaps.append(integration_id)
+        try:
+            await asyncio.sleep(self.seconds)
+            if integration_id in self.hold:
+                await self.release.wait()
+        finally:
+            self.running[integration_id] -= 1
         self.finished.append(integration_id)
-        if integration_id == self.slow:
-            self.slow_done.set()
-        elif len(set(self.finished) - {self.slow}) == self._others:
-            self.others_done.set()
+        return succeeded(integration_id, trigger)
+
+    def runs_of(self, integration_id: str) -> int:
+        return sum(1 for started, _ in self.started if started == integration_id)
 
 
-@contextlib.asynccontextmanager
-async def scheduling(
-    runner: FakeRunner, db: AsyncDatabase[Document], *, concurrency: int = 8
-) -> AsyncIterator[None]:
-    """The scheduler's loop over `runner`'s integrations (polling every 0.1 s) for the
-    length of the block."""
-    scheduler = SyncScheduler(
-        runner,  # type: ignore[arg-type]
-        SyncSchedule(db),
-        Leases(db, ttl_seconds=30),
-        interval=timedelta(hours=1),
-        poll_seconds=0.1,
-        concurrency=concurrency,
-    )
-    loop = asyncio.create_task(scheduler.run_forever())
-    try:
-        yield
-    finally:
-        loop.cancel()
-        await asyncio.gather(loop, return_exceptions=True)
+class Fleet:
+    """Replicas' scheduler loops over one schedule, each stoppable on its own."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.schedule = SyncSchedule(db)
+        self.loops: list[asyncio.Task[None]] = []
+
+    def replica(
+        self,
+        runner: FakeRunner,
+        *,
+        concurrency: int = 8,
+        interval: timedelta = timedelta(hours=1),
+        lease: timedelta = timedelta(seconds=30),
+    ) -> asyncio.Task[None]:
+        scheduler = SyncScheduler(
+            runner,  # type: ignore[arg-type]
+            self.schedule,
+            interval=interval,
+            lease=lease,
+            poll_seconds=0.1,
+            concurrency=concurrency,
+        )
+        loop = asyncio.create_task(scheduler.run_forever())
+        self.loops.append(loop)
+        return loop
+
+    async def connect(self, count: int, **interval: timedelta) -> list[str]:
+        ids = [f"int-{n}-{uuid.uuid4().hex[:6]}" for n in range(count)]
+        for integration_id in ids:
+            await self.schedule.activate(integration_id, Trigger.CONNECTED)
+            if interval:
+                await self.schedule.set_interval(integration_id, interval["every"])
+        return ids
 
 
-async def test_a_hanging_integration_holds_only_its_own_slot(
+async def stop(loop: asyncio.Task[None]) -> None:
+    """A replica killed: its loop and runs end where they are, nothing is handed back."""
+    loop.cancel()
+    await asyncio.gather(loop, return_exceptions=True)
+
+
+@pytest.fixture
+async def fleet(
     mongo: AsyncMongoClient[Document], settings: ServiceSettings
+) -> AsyncIterator[Fleet]:
+    db = mongo[f"{settings.mongodb_database}_fleet_{uuid.uuid4().hex[:6]}"]
+    made = Fleet(db)
+    await made.schedule.create_indexes()
+    yield made
+    for loop in made.loops:
+        await stop(loop)
+    await mongo.drop_database(db.name)
+
+
+async def until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+    """Wait for what the runners recorded (checked every 20 ms)."""
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 - the fakes' lists are what is watched
+            await asyncio.sleep(0.02)
+
+
+async def test_a_hanging_integration_holds_only_its_own_slot(fleet: Fleet) -> None:
+    ids = await fleet.connect(5)
+    runner = FakeRunner(hold={ids[0]})
+    fleet.replica(runner, concurrency=2)
+    await until(lambda: set(runner.finished) == set(ids[1:]))
+    # The slow one still holds its slot, and was started once, not again each poll.
+    assert runner.runs_of(ids[0]) == 1
+    assert ids[0] not in runner.finished
+    runner.release.set()
+    await until(lambda: ids[0] in runner.finished, 10)
+
+
+async def test_two_replicas_claiming_at_once_run_each_integration_once_and_all_of_them(
+    fleet: Fleet,
 ) -> None:
-    db = mongo[f"{settings.mongodb_database}_slots_{uuid.uuid4().hex[:6]}"]
-    ids = [f"int-{n}-{uuid.uuid4().hex[:6]}" for n in range(5)]
-    runner = FakeRunner(ids, slow=ids[0])
-    try:
-        async with scheduling(runner, db, concurrency=2):
-            async with asyncio.timeout(20):
-                await runner.others_done.wait()
-            # The slow one still holds its slot, and was started once, not again each poll.
-            assert runner.started.count(ids[0]) == 1
-            assert ids[0] not in runner.finished
-            runner.release.set()
-            async with asyncio.timeout(10):
-                await runner.slow_done.wait()
-    finally:
-        await mongo.drop_database(db.name)
+    """Every connection due every 0.3 s, two replicas of 4 slots, runs of 50 ms: over
+    a few rounds none runs twice at once, and each runs on every round (none starved)."""
+    ids = await fleet.connect(12, every=timedelta(seconds=0.3))
+    runner = FakeRunner(seconds=0.05)  # the replicas share one runner: overlaps show
+    fleet.replica(runner, concurrency=4)
+    fleet.replica(runner, concurrency=4)
+    await asyncio.sleep(3)
+    assert runner.overlaps == []
+    runs = Counter(integration for integration, _ in runner.started)
+    assert set(runs) == set(ids)
+    assert min(runs.values()) >= 4, runs
+
+
+async def test_a_replica_killed_mid_run_has_its_claims_taken_over_when_they_lapse(
+    fleet: Fleet,
+) -> None:
+    ids = await fleet.connect(3)
+    dying = FakeRunner(hold=set(ids))  # its runs never end
+    doomed = fleet.replica(dying, lease=timedelta(seconds=1.5))
+    await until(lambda: len(dying.started) == 3)
+    survivor = FakeRunner()
+    fleet.replica(survivor, lease=timedelta(seconds=1.5))
+    await asyncio.sleep(1)
+    assert survivor.started == []  # claims kept alive by the living replica are left alone
+
+    await stop(doomed)
+    killed_at = datetime.now(UTC)
+    await until(lambda: set(survivor.finished) == set(ids), 10)
+    taken_over_after = min(at for _, at in survivor.started) - killed_at
+    assert taken_over_after <= timedelta(seconds=1.5 + 1)  # a lease, and a poll or so
+
+
+async def test_each_connection_keeps_its_own_interval_give_or_take_a_tenth(
+    fleet: Fleet,
+) -> None:
+    [often] = await fleet.connect(1, every=timedelta(seconds=0.5))
+    [rarely] = await fleet.connect(1)  # the default: an hour
+    runner = FakeRunner()
+    fleet.replica(runner)
+    await asyncio.sleep(2.6)
+    assert runner.runs_of(rarely) == 1
+    assert 4 <= runner.runs_of(often) <= 6
+    starts = [at for integration, at in runner.started if integration == often]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
+    assert all(0.44 <= gap <= 0.75 for gap in gaps), gaps
+    planned = await fleet.schedule.get(rarely)
+    assert planned is not None
+    last_run: datetime = planned["last_run_at"]
+    assert timedelta(minutes=54) <= planned["next_sync_at"] - last_run <= timedelta(minutes=66)
 
 
 class AuthServiceDown(FakeRunner):
     """Every run fails to lease: auth-service answers 503."""
 
-    async def run(self, integration_id: str, *_: Any, **__: Any) -> None:
-        self.started.append(integration_id)
-        self.others_done.set()
+    async def run(self, integration_id: str, trigger: Trigger, *_: Any, **__: Any) -> SyncJob:
+        self.started.append((integration_id, datetime.now(UTC)))
         request = httpx.Request("POST", "http://auth-service/internal/v1/lease")
         response = httpx.Response(503, request=request)
         raise httpx.HTTPStatusError("503", request=request, response=response)
 
 
 async def test_auth_service_down_is_one_line_per_run_not_a_traceback(
-    mongo: AsyncMongoClient[Document], settings: ServiceSettings, caplog: pytest.LogCaptureFixture
+    fleet: Fleet, caplog: pytest.LogCaptureFixture
 ) -> None:
-    db = mongo[f"{settings.mongodb_database}_down_{uuid.uuid4().hex[:6]}"]
-    ids = [f"int-{uuid.uuid4().hex[:6]}"]
-    runner = AuthServiceDown(ids, slow="none")
-    try:
-        async with scheduling(runner, db):
-            async with asyncio.timeout(20):
-                await runner.others_done.wait()
-            await asyncio.sleep(0.3)
-    finally:
-        await mongo.drop_database(db.name)
+    await fleet.connect(1)
+    runner = AuthServiceDown()
+    fleet.replica(runner)
+    await until(lambda: bool(runner.started))
+    await asyncio.sleep(0.3)
     said = [r for r in caplog.records if r.name == "syntaskio_connector.sync"]
     assert any(r.getMessage() == "sync not started: auth-service answered 503" for r in said)
     assert not [r for r in said if r.exc_info], "a traceback was logged"
+
+
+class NoLongerActive(FakeRunner):
+    """auth-service refuses the lease: the connection was disconnected or paused."""
+
+    async def run(self, integration_id: str, trigger: Trigger, *_: Any, **__: Any) -> None:  # type: ignore[override]
+        self.started.append((integration_id, datetime.now(UTC)))
+
+
+async def test_a_connection_whose_lease_is_refused_is_parked_until_it_is_activated(
+    fleet: Fleet,
+) -> None:
+    [parked] = await fleet.connect(1, every=timedelta(seconds=0.2))
+    runner = NoLongerActive()
+    fleet.replica(runner)
+    await until(lambda: bool(runner.started))
+    await asyncio.sleep(1)
+    assert runner.runs_of(parked) == 1  # not tried again every interval
+    await fleet.schedule.activate(parked, Trigger.RESUMED)
+    await until(lambda: runner.runs_of(parked) == 2, 5)

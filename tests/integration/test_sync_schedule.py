@@ -1,99 +1,239 @@
-"""The sync schedule on the real database: a run answers the requests it saw, and only
-those — a "sync now" or a full resync asked for after the schedule was read (while the
-replica was still busy with other integrations) keeps its own run."""
+"""The sync schedule on the real database: what is due is claimed by one replica at a
+time, through the claim index; a run answers the requests it saw, and only those — a
+"sync now" or a full resync asked for while it ran keeps its own run; a lapsed claim is
+taken over; only active connections are claimed."""
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from syntaskio_common.integrations import Trigger
 from syntaskio_common.mongo import Document
 from syntaskio_common.settings import ServiceSettings
-from syntaskio_connector.sync import SyncSchedule
+from syntaskio_connector.assignment import Entity
+from syntaskio_connector.engine import Changed
+from syntaskio_connector.sync import Due, SyncSchedule
+
+LEASE = timedelta(minutes=2)
 
 
-def schedule_of(mongo: AsyncMongoClient[Document], settings: ServiceSettings) -> SyncSchedule:
-    return SyncSchedule(mongo[settings.mongodb_database])
-
-
-async def test_a_run_clears_the_request_it_saw(
+@pytest.fixture
+async def db(
     mongo: AsyncMongoClient[Document], settings: ServiceSettings
-) -> None:
-    schedule = schedule_of(mongo, settings)
+) -> AsyncIterator[AsyncDatabase[Document]]:
+    """A database of its own: `claimable` looks at every integration in it."""
+    name = f"{settings.mongodb_database}_schedule_{uuid.uuid4().hex[:6]}"
+    yield mongo[name]
+    await mongo.drop_database(name)
+
+
+@pytest.fixture
+async def schedule(db: AsyncDatabase[Document]) -> SyncSchedule:
+    made = SyncSchedule(db)
+    await made.create_indexes()
+    return made
+
+
+async def claimable_ids(schedule: SyncSchedule, at: datetime | None = None) -> list[str]:
+    return [c.integration_id for c in await schedule.claimable(at or datetime.now(UTC), 100)]
+
+
+async def claim(schedule: SyncSchedule, integration: str, at: datetime | None = None) -> Due:
+    due = await schedule.claim(integration, at or datetime.now(UTC), LEASE)
+    assert due is not None
+    return due
+
+
+async def finish(schedule: SyncSchedule, due: Due, *, answered: bool = True) -> None:
+    started = datetime.now(UTC)
+    await schedule.ran(
+        due.integration_id, due.claim, started + timedelta(minutes=5), started, due.seen_at,
+        requests_seen=due.requests_seen, answered=answered,
+    )  # fmt: skip
+
+
+async def test_a_run_clears_the_request_it_saw(schedule: SyncSchedule) -> None:
     integration = str(uuid.uuid4())
+    await schedule.activate(integration, Trigger.CONNECTED)
     await schedule.request(integration, Trigger.MANUAL, resync=True)
 
-    [due] = await schedule.due([integration], datetime.now(UTC))
+    due = await claim(schedule, integration)
     assert (due.trigger, due.full, due.resync) == (Trigger.MANUAL, True, True)
-    started = datetime.now(UTC)
-    await schedule.ran(integration, started + timedelta(minutes=5), started, due.seen_at)
+    await finish(schedule, due)
 
-    assert await schedule.due([integration], datetime.now(UTC)) == []
+    assert await claimable_ids(schedule) == []
+    planned = await schedule.get(integration)
+    assert planned is not None
+    assert planned["due_at"] == planned["next_sync_at"]
 
 
-async def test_a_request_made_after_the_schedule_was_read_keeps_its_own_run(
-    mongo: AsyncMongoClient[Document], settings: ServiceSettings
+async def test_a_request_made_while_the_run_lasts_keeps_its_own_run(
+    schedule: SyncSchedule,
 ) -> None:
-    schedule = schedule_of(mongo, settings)
     integration = str(uuid.uuid4())
-    [seen] = await schedule.due([integration], datetime.now(UTC))  # never ran: due
-    assert (seen.trigger, seen.resync) == (Trigger.SCHEDULED, False)
+    await schedule.activate(integration, Trigger.CONNECTED)
+    seen = await claim(schedule, integration)
+    assert (seen.trigger, seen.resync) == (Trigger.CONNECTED, False)
 
-    # Asked for while the replica was busy, before this integration's run started.
+    # Asked for while the run lasts: not claimable meanwhile (nobody runs it twice) ...
     await schedule.request(integration, Trigger.MANUAL, resync=True)
-    started = datetime.now(UTC)
-    await schedule.ran(integration, started + timedelta(minutes=5), started, seen.seen_at)
+    assert await claimable_ids(schedule) == []
+    assert await schedule.claim(integration, datetime.now(UTC), LEASE) is None
+    await finish(schedule, seen)
 
-    [again] = await schedule.due([integration], datetime.now(UTC))
+    # ... and due as soon as it ends.
+    assert await claimable_ids(schedule) == [integration]
+    again = await claim(schedule, integration)
     assert (again.trigger, again.full, again.resync) == (Trigger.MANUAL, True, True)
 
 
-async def test_a_silent_fleet_reconciles_every_connection_once(
-    mongo: AsyncMongoClient[Document], settings: ServiceSettings
+async def test_a_request_whose_run_crashed_keeps_its_run(schedule: SyncSchedule) -> None:
+    """The run that saw a "sync now" crashed before it could start a job (auth-service
+    unreachable): the request is not dropped, the next run answers it."""
+    integration = str(uuid.uuid4())
+    await schedule.activate(integration, Trigger.CONNECTED)
+    await schedule.request(integration, Trigger.MANUAL)
+    seen = await claim(schedule, integration)
+    await finish(schedule, seen, answered=False)
+
+    again = await claim(schedule, integration)
+    assert (again.trigger, again.full) == (Trigger.MANUAL, True)
+
+
+async def test_records_named_during_a_run_get_a_targeted_run_after_it(
+    schedule: SyncSchedule,
 ) -> None:
+    integration = str(uuid.uuid4())
+    await schedule.activate(integration, Trigger.CONNECTED)
+    running = await claim(schedule, integration)
+    named = Changed(tickets={Entity.SERVICE_TICKET: frozenset({7})})
+    await schedule.notify(integration, named, Trigger.WEBHOOK)
+    assert await claimable_ids(schedule) == []  # it is being run
+    await finish(schedule, running)
+
+    targeted = await claim(schedule, integration)
+    assert (targeted.trigger, targeted.full) == (Trigger.WEBHOOK, False)
+    changed, _ = await schedule.take_changes(integration)
+    assert changed.tickets[Entity.SERVICE_TICKET] == {7}
+    # A targeted run leaves the full run where it was planned.
+    planned = (await schedule.get(integration) or {})["next_sync_at"]
+    await schedule.ran(integration, targeted.claim, None, None, targeted.seen_at)
+    after = await schedule.get(integration)
+    assert after is not None
+    assert (after["next_sync_at"], after["due_at"]) == (planned, planned)
+
+
+async def test_records_held_by_a_deferral_are_due_when_it_ends(schedule: SyncSchedule) -> None:
+    integration = str(uuid.uuid4())
+    await schedule.activate(integration, Trigger.CONNECTED)
+    running = await claim(schedule, integration)
+    started, retry_at = datetime.now(UTC), datetime.now(UTC) + timedelta(minutes=3)
+    await schedule.ran(
+        integration, running.claim, retry_at, started, running.seen_at,
+        requests_seen=running.requests_seen, not_before=retry_at,
+    )  # fmt: skip
+    await schedule.notify(
+        integration, Changed(tickets={Entity.SERVICE_TICKET: frozenset({9})}), Trigger.WEBHOOK
+    )
+    assert await claimable_ids(schedule) == []
+    assert await claimable_ids(schedule, retry_at) == [integration]
+
+
+async def test_only_active_connections_are_claimed(schedule: SyncSchedule) -> None:
+    integration = str(uuid.uuid4())
+    await schedule.activate(integration, Trigger.CONNECTED)
+    await schedule.deactivate(integration)
+    await schedule.request(integration, Trigger.MANUAL)
+    await schedule.notify(integration, Changed(schedule=True), Trigger.WEBHOOK)
+    assert await claimable_ids(schedule) == []
+    assert await schedule.claim(integration, datetime.now(UTC), LEASE) is None
+
+    await schedule.activate(integration, Trigger.RESUMED)
+    assert await claimable_ids(schedule) == [integration]
+
+
+async def test_a_lapsed_claim_is_taken_over_and_its_holder_can_no_longer_end_it(
+    schedule: SyncSchedule,
+) -> None:
+    """The replica that claimed it died (or stalled) without keeping its claim."""
+    integration = str(uuid.uuid4())
+    await schedule.activate(integration, Trigger.CONNECTED)
+    now = datetime.now(UTC)
+    dead = await claim(schedule, integration, now)
+    assert await claimable_ids(schedule, now + LEASE - timedelta(seconds=1)) == []
+
+    later = now + LEASE + timedelta(seconds=1)
+    assert await claimable_ids(schedule, later) == [integration]
+    alive = await claim(schedule, integration, later)
+    assert alive.claim != dead.claim
+    assert not await schedule.keep(integration, dead.claim, later + LEASE)
+    await finish(schedule, dead)  # matches nothing: the live claim stands
+    doc = await schedule.get(integration)
+    assert doc is not None
+    assert doc["claimed_by"] == alive.claim
+
+
+async def test_claimable_is_the_longest_waiting_first_through_the_claim_index(
+    schedule: SyncSchedule, db: AsyncDatabase[Document]
+) -> None:
+    now = datetime.now(UTC)
+    waiting = [str(uuid.uuid4()) for _ in range(5)]
+    for integration in waiting:
+        await schedule.activate(integration, Trigger.CONNECTED)
+    for integration in waiting[::-1]:  # the last one activated has waited longest
+        due = await claim(schedule, integration)
+        await schedule.ran(
+            integration, due.claim, now, None, due.seen_at, requests_seen=due.requests_seen
+        )
+        now -= timedelta(seconds=1)
+    resting = str(uuid.uuid4())  # active, not due
+    await schedule.activate(resting, Trigger.CONNECTED)
+    rested = await claim(schedule, resting)
+    await finish(schedule, rested)
+
+    later = datetime.now(UTC)
+    assert await claimable_ids(schedule, later) == waiting
+    assert [c.integration_id for c in await schedule.claimable(later, 2)] == waiting[:2]
+    plan = await db.command(
+        "explain",
+        {"find": "sync_schedule", "filter": {"active": True, "due_at": {"$lte": later}}},
+    )
+    assert "IXSCAN" in str(plan["queryPlanner"]["winningPlan"])
+
+
+async def test_a_silent_fleet_reconciles_every_connection_once(schedule: SyncSchedule) -> None:
     """No connector beat for longer than the outage limit (all were down, or the
     database was): exactly one replica finds out, and every connection's next run
     reconciles — until one such run succeeds."""
-    db = mongo[f"{settings.mongodb_database}_beat_{uuid.uuid4().hex[:6]}"]
-    schedule = SyncSchedule(db)
-    quiet, limit = datetime.now(UTC), timedelta(seconds=15)
     integrations = [str(uuid.uuid4()) for _ in range(3)]
     for integration in integrations:
-        await schedule.ran(integration, quiet + timedelta(minutes=5), quiet, quiet)
+        await schedule.activate(integration, Trigger.CONNECTED)
+    quiet, limit = datetime.now(UTC), timedelta(seconds=15)
+    for integration in integrations:
+        first = await claim(schedule, integration, quiet)
+        await schedule.ran(
+            integration, first.claim, quiet + timedelta(minutes=5), quiet, quiet,
+            requests_seen=first.requests_seen,
+        )  # fmt: skip
     assert await schedule.beat(quiet, limit) is False  # the first beat
     assert await schedule.beat(quiet + timedelta(seconds=10), limit) is False
-    assert await schedule.due(integrations, quiet + timedelta(seconds=11)) == []
+    assert await claimable_ids(schedule, quiet + timedelta(seconds=11)) == []
 
     back = quiet + timedelta(seconds=40)
     found = [await schedule.beat(back, limit), await schedule.beat(back, limit)]
     assert found == [True, False]  # one replica acts on it
-    due = await schedule.due(integrations, back)
-    assert sorted(d.integration_id for d in due) == sorted(integrations)
+    assert sorted(await claimable_ids(schedule, back)) == sorted(integrations)
+    due = [await claim(schedule, integration, back) for integration in integrations]
     assert all(d.reconcile and d.full for d in due)
 
-    first = due[0]
-    await schedule.ran(first.integration_id, back, back, first.seen_at, reconciled=False)
-    failed_again = await schedule.due([first.integration_id], back)
-    assert [d.reconcile for d in failed_again] == [True]  # a failed run leaves it owed
-    await schedule.ran(first.integration_id, back, back, first.seen_at, reconciled=True)
-    after = await schedule.due([first.integration_id], back + timedelta(minutes=10))
-    assert [d.reconcile for d in after] == [False]
-    await mongo.drop_database(db.name)
-
-
-async def test_a_request_whose_run_crashed_keeps_its_run(
-    mongo: AsyncMongoClient[Document], settings: ServiceSettings
-) -> None:
-    """The run that saw a "sync now" crashed before it could start a job (auth-service
-    unreachable): the request is not dropped, the next run answers it."""
-    schedule = schedule_of(mongo, settings)
-    integration = str(uuid.uuid4())
-    await schedule.request(integration, Trigger.MANUAL)
-    [seen] = await schedule.due([integration], datetime.now(UTC))
-    started = datetime.now(UTC)
-    await schedule.ran(
-        integration, started + timedelta(minutes=5), started, seen.seen_at, answered=False
-    )
-    [again] = await schedule.due([integration], datetime.now(UTC))
-    assert (again.trigger, again.full) == (Trigger.MANUAL, True)
+    failed = due[0]
+    await schedule.ran(failed.integration_id, failed.claim, back, back, back, reconciled=False)
+    again = await claim(schedule, failed.integration_id, back)
+    assert again.reconcile  # a failed run leaves it owed
+    await schedule.ran(failed.integration_id, again.claim, back, back, back, reconciled=True)
+    after = await claim(schedule, failed.integration_id, back + timedelta(minutes=10))
+    assert not after.reconcile

@@ -57,7 +57,9 @@ class Upstreams:
     """auth-service (Alex of acme owns MINE) and the connector (options kept in memory)."""
 
     status: str = "active"
-    options: dict[str, Any] = field(default_factory=lambda: {"project_phases": False})
+    options: dict[str, Any] = field(
+        default_factory=lambda: {"project_phases": False, "sync_interval_minutes": None}
+    )
     connector_down: Callable[[], httpx.Response] | None = None
     connector_calls: list[httpx.Request] = field(default_factory=list)
 
@@ -122,24 +124,46 @@ async def test_the_options_are_set_and_shown_in_the_integration(
     client: httpx.AsyncClient, upstreams: Upstreams
 ) -> None:
     shown = (await client.get(f"/api/v1/integrations/{MINE}")).json()
-    assert shown["options"] == {"project_phases": False}
+    assert shown["options"] == {"project_phases": False, "sync_interval_minutes": None}
 
-    turned_on = await client.put(path(), json={"project_phases": True})
+    turned_on = await client.put(
+        path(), json={"project_phases": True, "sync_interval_minutes": None}
+    )
     assert turned_on.status_code == 200, turned_on.text
-    assert turned_on.json() == {"project_phases": True}
+    assert turned_on.json() == {"project_phases": True, "sync_interval_minutes": None}
     [sent] = [r for r in upstreams.connector_calls if r.method == "PUT"]
     assert sent.url.path == f"/internal/v1/integrations/{MINE}/sync-options"
-    assert json.loads(sent.content) == {"project_phases": True}
+    assert json.loads(sent.content) == {"project_phases": True, "sync_interval_minutes": None}
     shown = (await client.get(f"/api/v1/integrations/{MINE}")).json()
-    assert shown["options"] == {"project_phases": True}
-    assert shown["sync"]["options"] == {"project_phases": True}
+    assert shown["options"] == {"project_phases": True, "sync_interval_minutes": None}
+    assert shown["sync"]["options"] == {"project_phases": True, "sync_interval_minutes": None}
     [listed] = (await client.get("/api/v1/integrations")).json()
-    assert listed["options"] == {"project_phases": True}
+    assert listed["options"] == {"project_phases": True, "sync_interval_minutes": None}
 
     # Every option is sent: one left out takes its default.
-    assert (await client.put(path(), json={})).json() == {"project_phases": False}
+    assert (await client.put(path(), json={})).json() == {
+        "project_phases": False,
+        "sync_interval_minutes": None,
+    }
     shown = (await client.get(f"/api/v1/integrations/{MINE}")).json()
-    assert shown["options"] == {"project_phases": False}
+    assert shown["options"] == {"project_phases": False, "sync_interval_minutes": None}
+
+
+async def test_a_connection_syncs_at_its_own_interval_within_bounds(
+    client: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    for refused in (1, 0, 24 * 60 + 1, "soon"):
+        answer = await client.put(path(), json={"sync_interval_minutes": refused})
+        assert answer.status_code == 422, refused
+        assert answer.headers["content-type"] == "application/problem+json"
+    assert [r for r in upstreams.connector_calls if r.method == "PUT"] == []
+
+    every_quarter = await client.put(path(), json={"sync_interval_minutes": 15})
+    assert every_quarter.status_code == 200, every_quarter.text
+    [sent] = [r for r in upstreams.connector_calls if r.method == "PUT"]
+    assert json.loads(sent.content)["sync_interval_minutes"] == 15
+    shown = (await client.get(f"/api/v1/integrations/{MINE}")).json()
+    assert shown["options"]["sync_interval_minutes"] == 15
 
 
 @pytest.mark.parametrize(
@@ -155,13 +179,13 @@ async def test_only_the_users_own_integration_is_changed(
 ) -> None:
     refused = await client.put(
         path(integration_id),
-        json={"project_phases": True},
+        json={"project_phases": True, "sync_interval_minutes": None},
         headers={"Authorization": f"Bearer {token}"},
     )
     assert refused.status_code == 404, refused.text
     assert refused.headers["content-type"] == PROBLEM_JSON
     assert upstreams.connector_calls == []
-    assert upstreams.options == {"project_phases": False}
+    assert upstreams.options == {"project_phases": False, "sync_interval_minutes": None}
 
 
 @pytest.mark.parametrize(
@@ -188,7 +212,9 @@ async def test_without_a_session_it_is_refused(
     client: httpx.AsyncClient, upstreams: Upstreams
 ) -> None:
     refused = await client.put(
-        path(), json={"project_phases": True}, headers={"Authorization": "Bearer garbage"}
+        path(),
+        json={"project_phases": True, "sync_interval_minutes": None},
+        headers={"Authorization": "Bearer garbage"},
     )
     assert refused.status_code == 401
     assert refused.headers["content-type"] == PROBLEM_JSON
@@ -200,7 +226,7 @@ async def test_a_connection_not_connected_has_no_options_to_set(
     client: httpx.AsyncClient, upstreams: Upstreams, status: str
 ) -> None:
     upstreams.status = status
-    refused = await client.put(path(), json={"project_phases": True})
+    refused = await client.put(path(), json={"project_phases": True, "sync_interval_minutes": None})
     assert refused.status_code == 409, refused.text
     assert refused.headers["content-type"] == PROBLEM_JSON
     assert upstreams.connector_calls == []
@@ -211,8 +237,10 @@ async def test_a_connection_to_reconnect_keeps_its_options_settable(
     client: httpx.AsyncClient, upstreams: Upstreams, status: str
 ) -> None:
     upstreams.status = status
-    assert (await client.put(path(), json={"project_phases": True})).status_code == 200
-    assert upstreams.options == {"project_phases": True}
+    assert (
+        await client.put(path(), json={"project_phases": True, "sync_interval_minutes": None})
+    ).status_code == 200
+    assert upstreams.options == {"project_phases": True, "sync_interval_minutes": None}
 
 
 @pytest.mark.parametrize(
@@ -226,13 +254,15 @@ async def test_a_connection_to_reconnect_keeps_its_options_settable(
 async def test_an_unavailable_connector_is_a_503_and_the_view_shows_defaults(
     client: httpx.AsyncClient, upstreams: Upstreams, answer: Callable[[], httpx.Response]
 ) -> None:
-    upstreams.options = {"project_phases": True}
+    upstreams.options = {"project_phases": True, "sync_interval_minutes": None}
     upstreams.connector_down = answer
-    refused = await client.put(path(), json={"project_phases": False})
+    refused = await client.put(
+        path(), json={"project_phases": False, "sync_interval_minutes": None}
+    )
     assert refused.status_code == 503, refused.text
     assert refused.headers["content-type"] == PROBLEM_JSON
     # The connection is still shown; its options are the defaults, with `sync` null.
     shown = await client.get(f"/api/v1/integrations/{MINE}")
     assert shown.status_code == 200, shown.text
     assert shown.json()["sync"] is None
-    assert shown.json()["options"] == {"project_phases": False}
+    assert shown.json()["options"] == {"project_phases": False, "sync_interval_minutes": None}

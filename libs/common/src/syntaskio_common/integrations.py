@@ -132,6 +132,12 @@ class WebhookStatus(BaseModel):
     rejected: dict[str, int]  # by reason: unsigned, forged, malformed, unverifiable
 
 
+# A connection's own sync interval: at least two minutes (an idle run costs a few of its
+# 1,000 requests an hour), at most a day.
+MIN_SYNC_INTERVAL_MINUTES: Final = 2
+MAX_SYNC_INTERVAL_MINUTES: Final = 24 * 60
+
+
 class SyncOptions(BaseModel):
     """What a connection syncs beyond the member's tickets (Integration Settings)."""
 
@@ -141,6 +147,11 @@ class SyncOptions(BaseModel):
     # default: ConnectWise assigns phases to nobody, and listing them costs a request per
     # project per refresh (docs/connectwise.md).
     project_phases: bool = False
+    # Minutes between the connection's scheduled syncs; unset: the service's default
+    # (SYNC_INTERVAL_SECONDS). Webhooks bring changes sooner either way.
+    sync_interval_minutes: int | None = Field(
+        default=None, ge=MIN_SYNC_INTERVAL_MINUTES, le=MAX_SYNC_INTERVAL_MINUTES
+    )
 
 
 class SyncStatus(BaseModel):

@@ -95,8 +95,8 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
     scheduler = SyncScheduler(
         runner,
         schedule,
-        Leases(db, ttl_seconds=settings.sync_lease_seconds),
         interval=timedelta(seconds=settings.sync_interval_seconds),
+        lease=timedelta(seconds=settings.sync_lease_seconds),
         poll_seconds=settings.sync_poll_seconds,
         concurrency=settings.sync_concurrency,
     )
@@ -155,8 +155,9 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         await ensure_topics(
             settings, [topics.CONNECTWISE_RAW, topics.INTEGRATIONS, topics.TASK_COMMANDS]
         )
-        for indexed in (tracking, metadata, jobs, journal, details, searches, registrations):
-            await indexed.create_indexes()
+        indexed = (tracking, metadata, jobs, journal, details, searches, registrations)
+        for part in (*indexed, schedule):
+            await part.create_indexes()
         await broker.start()
         loop = asyncio.create_task(scheduler.run_forever(), name="sync-scheduler")
         lag.start()

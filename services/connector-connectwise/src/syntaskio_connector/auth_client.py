@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from syntaskio_common.credentials import ActingLeaseRequest, CredentialLease
@@ -21,16 +19,6 @@ class AuthServiceClient:
             "Authorization": f"Bearer {internal_token}",
             "X-Syntaskio-Caller": "connector-connectwise",
         }
-
-    async def active_integration_ids(self) -> list[str]:
-        response = await self._http.get(
-            f"{self._base_url}/internal/v1/integrations",
-            params={"status": "active"},
-            headers=self._headers,
-        )
-        response.raise_for_status()
-        listed: list[dict[str, Any]] = response.json()
-        return [str(item["id"]) for item in listed]
 
     async def lease(
         self,

@@ -20,11 +20,18 @@ logger = logging.getLogger(__name__)
 # The connector's consumer groups: integration lifecycle events, write-back commands.
 LIFECYCLE_GROUP_ID: Final = "connector-connectwise"
 COMMANDS_GROUP_ID: Final = "connector-connectwise-commands"
-# Integration events after which a connection syncs at once, and why.
-SYNC_AT_ONCE: Final = {
+# Integration events after which a connection is synced (again), at once, and why.
+SYNCED_FROM_NOW: Final = {
     events.INTEGRATION_CONNECTED: Trigger.CONNECTED,
     events.INTEGRATION_RESUMED: Trigger.RESUMED,
-    events.INTEGRATION_MEMBERS_CHANGED: Trigger.MEMBERS_CHANGED,
+}
+# ... after which an active connection syncs at once.
+SYNC_AT_ONCE: Final = {events.INTEGRATION_MEMBERS_CHANGED: Trigger.MEMBERS_CHANGED}
+# ... after which it is no longer synced.
+NOT_SYNCED: Final = {
+    events.INTEGRATION_DISCONNECTED,
+    events.INTEGRATION_EXPIRED,
+    events.INTEGRATION_PAUSED,
 }
 
 
@@ -35,19 +42,30 @@ def subscribe(broker: KafkaBroker, parts: Components) -> None:
         broker,
         topics.INTEGRATIONS,
         LIFECYCLE_GROUP_ID,
-        description="`integration.connected.v1`, `.resumed.v1` and `.members_changed.v1` "
-        "start a sync at once",
+        description="Integration lifecycle events keep the sync schedule's active "
+        "connections: `integration.connected.v1` and `.resumed.v1` start syncing (at once), "
+        "`.members_changed.v1` syncs at once, `.disconnected.v1`, `.expired.v1` and "
+        "`.paused.v1` stop it",
     )
     async def on_integration_event(message: KafkaMessage) -> None:
         """A new or renewed connection, a resumed one, or a tenant connection whose
-        members changed syncs at once instead of waiting for the schedule."""
+        members changed syncs at once instead of waiting for the schedule; one that
+        stopped is no longer claimed. (Each replica asks auth-service for the
+        credentials at every run, so an event that arrives late costs one refused
+        lease, after which the run parks the connection itself.)"""
         try:
             event = events.decode_event(message.headers, message.body)
         except events.InvalidEvent:
             return
-        trigger = SYNC_AT_ONCE.get(event.type)
-        if trigger is not None and "id" in event.data:
-            await scheduler.request(str(event.data["id"]), trigger)
+        if "id" not in event.data:
+            return
+        integration_id = str(event.data["id"])
+        if event.type in SYNCED_FROM_NOW:
+            await scheduler.activate(integration_id, SYNCED_FROM_NOW[event.type])
+        elif event.type in SYNC_AT_ONCE:
+            await scheduler.request(integration_id, SYNC_AT_ONCE[event.type])
+        elif event.type in NOT_SYNCED:
+            await scheduler.deactivate(integration_id)
 
     @at_least_once(
         broker,

@@ -1,9 +1,9 @@
 """Who syncs what, when: every replica runs a `SyncScheduler`; an integration is synced
-by whichever replica takes its lease (`sync:{id}`), when it is due or someone asked.
+by whichever replica claims it in `sync_schedule`, when it is due or someone asked.
 
 `sync_schedule` (one document per integration, shared by the replicas) holds when the
-next run is due and whether a run was requested ("sync now", a new connection), so a
-request that reached one replica is served by whichever one gets the lease.
+next run is due, whether a run was requested ("sync now", a new connection) and who is
+running it, so a request that reached one replica is served by whichever one claims it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -19,6 +21,7 @@ import httpx
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from syntaskio_common.connectwise import (
     ConnectWiseClient,
@@ -29,7 +32,6 @@ from syntaskio_common.connectwise import (
 from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.egress import SiteRejected
 from syntaskio_common.integrations import ConnectionScope, JobStatus, SyncJob, Trigger
-from syntaskio_common.leases import Leases
 from syntaskio_common.mongo import Document
 from syntaskio_common.problems import UNAVAILABLE
 from syntaskio_common.telemetry import (
@@ -52,6 +54,9 @@ logger = logging.getLogger(__name__)
 MAX_PENDING_TRACES: Final = 32
 # Integrations remembered for a reconciliation while their deliveries cannot be taken.
 MAX_MISSED: Final = 10_000
+# Each interval is drawn from ±10% of the connection's: syncs of a fleet connected at
+# once spread out within a few intervals.
+INTERVAL_JITTER: Final = 0.1
 
 RUNS = meter.create_counter(
     "syntaskio.sync.runs", unit="{run}", description="Sync runs by trigger and outcome"
@@ -72,6 +77,11 @@ LAST_FAILURE = meter.create_gauge(
     "syntaskio.sync.last_failure.timestamp",
     unit="s",
     description="When the connection's latest failed (crashed, interrupted) sync run ended",
+)
+SCHEDULE_LAG = meter.create_histogram(
+    "syntaskio.sync.schedule.lag",
+    unit="s",
+    description="How long after it was due a sync run was claimed, by trigger",
 )
 BUDGET_REMAINING = meter.create_gauge(
     "syntaskio.connectwise.budget.remaining",
@@ -224,19 +234,116 @@ class Due:
     trigger: Trigger
     full: bool  # False: only the records named in `pending` are fetched again
     # When the schedule was read: a request made later was not seen, so this run does
-    # not answer it (the run may start long after, behind other integrations').
+    # not answer it.
     seen_at: datetime
     resync: bool = False  # everything listed again with its body
     reconcile: bool = False  # every id listed (deliveries were refused while we were down)
+    claim: str = ""  # the claim's token: only its holder extends or ends it
+    # How many requests had been made when the schedule was read: a run answers those.
+    requests_seen: int = 0
+    interval: timedelta | None = None  # the connection's own interval, if it has one
+
+
+@dataclass(frozen=True)
+class Claimable:
+    integration_id: str
+    due_at: datetime
+
+
+def _due_of(doc: Document, now: datetime, claim: str) -> Due | None:
+    """What run a claimed schedule document calls for: a requested full run, the
+    scheduled one (or the first), or a targeted run for pending records; None when
+    nothing is owed yet (records held back by a deferral)."""
+    interval = doc.get("interval_seconds")
+    common: dict[str, Any] = {
+        "seen_at": now,
+        "claim": claim,
+        "requests_seen": int(doc.get("requests", 0)),
+        "interval": timedelta(seconds=interval) if interval else None,
+    }
+    if doc.get("requested"):
+        return Due(
+            doc["_id"],
+            Trigger(doc["requested"]),
+            full=True,
+            resync=bool(doc.get("resync")),
+            reconcile=bool(doc.get("reconcile") or doc.get("reconcile_since")),
+            **common,
+        )
+    if doc.get("next_sync_at") is None or doc["next_sync_at"] <= now:
+        return Due(
+            doc["_id"],
+            Trigger.SCHEDULED,
+            full=True,
+            reconcile=bool(doc.get("reconcile_since")),
+            **common,
+        )
+    if doc.get("pending") and (doc.get("not_before") or now) <= now:
+        trigger = Trigger(doc.get("pending_trigger") or Trigger.WEBHOOK)
+        return Due(doc["_id"], trigger, full=False, **common)
+    return None
+
+
+def _unless_claimed(now: datetime, earliest: Any) -> Document:
+    """An update-pipeline expression: `due_at` brought forward to `earliest`, unless a
+    replica holds the document (its run ends by setting `due_at` from what is then
+    owed, this included)."""
+    return {
+        "$cond": [
+            {"$gt": [{"$ifNull": ["$claimed_until", None]}, now]},
+            "$due_at",
+            {"$min": [{"$ifNull": ["$due_at", earliest]}, earliest]},
+        ]
+    }
 
 
 class SyncSchedule:
     """When each integration is next due, pending requests for a full run ("sync now",
-    a new connection), and records named by webhooks or write-backs (`sync_schedule`)."""
+    a new connection), records named by webhooks or write-backs, and which replica is
+    running it (`sync_schedule`, one document per integration).
+
+    `due_at` is the earliest time any run is owed, kept with every write; replicas
+    claim what is due with an indexed query on (`active`, `due_at`), so a poll costs
+    what is due, not what is connected. A claim moves `due_at` to the end of its
+    lease (`claimed_until`), kept while the run lasts: a replica that dies lets its
+    claims lapse, and another takes them over. `active` follows the integration events
+    (connected, resumed: on; disconnected, expired, paused, or a lease refused: off).
+    """
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._schedule = db["sync_schedule"]
         self._heartbeat = db["connector_heartbeat"]
+
+    async def create_indexes(self) -> None:
+        await self._schedule.create_index([("active", 1), ("due_at", 1)], name="claimable")
+        # Documents from before claims (no `active`): synced as they were, from their
+        # planned time; an integration no longer active is parked by its first run.
+        now = datetime.now(UTC)
+        await self._schedule.update_many(
+            {"active": {"$exists": False}},
+            [{"$set": {"active": True, "due_at": {"$ifNull": ["$next_sync_at", now]}}}],
+        )
+
+    async def activate(self, integration_id: str, trigger: Trigger) -> None:
+        """Connected or resumed: synced from now on, and at once."""
+        await self.request(integration_id, trigger, activate=True)
+
+    async def deactivate(self, integration_id: str) -> None:
+        """Disconnected, expired, paused, or its lease refused: no longer claimed (a
+        webhook's pending records wait for its return)."""
+        await self._schedule.update_one(
+            {"_id": integration_id}, {"$set": {"active": False}}, upsert=True
+        )
+
+    async def set_interval(self, integration_id: str, interval: timedelta | None) -> None:
+        """The connection's own interval between full runs (None: the default), from
+        its next run on."""
+        update: Document = (
+            {"$set": {"interval_seconds": interval.total_seconds()}}
+            if interval is not None
+            else {"$unset": {"interval_seconds": ""}}
+        )
+        await self._schedule.update_one({"_id": integration_id}, update, upsert=True)
 
     async def request(
         self,
@@ -245,15 +352,26 @@ class SyncSchedule:
         *,
         resync: bool = False,
         reconcile: bool = False,
+        activate: bool = False,
     ) -> None:
         """Ask for a full run (`resync`: listing everything again, `reconcile`: every id;
         a later plain request takes neither back)."""
-        fields: Document = {"requested": trigger.value, "requested_at": datetime.now(UTC)}
+        now = datetime.now(UTC)
+        fields: Document = {
+            "requested": trigger.value,
+            "requested_at": now,
+            # Counted, not timed: a request made in the millisecond the run read the
+            # schedule is told from one it saw.
+            "requests": {"$add": [{"$ifNull": ["$requests", 0]}, 1]},
+        }
         if resync:
             fields["resync"] = True
         if reconcile:
             fields["reconcile"] = True
-        await self._schedule.update_one({"_id": integration_id}, {"$set": fields}, upsert=True)
+        if activate:
+            fields["active"] = True
+        fields["due_at"] = _unless_claimed(now, now)
+        await self._schedule.update_one({"_id": integration_id}, [{"$set": fields}], upsert=True)
 
     async def notify(self, integration_id: str, changed: Changed, trigger: Trigger) -> None:
         """Remember records to fetch again; notifications that arrive before the next
@@ -278,6 +396,49 @@ class SyncSchedule:
                 "pending_traces": {"$each": [traceparent], "$slice": -MAX_PENDING_TRACES}
             }
         await self._schedule.update_one({"_id": integration_id}, update, upsert=True)
+        # Owed now, or when a deferral ends (a separate write: `$addToSet` has no
+        # pipeline form; the records are stored first, so a run claimed in between
+        # takes them).
+        now = datetime.now(UTC)
+        earliest = {"$max": [now, {"$ifNull": ["$not_before", now]}]}
+        await self._schedule.update_one(
+            {"_id": integration_id}, [{"$set": {"due_at": _unless_claimed(now, earliest)}}]
+        )
+
+    async def claimable(self, now: datetime, limit: int) -> list[Claimable]:
+        """Up to `limit` integrations due, the longest waiting first."""
+        found = self._schedule.find(
+            {"active": True, "due_at": {"$lte": now}}, {"due_at": 1}, limit=limit
+        ).sort("due_at", 1)
+        return [Claimable(doc["_id"], doc["due_at"]) async for doc in found]
+
+    async def claim(self, integration_id: str, now: datetime, lease: timedelta) -> Due | None:
+        """Take the integration until `now + lease` (extended with `keep`), if it is
+        still due and nobody else took it; what run it calls for. A claim that turns out
+        to owe nothing yet (records held by a deferral) is given back at once."""
+        token = secrets.token_hex(8)
+        until = now + lease
+        taken = await self._schedule.update_one(
+            {"_id": integration_id, "active": True, "due_at": {"$lte": now}},
+            {"$set": {"claimed_by": token, "claimed_until": until, "due_at": until}},
+        )
+        if taken.modified_count != 1:
+            return None
+        read_at = max(now, datetime.now(UTC))
+        doc = await self._schedule.find_one({"_id": integration_id}) or {}
+        due = _due_of(doc, read_at, token)
+        if due is None:
+            seen = int(doc.get("requests", 0))
+            await self.ran(integration_id, token, None, None, read_at, requests_seen=seen)
+        return due
+
+    async def keep(self, integration_id: str, claim: str, until: datetime) -> bool:
+        """Extend our claim; False if it lapsed and another replica took it."""
+        kept = await self._schedule.update_one(
+            {"_id": integration_id, "claimed_by": claim},
+            {"$set": {"claimed_until": until, "due_at": until}},
+        )
+        return kept.matched_count == 1
 
     async def take_changes(self, integration_id: str) -> tuple[Changed, list[str]]:
         """The pending records and the traces that named them, removed from the
@@ -297,69 +458,58 @@ class SyncSchedule:
         )
         return changed, [str(t) for t in (doc or {}).get("pending_traces") or ()]
 
-    async def due(self, integration_ids: list[str], now: datetime) -> list[Due]:
-        """Requested full runs first, then those whose time has come (or never ran),
-        then targeted runs for pending records."""
-        docs = {
-            doc["_id"]: doc async for doc in self._schedule.find({"_id": {"$in": integration_ids}})
-        }
-        requested, scheduled, targeted = [], [], []
-        for integration_id in integration_ids:
-            doc = docs.get(integration_id, {})
-            if doc.get("requested"):
-                requested.append(
-                    Due(
-                        integration_id,
-                        Trigger(doc["requested"]),
-                        full=True,
-                        resync=bool(doc.get("resync")),
-                        reconcile=bool(doc.get("reconcile") or doc.get("reconcile_since")),
-                        seen_at=now,
-                    )
-                )
-            elif doc.get("next_sync_at") is None or doc["next_sync_at"] <= now:
-                scheduled.append(
-                    Due(
-                        integration_id,
-                        Trigger.SCHEDULED,
-                        full=True,
-                        reconcile=bool(doc.get("reconcile_since")),
-                        seen_at=now,
-                    )
-                )
-            elif doc.get("pending") and (doc.get("not_before") or now) <= now:
-                trigger = Trigger(doc.get("pending_trigger") or Trigger.WEBHOOK)
-                targeted.append(Due(integration_id, trigger, full=False, seen_at=now))
-        return requested + scheduled + targeted
-
     async def ran(
         self,
         integration_id: str,
-        next_sync_at: datetime,
-        started: datetime,
+        claim: str,
+        next_sync_at: datetime | None,
+        started: datetime | None,
         seen_at: datetime,
         *,
+        requests_seen: int = 0,
         reconciled: bool = False,
         answered: bool = True,
+        not_before: datetime | None = None,
     ) -> None:
-        """Clear a request only if the run saw it (made before `seen_at`, when the
-        schedule was read): a newer one, perhaps for a resync, still needs its run. An
-        outage's reconciliation is cleared only by one that succeeded."""
-        await self._schedule.update_one(
-            {"_id": integration_id},
-            {"$set": {"next_sync_at": next_sync_at, "last_run_at": started}},
-            upsert=True,
-        )
-        if answered:
-            await self._schedule.update_one(
-                {"_id": integration_id, "requested_at": {"$lte": seen_at}},
-                {"$set": {"requested": None, "resync": False, "reconcile": False}},
-            )
+        """End our claim: the next full run at `next_sync_at` (None: where it was
+        planned; `started` None: a targeted run, not a full one), or sooner if something
+        is owed — a request the run did not see (made after `seen_at`, when the schedule
+        was read, `requests_seen` then) or did not answer (it crashed), records named
+        meanwhile. An outage's
+        reconciliation is cleared only by one that succeeded. One atomic write, so a
+        request arriving as the run ends is never lost."""
+        now = datetime.now(UTC)
+        seen_request = {"$lte": [{"$ifNull": ["$requests", 0]}, requests_seen]}
+        answers = {"$and": [answered, seen_request]}
+        ended: Document = {
+            "requested": {"$cond": [answers, None, "$requested"]},
+            "resync": {"$cond": [answers, False, "$resync"]},
+            "reconcile": {"$cond": [answers, False, "$reconcile"]},
+            "claimed_by": "$$REMOVE",
+            "claimed_until": "$$REMOVE",
+        }
+        if next_sync_at is not None:
+            ended["next_sync_at"] = next_sync_at
+        if started is not None:
+            ended["last_run_at"] = started
+        if not_before is not None:
+            ended["not_before"] = not_before
         if reconciled:
-            await self._schedule.update_one(
-                {"_id": integration_id, "reconcile_since": {"$lte": seen_at}},
-                {"$unset": {"reconcile_since": ""}},
-            )
+            cleared = {"$lte": [{"$ifNull": ["$reconcile_since", seen_at]}, seen_at]}
+            ended["reconcile_since"] = {"$cond": [cleared, "$$REMOVE", "$reconcile_since"]}
+        planned = {"$ifNull": ["$next_sync_at", now]}
+        pending_at = {"$max": [now, {"$ifNull": ["$not_before", now]}]}
+        owed = {
+            "$min": [
+                planned,
+                {"$cond": [{"$ifNull": ["$requested", False]}, now, planned]},
+                {"$cond": [{"$ifNull": ["$pending", False]}, pending_at, planned]},
+            ]
+        }
+        await self._schedule.update_one(
+            {"_id": integration_id, "claimed_by": claim},
+            [{"$set": ended}, {"$set": {"due_at": owed}}],
+        )
 
     async def beat(self, now: datetime, outage_after: timedelta) -> bool:
         """The connector fleet's heartbeat. True, for the one replica that finds the last
@@ -372,7 +522,16 @@ class SyncSchedule:
         if last is None or now - last["at"] <= outage_after:
             return False
         await self._schedule.update_many(
-            {}, {"$set": {"reconcile_since": now, "next_sync_at": now}}
+            {},
+            [
+                {
+                    "$set": {
+                        "reconcile_since": now,
+                        "next_sync_at": now,
+                        "due_at": _unless_claimed(now, now),
+                    }
+                }
+            ],
         )
         logger.warning(
             "no connector was listening for %.0f s: every connection reconciles",
@@ -380,38 +539,34 @@ class SyncSchedule:
         )
         return True
 
-    async def defer(self, integration_id: str, until: datetime) -> None:
-        """No targeted runs before `until` (the budget is spent or ConnectWise paused us);
-        their records wait in `pending`."""
-        await self._schedule.update_one(
-            {"_id": integration_id}, {"$set": {"not_before": until}}, upsert=True
-        )
-
     async def get(self, integration_id: str) -> Document | None:
         return await self._schedule.find_one({"_id": integration_id})
 
 
 class SyncScheduler:
-    """Each replica's loop: find due integrations, take their lease, run them — up to
-    `concurrency` at once, so one slow ConnectWise holds up only its own slot."""
+    """Each replica's loop: claim what is due (never more than its free slots), run
+    each in a slot of its own — up to `concurrency` at once, so one slow ConnectWise
+    holds up only its own slot — and claim again as soon as a slot frees."""
 
     def __init__(
         self,
         runner: SyncRunner,
         schedule: SyncSchedule,
-        leases: Leases,
         *,
         interval: timedelta,
+        lease: timedelta,
         poll_seconds: float = 5.0,
         concurrency: int = 8,
+        jitter: float = INTERVAL_JITTER,
     ) -> None:
         self._runner = runner
         self._schedule = schedule
-        self._leases = leases
         self._interval = interval
+        self._lease = lease
         self._poll = poll_seconds
+        self._concurrency = concurrency
+        self._jitter = jitter
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self.running: set[str] = set()
         # Integrations whose deliveries were refused while the database (or auth-service)
@@ -421,6 +576,13 @@ class SyncScheduler:
     async def request(self, integration_id: str, trigger: Trigger, *, resync: bool = False) -> None:
         await self._schedule.request(integration_id, trigger, resync=resync)
         self._wake.set()
+
+    async def activate(self, integration_id: str, trigger: Trigger) -> None:
+        await self._schedule.activate(integration_id, trigger)
+        self._wake.set()
+
+    async def deactivate(self, integration_id: str) -> None:
+        await self._schedule.deactivate(integration_id)
 
     async def notify(self, integration_id: str, changed: Changed, trigger: Trigger) -> None:
         await self._schedule.notify(integration_id, changed, trigger)
@@ -468,31 +630,66 @@ class SyncScheduler:
             await asyncio.sleep(self._poll)
 
     async def run_due(self) -> None:
+        """Claim what is due into the free slots. Candidates are looked at in a random
+        order among twice as many as there are slots, so replicas polling at once
+        mostly try different ones; a claim lost to another replica costs one write."""
         await self._request_missed_reconciliations()
-        try:
-            active = await self._runner.access.auth.active_integration_ids()
-        except httpx.HTTPError as error:
-            logger.warning("cannot list integrations: %s", error)
+        free = self._concurrency - len(self._in_flight)
+        if free <= 0:
             return
-        for due in await self._schedule.due(active, datetime.now(UTC)):
-            if due.integration_id in self._in_flight:
-                continue  # still running here; its next turn comes after
-            await self._slots.acquire()  # waits while every slot is busy
+        now = datetime.now(UTC)
+        candidates = await self._schedule.claimable(now, 2 * free)
+        random.shuffle(candidates)
+        for candidate in candidates:
+            if free == 0:
+                self._wake.set()  # more is due: claim again as soon as a slot frees
+                break
+            if candidate.integration_id in self._in_flight:
+                continue
+            due = await self._schedule.claim(candidate.integration_id, now, self._lease)
+            if due is None:
+                continue
+            SCHEDULE_LAG.record(
+                (datetime.now(UTC) - candidate.due_at).total_seconds(),
+                {"trigger": due.trigger.value},
+            )
+            free -= 1
             task = asyncio.create_task(self._run_in_slot(due))
             self._in_flight[due.integration_id] = task
 
     async def _run_in_slot(self, due: Due) -> None:
+        done = asyncio.Event()
+        keeper = asyncio.create_task(self._keep_claim(due, done))
         try:
-            async with self._leases.kept(f"sync:{due.integration_id}") as ours:
-                if ours:
-                    await self._run_one(due)
+            await self._run_one(due)
         except UNAVAILABLE as error:
             logger.warning("sync not run: %s", type(error).__name__)
         except Exception:
             logger.exception("sync could not be run", extra={"integration_id": due.integration_id})
         finally:
-            self._slots.release()
+            # The keeper is told to stop and awaited, never cancelled (see Leases.kept).
+            done.set()
+            await keeper
             del self._in_flight[due.integration_id]
+            self._wake.set()
+
+    async def _keep_claim(self, due: Due, done: asyncio.Event) -> None:
+        """Extend the claim every third of a lease for as long as the run lasts."""
+        every = self._lease.total_seconds() / 3
+        while not await _set_within(done, every):
+            try:
+                until = datetime.now(UTC) + self._lease
+                if not await self._schedule.keep(due.integration_id, due.claim, until):
+                    logger.warning("sync claim lost", extra={"integration_id": due.integration_id})
+                    return
+            except PyMongoError as error:  # tried again a third of a lease later
+                logger.warning("sync claim not extended: %s", type(error).__name__)
+
+    def _next_sync_at(self, due: Due, started: datetime) -> datetime:
+        """A full interval on (the connection's own, or the default), give or take a
+        tenth: a fleet connected at once drifts apart instead of syncing in step."""
+        interval = due.interval or self._interval
+        return started + interval * random.uniform(1 - self._jitter, 1 + self._jitter)
 
     async def _run_one(self, due: Due) -> None:
         integration_id, started = due.integration_id, datetime.now(UTC)
@@ -524,30 +721,45 @@ class SyncScheduler:
                 crashed = False
             finally:
                 self.running.discard(integration_id)
-            outcome = job.status.value if job else "crashed"
+            outcome = "inactive" if job is None and not crashed else _outcome(job)
             span.set_attribute("syntaskio.sync.status", outcome)
         _count_run(due, job, outcome, started)
         if changed and (job is None or job.status is not JobStatus.SUCCEEDED):
             await self._schedule.notify(integration_id, changed, due.trigger)
+        if job is None and not crashed:
+            # No lease: no longer active (the event saying so may still be on its way).
+            await self._schedule.deactivate(integration_id)
         retry_at = job.retry_at if job is not None else None
-        if due.full:
-            succeeded = job is not None and job.status is JobStatus.SUCCEEDED
-            await self._schedule.ran(
-                integration_id,
-                retry_at or started + self._interval,
-                started,
-                seen_at=due.seen_at,
-                reconciled=due.reconcile and succeeded,
-                # A run that crashed (auth-service unreachable, say) did not answer the
-                # "sync now" or resync it saw: that request gets the next run.
-                answered=not crashed,
-            )
-        if retry_at is not None:
-            await self._schedule.defer(integration_id, retry_at)
+        succeeded = job is not None and job.status is JobStatus.SUCCEEDED
+        await self._schedule.ran(
+            integration_id,
+            due.claim,
+            # A targeted run leaves the full run where it was planned.
+            (retry_at or self._next_sync_at(due, started)) if due.full else None,
+            started if due.full else None,
+            due.seen_at,
+            requests_seen=due.requests_seen,
+            reconciled=due.reconcile and succeeded,
+            # A run that crashed (auth-service unreachable, say) did not answer the
+            # "sync now" or resync it saw: that request gets the next run.
+            answered=due.full and not crashed,
+            not_before=retry_at,
+        )
         if job is not None:
             logger.info(
                 "sync %s", job.status.value, extra=job.model_dump(mode="json", exclude={"modes"})
             )
+
+
+def _outcome(job: SyncJob | None) -> str:
+    return job.status.value if job else "crashed"
+
+
+async def _set_within(event: asyncio.Event, seconds: float) -> bool:
+    """Whether `event` is set within `seconds` (only the wait is cancelled on time-out)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    return event.is_set()
 
 
 def _count_run(due: Due, job: SyncJob | None, outcome: str, started: datetime) -> None:
