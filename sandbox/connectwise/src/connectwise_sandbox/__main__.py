@@ -38,6 +38,27 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         "(CW_SANDBOX_OAUTH_REDIRECT_URIS, comma-separated)",
     )
     parser.add_argument("--log-level", help="uvicorn log level (default info)")
+    fleet = parser.add_argument_group("fleet mode and latency (see the README)")
+    fleet.add_argument("--fleet-companies", type=int, help="fleet companies (default 0: off)")
+    fleet.add_argument(
+        "--fleet-members-per-company", type=int, help="technicians per fleet company (10)"
+    )
+    fleet.add_argument(
+        "--fleet-tickets-per-member", type=int, help="open tickets per fleet technician (3)"
+    )
+    fleet.add_argument(
+        "--fleet-down-fraction", type=float, help="share of fleet companies that are down (0)"
+    )
+    fleet.add_argument(
+        "--fleet-down-hang-seconds",
+        type=float,
+        help="how long a down company's request hangs before a 504 (600)",
+    )
+    fleet.add_argument("--latency-ms", type=float, help="API response latency (0)")
+    fleet.add_argument("--latency-tail-ms", type=float, help="latency of the slow tail (0)")
+    fleet.add_argument(
+        "--latency-tail-fraction", type=float, help="share of requests in the slow tail (0)"
+    )
     arguments = vars(parser.parse_args(argv))
     overrides: dict[str, Any] = {k: v for k, v in arguments.items() if v is not None}
     return Settings(**overrides)
@@ -56,6 +77,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings.api_prefix,
         settings.tickets,
     )
+    if settings.fleet_companies:
+        log.info(
+            "Fleet mode: %d companies x %d members; credentials at /_sandbox/fleet/members",
+            settings.fleet_companies,
+            settings.fleet_members_per_company,
+        )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
 
 

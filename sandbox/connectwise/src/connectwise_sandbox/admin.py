@@ -235,7 +235,8 @@ def delete_ticket(ticket_id: int, state: State) -> Response:
 def reset(state: State, body: ResetRequest | None = None) -> dict[str, Any]:
     """Regenerate the data from the seed (optionally another seed or size) and clear
     faults, request stats, OAuth grants and tokens, minted member tokens, and callbacks
-    with their signing keys and delivery log. No callbacks fire for the reset."""
+    with their signing keys and delivery log. No callbacks fire for the reset. Fleet
+    companies are forgotten too, rebuilt from the (new) seed on use."""
     if body is not None:
         state.seed = state.seed if body.seed is None else body.seed
         state.tickets = state.tickets if body.tickets is None else body.tickets
@@ -245,6 +246,8 @@ def reset(state: State, body: ResetRequest | None = None) -> dict[str, Any]:
     state.oauth.reset()
     state.member_tokens.reset()
     state.callbacks.reset()
+    if state.fleet is not None:
+        state.fleet.reset(state.seed)
     return {"status": "ok", "seed": state.seed, "tickets": state.tickets}
 
 

@@ -51,15 +51,17 @@ def company_info(company_id: str, request: Request, state: State) -> Response:
     """The unauthenticated lookup clients use to find the codebase; JSON `null` when the
     company is unknown (the real answer, not a 404)."""
     settings = state.settings
-    if company_id.strip().lower() != settings.company_id.lower():
+    company = state.company_named(company_id)  # the home company or a fleet one
+    if company is None:
         return json_response(None)
+    found_id, name = company
     return json_response(
         {
-            "CompanyName": "Syntaskio Sandbox MSP",
+            "CompanyName": name,
             "Codebase": settings.codebase,
             "VersionCode": version_code(settings),
             "VersionNumber": f"v4.6.{BUILD_NUMBER}",
-            "CompanyID": settings.company_id,
+            "CompanyID": found_id,
             "IsCloud": False,
             "SiteUrl": request.url.netloc,
         }

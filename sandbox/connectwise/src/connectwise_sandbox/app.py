@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from connectwise_sandbox import (
     admin,
     admin_callbacks,
+    admin_fleet,
     admin_work,
     api,
     callback_routes,
@@ -34,6 +35,8 @@ from connectwise_sandbox.callers import caller_of
 from connectwise_sandbox.deliveries import Deliverer
 from connectwise_sandbox.errors import CwError, ErrorItem
 from connectwise_sandbox.faults import FaultInjector
+from connectwise_sandbox.fleet import DownCompanies, Fleet, FleetSpec
+from connectwise_sandbox.latency import Latency
 from connectwise_sandbox.member_tokens import MemberTokens
 from connectwise_sandbox.oauth import OAuthServer
 from connectwise_sandbox.seed import generate
@@ -85,8 +88,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         member_tokens=MemberTokens(ttl=settings.member_token_ttl),
         callbacks=CallbackRegistry(company_id=settings.company_id, deliverer=deliverer),
+        latency=Latency.from_settings(settings),
     )
     state.store.subscribe(state.callbacks.on_change)
+    if settings.fleet_companies:
+        state.fleet = Fleet(FleetSpec.from_settings(settings), state)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -107,8 +113,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(admin_work.router)
     app.include_router(admin_callbacks.router)
+    app.include_router(admin_fleet.router)
     _install_error_handlers(app)
     app.middleware("http")(_connectwise_traffic)
+    if state.fleet is not None and settings.fleet_down_fraction > 0:
+        app.add_middleware(DownCompanies)  # outermost: a down server does nothing at all
     return app
 
 
@@ -121,6 +130,8 @@ async def _connectwise_traffic(
     path = request.url.path
     if not state.is_api_path(path):
         return await call_next(request)
+    if state.latency is not None and state.latency.enabled:
+        await asyncio.sleep(state.latency.next_seconds())
     fault = state.faults.take(path)
     if fault is not None and fault.delay_seconds:
         await asyncio.sleep(fault.delay_seconds)

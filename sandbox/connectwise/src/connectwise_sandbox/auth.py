@@ -63,7 +63,7 @@ def _caller(header: str | None, state: SandboxState) -> tuple[JsonObject, Caller
         holder = _existing(state, member_id)
         return holder, bearer_caller(holder["identifier"])
     company, public_key, private_key = _credentials(scheme, token)
-    if company.lower() != state.settings.company_id.lower():
+    if company.lower() != state.company_id.lower():
         raise _unauthorized(f"Company '{company}' is not valid for this site")
     member = state.store.member_for_key(public_key, private_key)
     if member is not None:

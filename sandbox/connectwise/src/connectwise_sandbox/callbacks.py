@@ -117,14 +117,19 @@ class CallbackRegistry:
         self.deliverer = deliverer
         self._clock = clock or (lambda: datetime.now(UTC))
         self.schema = model_schema("CallbackEntry")
-        self.reset()
+        # Not `reset()`: a fleet company's registry shares the deliverer, whose log a new
+        # registry must leave alone.
+        self._forget()
 
-    def reset(self) -> None:
-        """Forget every callback and signing key (and the delivery log)."""
+    def _forget(self) -> None:
         with self._lock:
             self._callbacks: dict[int, Callback] = {}
             self._keys: dict[int, SigningKey] = {}  # by owner member id
             self._next_id = 1
+
+    def reset(self) -> None:
+        """Forget every callback and signing key (and the delivery log)."""
+        self._forget()
         self.deliverer.clear()
 
     # --- registrations -----------------------------------------------------------------

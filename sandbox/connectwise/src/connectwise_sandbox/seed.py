@@ -180,26 +180,30 @@ def _members(created: str, extra_technicians: int = 0) -> tuple[JsonObject, ...]
     """`Member` records with the fields the model requires (`defaultEmail`,
     `defaultPhone`, `hireDate`, `securityRole`, names, `licenseClass`) and a few more."""
     specs = (*MEMBERS, API_MEMBER, *_extra_technicians(extra_technicians))
-    return tuple(
-        {
-            "id": FIRST_MEMBER_ID + index,
-            "identifier": spec.identifier,
-            "firstName": spec.first_name,
-            "lastName": spec.last_name,
-            "title": spec.title,
-            "officeEmail": f"{spec.first_name.lower()}.{spec.last_name.lower()}@{MSP_DOMAIN}",
-            "officePhone": f"555-{100 + index:04d}",
-            "defaultEmail": "Office",
-            "defaultPhone": "Office",
-            "hireDate": created,
-            "inactiveFlag": spec.inactive,
-            "licenseClass": spec.license_class,
-            "securityRole": _SECURITY_ROLES[spec.license_class],
-            "timeZone": {"id": 1, "name": "US Eastern"},
-            "_info": _info(created),
-        }
-        for index, spec in enumerate(specs)
-    )
+    return tuple(member_record(index, spec, created) for index, spec in enumerate(specs))
+
+
+def member_record(
+    index: int, spec: MemberSpec, created: str, domain: str = MSP_DOMAIN
+) -> JsonObject:
+    """The `index`th member (id `FIRST_MEMBER_ID + index`), e-mail at `domain`."""
+    return {
+        "id": FIRST_MEMBER_ID + index,
+        "identifier": spec.identifier,
+        "firstName": spec.first_name,
+        "lastName": spec.last_name,
+        "title": spec.title,
+        "officeEmail": f"{spec.first_name.lower()}.{spec.last_name.lower()}@{domain}",
+        "officePhone": f"555-{100 + index:04d}",
+        "defaultEmail": "Office",
+        "defaultPhone": "Office",
+        "hireDate": created,
+        "inactiveFlag": spec.inactive,
+        "licenseClass": spec.license_class,
+        "securityRole": _SECURITY_ROLES[spec.license_class],
+        "timeZone": {"id": 1, "name": "US Eastern"},
+        "_info": _info(created),
+    }
 
 
 def _api_keys(seed: int, members: Sequence[JsonObject]) -> tuple[ApiKey, ...]:

@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Final
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The clientId GUID every local tool uses; a real one is registered per vendor product.
 DEV_CLIENT_ID: Final = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 MAX_TICKETS: Final = 100_000
+# Fleet mode's ceilings: companies (ids `fleet00001`…`fleet99999`) and members across
+# all of them (each company holds its own records once used).
+MAX_FLEET_COMPANIES: Final = 99_999
+MAX_FLEET_MEMBERS: Final = 200_000
 DEV_OAUTH_CLIENT_SECRET: Final = "sandbox-oauth-client-secret"  # noqa: S105 - a dev default
 
 
@@ -52,6 +56,20 @@ class Settings(BaseSettings):
     callback_timeout: float = Field(default=5.0, gt=0, le=60)
     callback_attempts: int = Field(default=3, ge=1, le=10)
     callback_retry_delay: float = Field(default=1.0, ge=0, le=60)
+    # Fleet mode (`fleet.py`): this many more companies on the same host, `fleet00001`,
+    # …, each with its own members, keys and open tickets; 0 (the default) = off.
+    fleet_companies: int = Field(default=0, ge=0, le=MAX_FLEET_COMPANIES)
+    fleet_members_per_company: int = Field(default=10, ge=1, le=1000)
+    fleet_tickets_per_member: int = Field(default=3, ge=0, le=50)
+    # Companies whose server is down (chosen from the seed): their requests hang until
+    # the client gives up, or answer 504 after `fleet_down_hang_seconds`.
+    fleet_down_fraction: float = Field(default=0.0, ge=0, le=1)
+    fleet_down_hang_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    # Response latency of the ConnectWise API (not `/_sandbox`): every request waits
+    # `latency_ms`, except a `latency_tail_fraction` of them, which wait `latency_tail_ms`.
+    latency_ms: float = Field(default=0.0, ge=0, le=60_000)
+    latency_tail_ms: float = Field(default=0.0, ge=0, le=600_000)
+    latency_tail_fraction: float = Field(default=0.0, ge=0, le=1)
 
     @field_validator("codebase")
     @classmethod
@@ -91,6 +109,21 @@ class Settings(BaseSettings):
     def _anchor_utc(cls, value: datetime) -> datetime:
         value = value if value.tzinfo else value.replace(tzinfo=UTC)
         return value.astimezone(UTC).replace(microsecond=0)
+
+    @model_validator(mode="after")
+    def _fleet_and_latency(self) -> Settings:
+        members = self.fleet_companies * self.fleet_members_per_company
+        if members > MAX_FLEET_MEMBERS:
+            raise ValueError(
+                f"fleet_companies x fleet_members_per_company is {members}; "
+                f"at most {MAX_FLEET_MEMBERS}"
+            )
+        home = self.company_id.lower()
+        if self.fleet_companies and home.startswith("fleet") and home[5:].isdigit():
+            raise ValueError("company_id must not look like a fleet company id (fleetNNNNN)")
+        if self.latency_tail_fraction > 0 and self.latency_tail_ms < self.latency_ms:
+            raise ValueError("latency_tail_ms must be at least latency_ms: it is the slow tail")
+        return self
 
     @property
     def api_prefix(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, Final, cast
 
 from fastapi import Depends, Request
 
@@ -16,8 +16,13 @@ from connectwise_sandbox.settings import Settings
 from connectwise_sandbox.stats import RequestStats
 from connectwise_sandbox.store import Store
 
+if TYPE_CHECKING:  # the fleet builds states of its own
+    from connectwise_sandbox.fleet import Fleet
+    from connectwise_sandbox.latency import Latency
+
 # Clients built before cloud codebases hard-code this one; real hosts answer on it too.
 LEGACY_CODEBASE = "v4_6_release/"
+HOME_COMPANY_NAME: Final = "Syntaskio Sandbox MSP"
 
 
 @dataclass
@@ -31,6 +36,16 @@ class SandboxState:
     oauth: OAuthServer
     member_tokens: MemberTokens
     callbacks: CallbackRegistry
+    # The company this state's data belongs to: the settings' one, or a fleet company's.
+    company_id: str = ""
+    company_name: str = HOME_COMPANY_NAME
+    # The fleet companies (fleet mode; on the home state only).
+    fleet: Fleet | None = None
+    # The API's response latency (one for the whole host; None = none).
+    latency: Latency | None = None
+
+    def __post_init__(self) -> None:
+        self.company_id = self.company_id or self.settings.company_id
 
     @property
     def api_prefixes(self) -> tuple[str, ...]:
@@ -52,9 +67,20 @@ class SandboxState:
             extra_technicians=self.settings.extra_technicians,
         )
 
+    def company_named(self, company_id: str) -> tuple[str, str] | None:
+        """(company id, name) of the home or a fleet company, case-insensitively."""
+        if company_id.strip().lower() == self.company_id.lower():
+            return self.company_id, self.company_name
+        return self.fleet.company_named(company_id) if self.fleet is not None else None
+
 
 def get_state(request: Request) -> SandboxState:
-    return cast(SandboxState, request.app.state.sandbox)
+    """The state of the company the request is for: in fleet mode, an API request's
+    Basic credentials name it; everything else (and every other mode) gets the home one."""
+    home = cast(SandboxState, request.app.state.sandbox)
+    if home.fleet is None:
+        return home
+    return home.fleet.state_for_request(request, home)
 
 
 State = Annotated[SandboxState, Depends(get_state)]

@@ -195,11 +195,17 @@ class Schemas:
 
 
 class Store:
-    def __init__(self, dataset: Dataset, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        clock: Callable[[], datetime] | None = None,
+        schemas: Schemas | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._listeners: list[Listener] = []
-        self.schemas = Schemas()
+        # Immutable: fleet companies share one.
+        self.schemas = schemas or Schemas()
         self._load(dataset)
 
     def _load(self, dataset: Dataset) -> None:
