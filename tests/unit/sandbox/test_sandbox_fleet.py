@@ -271,6 +271,28 @@ async def test_the_connector_sync_path_works_per_company(
     )
 
 
+async def test_a_company_api_member_mints_keys_valid_in_its_company_only(
+    cw: httpx.AsyncClient, api: str, cw_app: FastAPI
+) -> None:
+    spec = fleet_of(cw_app).spec
+    first, second = healthy(spec)[:2]
+    integration = spec.api_members(first - 1, 1)[0]
+    assert (integration.company_id, integration.member_identifier) == (
+        spec.company_id(first),
+        "syntaskio-api",
+    )
+    minted = await cw.post(f"{api}/system/members/tech0003/tokens", headers=headers_of(integration))
+    assert minted.status_code == 201
+    keys = minted.json()
+    as_tech = FleetMember(
+        integration.company_id, 0, "", "", "F", keys["publicKey"], keys["privateKey"]
+    )
+    me = await cw.get(f"{api}/system/myMembers", headers=headers_of(as_tech))
+    assert me.json()["officeEmail"] == f"tech.number0003@{integration.company_id}.example"
+    elsewhere = headers_of(as_tech, spec.company_id(second))
+    assert (await cw.get(f"{api}/system/myMembers", headers=elsewhere)).status_code == 401
+
+
 def test_fleet_records_have_their_documented_shape(cw_app: FastAPI) -> None:
     company = fleet_of(cw_app).state(1)
     found = [p for t in company.store.tickets() for p in problems("Ticket", t)]
