@@ -206,6 +206,20 @@ def turn_on_project_phases(page: Page) -> None:
     expect(switch).to_be_checked()
     expect(switch).to_be_enabled()
 
+    # How often: a schedule of its own, kept with the other options.
+    schedule = page.locator(".integration").get_by_label("Sync on a schedule")
+    expect(schedule).to_have_value("")
+    with page.expect_response("**/api/v1/integrations/*/sync-options") as saved:
+        schedule.select_option(label="Every hour")
+    assert saved.value.ok, saved.value.text()
+    assert saved.value.request.post_data_json == {
+        "project_phases": True,
+        "sync_interval_minutes": 60,
+    }
+    expect(page.locator(".integration .card-feedback")).to_contain_text("Syncs every hour")
+    page.reload()
+    expect(page.locator(".integration").get_by_label("Sync on a schedule")).to_have_value("60")
+
 
 def test_filters_and_search_narrow_the_list_and_live_in_the_url(
     system: EmbeddedStack, page: Page

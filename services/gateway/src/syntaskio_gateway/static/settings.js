@@ -1,5 +1,5 @@
 // Integration settings: each connection's state, sync status, API budget and history;
-// what it syncs (project phases); sync now, reconnect, disconnect; and the forms that
+// what it syncs (project phases) and how often; sync now, reconnect, disconnect; and the forms that
 // connect ConnectWise (OAuth or API keys). ConnectWise keys exist here only while typed
 // into the form, cleared once sent.
 
@@ -13,6 +13,14 @@ const HISTORY_SIZE = 10;
 // What turning project phases on costs, said where it is turned on (docs/connectwise.md).
 const PHASES_COST = "Lists the open phases of every project you work on: about one ConnectWise "
   + "request per project each hour. Off: your project tickets already show their project and phase.";
+// How often a connection may be synced on its own schedule (minutes; "" = the service's
+// default): the bounds the API enforces are 2 to 1,440.
+const INTERVALS = [["", "Default"], ["2", "Every 2 minutes"], ["5", "Every 5 minutes"],
+  ["15", "Every 15 minutes"], ["30", "Every 30 minutes"], ["60", "Every hour"],
+  ["240", "Every 4 hours"], ["1440", "Once a day"]];
+const INTERVAL_NOTE = "Changes you make in ConnectWise reach your tasks at once when it can "
+  + "call us back; the schedule catches anything else. Each sync uses a few of the "
+  + "connection's 1,000 requests an hour.";
 // Connections whose options are kept (and can be changed): the others show none.
 const WITH_OPTIONS = new Set(["active", "error", "expired"]);
 const NOTHING_CONNECTED = "Nothing is connected yet.";
@@ -108,6 +116,10 @@ function createCard(integration) {
       type: "checkbox", id: `integration-${id}-phases`, name: "project_phases",
       "aria-describedby": `integration-${id}-phases-cost`,
     }),
+    interval: el("select", {
+      id: `integration-${id}-interval`, name: "sync_interval_minutes",
+      "aria-describedby": `integration-${id}-interval-note`,
+    }, ...INTERVALS.map(([value, label]) => el("option", { value }, label))),
     optionsBox: el("div", { class: "card-options" }),
     optionsNote: el("p", { class: "muted hint" }),
     // Whether a change of options is being saved, and when the last one settled: a
@@ -116,9 +128,13 @@ function createCard(integration) {
     optionsSettledAt: 0,
   };
   card.phases.addEventListener("change", () => saveProjectPhases(card));
+  card.interval.addEventListener("change", () => saveInterval(card));
   card.optionsBox.append(
     el("label", { class: "checkbox", for: card.phases.id }, card.phases, "Show project phases as tasks"),
     el("p", { id: `integration-${id}-phases-cost`, class: "muted hint option-cost" }, PHASES_COST),
+    el("div", { class: "option-row" },
+      el("label", { for: card.interval.id }, "Sync on a schedule"), card.interval),
+    el("p", { id: `integration-${id}-interval-note`, class: "muted hint" }, INTERVAL_NOTE),
     card.optionsNote);
   const button = (text, cls, onclick) =>
     el("button", { type: "button", class: `${cls} button-small`, "aria-describedby": titleId, onclick }, text);
@@ -216,32 +232,57 @@ function updateOptions(card, integration, requestedAt) {
   const known = Boolean(integration.sync);
   card.phases.checked = Boolean(integration.options?.project_phases);
   card.phases.disabled = !known;
+  card.interval.value = String(integration.options?.sync_interval_minutes ?? "");
+  card.interval.disabled = !known;
   card.optionsNote.textContent = known ? "" : "Sync options cannot be shown right now.";
   card.optionsNote.hidden = known;
 }
 
 /** Saves the switch's new state at once (it already shows it); puts it back on failure. */
-async function saveProjectPhases(card) {
-  const input = card.phases;
-  const wanted = input.checked;
+function saveProjectPhases(card) {
+  const wanted = card.phases.checked;
+  return saveOption(card, card.phases, { project_phases: wanted }, {
+    saving: wanted ? "Turning project phases on…" : "Turning project phases off…",
+    saved: (options) => (options.project_phases
+      ? "Project phases are on. They appear as tasks after the next sync."
+      : "Project phases are off. They leave your tasks after the next sync."),
+    failed: "Could not change project phases",
+    undo: () => { card.phases.checked = !wanted; },
+  });
+}
+
+/** Saves the chosen schedule at once; puts the previous one back on failure. */
+function saveInterval(card) {
+  const before = String(card.integration.options?.sync_interval_minutes ?? "");
+  const chosen = card.interval.value;
+  const label = card.interval.selectedOptions[0]?.textContent ?? chosen;
+  return saveOption(card, card.interval, { sync_interval_minutes: chosen ? Number(chosen) : null }, {
+    saving: "Changing the sync schedule…",
+    saved: () => (chosen ? `Syncs ${label.toLowerCase()} from now on.` : "Syncs on the default schedule from now on."),
+    failed: "Could not change the sync schedule",
+    undo: () => { card.interval.value = before; },
+  });
+}
+
+/** PUTs the connection's options with `change` applied; `input` is disabled meanwhile. */
+async function saveOption(card, input, change, messages) {
   card.savingOptions = true;
   input.disabled = true;
   card.alert.textContent = "";
-  announce(card.feedback, wanted ? "Turning project phases on…" : "Turning project phases off…");
+  announce(card.feedback, messages.saving);
   try {
     const saved = await api(`/integrations/${encodeURIComponent(card.integration.id)}/sync-options`, {
-      method: "PUT", body: { ...card.integration.options, project_phases: wanted },
+      method: "PUT", body: { ...card.integration.options, ...change },
     });
     card.integration = { ...card.integration, options: saved };
-    input.checked = Boolean(saved?.project_phases);
-    announce(card.feedback, input.checked
-      ? "Project phases are on. They appear as tasks after the next sync."
-      : "Project phases are off. They leave your tasks after the next sync.");
+    card.phases.checked = Boolean(saved?.project_phases);
+    card.interval.value = String(saved?.sync_interval_minutes ?? "");
+    announce(card.feedback, messages.saved(saved ?? {}));
     setTimeout(loadIntegrations, 1000);
   } catch (error) {
-    input.checked = !wanted;
+    messages.undo();
     announce(card.feedback, "");
-    if (error.status !== 401) card.alert.textContent = `Could not change project phases: ${error.message}`;
+    if (error.status !== 401) card.alert.textContent = `${messages.failed}: ${error.message}`;
   } finally {
     card.savingOptions = false;
     card.optionsSettledAt = Date.now();
