@@ -103,6 +103,9 @@ def test_each_service_counts_what_an_operator_watches(
     assert samples(
         connector, "syntaskio_kafka_consumer_lag", group="connector-connectwise-commands"
     )
+    # Database round trips by command name: the connector's schedule claims, jobs, ...
+    commands = {s.labels["command"] for s in samples(connector, "syntaskio_mongodb_commands_total")}
+    assert {"find", "insert", "update"} <= commands, commands
 
     aggregator = scrape(system, "aggregator")
     assert total(aggregator, "syntaskio_aggregator_records_total", outcome="applied") >= 1

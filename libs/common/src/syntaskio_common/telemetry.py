@@ -44,6 +44,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import start_http_server
+from pymongo import monitoring
 
 from syntaskio_common.health import PROBE_PATHS
 
@@ -58,6 +59,30 @@ _PROPAGATOR: Final = TraceContextTextMapPropagator()
 
 tracer = trace.get_tracer("syntaskio")
 meter = metrics.get_meter("syntaskio")
+
+MONGODB_COMMANDS = meter.create_counter(
+    "syntaskio.mongodb.commands",
+    unit="{command}",
+    description="MongoDB commands sent, by command name (find, insert, update, findAndModify …)",
+)
+
+
+class _CommandCounter(monitoring.CommandListener):
+    """Counts every command the process's PyMongo clients send, by name: database round
+    trips per unit of work (a sync run, say) are read off /metrics. The name is the
+    driver's (a bounded set), never the command's body."""
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        MONGODB_COMMANDS.add(1, {"command": event.command_name})
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+_command_counter: _CommandCounter | None = None
 
 
 def tracing_disabled() -> bool:
@@ -76,6 +101,7 @@ def configure_telemetry(service: str, *, metrics_port: int | None, host: str) ->
         reader = PrometheusMetricReader(scope_info_enabled=False)
         metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
         start_http_server(metrics_port, addr=host)
+    _count_mongodb_commands()
     if tracing_disabled():
         return
     provider = TracerProvider(resource=resource)
@@ -94,6 +120,15 @@ def configure_telemetry(service: str, *, metrics_port: int | None, host: str) ->
         meter_provider=NoOpMeterProvider(),
     )
     PymongoInstrumentor().instrument()
+
+
+def _count_mongodb_commands() -> None:
+    """PyMongo's listeners are global and apply to clients made after registering: once
+    per process, before any client."""
+    global _command_counter
+    if _command_counter is None:
+        _command_counter = _CommandCounter()
+        monitoring.register(_command_counter)
 
 
 def instrument_app(app: FastAPI) -> None:
