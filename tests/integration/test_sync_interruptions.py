@@ -42,8 +42,17 @@ class FakeAccess:
         self.budget = budget
         self.tenant_id = tenant_id
 
-    async def lease(self, integration_id: str, rejected_version: int | None = None) -> Any:
+    async def lease(
+        self,
+        integration_id: str,
+        rejected_version: int | None = None,
+        *,
+        reuse_epoch: int | None = None,
+    ) -> Any:
         return api_key_lease(integration_id, self.tenant_id)
+
+    def forget(self, integration_id: str) -> None:
+        pass
 
     def client(self, lease: CredentialLease, spent: int = 0) -> FakeClient:
         return FakeClient()

@@ -48,6 +48,11 @@ async def claim(schedule: SyncSchedule, integration: str, at: datetime | None = 
     return due
 
 
+def names(changed: Changed) -> tuple[dict[Entity, frozenset[int]], bool, frozenset[int]]:
+    tickets = {entity: ids for entity, ids in changed.tickets.items() if ids}
+    return tickets, changed.schedule, changed.projects
+
+
 async def finish(schedule: SyncSchedule, due: Due, *, answered: bool = True) -> None:
     started = datetime.now(UTC)
     await schedule.ran(
@@ -117,8 +122,7 @@ async def test_records_named_during_a_run_get_a_targeted_run_after_it(
 
     targeted = await claim(schedule, integration)
     assert (targeted.trigger, targeted.full) == (Trigger.WEBHOOK, False)
-    changed, _ = await schedule.take_changes(integration)
-    assert changed.tickets[Entity.SERVICE_TICKET] == {7}
+    assert targeted.changed.tickets[Entity.SERVICE_TICKET] == {7}
     # A targeted run leaves the full run where it was planned.
     planned = (await schedule.get(integration) or {})["next_sync_at"]
     await schedule.ran(integration, targeted.claim, None, None, targeted.seen_at)
@@ -237,3 +241,79 @@ async def test_a_silent_fleet_reconciles_every_connection_once(schedule: SyncSch
     await schedule.ran(failed.integration_id, again.claim, back, back, back, reconciled=True)
     after = await claim(schedule, failed.integration_id, back + timedelta(minutes=10))
     assert not after.reconcile
+
+
+async def test_records_named_while_the_claim_is_taken_are_kept_for_the_next_run(
+    schedule: SyncSchedule,
+) -> None:
+    """The claim takes the records named so far in the same write: one named a moment
+    later is not the run's, and is owed by the next one, however the two interleave."""
+    integration = str(uuid.uuid4())
+    await schedule.activate(integration, Trigger.CONNECTED)
+    await finish(schedule, await claim(schedule, integration))
+    first = Changed(tickets={Entity.SERVICE_TICKET: frozenset({1, 2})}, schedule=True)
+    await schedule.notify(integration, first, Trigger.WEBHOOK)
+    due = await claim(schedule, integration)
+    later = Changed(tickets={Entity.SERVICE_TICKET: frozenset({2, 3})}, projects=frozenset({5}))
+    await schedule.notify(integration, later, Trigger.WRITE_BACK)
+    assert (due.full, names(due.changed), due.taken_over) == (False, names(first), False)
+    await schedule.ran(integration, due.claim, None, None, due.seen_at)
+
+    again = await claim(schedule, integration)
+    assert (again.trigger, again.full) == (Trigger.WRITE_BACK, False)
+    assert names(again.changed) == names(later)
+    await schedule.ran(integration, again.claim, None, None, again.seen_at)
+    left = await schedule.get(integration) or {}
+    assert not {"pending", "claimed_pending", "claimed_by", "taken_over"} & left.keys()
+
+
+async def test_records_held_by_a_deferral_stay_pending_when_claimed_early(
+    schedule: SyncSchedule,
+) -> None:
+    integration = str(uuid.uuid4())
+    await schedule.activate(integration, Trigger.CONNECTED)
+    running = await claim(schedule, integration)
+    started, retry_at = datetime.now(UTC), datetime.now(UTC) + timedelta(minutes=3)
+    await schedule.ran(
+        integration, running.claim, retry_at, started, running.seen_at,
+        requests_seen=running.requests_seen, not_before=retry_at,
+    )  # fmt: skip
+    named = Changed(tickets={Entity.PROJECT_TICKET: frozenset({4})})
+    await schedule.notify(integration, named, Trigger.WEBHOOK)
+    # Claimed when nothing is owed yet (due_at brought forward by hand): given back.
+    await schedule._schedule.update_one({"_id": integration}, {"$set": {"due_at": started}})
+    assert await schedule.claim(integration, datetime.now(UTC), LEASE) is None
+    assert await claimable_ids(schedule, retry_at) == [integration]
+    due = await claim(schedule, integration, retry_at)
+    assert names(due.changed) == names(named)
+
+
+async def test_a_claim_says_whether_it_took_over_a_lapsed_one(schedule: SyncSchedule) -> None:
+    integration = str(uuid.uuid4())
+    await schedule.activate(integration, Trigger.CONNECTED)
+    lapsed = await claim(schedule, integration)
+    assert not lapsed.taken_over
+    later = datetime.now(UTC) + 2 * LEASE
+    taken = await claim(schedule, integration, later)
+    assert taken.taken_over
+    await finish(schedule, taken)
+    await schedule.request(integration, Trigger.MANUAL)
+    assert not (await claim(schedule, integration)).taken_over
+
+
+async def test_a_reconnect_or_a_new_team_moves_the_lease_epoch(schedule: SyncSchedule) -> None:
+    """Leases cached before it are not reused (`ConnectWiseAccess.lease`)."""
+    integration = str(uuid.uuid4())
+    await schedule.activate(integration, Trigger.CONNECTED)
+    first = await claim(schedule, integration)
+    await finish(schedule, first)
+    await schedule.request(integration, Trigger.MANUAL)
+    plain = await claim(schedule, integration)
+    assert plain.lease_epoch == first.lease_epoch
+    await finish(schedule, plain)
+    await schedule.request(integration, Trigger.MEMBERS_CHANGED)
+    team = await claim(schedule, integration)
+    assert team.lease_epoch == first.lease_epoch + 1
+    await finish(schedule, team)
+    await schedule.activate(integration, Trigger.CONNECTED)
+    assert (await claim(schedule, integration)).lease_epoch == first.lease_epoch + 2

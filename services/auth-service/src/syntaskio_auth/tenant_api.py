@@ -241,11 +241,14 @@ async def change_company_settings(
         await connections.repository.audit(
             "settings.changed", tenant_id=admin.tenant_id, user_id=admin.user_id, changed=changed
         )
-    if body.connectwise_enabled and not before.connectwise_enabled:
-        turned_on = datetime.now(UTC)
+    if body.connectwise_enabled != before.connectwise_enabled:
+        # Off: like a pause of every connection (the connector stops claiming their
+        # syncs instead of finding out at its next lease); on: resumed, synced at once.
+        moved = (
+            events.INTEGRATION_RESUMED if body.connectwise_enabled else events.INTEGRATION_PAUSED
+        )
+        turned = datetime.now(UTC)
         for integration in await connections.repository.list_for_tenant(admin.tenant_id):
             if integration.status is IntegrationStatus.ACTIVE:
-                await connections.announcements.publish(
-                    events.INTEGRATION_RESUMED, integration, changed_at=turned_on
-                )
+                await connections.announcements.publish(moved, integration, changed_at=turned)
     return body

@@ -25,6 +25,14 @@ from syntaskio_connector.budget import ApiBudget
 # disconnect or an unmapping stops acting for the user within this.
 ACTING_LEASE_REUSE: Final = timedelta(minutes=1)
 MOST_ACTING_LEASES: Final = 10_000
+# A sync's lease is reused by the next runs on this replica for this long at most, and
+# never within LEASE_MARGIN of its expiry. What stops a connection (disconnect, pause,
+# expiry, the company turning ConnectWise off) stops its claims through the integration
+# events; what changes its credentials or team (a reconnect, a mapping) bumps the
+# schedule's `lease_epoch`, which drops the lease at the next claim.
+SYNC_LEASE_REUSE: Final = timedelta(minutes=15)
+LEASE_MARGIN: Final = timedelta(minutes=1)
+MOST_SYNC_LEASES: Final = 100_000
 
 
 @dataclass(frozen=True)
@@ -34,6 +42,9 @@ class ConnectWiseAccess:
     budget: ApiBudget
     # (tenant, user) → credentials acting as their member, and when they were leased.
     _acting: dict[tuple[str, str], tuple[CredentialLease, datetime]] = field(default_factory=dict)
+    # integration → a sync's lease, when it was leased and the schedule's `lease_epoch`
+    # the claim had read before it was asked for.
+    _sync: dict[str, tuple[CredentialLease, datetime, int]] = field(default_factory=dict)
 
     async def lease(
         self,
@@ -42,13 +53,37 @@ class ConnectWiseAccess:
         *,
         cleanup: bool = False,
         purpose: str = "sync",
+        reuse_epoch: int | None = None,
     ) -> CredentialLease | None:
         """None when the integration is disconnected or expired (or, unless `cleanup`,
         paused or turned off by its company). `purpose`: sync, webhook, write-back,
-        cleanup (in auth-service's audit record of the lease)."""
-        return await self.auth.lease(
+        cleanup (in auth-service's audit record of the lease). `reuse_epoch`: a
+        scheduled run's, the schedule's `lease_epoch` its claim read — a lease this
+        replica got at the same epoch is used again while it lasts (None: always ask)."""
+        now = datetime.now(UTC)
+        if reuse_epoch is not None and rejected_version is None and not cleanup:
+            lease, leased_at, epoch = self._sync.get(integration_id, (None, now, -1))
+            if (
+                lease is not None
+                and epoch == reuse_epoch
+                and leased_at + SYNC_LEASE_REUSE > now
+                and (lease.expires_at is None or lease.expires_at - LEASE_MARGIN > now)
+            ):
+                return lease
+        lease = await self.auth.lease(
             integration_id, rejected_version, cleanup=cleanup, purpose=purpose
         )
+        if lease is None:
+            self._sync.pop(integration_id, None)
+        elif reuse_epoch is not None:
+            if len(self._sync) >= MOST_SYNC_LEASES:
+                self._sync.clear()  # rare: each is cheap to ask for again
+            self._sync[integration_id] = (lease, now, reuse_epoch)
+        return lease
+
+    def forget(self, integration_id: str) -> None:
+        """ConnectWise rejected the sync's lease: ask auth-service again next time."""
+        self._sync.pop(integration_id, None)
 
     async def acting(self, tenant_id: str, user_id: str, purpose: str) -> CredentialLease:
         """Credentials acting as the user's own ConnectWise member (see auth-service's

@@ -158,6 +158,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         indexed = (tracking, metadata, jobs, journal, details, searches, registrations)
         for part in (*indexed, schedule):
             await part.create_indexes()
+        await sync_options.migrate()  # after the schedule's own migration
         await broker.start()
         loop = asyncio.create_task(scheduler.run_forever(), name="sync-scheduler")
         lag.start()

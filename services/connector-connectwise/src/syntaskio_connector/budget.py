@@ -140,21 +140,35 @@ class ApiBudget:
         integration_id: str,
         tenant_id: str,
         mutate: Callable[[Document, datetime], Document | None],
-    ) -> None:
+        known: Document | None = None,
+    ) -> Document | None:
         """Apply `mutate(doc, now)` → fields to set (None: nothing to change), retrying
-        when another replica changed the document in between."""
+        when another replica changed the document in between; the document as written
+        (None: not written). `known`: the document as this caller last wrote it, tried
+        first without reading it (the compare-and-set on its revision says whether it
+        is still current); anything decided on it but a write is decided again on a
+        fresh read."""
         while True:
-            doc = await self._budgets.find_one({"_id": integration_id})
+            doc, trusted = (known, False) if known is not None else (None, True)
+            known = None
+            if trusted:
+                doc = await self._budgets.find_one({"_id": integration_id})
             now = self._clock()
-            fields = mutate(doc or {}, now)
+            try:
+                fields = mutate(doc or {}, now)
+            except SyncDeferred:
+                if trusted:
+                    raise
+                continue
             if fields is None:
-                return
+                if trusted:
+                    return None
+                continue
             if doc is None:
+                written = {"_id": integration_id, "tenant_id": tenant_id, "rev": 1, **fields}
                 try:
-                    await self._budgets.insert_one(
-                        {"_id": integration_id, "tenant_id": tenant_id, "rev": 1, **fields}
-                    )
-                    return
+                    await self._budgets.insert_one(written)
+                    return written
                 except DuplicateKeyError:
                     continue
             result = await self._budgets.update_one(
@@ -162,10 +176,13 @@ class ApiBudget:
                 {"$set": fields, "$inc": {"rev": 1}},
             )
             if result.modified_count == 1:
-                return
+                return {**doc, **fields, "rev": doc["rev"] + 1}
 
-    async def admit(self, integration_id: str, tenant_id: str) -> None:
-        """Count one request, or raise `SyncDeferred` if it may not be sent now."""
+    async def admit(
+        self, integration_id: str, tenant_id: str, known: Document | None = None
+    ) -> Document:
+        """Count one request, or raise `SyncDeferred` if it may not be sent now; the
+        document as admitted (`known`: as this caller last had it, see `_change`)."""
         policy = self.policy
 
         def admit_one(doc: Document, now: datetime) -> Document:
@@ -204,12 +221,20 @@ class ApiBudget:
             fields["stamps"] = [*recent, now.timestamp()]
             return fields
 
-        await self._change(integration_id, tenant_id, admit_one)
+        admitted = await self._change(integration_id, tenant_id, admit_one, known)
+        assert admitted is not None  # admit_one always writes
+        return admitted
 
     async def record(
-        self, integration_id: str, tenant_id: str, status: int | None, retry_after: float | None
-    ) -> None:
-        """Learn from an answer (`status` None: no answer — a timeout or broken connection)."""
+        self,
+        integration_id: str,
+        tenant_id: str,
+        status: int | None,
+        retry_after: float | None,
+        known: Document | None = None,
+    ) -> Document | None:
+        """Learn from an answer (`status` None: no answer — a timeout or broken
+        connection); the document if it was written."""
         policy = self.policy
 
         def learn(doc: Document, now: datetime) -> Document | None:
@@ -246,23 +271,41 @@ class ApiBudget:
                 return None
             return {"circuit": {"state": CircuitState.CLOSED.value, "failures": 0}}
 
-        await self._change(integration_id, tenant_id, learn)
+        return await self._change(integration_id, tenant_id, learn, known)
 
 
-@dataclass(frozen=True)
+@dataclass
 class IntegrationGate:
     """The client's `RequestGate` for one integration: every attempt is admitted by the
-    shared budget first, and every answer is reported back to it."""
+    shared budget first, and every answer is reported back to it.
+
+    The gate keeps the budget document as it last wrote it, so the next admission is one
+    compare-and-set instead of a read and a write while nobody else changed it. A sane
+    answer to a request admitted with the circuit closed and no failures counted
+    changes nothing, and is not written: a failure another replica recorded meanwhile
+    came from a request admitted after this one."""
 
     budget: ApiBudget
     integration_id: str
     tenant_id: str
+    _known: Document | None = None
+    _admitted_healthy: bool = False
 
     async def before_request(self) -> None:
-        await self.budget.admit(self.integration_id, self.tenant_id)
+        self._known = await self.budget.admit(self.integration_id, self.tenant_id, self._known)
+        circuit = self._known.get("circuit") or {}
+        self._admitted_healthy = circuit.get(
+            "state", CircuitState.CLOSED
+        ) == CircuitState.CLOSED and not circuit.get("failures")
 
     async def after_response(self, status: int | None, retry_after: float | None) -> None:
-        await self.budget.record(self.integration_id, self.tenant_id, status, retry_after)
+        sane = status is not None and status < 500 and status != 429
+        if sane and self._admitted_healthy:
+            return
+        written = await self.budget.record(
+            self.integration_id, self.tenant_id, status, retry_after, self._known
+        )
+        self._known = written or self._known
 
 
 def _recent(doc: Document, now: datetime) -> list[float]:

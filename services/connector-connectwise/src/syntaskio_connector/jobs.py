@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from syntaskio_common import events, topics
@@ -40,29 +40,25 @@ class SyncJobs:
             integration_id=integration_id,
             trigger=trigger,
             status=JobStatus.RUNNING,
-            started_at=datetime.now(UTC),
+            started_at=_stored_time(),
         )
         await self._jobs.insert_one({"_id": job.id, **job.model_dump(exclude={"id"})})
         await self._announce(events.SYNC_STARTED, job)
         return job
 
     async def finish(self, job: SyncJob, status: JobStatus, **outcome: Any) -> SyncJob:
-        finished_at = datetime.now(UTC)
+        finished_at = _stored_time()
         duration_ms = int((finished_at - job.started_at).total_seconds() * 1000)
-        doc = await self._jobs.find_one_and_update(
-            {"_id": job.id},
-            {
-                "$set": {
-                    **outcome,
-                    "status": status.value,
-                    "finished_at": finished_at,
-                    "duration_ms": duration_ms,
-                }
-            },
-            return_document=ReturnDocument.AFTER,
-        )
-        assert doc is not None
-        done = SyncJob.from_document(doc)
+        fields = {
+            **outcome,
+            "status": status.value,
+            "finished_at": finished_at,
+            "duration_ms": duration_ms,
+        }
+        # Only this run writes its job: the finished one is known without reading it
+        # back (a plain update by _id, not a find-and-modify).
+        await self._jobs.update_one({"_id": job.id}, {"$set": fields})
+        done = SyncJob.from_document({"_id": job.id, **job.model_dump(exclude={"id"}), **fields})
         failed = status in (JobStatus.FAILED, JobStatus.INTERRUPTED)
         kind = events.SYNC_FAILED if failed else events.SYNC_FINISHED
         await self._announce(kind, done)
@@ -104,3 +100,10 @@ class SyncJobs:
             data=job.model_dump(mode="json"),
         )
         await publish(self._broker, topics.INTEGRATIONS, record)
+
+
+def _stored_time() -> datetime:
+    """Now, to the millisecond, as the database keeps it: a job built here equals the
+    one read back."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)

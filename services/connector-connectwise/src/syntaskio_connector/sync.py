@@ -31,7 +31,13 @@ from syntaskio_common.connectwise import (
 )
 from syntaskio_common.credentials import CredentialLease
 from syntaskio_common.egress import SiteRejected
-from syntaskio_common.integrations import ConnectionScope, JobStatus, SyncJob, Trigger
+from syntaskio_common.integrations import (
+    ConnectionScope,
+    JobStatus,
+    SyncJob,
+    SyncOptions,
+    Trigger,
+)
 from syntaskio_common.mongo import Document
 from syntaskio_common.problems import UNAVAILABLE
 from syntaskio_common.telemetry import (
@@ -82,6 +88,25 @@ SCHEDULE_LAG = meter.create_histogram(
     "syntaskio.sync.schedule.lag",
     unit="s",
     description="How long after it was due a sync run was claimed, by trigger",
+    # From milliseconds (a replica keeping up) to an hour (one far behind).
+    explicit_bucket_boundaries_advisory=(
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1,
+        2.5,
+        5,
+        10,
+        30,
+        60,
+        120,
+        300,
+        900,
+        3600,
+    ),
 )
 BUDGET_REMAINING = meter.create_gauge(
     "syntaskio.connectwise.budget.remaining",
@@ -110,22 +135,30 @@ class SyncRunner:
         full: bool = True,
         resync: bool = False,
         reconcile: bool = False,
+        options: SyncOptions | None = None,
+        taken_over: bool = True,
+        lease_epoch: int | None = None,
     ) -> SyncJob | None:
         """The finished job, or None when the integration is no longer active (or
         paused). A full run syncs everything due and then `changed`; otherwise only
         `changed`. `resync` lists everything again with its body (an admin's "full
         resync"); `reconcile` lists every id (callbacks were refused: what they named,
-        deletions included, is noticed now). A run that finds an earlier one left
-        `running` (its connector stopped) marks it interrupted and reconciles too."""
-        lease = await self.access.lease(integration_id)
+        deletions included, is noticed now). A run that `taken_over` a lapsed claim and
+        finds an earlier one left `running` (its connector stopped) marks it interrupted
+        and reconciles too. `options`: as the claim read them (None: read here);
+        `lease_epoch`: the schedule's, as the claim read it (None: lease afresh)."""
+        lease = await self.access.lease(integration_id, reuse_epoch=lease_epoch)
         if lease is None:
             return None
-        abandoned = await self.jobs.interrupt_abandoned(lease.tenant_id, integration_id)
-        reconcile = reconcile or abandoned > 0
+        if taken_over:
+            # Only a claim that lapsed can have left a job running: skipped otherwise.
+            abandoned = await self.jobs.interrupt_abandoned(lease.tenant_id, integration_id)
+            reconcile = reconcile or abandoned > 0
         full = full or reconcile
         job = await self.jobs.start(lease.tenant_id, integration_id, trigger)
         client = self.access.client(lease)
-        options = await self.options.get(integration_id)
+        if options is None:
+            options = await self.options.get(integration_id)
 
         async def work(client: ConnectWiseClient, ref: IntegrationRef) -> RunCounts:
             if full:
@@ -148,6 +181,7 @@ class SyncRunner:
                     # Rejected credentials: have auth-service renew them (once, however
                     # many replicas report the same version) and go on where the run
                     # stopped.
+                    self.access.forget(integration_id)
                     lease = await self.access.lease(integration_id, rejected_version=lease.version)
                     if lease is None:
                         return await self._finish(job, client, JobStatus.FAILED, error="expired")
@@ -242,6 +276,13 @@ class Due:
     # How many requests had been made when the schedule was read: a run answers those.
     requests_seen: int = 0
     interval: timedelta | None = None  # the connection's own interval, if it has one
+    # The records named for it, taken from `pending` by the claim, and the traces of the
+    # requests that named them.
+    changed: Changed = NOTHING_CHANGED
+    traces: tuple[str, ...] = ()
+    taken_over: bool = False  # the claim had lapsed: its holder may have left a job running
+    options: SyncOptions | None = None
+    lease_epoch: int = 0  # bumped by a reconnect: credentials cached before are not reused
 
 
 @dataclass(frozen=True)
@@ -255,11 +296,17 @@ def _due_of(doc: Document, now: datetime, claim: str) -> Due | None:
     scheduled one (or the first), or a targeted run for pending records; None when
     nothing is owed yet (records held back by a deferral)."""
     interval = doc.get("interval_seconds")
+    changed, traces = _changes_of(doc.get("claimed_pending") or {}, doc.get("claimed_traces"))
     common: dict[str, Any] = {
         "seen_at": now,
         "claim": claim,
         "requests_seen": int(doc.get("requests", 0)),
         "interval": timedelta(seconds=interval) if interval else None,
+        "changed": changed,
+        "traces": traces,
+        "taken_over": bool(doc.get("taken_over")),
+        "options": SyncOptions.model_validate(doc.get("options") or {}),
+        "lease_epoch": int(doc.get("lease_epoch", 0)),
     }
     if doc.get("requested"):
         return Due(
@@ -278,10 +325,22 @@ def _due_of(doc: Document, now: datetime, claim: str) -> Due | None:
             reconcile=bool(doc.get("reconcile_since")),
             **common,
         )
-    if doc.get("pending") and (doc.get("not_before") or now) <= now:
-        trigger = Trigger(doc.get("pending_trigger") or Trigger.WEBHOOK)
+    if doc.get("claimed_pending") and (doc.get("not_before") or now) <= now:
+        trigger = Trigger(doc.get("claimed_trigger") or Trigger.WEBHOOK)
         return Due(doc["_id"], trigger, full=False, **common)
     return None
+
+
+def _changes_of(pending: Document, traces: Any) -> tuple[Changed, tuple[str, ...]]:
+    changed = Changed(
+        tickets={
+            entity: frozenset(int(i) for i in pending.get(entity.value, ()))
+            for entity in TICKET_ENTITIES
+        },
+        schedule=bool(pending.get("schedule")),
+        projects=frozenset(int(i) for i in pending.get("projects", ())),
+    )
+    return changed, tuple(str(t) for t in traces or ())
 
 
 def _unless_claimed(now: datetime, earliest: Any) -> Document:
@@ -368,14 +427,25 @@ class SyncSchedule:
             fields["resync"] = True
         if reconcile:
             fields["reconcile"] = True
+        if activate or trigger is Trigger.MEMBERS_CHANGED:
+            # New credentials or a new team: leases cached before are not used again.
+            fields["lease_epoch"] = {"$add": [{"$ifNull": ["$lease_epoch", 0]}, 1]}
         if activate:
             fields["active"] = True
         fields["due_at"] = _unless_claimed(now, now)
         await self._schedule.update_one({"_id": integration_id}, [{"$set": fields}], upsert=True)
 
-    async def notify(self, integration_id: str, changed: Changed, trigger: Trigger) -> None:
+    async def notify(
+        self,
+        integration_id: str,
+        changed: Changed,
+        trigger: Trigger,
+        *,
+        traces: tuple[str, ...] | None = None,
+    ) -> None:
         """Remember records to fetch again; notifications that arrive before the next
-        run are fetched together."""
+        run are fetched together. `traces`: of the requests that named them (given back
+        by a run that did not fetch them); the current one by default."""
         update: Document = {"$set": {"pending_trigger": trigger.value}}
         if changed.schedule:
             update["$set"]["pending.schedule"] = True
@@ -390,10 +460,12 @@ class SyncSchedule:
             update["$addToSet"] = additions
         # The trace of whoever named them (a webhook delivery, a write-back): the run
         # that fetches them continues it.
-        traceparent = current_traceparent().get("traceparent")
-        if traceparent:
+        if traces is None:
+            current = current_traceparent().get("traceparent")
+            traces = (current,) if current else ()
+        if traces:
             update["$push"] = {
-                "pending_traces": {"$each": [traceparent], "$slice": -MAX_PENDING_TRACES}
+                "pending_traces": {"$each": list(traces), "$slice": -MAX_PENDING_TRACES}
             }
         await self._schedule.update_one({"_id": integration_id}, update, upsert=True)
         # Owed now, or when a deferral ends (a separate write: `$addToSet` has no
@@ -418,9 +490,25 @@ class SyncSchedule:
         to owe nothing yet (records held by a deferral) is given back at once."""
         token = secrets.token_hex(8)
         until = now + lease
+        # One atomic write takes the claim and moves the records named so far aside
+        # (`claimed_*`, the run's): one named after it goes to a fresh `pending`, for
+        # the next run. `taken_over`: another replica's claim had lapsed.
         taken = await self._schedule.update_one(
             {"_id": integration_id, "active": True, "due_at": {"$lte": now}},
-            {"$set": {"claimed_by": token, "claimed_until": until, "due_at": until}},
+            [
+                {
+                    "$set": {
+                        "taken_over": {"$gt": [{"$ifNull": ["$claimed_by", None]}, None]},
+                        "claimed_by": token,
+                        "claimed_until": until,
+                        "due_at": until,
+                        "claimed_pending": {"$ifNull": ["$pending", None]},
+                        "claimed_traces": {"$ifNull": ["$pending_traces", None]},
+                        "claimed_trigger": {"$ifNull": ["$pending_trigger", None]},
+                    }
+                },
+                {"$unset": ["pending", "pending_traces", "pending_trigger"]},
+            ],
         )
         if taken.modified_count != 1:
             return None
@@ -428,6 +516,11 @@ class SyncSchedule:
         doc = await self._schedule.find_one({"_id": integration_id}) or {}
         due = _due_of(doc, read_at, token)
         if due is None:
+            # Nothing owed yet (records held by a deferral): they go back to `pending`.
+            changed, traces = _changes_of(doc.get("claimed_pending") or {}, None)
+            if changed:
+                trigger = Trigger(doc.get("claimed_trigger") or Trigger.WEBHOOK)
+                await self.notify(integration_id, changed, trigger, traces=traces)
             seen = int(doc.get("requests", 0))
             await self.ran(integration_id, token, None, None, read_at, requests_seen=seen)
         return due
@@ -439,24 +532,6 @@ class SyncSchedule:
             {"$set": {"claimed_until": until, "due_at": until}},
         )
         return kept.matched_count == 1
-
-    async def take_changes(self, integration_id: str) -> tuple[Changed, list[str]]:
-        """The pending records and the traces that named them, removed from the
-        schedule (a failed run gives the records back with `notify`)."""
-        doc = await self._schedule.find_one_and_update(
-            {"_id": integration_id},
-            {"$unset": {"pending": "", "pending_trigger": "", "pending_traces": ""}},
-        )
-        pending = (doc or {}).get("pending") or {}
-        changed = Changed(
-            tickets={
-                entity: frozenset(int(i) for i in pending.get(entity.value, ()))
-                for entity in TICKET_ENTITIES
-            },
-            schedule=bool(pending.get("schedule")),
-            projects=frozenset(int(i) for i in pending.get("projects", ())),
-        )
-        return changed, [str(t) for t in (doc or {}).get("pending_traces") or ()]
 
     async def ran(
         self,
@@ -487,6 +562,10 @@ class SyncSchedule:
             "reconcile": {"$cond": [answers, False, "$reconcile"]},
             "claimed_by": "$$REMOVE",
             "claimed_until": "$$REMOVE",
+            "taken_over": "$$REMOVE",
+            "claimed_pending": "$$REMOVE",
+            "claimed_traces": "$$REMOVE",
+            "claimed_trigger": "$$REMOVE",
         }
         if next_sync_at is not None:
             ended["next_sync_at"] = next_sync_at
@@ -693,7 +772,7 @@ class SyncScheduler:
 
     async def _run_one(self, due: Due) -> None:
         integration_id, started = due.integration_id, datetime.now(UTC)
-        changed, traces = await self._schedule.take_changes(integration_id)
+        changed, traces = due.changed, list(due.traces)
         self.running.add(integration_id)
         with _run_span(due, traces) as span:
             try:
@@ -704,6 +783,9 @@ class SyncScheduler:
                     full=due.full,
                     resync=due.resync,
                     reconcile=due.reconcile,
+                    options=due.options,
+                    taken_over=due.taken_over,
+                    lease_epoch=due.lease_epoch,
                 )
             except httpx.HTTPError as error:
                 # auth-service unreachable, or answering 5xx (its database down, say): one
@@ -725,7 +807,7 @@ class SyncScheduler:
             span.set_attribute("syntaskio.sync.status", outcome)
         _count_run(due, job, outcome, started)
         if changed and (job is None or job.status is not JobStatus.SUCCEEDED):
-            await self._schedule.notify(integration_id, changed, due.trigger)
+            await self._schedule.notify(integration_id, changed, due.trigger, traces=due.traces)
         if job is None and not crashed:
             # No lease: no longer active (the event saying so may still be on its way).
             await self._schedule.deactivate(integration_id)

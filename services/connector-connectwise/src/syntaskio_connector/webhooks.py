@@ -454,6 +454,9 @@ class WebhookRegistrations:
     def __init__(self, db: AsyncDatabase[Document], base_url: str | None) -> None:
         self._registrations = db["webhook_registrations"]
         self.base_url = base_url  # None: webhooks are off, polling alone keeps up
+        # integration → (generation, url) known registered: its later runs read nothing.
+        # A disconnect stops its runs; a reconnect is a new generation.
+        self._done: dict[str, tuple[int, str]] = {}
 
     async def create_indexes(self) -> None:
         # A sync runs for minutes at most: a day outlives any that saw the connection.
@@ -469,12 +472,17 @@ class WebhookRegistrations:
         if self.base_url is None:
             return
         url = receiver_url(self.base_url, ref.integration_id)
+        if self._done.get(ref.integration_id) == (ref.generation, url):
+            return
         known = await self._registrations.find_one({"_id": ref.integration_id}) or {}
         if "removed_at" in known:
             return
         if known.get("generation") == ref.generation and known.get("url") == url:
             retry_at = known.get("retry_at")
-            if retry_at is None or retry_at > datetime.now(UTC):
+            if retry_at is None:
+                self._remember(ref.integration_id, (ref.generation, url))
+                return
+            if retry_at > datetime.now(UTC):
                 return
         record: Document = {"tenant_id": ref.tenant_id, "generation": ref.generation, "url": url}
         try:
@@ -490,6 +498,8 @@ class WebhookRegistrations:
             await self._registrations.replace_one(
                 {"_id": ref.integration_id, "removed_at": {"$exists": False}}, record, upsert=True
             )
+            if "error" not in record:
+                self._remember(ref.integration_id, (ref.generation, url))
         except DuplicateKeyError:
             # Disconnected while we registered: the tombstone's _id blocked the upsert.
             await self._delete_ours(client, url)
@@ -515,11 +525,17 @@ class WebhookRegistrations:
             callbacks[callback_type] = callback_id
         return callbacks
 
+    def _remember(self, integration_id: str, registered: tuple[int, str]) -> None:
+        if len(self._done) >= 100_000:
+            self._done.clear()  # rare: each costs one read to learn again
+        self._done[integration_id] = registered
+
     async def registration(self, integration_id: str) -> Document | None:
         return await self._registrations.find_one({"_id": integration_id})
 
     async def remove(self, client: ConnectWiseClient, integration_id: str) -> int:
         """Delete our callbacks for the integration; how many were deleted."""
+        self._done.pop(integration_id, None)
         await self._registrations.replace_one(
             {"_id": integration_id}, {"removed_at": datetime.now(UTC)}, upsert=True
         )
