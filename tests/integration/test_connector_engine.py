@@ -305,6 +305,41 @@ async def test_service_project_and_scheduled_tickets_all_arrive_for_minimal_requ
     assert client.requests_made == idle_run(state, "atech")
 
 
+async def test_a_new_generation_publishes_everything_again_and_forgets_the_old_state_once(
+    http: httpx.AsyncClient,
+    state: SandboxState,
+    engine: IntegrationSync,
+    sink: Sink,
+    ref: IntegrationRef,
+    mongo: AsyncMongoClient[Document],
+    settings: ServiceSettings,
+) -> None:
+    """A reconnect (the aggregator dropped the old connection's tasks): the next run
+    starts from nothing; the one after it deletes nothing more."""
+    expected = await assigned_to(http, state, "atech")
+    await engine.run(client_for(http, state, "atech"), ref)
+    assert published(sink.take()) == expected
+    await engine.run(client_for(http, state, "atech"), ref)
+    assert sink.take() == []
+
+    reconnected = replace(ref, generation=ref.generation + 1)
+    await engine.run(client_for(http, state, "atech"), reconnected)
+    taken = sink.take()
+    assert published(taken) == expected
+    assert {e.data["integration_generation"] for e in taken} == {reconnected.generation}
+    db = mongo[settings.mongodb_database]
+    mine = {"integration_id": ref.integration_id, "generation": ref.generation}
+    assert await db["sync_records"].count_documents(mine) == 0
+    assert await db["sync_cursors"].count_documents(mine) == 0
+
+    # Forgotten once: a later run of the same generation deletes nothing (a document
+    # of the old one planted now is left alone), so an idle run costs no deletes.
+    await db["sync_cursors"].insert_one({"_id": f"{ref.integration_id}/planted", **mine})
+    await engine.run(client_for(http, state, "atech"), reconnected)
+    assert sink.take() == []
+    assert await db["sync_cursors"].count_documents(mine) == 1
+
+
 async def test_closed_reassigned_and_deleted_tickets_are_tombstoned(
     http: httpx.AsyncClient,
     state: SandboxState,

@@ -87,7 +87,15 @@ from syntaskio_connector.assignment import (
     upserted_event,
 )
 from syntaskio_connector.metadata import MetadataCache, closed_phase_status_ids, closed_status_ids
-from syntaskio_connector.tracking import Mode, Progress, ProjectState, SyncTracking, Tracked
+from syntaskio_connector.tracking import (
+    NO_CURSOR,
+    Cursor,
+    Mode,
+    Progress,
+    ProjectState,
+    SyncTracking,
+    Tracked,
+)
 
 # ids per targeted request: long lists go to `/search`, but stay a modest body.
 TARGETED_CHUNK = 500
@@ -171,6 +179,9 @@ class _Run:
     schedule: list[ScheduleEntry] = field(default_factory=list)
     priorities: dict[int, dict[str, Any]] = field(default_factory=dict)
     projects: dict[int, ProjectState] | None = None  # read from tracking when first needed
+    # A scheduled run reads every cursor and tracked record at its start, in two reads.
+    cursors: dict[Entity, Cursor] = field(default_factory=dict)
+    tracked: dict[Entity, dict[int, Tracked]] | None = None
     # Projects the project-ticket listing named; complete when `listed_all_projects`.
     referenced_projects: set[int] = field(default_factory=set)
     listed_all_projects: bool = False
@@ -211,8 +222,9 @@ class IntegrationSync:
         (`reconcile` forces the id listing, `resync` the full listing with bodies) with
         whatever `changed` names, then the projects (and phases) that are due (`resync`:
         all of them)."""
-        await self._tracking.start_generation(ref)
         run = _Run(client, ref, RunCounts(), options)
+        run.cursors = await self._tracking.start(ref)
+        run.tracked = await self._tracking.all_tracked(ref)
         plan = await self._list_schedule(run)
         run.priorities = await self._metadata.priorities(client, ref)
         forced = Mode.FULL if resync else Mode.RECONCILE if reconcile else None
@@ -240,7 +252,7 @@ class IntegrationSync:
         fetched by id, and the member's schedule listed again if it changed. When project
         work may have changed, named projects (and projects newly worked on) are read;
         the others wait for their scheduled refresh."""
-        await self._tracking.start_generation(ref)
+        await self._tracking.start(ref)
         run = _Run(client, ref, RunCounts(), options)
         if changed.schedule:
             plan = await self._list_schedule(run)
@@ -264,7 +276,7 @@ class IntegrationSync:
     async def _list_schedule(self, run: _Run) -> SchedulePlan:
         """List the members' open "S" entries in full; which tickets' schedule changed."""
         entity, members = Entity.SCHEDULE_ENTRY, run.identifiers
-        tracked = await self._tracking.tracked(run.ref, entity)
+        tracked = await self._tracked(run, entity)
         entries: dict[int, ScheduleEntry] = {}
         if members:
             async for page in run.client.pages(
@@ -313,8 +325,8 @@ class IntegrationSync:
         what is tracked for it afterwards. `named` tickets (their schedule changed, or a
         webhook named them) are looked at whatever their `lastUpdated` says."""
         members, team = run.identifiers, run.ref.team_digest
-        cursor = await self._tracking.cursor(run.ref, entity)
-        tracked = await self._tracking.tracked(run.ref, entity)
+        cursor = run.cursors.get(entity, NO_CURSOR)
+        tracked = await self._tracked(run, entity)
         # Cursors from before teams existed were a personal connection's: the same team.
         same_team = cursor.team == team or (cursor.team is None and run.ref.team is None)
         if not members:
@@ -347,6 +359,7 @@ class IntegrationSync:
         fields = IDS_ONLY_FIELDS[entity] if progress.mode is Mode.RECONCILE else None
         newest = cursor.since
         listed: set[int] = set()
+        wrote = False
         pages = (
             self._listing(run, entity, condition, progress, fields)
             if condition is not None
@@ -367,10 +380,12 @@ class IntegrationSync:
                 }
                 stale = [int(r["id"]) for r in page if int(r["id"]) not in unchanged]
                 bodies = await self._fetch_by_id(run, entity, stale)
-                await self._apply(run, entity, tracked, bodies, progress, seen=sorted(unchanged))
+                wrote |= await self._apply(
+                    run, entity, tracked, bodies, progress, seen=sorted(unchanged)
+                )
             else:
                 newest = _newest(newest, page)
-                await self._apply(run, entity, tracked, page, progress)
+                wrote |= await self._apply(run, entity, tracked, page, progress)
         if progress.mode is Mode.INCREMENTAL:
             # A named ticket the listing did not return no longer exists.
             gone = [
@@ -382,8 +397,15 @@ class IntegrationSync:
             gone = await self._tracking.unseen(run.ref, entity, progress.run_id)
             run.listed_all_projects |= entity is Entity.PROJECT_TICKET
         await self._tombstone(run, entity, tracked, gone)
-        await self._tracking.finish(run.ref, entity, progress.mode, newest, team)
+        # A listing that wrote nothing saved no progress: the cursor may stay as it was.
+        untouched = cursor if not wrote else None
+        await self._tracking.finish(run.ref, entity, progress.mode, newest, team, untouched)
         return tracked
+
+    async def _tracked(self, run: _Run, entity: Entity) -> dict[int, Tracked]:
+        if run.tracked is not None:
+            return run.tracked[entity]
+        return await self._tracking.tracked(run.ref, entity)
 
     async def _fetch_named(
         self, run: _Run, entity: Entity, tracked: dict[int, Tracked], ids: Collection[int]
@@ -405,9 +427,11 @@ class IntegrationSync:
         records: list[dict[str, Any]],
         progress: Progress | None,
         seen: list[int] | None = None,
-    ) -> None:
+    ) -> bool:
         """Publish what changed or left among `records`, then record it (and the
-        listing's progress, if this is a listing's page)."""
+        listing's progress, if this is a listing's page); whether anything was written.
+        A page of an incremental listing that changed nothing writes nothing: a run
+        that stopped after it lists it again, as the cursor then still says."""
         statuses = await self._metadata.board_statuses(
             run.client, run.ref, filter(None, (ref_id(r.get("board")) for r in records))
         )
@@ -420,6 +444,10 @@ class IntegrationSync:
         published: list[Tracked] = []
         removed: list[int] = []
         seen = list(seen or [])
+        # What a full listing returned is marked seen: the tracked records it did not
+        # return are no longer the member's (`SyncTracking.unseen`). Other runs need no
+        # marks.
+        marks_seen = progress is not None and progress.mode is not Mode.INCREMENTAL
         for record in records:
             record_id = int(record["id"])
             before = tracked.get(record_id)
@@ -428,7 +456,8 @@ class IntegrationSync:
             )
             version = fingerprint(record, assigned)
             if before is not None and before.version == version:
-                seen.append(record_id)
+                if marks_seen:
+                    seen.append(record_id)
                 continue
             context = _context(record, statuses, run.priorities)
             events += _record_events(
@@ -440,21 +469,24 @@ class IntegrationSync:
             elif before is not None:
                 removed.append(record_id)
         await self._sink.publish(events)
-        await self._tracking.save_page(
-            run.ref,
-            entity,
-            published=published,
-            removed=removed,
-            seen=seen,
-            run_id=progress.run_id if progress else "",
-            progress=progress,
-        )
+        wrote = bool(published or removed or seen)
+        if wrote:
+            await self._tracking.save_page(
+                run.ref,
+                entity,
+                published=published,
+                removed=removed,
+                seen=seen,
+                run_id=progress.run_id if progress else "",
+                progress=progress,
+            )
         run.counts.fetched += len(records)
         run.counts.published += len(published)
         run.counts.tombstoned += len(removed)
         for record_id in removed:
             tracked.pop(record_id, None)
         tracked.update({item.id: item for item in published})
+        return wrote
 
     async def _tombstone(
         self, run: _Run, entity: Entity, tracked: dict[int, Tracked], gone: list[Tracked]
@@ -605,7 +637,7 @@ class IntegrationSync:
         phases of projects closed, gone or left (all of them, with phases off)."""
         entity = Entity.PROJECT_PHASE
         states = await self._project_states(run)
-        tracked = await self._tracking.tracked(run.ref, entity)
+        tracked = await self._tracked(run, entity)
         open_projects = {
             p
             for p in workers

@@ -1,13 +1,16 @@
 """ConnectWise metadata a record only points at — board statuses (which are closed),
 priorities (their sort order), work types (what time is logged as) and, when phases are
 synced, phase statuses (which are closed) — cached per integration in `connectwise_metadata` with a
-time to live, so a sync asks for each at most once per TTL instead of once per ticket."""
+time to live, so a sync asks for each at most once per TTL instead of once per ticket.
+Each replica also keeps the latest entries it read in memory until the same expiry, so
+an idle sync does not read them from the database either."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
@@ -20,12 +23,17 @@ WORK_TYPES_PATH = "time/workTypes"
 
 # Housekeeping only: an entry older than its TTL is refetched either way.
 _KEEP_UNUSED = timedelta(days=7)
+# Entries each replica keeps in memory (the least recently used go first): a few per
+# connection, a few KiB each.
+MAX_REMEMBERED: Final = 30_000
 
 
 class MetadataCache:
     def __init__(self, db: AsyncDatabase[Document], ttl: timedelta) -> None:
         self._cache = db["connectwise_metadata"]
         self._ttl = ttl
+        # key → (fetched_at, items): as stored, so it expires when the stored one does.
+        self._remembered: OrderedDict[str, tuple[datetime, list[dict[str, Any]]]] = OrderedDict()
 
     async def create_indexes(self) -> None:
         await self._cache.create_index(
@@ -73,9 +81,13 @@ class MetadataCache:
         path: str,
     ) -> list[dict[str, Any]]:
         key = f"{ref.integration_id}/{kind}"
-        doc = await self._cache.find_one({"_id": key})
         now = datetime.now(UTC)
+        if (remembered := self._remembered.get(key)) and remembered[0] > now - self._ttl:
+            self._remembered.move_to_end(key)
+            return list(remembered[1])
+        doc = await self._cache.find_one({"_id": key})
         if doc and doc["fetched_at"] > now - self._ttl:
+            self._remember(key, doc["fetched_at"], doc["items"])
             return list(doc["items"])
         items: list[dict[str, Any]] = []
         async for page in client.pages(path):
@@ -91,7 +103,14 @@ class MetadataCache:
             },
             upsert=True,
         )
+        self._remember(key, now, items)
         return items
+
+    def _remember(self, key: str, fetched_at: datetime, items: list[dict[str, Any]]) -> None:
+        self._remembered[key] = (fetched_at, items)
+        self._remembered.move_to_end(key)
+        if len(self._remembered) > MAX_REMEMBERED:
+            self._remembered.popitem(last=False)
 
 
 def _by_id(items: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:

@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from pymongo import ASCENDING, DeleteOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -69,6 +69,9 @@ class Cursor:
     team: str | None = None  # the team it was listed for (`IntegrationRef.team_digest`)
 
 
+NO_CURSOR: Final = Cursor(since=None, reconciled_at=None, progress=None)  # never listed
+
+
 class SyncTracking:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._records = db["sync_records"]
@@ -83,31 +86,53 @@ class SyncTracking:
         await self._cursors.create_index([("integration_id", ASCENDING)], name="by_integration")
         await self._projects.create_index([("integration_id", ASCENDING)], name="by_integration")
 
-    async def start_generation(self, ref: IntegrationRef) -> bool:
-        """Forget an earlier connection's state (the aggregator dropped its tasks, so
-        everything is published again); True if there was any."""
-        stale = {"integration_id": ref.integration_id, "generation": {"$ne": ref.generation}}
-        records = await self._records.delete_many(stale)
-        cursors = await self._cursors.delete_many(stale)
-        projects = await self._projects.delete_many(stale)
-        return records.deleted_count + cursors.deleted_count + projects.deleted_count > 0
+    async def start(self, ref: IntegrationRef) -> dict[Entity, Cursor]:
+        """A run's start: each entity's cursor, in one read. An earlier connection's
+        state (another generation: the aggregator dropped its tasks, so everything is
+        published again) is forgotten first — once, when the generation marker read
+        with the cursors says it has not been yet."""
+        cursors: dict[Entity, Cursor] = {}
+        forgotten = False
+        async for doc in self._cursors.find({"integration_id": ref.integration_id}):
+            if doc["_id"] == _generation_id(ref):
+                forgotten = doc.get("generation") == ref.generation
+            elif doc.get("generation") == ref.generation:
+                cursors[Entity(doc["entity"])] = _cursor_of(doc)
+        if not forgotten:
+            await self._forget_other_generations(ref)
+        return cursors
 
-    async def cursor(self, ref: IntegrationRef, entity: Entity) -> Cursor:
-        doc = await self._cursors.find_one({"_id": _cursor_id(ref, entity)}) or {}
-        progress = doc.get("progress")
-        return Cursor(
-            since=doc.get("since"),
-            reconciled_at=doc.get("reconciled_at"),
-            progress=Progress(
-                run_id=progress["run_id"],
-                mode=Mode(progress["mode"]),
-                after_id=int(progress["after_id"]),
-                since=progress.get("since"),
-            )
-            if progress
-            else None,
-            team=doc.get("team"),
+    async def _forget_other_generations(self, ref: IntegrationRef) -> None:
+        stale = {"integration_id": ref.integration_id, "generation": {"$ne": ref.generation}}
+        await self._records.delete_many(stale)
+        await self._cursors.delete_many(stale | {"_id": {"$ne": _generation_id(ref)}})
+        await self._projects.delete_many(stale)
+        # Written last: a run that stopped halfway forgets again next time.
+        await self._cursors.update_one(
+            {"_id": _generation_id(ref)},
+            {
+                "$set": {
+                    "tenant_id": ref.tenant_id,
+                    "integration_id": ref.integration_id,
+                    "generation": ref.generation,
+                }
+            },
+            upsert=True,
         )
+
+    async def all_tracked(self, ref: IntegrationRef) -> dict[Entity, dict[int, Tracked]]:
+        """Everything tracked for the integration, by entity, in one read."""
+        found: dict[Entity, dict[int, Tracked]] = {entity: {} for entity in Entity}
+        cursor = self._records.find(
+            {"integration_id": ref.integration_id},
+            {"entity": 1, "external_id": 1, "version": 1, "data": 1},
+        )
+        async for doc in cursor:
+            record_id = int(doc["external_id"])
+            found[Entity(doc["entity"])][record_id] = Tracked(
+                record_id, doc["version"], doc.get("data")
+            )
+        return found
 
     async def tracked(
         self, ref: IntegrationRef, entity: Entity, ids: Collection[int] | None = None
@@ -205,8 +230,25 @@ class SyncTracking:
             )
 
     async def finish(
-        self, ref: IntegrationRef, entity: Entity, mode: Mode, since: datetime | None, team: str
+        self,
+        ref: IntegrationRef,
+        entity: Entity,
+        mode: Mode,
+        since: datetime | None,
+        team: str,
+        before: Cursor | None = None,
     ) -> None:
+        """The listing is done; `before`: the cursor as the run found it, if the listing
+        saved no progress (an incremental one that found nothing leaves it as it was:
+        nothing to write)."""
+        unchanged = (
+            before is not None
+            and mode is Mode.INCREMENTAL
+            and before.progress is None
+            and (before.since, before.team) == (since, team)
+        )
+        if unchanged:
+            return
         fields: Document = {"progress": None, "since": since, "team": team}
         if mode is not Mode.INCREMENTAL:
             fields["reconciled_at"] = datetime.now(UTC)
@@ -265,6 +307,28 @@ class SyncTracking:
             },
             upsert=True,
         )
+
+
+def _cursor_of(doc: Document) -> Cursor:
+    progress = doc.get("progress")
+    return Cursor(
+        since=doc.get("since"),
+        reconciled_at=doc.get("reconciled_at"),
+        progress=Progress(
+            run_id=progress["run_id"],
+            mode=Mode(progress["mode"]),
+            after_id=int(progress["after_id"]),
+            since=progress.get("since"),
+        )
+        if progress
+        else None,
+        team=doc.get("team"),
+    )
+
+
+def _generation_id(ref: IntegrationRef) -> str:
+    """The marker saying which generation's state the integration's documents are."""
+    return f"{ref.integration_id}/generation"
 
 
 def _cursor_id(ref: IntegrationRef, entity: Entity) -> str:
