@@ -49,9 +49,12 @@ class FakeRunner:
         self.finished: list[str] = []
         self.running: Counter[str] = Counter()
         self.overlaps: list[str] = []  # integrations found running twice at once
+        self.late: list[float] = []  # seconds each run started after it was due
 
-    async def run(self, integration_id: str, trigger: Trigger, *_: Any, **__: Any) -> SyncJob:
+    async def run(self, integration_id: str, trigger: Trigger, *_: Any, **run: Any) -> SyncJob:
         self.started.append((integration_id, datetime.now(UTC)))
+        if run.get("due_at") is not None:
+            self.late.append((datetime.now(UTC) - run["due_at"]).total_seconds())
         self.running[integration_id] += 1
         if self.running[integration_id] > 1:
             self.overlaps.append(integration_id)
@@ -82,13 +85,14 @@ class Fleet:
         concurrency: int = 8,
         interval: timedelta = timedelta(hours=1),
         lease: timedelta = timedelta(seconds=30),
+        poll_seconds: float = 0.1,
     ) -> asyncio.Task[None]:
         scheduler = SyncScheduler(
             runner,  # type: ignore[arg-type]
             self.schedule,
             interval=interval,
             lease=lease,
-            poll_seconds=0.1,
+            poll_seconds=poll_seconds,
             concurrency=concurrency,
         )
         loop = asyncio.create_task(scheduler.run_forever())
@@ -194,6 +198,20 @@ async def test_each_connection_keeps_its_own_interval_give_or_take_a_tenth(
     assert planned is not None
     last_run: datetime = planned["last_run_at"]
     assert timedelta(minutes=54) <= planned["next_sync_at"] - last_run <= timedelta(minutes=66)
+
+
+async def test_a_replica_wakes_when_the_next_sync_falls_due_not_at_its_next_poll(
+    fleet: Fleet,
+) -> None:
+    """Polling every 30 s, a connection due every 0.5 s still runs every 0.5 s: the
+    loop sleeps until the next due time; each run is told when it was due."""
+    [often] = await fleet.connect(1, every=timedelta(seconds=0.5))
+    runner = FakeRunner()
+    fleet.replica(runner, poll_seconds=30)
+    await asyncio.sleep(2.6)
+    assert 4 <= runner.runs_of(often) <= 6
+    assert len(runner.late) == runner.runs_of(often)
+    assert max(runner.late) < 0.25, runner.late
 
 
 class AuthServiceDown(FakeRunner):

@@ -111,6 +111,8 @@ class SyncJob(BaseModel):
     budget_remaining: int | None = None
     error: str | None = None
     retry_at: datetime | None = None  # a deferred job's integration is due again then
+    # When the run was due (its claim's due time): it started `started_at - due_at` late.
+    due_at: datetime | None = None
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> SyncJob:

@@ -33,7 +33,13 @@ class SyncJobs:
             "started_at", expireAfterSeconds=JOB_RETENTION_SECONDS, name="retention"
         )
 
-    async def start(self, tenant_id: str, integration_id: str, trigger: Trigger) -> SyncJob:
+    async def start(
+        self,
+        tenant_id: str,
+        integration_id: str,
+        trigger: Trigger,
+        due_at: datetime | None = None,
+    ) -> SyncJob:
         job = SyncJob(
             id=str(uuid.uuid4()),
             tenant_id=tenant_id,
@@ -41,6 +47,7 @@ class SyncJobs:
             trigger=trigger,
             status=JobStatus.RUNNING,
             started_at=_stored_time(),
+            due_at=_stored_time(due_at) if due_at is not None else None,
         )
         await self._jobs.insert_one({"_id": job.id, **job.model_dump(exclude={"id"})})
         await self._announce(events.SYNC_STARTED, job)
@@ -102,8 +109,8 @@ class SyncJobs:
         await publish(self._broker, topics.INTEGRATIONS, record)
 
 
-def _stored_time() -> datetime:
-    """Now, to the millisecond, as the database keeps it: a job built here equals the
-    one read back."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+def _stored_time(at: datetime | None = None) -> datetime:
+    """`at` (now by default) to the millisecond, as the database keeps it: a job built
+    here equals the one read back."""
+    at = at or datetime.now(UTC)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)

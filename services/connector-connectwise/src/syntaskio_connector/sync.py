@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -63,6 +63,7 @@ MAX_MISSED: Final = 10_000
 # Each interval is drawn from ±10% of the connection's: syncs of a fleet connected at
 # once spread out within a few intervals.
 INTERVAL_JITTER: Final = 0.1
+MIN_PAUSE_SECONDS: Final = 0.01
 
 RUNS = meter.create_counter(
     "syntaskio.sync.runs", unit="{run}", description="Sync runs by trigger and outcome"
@@ -138,6 +139,7 @@ class SyncRunner:
         options: SyncOptions | None = None,
         taken_over: bool = True,
         lease_epoch: int | None = None,
+        due_at: datetime | None = None,
     ) -> SyncJob | None:
         """The finished job, or None when the integration is no longer active (or
         paused). A full run syncs everything due and then `changed`; otherwise only
@@ -146,7 +148,8 @@ class SyncRunner:
         deletions included, is noticed now). A run that `taken_over` a lapsed claim and
         finds an earlier one left `running` (its connector stopped) marks it interrupted
         and reconciles too. `options`: as the claim read them (None: read here);
-        `lease_epoch`: the schedule's, as the claim read it (None: lease afresh)."""
+        `lease_epoch`: the schedule's, as the claim read it (None: lease afresh);
+        `due_at`: when the run was due (kept with its job)."""
         lease = await self.access.lease(integration_id, reuse_epoch=lease_epoch)
         if lease is None:
             return None
@@ -155,7 +158,7 @@ class SyncRunner:
             abandoned = await self.jobs.interrupt_abandoned(lease.tenant_id, integration_id)
             reconcile = reconcile or abandoned > 0
         full = full or reconcile
-        job = await self.jobs.start(lease.tenant_id, integration_id, trigger)
+        job = await self.jobs.start(lease.tenant_id, integration_id, trigger, due_at)
         client = self.access.client(lease)
         if options is None:
             options = await self.options.get(integration_id)
@@ -283,6 +286,7 @@ class Due:
     taken_over: bool = False  # the claim had lapsed: its holder may have left a job running
     options: SyncOptions | None = None
     lease_epoch: int = 0  # bumped by a reconnect: credentials cached before are not reused
+    due_at: datetime | None = None  # when it was due, as the claim found it
 
 
 @dataclass(frozen=True)
@@ -484,6 +488,14 @@ class SyncSchedule:
         ).sort("due_at", 1)
         return [Claimable(doc["_id"], doc["due_at"]) async for doc in found]
 
+    async def next_due_at(self) -> datetime | None:
+        """When the next active integration falls due (a claim's end included: that is
+        when it is taken over); None when none is active."""
+        doc = await self._schedule.find_one(
+            {"active": True, "due_at": {"$ne": None}}, {"due_at": 1}, sort=[("due_at", 1)]
+        )
+        return doc["due_at"] if doc else None
+
     async def claim(self, integration_id: str, now: datetime, lease: timedelta) -> Due | None:
         """Take the integration until `now + lease` (extended with `keep`), if it is
         still due and nobody else took it; what run it calls for. A claim that turns out
@@ -646,6 +658,9 @@ class SyncScheduler:
         self._concurrency = concurrency
         self._jitter = jitter
         self._wake = asyncio.Event()
+        # When the next integration falls due, if this replica has a slot free for it:
+        # the loop wakes then rather than at its next poll.
+        self._next_due: datetime | None = None
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self.running: set[str] = set()
         # Integrations whose deliveries were refused while the database (or auth-service)
@@ -690,11 +705,19 @@ class SyncScheduler:
                 except Exception:
                     logger.exception("sync scheduling failed; trying again")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._pause())
         finally:
             beating.cancel()
             for task in list(self._in_flight.values()):
                 task.cancel()
+
+    def _pause(self) -> float:
+        """Seconds until the next look: the next due time, if sooner than a poll (never
+        less than 10 ms: a run just ending may still hold what fell due)."""
+        if self._next_due is None:
+            return self._poll
+        until_due = (self._next_due - datetime.now(UTC)).total_seconds()
+        return min(self._poll, max(until_due, MIN_PAUSE_SECONDS))
 
     async def _beat_forever(self) -> None:
         """Beat every poll, whatever the runs are doing; three missed beats are an
@@ -713,6 +736,7 @@ class SyncScheduler:
         order among twice as many as there are slots, so replicas polling at once
         mostly try different ones; a claim lost to another replica costs one write."""
         await self._request_missed_reconciliations()
+        self._next_due = None
         free = self._concurrency - len(self._in_flight)
         if free <= 0:
             return
@@ -725,9 +749,10 @@ class SyncScheduler:
                 break
             if candidate.integration_id in self._in_flight:
                 continue
-            due = await self._schedule.claim(candidate.integration_id, now, self._lease)
-            if due is None:
+            claimed = await self._schedule.claim(candidate.integration_id, now, self._lease)
+            if claimed is None:
                 continue
+            due = replace(claimed, due_at=candidate.due_at)
             SCHEDULE_LAG.record(
                 (datetime.now(UTC) - candidate.due_at).total_seconds(),
                 {"trigger": due.trigger.value},
@@ -735,6 +760,8 @@ class SyncScheduler:
             free -= 1
             task = asyncio.create_task(self._run_in_slot(due))
             self._in_flight[due.integration_id] = task
+        if free > 0:
+            self._next_due = await self._schedule.next_due_at()
 
     async def _run_in_slot(self, due: Due) -> None:
         done = asyncio.Event()
@@ -786,6 +813,7 @@ class SyncScheduler:
                     options=due.options,
                     taken_over=due.taken_over,
                     lease_epoch=due.lease_epoch,
+                    due_at=due.due_at,
                 )
             except httpx.HTTPError as error:
                 # auth-service unreachable, or answering 5xx (its database down, say): one
