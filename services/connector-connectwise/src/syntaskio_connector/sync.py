@@ -64,6 +64,8 @@ MAX_MISSED: Final = 10_000
 # once spread out within a few intervals.
 INTERVAL_JITTER: Final = 0.1
 MIN_PAUSE_SECONDS: Final = 0.01
+# How long due integrations read for claiming are tried before they are read again.
+CANDIDATES_KEPT: Final = timedelta(seconds=1)
 
 RUNS = meter.create_counter(
     "syntaskio.sync.runs", unit="{run}", description="Sync runs by trigger and outcome"
@@ -488,11 +490,14 @@ class SyncSchedule:
         ).sort("due_at", 1)
         return [Claimable(doc["_id"], doc["due_at"]) async for doc in found]
 
-    async def next_due_at(self) -> datetime | None:
+    async def next_due_at(self, now: datetime, within: timedelta) -> datetime | None:
         """When the next active integration falls due (a claim's end included: that is
-        when it is taken over); None when none is active."""
+        when it is taken over) within `within` of `now`; None if none does. A narrow
+        range of the claim index: it costs what falls due meanwhile."""
         doc = await self._schedule.find_one(
-            {"active": True, "due_at": {"$ne": None}}, {"due_at": 1}, sort=[("due_at", 1)]
+            {"active": True, "due_at": {"$gt": now, "$lte": now + within}},
+            {"due_at": 1},
+            sort=[("due_at", 1)],
         )
         return doc["due_at"] if doc else None
 
@@ -661,6 +666,9 @@ class SyncScheduler:
         # When the next integration falls due, if this replica has a slot free for it:
         # the loop wakes then rather than at its next poll.
         self._next_due: datetime | None = None
+        # Due integrations read but not yet claimed, and when they were read.
+        self._candidates: list[Claimable] = []
+        self._candidates_read_at = datetime.min.replace(tzinfo=UTC)
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self.running: set[str] = set()
         # Integrations whose deliveries were refused while the database (or auth-service)
@@ -732,26 +740,30 @@ class SyncScheduler:
             await asyncio.sleep(self._poll)
 
     async def run_due(self) -> None:
-        """Claim what is due into the free slots. Candidates are looked at in a random
-        order among twice as many as there are slots, so replicas polling at once
-        mostly try different ones; a claim lost to another replica costs one write."""
+        """Claim what is due into the free slots. Candidates are read a few slots' worth
+        at a time (the longest waiting first) and tried in a random order, so replicas
+        reading at once mostly try different ones; a claim lost to another replica
+        costs one write. While a replica is behind, what it read serves the slots that
+        free up next, for a second: one read per batch, not per slot."""
         await self._request_missed_reconciliations()
         self._next_due = None
         free = self._concurrency - len(self._in_flight)
         if free <= 0:
             return
         now = datetime.now(UTC)
-        candidates = await self._schedule.claimable(now, 2 * free)
-        random.shuffle(candidates)
-        for candidate in candidates:
-            if free == 0:
-                self._wake.set()  # more is due: claim again as soon as a slot frees
-                break
+        if not self._candidates or now - self._candidates_read_at > CANDIDATES_KEPT:
+            self._candidates = await self._schedule.claimable(now, 4 * self._concurrency)
+            self._candidates_read_at = now
+            random.shuffle(self._candidates)
+        while free > 0 and self._candidates:
+            candidate = self._candidates.pop()
             if candidate.integration_id in self._in_flight:
                 continue
-            claimed = await self._schedule.claim(candidate.integration_id, now, self._lease)
+            claimed = await self._schedule.claim(
+                candidate.integration_id, datetime.now(UTC), self._lease
+            )
             if claimed is None:
-                continue
+                continue  # another replica's, or no longer due
             due = replace(claimed, due_at=candidate.due_at)
             SCHEDULE_LAG.record(
                 (datetime.now(UTC) - candidate.due_at).total_seconds(),
@@ -761,7 +773,7 @@ class SyncScheduler:
             task = asyncio.create_task(self._run_in_slot(due))
             self._in_flight[due.integration_id] = task
         if free > 0:
-            self._next_due = await self._schedule.next_due_at()
+            self._next_due = await self._schedule.next_due_at(now, timedelta(seconds=self._poll))
 
     async def _run_in_slot(self, due: Due) -> None:
         done = asyncio.Event()
