@@ -50,11 +50,14 @@ class FakeRunner:
         self.running: Counter[str] = Counter()
         self.overlaps: list[str] = []  # integrations found running twice at once
         self.late: list[float] = []  # seconds each run started after it was due
+        self.late_of: dict[str, list[float]] = {}
 
     async def run(self, integration_id: str, trigger: Trigger, *_: Any, **run: Any) -> SyncJob:
         self.started.append((integration_id, datetime.now(UTC)))
         if run.get("due_at") is not None:
-            self.late.append((datetime.now(UTC) - run["due_at"]).total_seconds())
+            lateness = (datetime.now(UTC) - run["due_at"]).total_seconds()
+            self.late.append(lateness)
+            self.late_of.setdefault(integration_id, []).append(lateness)
         self.running[integration_id] += 1
         if self.running[integration_id] > 1:
             self.overlaps.append(integration_id)
@@ -86,6 +89,7 @@ class Fleet:
         interval: timedelta = timedelta(hours=1),
         lease: timedelta = timedelta(seconds=30),
         poll_seconds: float = 0.1,
+        slow_after: timedelta = timedelta(seconds=2),
     ) -> asyncio.Task[None]:
         scheduler = SyncScheduler(
             runner,  # type: ignore[arg-type]
@@ -94,6 +98,7 @@ class Fleet:
             lease=lease,
             poll_seconds=poll_seconds,
             concurrency=concurrency,
+            slow_after=slow_after,
         )
         loop = asyncio.create_task(scheduler.run_forever())
         self.loops.append(loop)
@@ -212,6 +217,42 @@ async def test_a_replica_wakes_when_the_next_sync_falls_due_not_at_its_next_poll
     assert 4 <= runner.runs_of(often) <= 6
     assert len(runner.late) == runner.runs_of(often)
     assert max(runner.late) < 0.25, runner.late
+
+
+class HangingServers(FakeRunner):
+    """The `hang` integrations' ConnectWise does not answer: each run fails after 1 s."""
+
+    def __init__(self, hang: set[str]) -> None:
+        super().__init__()
+        self.hang = hang
+
+    async def run(self, integration_id: str, trigger: Trigger, *_: Any, **run: Any) -> SyncJob:
+        job = await super().run(integration_id, trigger, **run)
+        if integration_id not in self.hang:
+            return job
+        await asyncio.sleep(1)
+        return job.model_copy(update={"status": JobStatus.FAILED, "error": "timed out"})
+
+
+async def test_servers_that_hang_delay_the_others_by_the_slow_limit_at_most(
+    fleet: Fleet,
+) -> None:
+    """Two slots; three connections whose ConnectWise hangs and four that answer, all
+    due every 0.5 s. A run still going after 0.2 s leaves its slot, and a connection
+    whose slow run failed starts the next one off the slots: the others keep time."""
+    hanging = await fleet.connect(3, every=timedelta(seconds=0.5))
+    healthy = await fleet.connect(4, every=timedelta(seconds=0.5))
+    runner = HangingServers(set(hanging))
+    fleet.replica(runner, concurrency=2, slow_after=timedelta(seconds=0.2))
+    await asyncio.sleep(4)
+    assert runner.overlaps == []
+    assert all(runner.runs_of(i) >= 5 for i in healthy), runner.started
+    assert all(runner.runs_of(i) >= 2 for i in hanging), runner.started
+    late = [t for i in healthy for t in runner.late_of[i]]
+    assert max(late) < 0.45, sorted(late)[-5:]
+    # After their first (slow, failed) run, the hanging ones never took a slot.
+    later = [t for i in healthy for t in runner.late_of[i][2:]]
+    assert max(later) < 0.1, sorted(later)[-5:]
 
 
 class AuthServiceDown(FakeRunner):

@@ -99,6 +99,8 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         lease=timedelta(seconds=settings.sync_lease_seconds),
         poll_seconds=settings.sync_poll_seconds,
         concurrency=settings.sync_concurrency,
+        slow_after=timedelta(seconds=settings.sync_slow_after_seconds),
+        slow_runs=settings.sync_slow_runs,
     )
     journal = CommandJournal(db)
     webhook_stats = WebhookStats(db)

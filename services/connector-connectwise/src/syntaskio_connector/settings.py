@@ -28,6 +28,11 @@ class ConnectorSettings(ConnectWiseEgressSettings):
     sync_lease_seconds: float = Field(default=120.0, gt=0)
     # Integrations one replica syncs at once: one slow ConnectWise delays only its slot.
     sync_concurrency: int = Field(default=8, ge=1, le=256)
+    # A run still going after this long (a ConnectWise that does not answer) goes on
+    # outside the slots, up to `sync_slow_runs` such runs per replica: servers that
+    # hang delay the others' syncs by this much at most.
+    sync_slow_after_seconds: float = Field(default=2.0, gt=0)
+    sync_slow_runs: int = Field(default=32, ge=0, le=4096)
     # A run that has not finished by then is stopped and marked interrupted (the next run
     # reconciles): nothing can hold an integration's syncs, and its lease, for ever.
     sync_run_timeout_seconds: float = Field(default=900.0, gt=0)

@@ -289,6 +289,7 @@ class Due:
     options: SyncOptions | None = None
     lease_epoch: int = 0  # bumped by a reconnect: credentials cached before are not reused
     due_at: datetime | None = None  # when it was due, as the claim found it
+    suspect: bool = False  # its last run went slow and failed: it starts off the slots
 
 
 @dataclass(frozen=True)
@@ -313,6 +314,7 @@ def _due_of(doc: Document, now: datetime, claim: str) -> Due | None:
         "taken_over": bool(doc.get("taken_over")),
         "options": SyncOptions.model_validate(doc.get("options") or {}),
         "lease_epoch": int(doc.get("lease_epoch", 0)),
+        "suspect": bool(doc.get("suspect")),
     }
     if doc.get("requested"):
         return Due(
@@ -562,6 +564,7 @@ class SyncSchedule:
         reconciled: bool = False,
         answered: bool = True,
         not_before: datetime | None = None,
+        suspect: bool = False,
     ) -> None:
         """End our claim: the next full run at `next_sync_at` (None: where it was
         planned; `started` None: a targeted run, not a full one), or sooner if something
@@ -583,6 +586,7 @@ class SyncSchedule:
             "claimed_pending": "$$REMOVE",
             "claimed_traces": "$$REMOVE",
             "claimed_trigger": "$$REMOVE",
+            "suspect": suspect,
         }
         if next_sync_at is not None:
             ended["next_sync_at"] = next_sync_at
@@ -641,8 +645,11 @@ class SyncSchedule:
 
 class SyncScheduler:
     """Each replica's loop: claim what is due (never more than its free slots), run
-    each in a slot of its own — up to `concurrency` at once, so one slow ConnectWise
-    holds up only its own slot — and claim again as soon as a slot frees."""
+    each in a slot of its own — up to `concurrency` at once — and claim again as soon as
+    a slot frees. A run still going after `slow_after` (a ConnectWise that does not
+    answer: 15 s timeouts, retried) goes on outside the slots, up to `slow_runs` of
+    them, so servers that hang hold up nobody else's syncs for longer than that; a
+    connection whose slow run failed is suspect, and its next run starts there."""
 
     def __init__(
         self,
@@ -654,6 +661,8 @@ class SyncScheduler:
         poll_seconds: float = 5.0,
         concurrency: int = 8,
         jitter: float = INTERVAL_JITTER,
+        slow_after: timedelta = timedelta(seconds=2),
+        slow_runs: int = 32,
     ) -> None:
         self._runner = runner
         self._schedule = schedule
@@ -662,6 +671,9 @@ class SyncScheduler:
         self._poll = poll_seconds
         self._concurrency = concurrency
         self._jitter = jitter
+        self._slow_after = slow_after.total_seconds()
+        self._slow_runs = slow_runs
+        self._slow: set[str] = set()  # runs going on outside the slots
         self._wake = asyncio.Event()
         # When the next integration falls due, if this replica has a slot free for it:
         # the loop wakes then rather than at its next poll.
@@ -747,7 +759,7 @@ class SyncScheduler:
         free up next, for a second: one read per batch, not per slot."""
         await self._request_missed_reconciliations()
         self._next_due = None
-        free = self._concurrency - len(self._in_flight)
+        free = self._concurrency - (len(self._in_flight) - len(self._slow))
         if free <= 0:
             return
         now = datetime.now(UTC)
@@ -769,7 +781,10 @@ class SyncScheduler:
                 (datetime.now(UTC) - candidate.due_at).total_seconds(),
                 {"trigger": due.trigger.value},
             )
-            free -= 1
+            if due.suspect and len(self._slow) < self._slow_runs:
+                self._slow.add(due.integration_id)  # its last run hung: no slot
+            else:
+                free -= 1
             task = asyncio.create_task(self._run_in_slot(due))
             self._in_flight[due.integration_id] = task
         if free > 0:
@@ -778,17 +793,25 @@ class SyncScheduler:
     async def _run_in_slot(self, due: Due) -> None:
         done = asyncio.Event()
         keeper = asyncio.create_task(self._keep_claim(due, done))
+        run = asyncio.create_task(self._run_one(due))
         try:
-            await self._run_one(due)
+            if due.integration_id not in self._slow:
+                await asyncio.wait({run}, timeout=self._slow_after)
+                if not run.done() and len(self._slow) < self._slow_runs:
+                    self._slow.add(due.integration_id)  # its slot goes to the next due
+                    self._wake.set()
+            await run
         except UNAVAILABLE as error:
             logger.warning("sync not run: %s", type(error).__name__)
         except Exception:
             logger.exception("sync could not be run", extra={"integration_id": due.integration_id})
         finally:
             # The keeper is told to stop and awaited, never cancelled (see Leases.kept).
+            run.cancel()  # (done already, unless this replica is stopping)
             done.set()
             await keeper
             del self._in_flight[due.integration_id]
+            self._slow.discard(due.integration_id)
             self._wake.set()
 
     async def _keep_claim(self, due: Due, done: asyncio.Event) -> None:
@@ -866,6 +889,8 @@ class SyncScheduler:
             # "sync now" or resync it saw: that request gets the next run.
             answered=due.full and not crashed,
             not_before=retry_at,
+            # A run that went slow and did not succeed: the next one starts off the slots.
+            suspect=integration_id in self._slow and not succeeded,
         )
         if job is not None:
             logger.info(
