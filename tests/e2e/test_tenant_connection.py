@@ -165,7 +165,7 @@ def test_an_admin_connects_the_company_once(system: EmbeddedStack, company: Comp
 
 
 def connector_list(system: EmbeddedStack) -> set[str]:
-    """The ids `GET /internal/v1/integrations?status=active` gives the connector."""
+    """The ids auth-service lists as active (`GET /internal/v1/integrations?status=active`)."""
     token = dev_secrets(system.config.data_dir)["INTERNAL_API_TOKEN"]
     response = httpx.get(
         f"{system.url('auth')}/internal/v1/integrations",
