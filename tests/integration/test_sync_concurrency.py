@@ -19,9 +19,10 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from syntaskio_common.integrations import JobStatus, SyncJob, Trigger
+from syntaskio_common.integrations import JobStatus, SyncJob, SyncOptions, Trigger
 from syntaskio_common.mongo import Document
 from syntaskio_common.settings import ServiceSettings
+from syntaskio_connector.options import SyncOptionsStore
 from syntaskio_connector.sync import SyncSchedule, SyncScheduler
 
 
@@ -78,6 +79,7 @@ class Fleet:
     """Replicas' scheduler loops over one schedule, each stoppable on its own."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
         self.schedule = SyncSchedule(db)
         self.loops: list[asyncio.Task[None]] = []
 
@@ -104,12 +106,10 @@ class Fleet:
         self.loops.append(loop)
         return loop
 
-    async def connect(self, count: int, **interval: timedelta) -> list[str]:
+    async def connect(self, count: int) -> list[str]:
         ids = [f"int-{n}-{uuid.uuid4().hex[:6]}" for n in range(count)]
         for integration_id in ids:
             await self.schedule.activate(integration_id, Trigger.CONNECTED)
-            if interval:
-                await self.schedule.set_interval(integration_id, interval["every"])
         return ids
 
 
@@ -156,10 +156,11 @@ async def test_two_replicas_claiming_at_once_run_each_integration_once_and_all_o
 ) -> None:
     """Every connection due every 0.3 s, two replicas of 4 slots, runs of 50 ms: over
     a few rounds none runs twice at once, and each runs on every round (none starved)."""
-    ids = await fleet.connect(12, every=timedelta(seconds=0.3))
+    ids = await fleet.connect(12)
     runner = FakeRunner(seconds=0.05)  # the replicas share one runner: overlaps show
-    fleet.replica(runner, concurrency=4)
-    fleet.replica(runner, concurrency=4)
+    every = timedelta(seconds=0.3)
+    fleet.replica(runner, concurrency=4, interval=every)
+    fleet.replica(runner, concurrency=4, interval=every)
     await asyncio.sleep(3)
     assert runner.overlaps == []
     runs = Counter(integration for integration, _ in runner.started)
@@ -189,10 +190,12 @@ async def test_a_replica_killed_mid_run_has_its_claims_taken_over_when_they_laps
 async def test_each_connection_keeps_its_own_interval_give_or_take_a_tenth(
     fleet: Fleet,
 ) -> None:
-    [often] = await fleet.connect(1, every=timedelta(seconds=0.5))
-    [rarely] = await fleet.connect(1)  # the default: an hour
+    """The default interval (here 0.5 s), and a connection's own from its sync options
+    (`sync_interval_minutes`), each drawn within a tenth of itself."""
+    often, rarely = await fleet.connect(2)
+    await SyncOptionsStore(fleet.db).set("acme", rarely, SyncOptions(sync_interval_minutes=15))
     runner = FakeRunner()
-    fleet.replica(runner)
+    fleet.replica(runner, interval=timedelta(seconds=0.5))
     await asyncio.sleep(2.6)
     assert runner.runs_of(rarely) == 1
     assert 4 <= runner.runs_of(often) <= 6
@@ -202,7 +205,7 @@ async def test_each_connection_keeps_its_own_interval_give_or_take_a_tenth(
     planned = await fleet.schedule.get(rarely)
     assert planned is not None
     last_run: datetime = planned["last_run_at"]
-    assert timedelta(minutes=54) <= planned["next_sync_at"] - last_run <= timedelta(minutes=66)
+    assert timedelta(minutes=13.5) <= planned["next_sync_at"] - last_run <= timedelta(minutes=16.5)
 
 
 async def test_a_replica_wakes_when_the_next_sync_falls_due_not_at_its_next_poll(
@@ -210,9 +213,9 @@ async def test_a_replica_wakes_when_the_next_sync_falls_due_not_at_its_next_poll
 ) -> None:
     """Polling every 30 s, a connection due every 0.5 s still runs every 0.5 s: the
     loop sleeps until the next due time; each run is told when it was due."""
-    [often] = await fleet.connect(1, every=timedelta(seconds=0.5))
+    [often] = await fleet.connect(1)
     runner = FakeRunner()
-    fleet.replica(runner, poll_seconds=30)
+    fleet.replica(runner, poll_seconds=30, interval=timedelta(seconds=0.5))
     await asyncio.sleep(2.6)
     assert 4 <= runner.runs_of(often) <= 6
     assert len(runner.late) == runner.runs_of(often)
@@ -240,10 +243,12 @@ async def test_servers_that_hang_delay_the_others_by_the_slow_limit_at_most(
     """Two slots; three connections whose ConnectWise hangs and four that answer, all
     due every 0.5 s. A run still going after 0.2 s leaves its slot, and a connection
     whose slow run failed starts the next one off the slots: the others keep time."""
-    hanging = await fleet.connect(3, every=timedelta(seconds=0.5))
-    healthy = await fleet.connect(4, every=timedelta(seconds=0.5))
+    hanging = await fleet.connect(3)
+    healthy = await fleet.connect(4)
     runner = HangingServers(set(hanging))
-    fleet.replica(runner, concurrency=2, slow_after=timedelta(seconds=0.2))
+    fleet.replica(
+        runner, concurrency=2, slow_after=timedelta(seconds=0.2), interval=timedelta(seconds=0.5)
+    )
     await asyncio.sleep(4)
     assert runner.overlaps == []
     assert all(runner.runs_of(i) >= 5 for i in healthy), runner.started
@@ -288,9 +293,9 @@ class NoLongerActive(FakeRunner):
 async def test_a_connection_whose_lease_is_refused_is_parked_until_it_is_activated(
     fleet: Fleet,
 ) -> None:
-    [parked] = await fleet.connect(1, every=timedelta(seconds=0.2))
+    [parked] = await fleet.connect(1)
     runner = NoLongerActive()
-    fleet.replica(runner)
+    fleet.replica(runner, interval=timedelta(seconds=0.2))
     await until(lambda: bool(runner.started))
     await asyncio.sleep(1)
     assert runner.runs_of(parked) == 1  # not tried again every interval

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import httpx
@@ -253,10 +253,6 @@ def create_router(settings: ConnectorSettings, parts: Components) -> APIRouter:
         change is synced at once (phases listed, or tombstoned), and the next runs come
         at the new interval."""
         if await sync_options.set(tenant_id, integration_id, options):
-            minutes = options.sync_interval_minutes
-            await schedule.set_interval(
-                integration_id, timedelta(minutes=minutes) if minutes else None
-            )
             await scheduler.request(integration_id, Trigger.MANUAL)
         return options
 

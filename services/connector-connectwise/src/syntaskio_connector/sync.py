@@ -280,7 +280,7 @@ class Due:
     claim: str = ""  # the claim's token: only its holder extends or ends it
     # How many requests had been made when the schedule was read: a run answers those.
     requests_seen: int = 0
-    interval: timedelta | None = None  # the connection's own interval, if it has one
+    interval: timedelta | None = None  # the connection's own (`sync_interval_minutes`), if set
     # The records named for it, taken from `pending` by the claim, and the traces of the
     # requests that named them.
     changed: Changed = NOTHING_CHANGED
@@ -302,17 +302,18 @@ def _due_of(doc: Document, now: datetime, claim: str) -> Due | None:
     """What run a claimed schedule document calls for: a requested full run, the
     scheduled one (or the first), or a targeted run for pending records; None when
     nothing is owed yet (records held back by a deferral)."""
-    interval = doc.get("interval_seconds")
+    options = SyncOptions.model_validate(doc.get("options") or {})
+    minutes = options.sync_interval_minutes
     changed, traces = _changes_of(doc.get("claimed_pending") or {}, doc.get("claimed_traces"))
     common: dict[str, Any] = {
         "seen_at": now,
         "claim": claim,
         "requests_seen": int(doc.get("requests", 0)),
-        "interval": timedelta(seconds=interval) if interval else None,
+        "interval": timedelta(minutes=minutes) if minutes else None,
         "changed": changed,
         "traces": traces,
         "taken_over": bool(doc.get("taken_over")),
-        "options": SyncOptions.model_validate(doc.get("options") or {}),
+        "options": options,
         "lease_epoch": int(doc.get("lease_epoch", 0)),
         "suspect": bool(doc.get("suspect")),
     }
@@ -401,16 +402,6 @@ class SyncSchedule:
         await self._schedule.update_one(
             {"_id": integration_id}, {"$set": {"active": False}}, upsert=True
         )
-
-    async def set_interval(self, integration_id: str, interval: timedelta | None) -> None:
-        """The connection's own interval between full runs (None: the default), from
-        its next run on."""
-        update: Document = (
-            {"$set": {"interval_seconds": interval.total_seconds()}}
-            if interval is not None
-            else {"$unset": {"interval_seconds": ""}}
-        )
-        await self._schedule.update_one({"_id": integration_id}, update, upsert=True)
 
     async def request(
         self,
