@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import base64
 import json
-import os
 import sys
 import time
 import uuid
@@ -41,12 +40,11 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
-from bench_stack import bench_stack
+from bench_stack import Sample, bench_stack
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 
@@ -83,26 +81,6 @@ class Member:
     company_id: str
     identifier: str
     down: bool
-
-
-@dataclass
-class Sample:
-    """A process's CPU seconds (user + system) and resident memory, from /proc."""
-
-    cpu_seconds: float
-    rss_mib: float
-
-    @classmethod
-    def of(cls, pid: int) -> Sample:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        cpu = (int(fields[11]) + int(fields[12])) / ticks
-        rss_kib = next(
-            int(line.split()[1])
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-            if line.startswith("VmRSS:")
-        )
-        return cls(cpu, rss_kib / 1024)
 
 
 @dataclass

@@ -29,12 +29,15 @@ Each is reported as median, p95 and max ms, with the changes that missed it (not
 within `--timeout` seconds). The first leg is split further into the steps the sandbox's
 delivery log and the connector's sync jobs can tell apart, and the whole path into
 change -> raw record produced -> task announced (aggregator) -> on the dashboard
-(gateway's feed reader and SSE). All on one machine's wall clock. `--json` prints the
-figures as JSON (progress goes to stderr). A measurement: it prints figures and asserts
-no timings.
+(gateway's feed reader and SSE), the aggregator's leg at the start of its span for the
+record (from the stack's trace sink): the consumer's waits, then the batch's work.
+Before the changes, each process's CPU at rest (`--rest` seconds with nothing changing):
+the price of the consumers' short waits. All on one machine's wall clock. `--json`
+prints the figures as JSON (progress goes to stderr). A measurement: it prints figures
+and asserts no timings.
 
     uv run python bench/webhook_latency.py [--changes 50] [--spacing 0.4] [--member atech]
-        [--timeout 30] [--json] [--keep]
+        [--timeout 30] [--rest 10] [--json] [--keep]
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench_dashboard import DashboardUser, progress, until
-from bench_stack import bench_stack
+from bench_stack import Sample, bench_stack
 
 from syntaskio_common import events, topics
 from syntaskio_connector.webhooks import CALLBACK_TYPES
@@ -72,6 +75,8 @@ class Change:
     t0: float = 0.0  # wall clock, just before the PATCH
     received: float | None = None  # the consumer had the raw event
     produced: float | None = None  # the raw record's timestamp (the connector's producer)
+    raw_at: tuple[int, int] | None = None  # the raw record's (partition, offset)
+    handled: float | None = None  # the aggregator began applying it (its span's start)
     announced: float | None = None  # the task feed record's timestamp (the aggregator's)
     shown: float | None = None  # the dashboard's stream had the task.upserted event
     done: asyncio.Event = field(default_factory=asyncio.Event)  # received and shown
@@ -130,6 +135,7 @@ class RawEvents:
             self.duplicates += 1
         else:
             change.received, change.produced = received, record.timestamp / 1000
+            change.raw_at = (record.partition, record.offset)
             change.settle()
 
     def _match_task(self, record: Any) -> None:
@@ -319,6 +325,7 @@ class Bench:
             f"integration {self.integration_id}"
         )
         self.results |= {"member": self.args.member, "tickets": len(tickets)}
+        await self.at_rest()
         delivered_before = len(await self.deliveries())
         started = time.time()
         raw = RawEvents(self.integration_id, started)
@@ -343,6 +350,7 @@ class Bench:
             await consumer.stop()
             await stream_client.aclose()
         log = (await self.deliveries())[delivered_before:]
+        await self.handled(changes)
         jobs = [j for j in await self.jobs() if _wall(j["started_at"]) >= started]
         self.report(changes, raw, dashboard, log, jobs)
 
@@ -379,6 +387,48 @@ class Bench:
             outstanding[ticket] = change
             await asyncio.sleep(self.args.spacing)
         return changes
+
+    async def at_rest(self) -> None:
+        """Each process's CPU while nothing happens (the initial sync done, the schedule
+        hourly, no stream open) for `--rest` seconds: what the consumers' waits for
+        records cost when there are none."""
+        pids = {
+            name: process.popen.pid
+            for name, process in self.stack.processes.items()
+            if process.popen is not None and process.running
+        }
+        before, started = {name: Sample.of(pid) for name, pid in pids.items()}, time.monotonic()
+        await asyncio.sleep(self.args.rest)
+        elapsed = time.monotonic() - started
+        cpu = {
+            name: round(100 * (Sample.of(pid).cpu_seconds - before[name].cpu_seconds) / elapsed, 1)
+            for name, pid in pids.items()
+        }
+        self.results["at_rest_cpu_pct"] = cpu
+        shown = ", ".join(f"{name} {pct}%" for name, pct in cpu.items())
+        self.out(f"at rest ({self.args.rest:.0f} s, nothing changing): CPU {shown}")
+        self.out(f"  all processes: {sum(cpu.values()):.1f}% of one core\n")
+
+    async def handled(self, changes: list[Change]) -> None:
+        """When the aggregator began applying each change's raw record: the start of its
+        span for the record (`RecordSpans`), from the trace sink, once the services have
+        exported their spans (every 200 ms)."""
+        await asyncio.sleep(1.0)
+        async with httpx.AsyncClient(base_url=self.stack.url("trace_sink")) as sink:
+            spans = (
+                await sink.get("/spans", params={"name": f"{topics.CONNECTWISE_RAW} apply"})
+            ).json()
+        began = {
+            (
+                span["attributes"]["messaging.kafka.destination.partition"],
+                span["attributes"]["messaging.kafka.message.offset"],
+            ): span["start_ns"] / 1e9
+            for span in spans
+            if span["service"] == "aggregator"
+        }
+        for change in changes:
+            if change.raw_at is not None:
+                change.handled = began.get(change.raw_at)
 
     # -- reporting ----------------------------------------------------------------------
     def report(
@@ -533,22 +583,28 @@ class Bench:
     def downstream(self, changes: list[Change]) -> None:
         """The whole path, for the changes that reached every point: the raw record's and
         the feed record's timestamps (the connector's and the aggregator's producers),
-        and the dashboard client's clock."""
+        and the dashboard client's clock. The aggregator's leg splits at the start of its
+        span for the record: before it, the consumer's fetch and batch waits; after it,
+        the batch's reads, write and announcement."""
         steps = (
             "change -> raw record produced",
             "raw produced -> task announced (aggregator)",
             "task announced -> on the dashboard (gateway)",
         )
-        found: dict[str, list[float]] = {step: [] for step in steps}
+        split = ("  raw produced -> applying (fetch, batch wait)", "  applying -> task announced")
+        found: dict[str, list[float]] = {step: [] for step in (*steps[:2], *split, steps[2])}
         for change in changes:
             if change.produced is None or change.announced is None or change.shown is None:
                 continue
             times = (change.t0, change.produced, change.announced, change.shown)
             for step, before, after in zip(steps, times, times[1:], strict=False):
                 found[step].append(after - before)
+            if change.handled is not None:
+                found[split[0]].append(change.handled - change.produced)
+                found[split[1]].append(change.announced - change.handled)
         self.out("\nfrom the change to the dashboard:")
         for step, values in found.items():
-            self.out(f"  {step:<45}{_ms(values)}")
+            self.out(f"  {step:<47}{_ms(values)}")
         self.results["to_dashboard"] = {step: _stats(values) for step, values in found.items()}
 
 
@@ -558,6 +614,7 @@ def main() -> None:
     parser.add_argument("--spacing", type=float, default=0.4, help="seconds between changes")
     parser.add_argument("--member", default="atech")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds until missed")
+    parser.add_argument("--rest", type=float, default=10.0, help="seconds of CPU at rest")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the data dir (logs/)")
     args = parser.parse_args()

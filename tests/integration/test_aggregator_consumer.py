@@ -52,7 +52,14 @@ async def aggregator(
     # Small batches, so one test spans many of them; a group of its own, so it reads
     # every partition even while the end-to-end system's aggregator is running.
     group = f"aggregator-test-{uuid.uuid4().hex[:8]}"
-    register(broker, store, batch_size=50, consumers=getattr(request, "param", 1), group_id=group)
+    register(
+        broker,
+        store,
+        batch_size=50,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        consumers=getattr(request, "param", 1),
+        group_id=group,
+    )
     await broker.start()
     yield broker
     await broker.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from syntaskio_common.egress import CONNECTWISE_CLOUD_HOSTS, SitePolicy
@@ -56,6 +56,11 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_mechanism: KafkaSaslMechanism = KafkaSaslMechanism.SCRAM_SHA_512
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    # The longest the broker may hold a consumer's fetch while it has nothing new. Kafka
+    # answers as soon as a record arrives, so its default (500) costs no latency there;
+    # the embedded broker (Tansu) answers only as its wait runs out (measured: up to half
+    # of it after the record came), so the devstack sets it short (tools/devstack).
+    kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=30_000)
     # Partitions used when a service creates a missing topic (embedded broker, tests).
     kafka_topic_partitions: int = 3
     mongodb_url: SecretStr = SecretStr("mongodb://127.0.0.1:27017")

@@ -26,7 +26,9 @@ def create_app(settings: AggregatorSettings) -> FastAPI:
         get_database(mongo, settings), timedelta(days=settings.tombstone_retention_days)
     )
 
-    register(broker, store, settings.batch_size, settings.consumers)
+    register(
+        broker, store, settings.batch_size, settings.kafka_fetch_max_wait_ms, settings.consumers
+    )
 
     lag = ConsumerLag(
         settings, {GROUP_ID: topics.CONNECTWISE_RAW, LIFECYCLE_GROUP_ID: topics.INTEGRATIONS}

@@ -27,6 +27,7 @@ register(
     # Never connected: the client is lazy and this module only describes.
     TaskStore(get_database(create_mongo_client(_settings), _settings), timedelta(days=14)),
     _settings.batch_size,
+    _settings.kafka_fetch_max_wait_ms,
 )
 app = FastStream(
     _broker,

@@ -79,6 +79,7 @@ def register(
     broker: KafkaBroker,
     store: TaskStore,
     batch_size: int,
+    fetch_max_wait_ms: int,
     consumers: int = 1,
     group_id: str = GROUP_ID,
 ) -> None:
@@ -108,6 +109,7 @@ def register(
         group_id,
         batch_size=batch_size,
         consumers=consumers,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         description="Raw ConnectWise records from the connector (CloudEvents, binary mode): "
         "`io.syntaskio.connectwise.record.upserted.v1` and `….removed.v1`, keyed "
         "`{integration}/{entity}/{id}`.",
@@ -147,6 +149,7 @@ def register(
         broker,
         topics.INTEGRATIONS,
         LIFECYCLE_GROUP_ID,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         description="Integration lifecycle; `io.syntaskio.integration.disconnected.v1` "
         "removes the connection's tasks.",
     )

@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from syntaskio_common import topics
-from syntaskio_common.kafka import client_options, topic_partitions
+from syntaskio_common.kafka import client_options, consumer_options, topic_partitions
 from syntaskio_common.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ async def _clients(
     before start()."""
     async with AsyncExitStack() as stack:
         consumer = AIOKafkaConsumer(
-            **client_options(settings),
+            **consumer_options(settings),
             client_id=GROUP_ID,
             group_id=GROUP_ID,
             enable_auto_commit=False,

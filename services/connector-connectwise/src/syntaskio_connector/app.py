@@ -147,7 +147,7 @@ def create_app(settings: ConnectorSettings) -> FastAPI:
         details=details,
         searches=searches,
     )
-    subscribe(broker, parts)
+    subscribe(broker, parts, settings.kafka_fetch_max_wait_ms)
     lag = ConsumerLag(
         settings, {LIFECYCLE_GROUP_ID: topics.INTEGRATIONS, COMMANDS_GROUP_ID: topics.TASK_COMMANDS}
     )

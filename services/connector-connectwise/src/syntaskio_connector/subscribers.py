@@ -35,13 +35,14 @@ NOT_SYNCED: Final = {
 }
 
 
-def subscribe(broker: KafkaBroker, parts: Components) -> None:
+def subscribe(broker: KafkaBroker, parts: Components, fetch_max_wait_ms: int) -> None:
     scheduler, executor = parts.scheduler, parts.executor
 
     @at_least_once(
         broker,
         topics.INTEGRATIONS,
         LIFECYCLE_GROUP_ID,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         description="Integration lifecycle events keep the sync schedule's active "
         "connections: `integration.connected.v1` and `.resumed.v1` start syncing (at once), "
         "`.members_changed.v1` syncs at once, `.disconnected.v1`, `.expired.v1` and "
@@ -71,6 +72,7 @@ def subscribe(broker: KafkaBroker, parts: Components) -> None:
         broker,
         topics.TASK_COMMANDS,
         COMMANDS_GROUP_ID,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         description="Write-back commands (`task.command.requested.v1`) to run in ConnectWise",
     )
     async def on_task_command(message: KafkaMessage) -> None:

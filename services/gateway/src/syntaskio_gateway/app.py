@@ -14,7 +14,7 @@ from syntaskio_common import topics
 from syntaskio_common.health import health_router
 from syntaskio_common.http import create_http_client
 from syntaskio_common.kafka import (
-    client_options,
+    consumer_options,
     create_broker,
     ensure_topics,
     publish,
@@ -71,7 +71,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     plans = TaskPlans(db)
     # A task that leaves the dashboard takes its plan with it.
     feed = TaskFeed(
-        client_options(settings),
+        consumer_options(settings),
         FeedBuffer(settings.live_buffer_size),
         on_removed=plans.forget_tasks,
     )

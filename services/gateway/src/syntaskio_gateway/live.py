@@ -197,7 +197,7 @@ class TaskFeed:
     def __init__(
         self, options: dict[str, Any], buffer: FeedBuffer, on_removed: OnRemoved | None = None
     ) -> None:
-        """`options`: how to connect (`syntaskio_common.kafka.client_options`);
+        """`options`: how to connect (`syntaskio_common.kafka.consumer_options`);
         `on_removed`: called with each batch's `task.deleted` events."""
         self.buffer = buffer
         self._on_removed = on_removed

@@ -233,7 +233,7 @@ class Notifier:
     def __init__(self, settings: GatewaySettings, db: AsyncDatabase[Document]) -> None:
         self.broker = create_broker(settings, client_id="gateway-notifier")
         self.notifications, self.watch = Notifications(db), TaskWatch(db)
-        subscribe(self.broker, self.watch, self.notifications)
+        subscribe(self.broker, self.watch, self.notifications, settings.kafka_fetch_max_wait_ms)
         self._starting: asyncio.Task[None] | None = None
 
     async def create_indexes(self) -> None:
@@ -261,11 +261,14 @@ class Notifier:
         await self.broker.stop()
 
 
-def subscribe(broker: KafkaBroker, watch: TaskWatch, notifications: Notifications) -> None:
+def subscribe(
+    broker: KafkaBroker, watch: TaskWatch, notifications: Notifications, fetch_max_wait_ms: int
+) -> None:
     @at_least_once(
         broker,
         topics.TASKS,
         TASKS_GROUP_ID,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         batch_size=BATCH_SIZE,
         description="The task feed, for notifications: new assignments and customer replies",
         decoder=_feed_records,
@@ -287,6 +290,7 @@ def subscribe(broker: KafkaBroker, watch: TaskWatch, notifications: Notification
         broker,
         topics.INTEGRATIONS,
         INTEGRATIONS_GROUP_ID,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         description="Integration lifecycle, for notifications: an expired connection, and "
         "a connection listed anew (not news)",
     )

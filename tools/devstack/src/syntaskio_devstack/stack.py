@@ -23,6 +23,9 @@ from syntaskio_devstack.processes import ManagedProcess
 # The clientId the sandbox accepts by default; real deployments register their own.
 DEV_CONNECTWISE_CLIENT_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 SERVICES = ("auth", "aggregator", "connector", "gateway")
+# How long the embedded broker may hold a fetch (KAFKA_FETCH_MAX_WAIT_MS): a record is
+# read up to about half of it after it came; each idle consumer fetches 1000/this a second.
+EMBEDDED_FETCH_MAX_WAIT_MS = 100
 _SERVICE_MODULES = {
     "auth": "syntaskio_auth",
     "connector": "syntaskio_connector",
@@ -109,6 +112,10 @@ class EmbeddedStack:
     def kafka_env(self) -> dict[str, str]:
         """How the services reach Kafka."""
         env = {"KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers}
+        if self.config.kafka_bootstrap_servers is None:
+            # The embedded broker answers a fetch only as its wait runs out: a short wait
+            # is what bounds how late a consumer reads a record (see ServiceSettings).
+            env["KAFKA_FETCH_MAX_WAIT_MS"] = str(EMBEDDED_FETCH_MAX_WAIT_MS)
         if self.config.kafka_tls:
             files = self.kafka_tls_files
             env |= {
