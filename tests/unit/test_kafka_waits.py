@@ -42,7 +42,8 @@ def test_subscribers_fetch_with_the_services_wait_and_batches_wait_briefly() -> 
     at_least_once(
         broker, "many", "g2", description="in batches", fetch_max_wait_ms=70, batch_size=50
     )(_handle)
-    one, many = broker.subscribers
+    by_topic = {s.topic_names[0]: s for s in broker.subscribers}  # type: ignore[attr-defined]
+    one, many = by_topic["one"], by_topic["many"]
     # FastStream hands these to each aiokafka consumer it makes.
     assert one._connection_args["fetch_max_wait_ms"] == 70  # type: ignore[attr-defined]
     assert many._connection_args["fetch_max_wait_ms"] == 70  # type: ignore[attr-defined]
