@@ -280,7 +280,6 @@ class Due:
     claim: str = ""  # the claim's token: only its holder extends or ends it
     # How many requests had been made when the schedule was read: a run answers those.
     requests_seen: int = 0
-    interval: timedelta | None = None  # the connection's own (`sync_interval_minutes`), if set
     # The records named for it, taken from `pending` by the claim, and the traces of the
     # requests that named them.
     changed: Changed = NOTHING_CHANGED
@@ -302,18 +301,15 @@ def _due_of(doc: Document, now: datetime, claim: str) -> Due | None:
     """What run a claimed schedule document calls for: a requested full run, the
     scheduled one (or the first), or a targeted run for pending records; None when
     nothing is owed yet (records held back by a deferral)."""
-    options = SyncOptions.model_validate(doc.get("options") or {})
-    minutes = options.sync_interval_minutes
     changed, traces = _changes_of(doc.get("claimed_pending") or {}, doc.get("claimed_traces"))
     common: dict[str, Any] = {
         "seen_at": now,
         "claim": claim,
         "requests_seen": int(doc.get("requests", 0)),
-        "interval": timedelta(minutes=minutes) if minutes else None,
         "changed": changed,
         "traces": traces,
         "taken_over": bool(doc.get("taken_over")),
-        "options": options,
+        "options": SyncOptions.model_validate(doc.get("options") or {}),
         "lease_epoch": int(doc.get("lease_epoch", 0)),
         "suspect": bool(doc.get("suspect")),
     }
@@ -820,7 +816,8 @@ class SyncScheduler:
     def _next_sync_at(self, due: Due, started: datetime) -> datetime:
         """A full interval on (the connection's own, or the default), give or take a
         tenth: a fleet connected at once drifts apart instead of syncing in step."""
-        interval = due.interval or self._interval
+        minutes = due.options.sync_interval_minutes if due.options else None
+        interval = timedelta(minutes=minutes) if minutes else self._interval
         return started + interval * random.uniform(1 - self._jitter, 1 + self._jitter)
 
     async def _run_one(self, due: Due) -> None:
