@@ -12,19 +12,24 @@ longer than the runs), and `integration.connected` is announced on
 `syntaskio.integrations.v1` as auth-service does, which is how the connector learns of
 them. Webhooks are off: the schedule alone syncs.
 
-Each step connects more members (`--steps`), waits until every member has had its first
-sync, then measures `--window` seconds of steady state: runs per second, schedule lag
-(a run's claim time minus its due time, from the sync jobs) p50/p99/max, ConnectWise
-requests per second (the sandbox's count), database commands per run (the services'
-`syntaskio_mongodb_commands_total`), CPU (of one core) and RSS per process. The ramp
-stops at the first step whose lag p99 exceeds the interval: the ceiling lies below it.
+Each step connects more members (`--steps`), spread over one interval as a fleet joining
+over time would be (members connected all at once have their first runs in a burst, and
+their later runs stay bunched for many intervals: the jitter spreads them only slowly),
+waits until every member has had its first sync, then measures `--window` seconds of
+steady state: runs per second, schedule lag (a run's claim time minus its due time, from
+the sync jobs) p50/p99/max, ConnectWise requests per second (the sandbox's count),
+database commands per run (the services' `syntaskio_mongodb_commands_total`), CPU (of one
+core) and RSS per process. The ramp stops at the first step whose lag p99 exceeds the
+interval: the ceiling lies below it.
 
     uv run python bench/fleet.py [--steps 500,1000,2000] [--replicas 1,3] [--interval 60]
-        [--window 120] [--latency-ms 100] [--down 0.05] [--json] [--keep]
+        [--window 120] [--latency-ms 100] [--down 0.05] [--settle 120] [--json] [--keep]
 
 `--down` adds a run at the first step's size in which that fraction of companies' servers
 hang (the sandbox's down companies: the connector's 15 s timeouts, retried) and reports
-the healthy members' lag against the same run without faults.
+the healthy members' lag in three windows, after `--settle` seconds of steady state:
+without faults, with them, and once the servers are back (a control: what differs in
+both later windows is time's doing, not the faults').
 """
 
 from __future__ import annotations
@@ -68,7 +73,8 @@ from syntaskio_devstack.stack import EmbeddedStack, dev_secrets
 
 CODEBASE = "v2025_1/"
 SEED = 42
-TICKS = 0.5  # how often the bench looks at progress
+# A run against a server that hangs: four attempts of a request, each a 15 s timeout.
+SLOWEST_RUN_SECONDS = 4 * 15
 
 
 def progress(message: str) -> None:
@@ -256,7 +262,7 @@ async def connect(fleet: Fleet, db: Any, count: int, down: float) -> list[Member
         await db["integrations"].insert_many(batch, ordered=False)
     for batch in chunks(credentials, 1000):
         await db["credentials"].insert_many(batch, ordered=False)
-    await announce(stack, announced)
+    await announce(stack, announced, over_seconds=fleet.args.interval)
     fleet.members += new
     return new
 
@@ -266,14 +272,19 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-async def announce(stack: EmbeddedStack, integrations: list[Integration]) -> None:
+async def announce(
+    stack: EmbeddedStack, integrations: list[Integration], over_seconds: float
+) -> None:
+    """`integration.connected` for each, evenly spread over `over_seconds`."""
     settings = ServiceSettings(kafka_bootstrap_servers=stack.kafka_bootstrap_servers)
     await ensure_topics(settings, [topics.INTEGRATIONS])
     producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
     await producer.start()
     try:
         sent = []
-        for integration in integrations:
+        started, gap = time.monotonic(), over_seconds / max(1, len(integrations))
+        for n, integration in enumerate(integrations):
+            await asyncio.sleep(max(0.0, started + n * gap - time.monotonic()))
             record = events.encode_event(
                 event_id=f"{integration.id}:connected:{integration.updated_at.isoformat()}",
                 source="/syntaskio/auth-service",
@@ -484,11 +495,21 @@ async def faults(fleet: Fleet, db: Any) -> dict[str, Any]:
     spec = FleetSpec.from_settings(sandbox_settings(args, args.down))
     down_companies = {spec.company_id(i) for i in spec.down}
     healthy = {m.integration_id for m in fleet.members if m.company_id not in down_companies}
+    # The first runs (each fetches and publishes every ticket) end, and the database's
+    # cost per write grows as it holds more retryable-write records (up to its cap), before
+    # the windows compared.
+    progress(f"settling for {args.settle:.0f} s")
+    await asyncio.sleep(args.settle)
     results = {"no faults": await measure(fleet, db, "no faults", healthy)}
     fleet.start_sandbox(args.down)  # the same members; the down ones now hang
     label = f"{args.down:.0%} of servers down"
     await asyncio.sleep(args.interval)  # the hanging runs fill up their slots
     results[label] = await measure(fleet, db, label, healthy)
+    # The servers back: what this window shares with the one before differs from the first
+    # by time's doing, not the faults' (the database's cost per write grows over a run).
+    fleet.start_sandbox(0.0)
+    await asyncio.sleep(args.interval + SLOWEST_RUN_SECONDS)  # the hung runs end
+    results["servers back"] = await measure(fleet, db, "servers back", healthy)
     return results
 
 
@@ -507,6 +528,9 @@ def main() -> None:
     parser.add_argument("--latency-tail-fraction", type=float, default=0.01)
     parser.add_argument(
         "--down", type=float, default=0.05, help="share of servers down (0: no run)"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=120.0, help="seconds before the faults run's windows"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--keep", action="store_true", help="keep the data dir and its logs")
