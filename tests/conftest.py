@@ -5,14 +5,17 @@ end-to-end tests."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 import warnings
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from contract_checks import assert_no_contract_violations
-from pymongo import AsyncMongoClient
+from e2e_helpers import signed_in
+from pymongo import AsyncMongoClient, MongoClient
 from service_logs import timed_out_runs
 
 from syntaskio_common.mongo import Document
@@ -23,6 +26,8 @@ from syntaskio_devstack.stack import EmbeddedStack, StackConfig
 
 _TESTS = Path(__file__).parent
 
+
+_RUNNING_SYSTEM = pytest.StashKey[EmbeddedStack]()
 
 _ORDER = {"unit": 0, "integration": 1, "e2e": 2, "abuse": 3, "chaos": 4}
 
@@ -77,11 +82,14 @@ def sandbox(stack: EmbeddedStack) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def system(stack: EmbeddedStack, sandbox: str) -> Iterator[EmbeddedStack]:
+def system(
+    stack: EmbeddedStack, sandbox: str, request: pytest.FixtureRequest
+) -> Iterator[EmbeddedStack]:
     """The whole system: the four services running against the embedded stack. A sync
     run that hung until its time limit is not a failure (it is recovered from) but is
     never silent: the session ends with a warning saying where it hung."""
     stack.start_services()
+    request.session.stash[_RUNNING_SYSTEM] = stack
     yield stack
     for hung in timed_out_runs(stack):
         warnings.warn(f"a sync run timed out: {hung}", stacklevel=1)
@@ -110,3 +118,32 @@ async def mongo(settings: ServiceSettings) -> AsyncIterator[AsyncMongoClient[Doc
 def tenant() -> str:
     """A fresh tenant per test, so tests sharing the stack never see each other's data."""
     return f"tenant-{uuid.uuid4().hex[:10]}"
+
+
+# Each clean-up signs in from its own address: sign-ins are limited per address.
+_CLEANUP_ADDRESSES = (f"198.51.100.{host}" for host in itertools.cycle(range(1, 255)))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def connections_end_with_their_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each module, every connection still active is disconnected by its company's
+    admin through the gateway, as a company leaving would: otherwise each would go on
+    syncing every 2 s beside the rest of the suite, on the same two cores."""
+    yield
+    system = request.session.stash.get(_RUNNING_SYSTEM, None)
+    if system is None:
+        return
+    with MongoClient(system.mongodb_url) as client:
+        active = client[system.config.database_name]["integrations"].find(
+            {"status": "active"}, {"tenant_id": 1}
+        )
+        by_tenant: defaultdict[str, list[str]] = defaultdict(list)
+        for integration in active:
+            by_tenant[integration["tenant_id"]].append(integration["_id"])
+    for tenant_id, integration_ids in by_tenant.items():
+        with signed_in(
+            system, "suite-clean-up", tenant_id, ("admin",), address=next(_CLEANUP_ADDRESSES)
+        ) as admin:
+            for integration_id in integration_ids:
+                response = admin.delete(f"/api/v1/admin/integrations/{integration_id}")
+                assert response.status_code == 200, response.text
