@@ -54,7 +54,7 @@ class FakeAccess:
     def forget(self, integration_id: str) -> None:
         pass
 
-    def client(self, lease: CredentialLease, spent: int = 0) -> FakeClient:
+    def client(self, lease: CredentialLease, spent: int = 0, **_: Any) -> FakeClient:
         return FakeClient()
 
 

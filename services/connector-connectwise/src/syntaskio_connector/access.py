@@ -18,7 +18,7 @@ from syntaskio_common.connectwise import (
 )
 from syntaskio_common.credentials import CredentialLease
 from syntaskio_connector.auth_client import AuthServiceClient
-from syntaskio_connector.budget import ApiBudget
+from syntaskio_connector.budget import ApiBudget, IntegrationGate
 
 # An acting lease is reused this long at most (and never near its expiry): auth-service
 # checks the connection, its pause and the user's mapping each time it is asked, so a
@@ -104,10 +104,16 @@ class ConnectWiseAccess:
         self._acting.pop((tenant_id, user_id), None)
 
     def client(
-        self, lease: CredentialLease, *, spent: int = 0, retry: RetryPolicy | None = None
+        self,
+        lease: CredentialLease,
+        *,
+        spent: int = 0,
+        retry: RetryPolicy | None = None,
+        gate: IntegrationGate | None = None,
     ) -> ConnectWiseClient:
         """`spent`: requests already made in this job (a client made after renewing
-        credentials carries on the count)."""
+        credentials carries on the count); `gate`: the job's own (one that reserves its
+        requests), else one admitting each request."""
 
         async def rediscover() -> str:
             codebase = await fetch_codebase(self.http, lease.site_url, lease.company_id)
@@ -121,7 +127,7 @@ class ConnectWiseAccess:
             lease.credentials(),
             lease.client_id,
             retry=retry,
-            gate=self.budget.gate(lease.integration_id, lease.tenant_id),
+            gate=gate or self.budget.gate(lease.integration_id, lease.tenant_id),
             rediscover=rediscover,
         )
         client.requests_made = spent

@@ -4,6 +4,8 @@ connector replica through one MongoDB document per integration (`connectwise_bud
 - **Budget**: at most `requests_per_hour` requests in any rolling hour. The document keeps
   the time of each request of the last hour; a request is admitted by a compare-and-set
   on the document's revision, so replicas never admit more than the limit between them.
+  A run sure to make several requests reserves them in one compare-and-set (each is
+  counted from the latest time it may be sent) and gives back what it did not send.
 - **Pause**: a 429 sets `paused_until` (from `Retry-After`); every replica honours it.
 - **Circuit breaker**: consecutive 5xx answers or timeouts open the circuit; while open,
   nothing is sent until `open_until`, then one request (the probe) goes through. A probe
@@ -15,8 +17,9 @@ instead of failing.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -32,6 +35,9 @@ HOUR = 3600.0
 # or searching and searching cannot stop the dashboard's updates.
 SYNC_RESERVE = 0.2
 RESERVE_RETRY = timedelta(minutes=1)
+# Requests reserved at once may be sent within this long; each is counted from its end,
+# so the rolling hour never forgets a request sooner than an hour after it was sent.
+RESERVATION = timedelta(seconds=60)
 
 
 class SyncDeferred(Exception):
@@ -89,6 +95,13 @@ class BudgetStatus:
         return self.circuit is not CircuitState.CLOSED
 
 
+@dataclass(frozen=True)
+class Reservation:
+    document: Document  # the budget document as admitted
+    extra: int  # requests reserved beyond the one about to be sent
+    until: float  # when they must be sent by: what they are counted as (a timestamp)
+
+
 Clock = Callable[[], datetime]
 
 
@@ -107,11 +120,17 @@ class ApiBudget:
         self.policy = policy or BudgetPolicy()
         self._clock = clock
 
-    def gate(self, integration_id: str, tenant_id: str) -> IntegrationGate:
-        return IntegrationGate(self, integration_id, tenant_id)
+    def gate(self, integration_id: str, tenant_id: str, reserve: int = 1) -> IntegrationGate:
+        return IntegrationGate(self, integration_id, tenant_id, reserve)
+
+    def now(self) -> datetime:
+        return self._clock()
 
     async def status(self, integration_id: str) -> BudgetStatus:
-        doc = await self._budgets.find_one({"_id": integration_id}) or {}
+        return self.status_of(await self._budgets.find_one({"_id": integration_id}) or {})
+
+    def status_of(self, doc: Document) -> BudgetStatus:
+        """The status as the budget document `doc` says."""
         now = self._clock()
         circuit = doc.get("circuit") or {}
         paused_until = doc.get("paused_until")
@@ -183,9 +202,19 @@ class ApiBudget:
     ) -> Document:
         """Count one request, or raise `SyncDeferred` if it may not be sent now; the
         document as admitted (`known`: as this caller last had it, see `_change`)."""
+        return (await self.reserve(integration_id, tenant_id, 1, known)).document
+
+    async def reserve(
+        self, integration_id: str, tenant_id: str, count: int, known: Document | None = None
+    ) -> Reservation:
+        """Count the request about to be sent and up to `count - 1` more to be sent within
+        `RESERVATION` (fewer if the hour has fewer left; none while the circuit has seen
+        failures: it lets one request through at a time), or raise `SyncDeferred`."""
         policy = self.policy
+        extra, reserved_until = 0, 0.0  # as decided by the call that was written
 
         def admit_one(doc: Document, now: datetime) -> Document:
+            nonlocal extra, reserved_until
             paused_until = doc.get("paused_until")
             if paused_until and paused_until > now:
                 raise Paused(paused_until, doc.get("pause_reason") or "paused by ConnectWise")
@@ -218,12 +247,19 @@ class ApiBudget:
                 raise BudgetExhausted(
                     until, f"the budget of {policy.requests_per_hour} requests/hour is used up"
                 )
-            fields["stamps"] = [*recent, now.timestamp()]
+            extra = 0
+            if state is CircuitState.CLOSED and not circuit.get("failures"):
+                extra = max(0, min(count, policy.requests_per_hour - len(recent)) - 1)
+            if extra > 0:
+                reserved_until = (now + RESERVATION).timestamp()
+                fields["stamps"] = [*recent, *[reserved_until] * (extra + 1)]
+            else:
+                fields["stamps"] = [*recent, now.timestamp()]
             return fields
 
         admitted = await self._change(integration_id, tenant_id, admit_one, known)
         assert admitted is not None  # admit_one always writes
-        return admitted
+        return Reservation(admitted, extra, reserved_until)
 
     async def record(
         self,
@@ -273,11 +309,38 @@ class ApiBudget:
 
         return await self._change(integration_id, tenant_id, learn, known)
 
+    async def release(
+        self,
+        integration_id: str,
+        tenant_id: str,
+        unsent: Counter[float],
+        known: Document | None = None,
+    ) -> Document | None:
+        """Give back reserved requests that were not sent (`unsent`: how many of each
+        reservation's stamp); the document if it was written."""
+
+        def give_back(doc: Document, now: datetime) -> Document | None:
+            stamps, left = [], Counter(unsent)
+            for stamp in doc.get("stamps", []):
+                if left[stamp] > 0:
+                    left[stamp] -= 1
+                else:
+                    stamps.append(stamp)
+            return {"stamps": stamps} if len(stamps) < len(doc.get("stamps", [])) else None
+
+        return await self._change(integration_id, tenant_id, give_back, known)
+
 
 @dataclass
 class IntegrationGate:
     """The client's `RequestGate` for one integration: every attempt is admitted by the
     shared budget first, and every answer is reported back to it.
+
+    With `reserve` above 1 (a run sure to make that many requests), the first attempt
+    reserves that many at once while the connection is healthy, and the next ones are
+    sent on the reservation without a database write; `settle` gives back what was not
+    sent. Any failure or 429 ends the reservation: from then on each attempt is admitted
+    on its own, so pauses and the circuit breaker act as before.
 
     The gate keeps the budget document as it last wrote it, so the next admission is one
     compare-and-set instead of a read and a write while nobody else changed it. A sane
@@ -288,26 +351,64 @@ class IntegrationGate:
     budget: ApiBudget
     integration_id: str
     tenant_id: str
+    reserve: int = 1
     _known: Document | None = None
     _admitted_healthy: bool = False
+    _unsent: Counter[float] = field(default_factory=Counter)  # reserved, by stamp
+    _reservation: float | None = None  # the stamp of the one being sent on
 
     async def before_request(self) -> None:
-        self._known = await self.budget.admit(self.integration_id, self.tenant_id, self._known)
+        if self._send_on_reservation():
+            return
+        reserved = await self.budget.reserve(
+            self.integration_id, self.tenant_id, self.reserve, self._known
+        )
+        self._known = reserved.document
         circuit = self._known.get("circuit") or {}
         self._admitted_healthy = circuit.get(
             "state", CircuitState.CLOSED
         ) == CircuitState.CLOSED and not circuit.get("failures")
+        self._reservation = reserved.until if reserved.extra else None
+        if reserved.extra:
+            self._unsent[reserved.until] += reserved.extra
+
+    def _send_on_reservation(self) -> bool:
+        """Take one request of the current reservation, if it is still good."""
+        until = self._reservation
+        if until is None or not self._admitted_healthy or not self._unsent[until]:
+            return False
+        if self.budget.now().timestamp() >= until:
+            return False
+        self._unsent[until] -= 1
+        return True
 
     async def after_response(self, status: int | None, retry_after: float | None) -> None:
         sane = status is not None and status < 500 and status != 429
         if sane and self._admitted_healthy:
             return
+        self._admitted_healthy = False
         written = await self.budget.record(
             self.integration_id, self.tenant_id, status, retry_after, self._known
         )
         self._known = written or self._known
 
+    async def settle(self) -> BudgetStatus:
+        """Give back the reserved requests not sent; the budget as it then stands (as
+        last written here, without reading it again when it was)."""
+        unsent = +self._unsent  # only the positive counts
+        self._unsent.clear()
+        self._reservation = None
+        if unsent:
+            written = await self.budget.release(
+                self.integration_id, self.tenant_id, unsent, self._known
+            )
+            self._known = written or self._known
+        if self._known is None:
+            return await self.budget.status(self.integration_id)
+        return self.budget.status_of(self._known)
+
 
 def _recent(doc: Document, now: datetime) -> list[float]:
+    """The stamps still counted, oldest first (a reservation's lie ahead of later ones)."""
     since = now.timestamp() - HOUR
-    return [stamp for stamp in doc.get("stamps", []) if stamp > since]
+    return sorted(stamp for stamp in doc.get("stamps", []) if stamp > since)

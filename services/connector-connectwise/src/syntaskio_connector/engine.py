@@ -102,6 +102,9 @@ TARGETED_CHUNK = 500
 # Projects per state listing: short enough that `id in (…)` stays a GET (ConnectWise
 # offers `…/search` for tickets, not for projects).
 PROJECT_CHUNK = 100
+# A scheduled run lists the members' schedule and each ticket kind at least once: it
+# reserves that many requests of the budget at once.
+SCHEDULED_RUN_REQUESTS = 1 + len(TICKET_ENTITIES)
 DEFAULT_OPTIONS = SyncOptions()
 
 

@@ -49,8 +49,14 @@ from syntaskio_common.telemetry import (
 )
 from syntaskio_connector.access import ConnectWiseAccess
 from syntaskio_connector.assignment import TICKET_ENTITIES, IntegrationRef, Member
-from syntaskio_connector.budget import SyncDeferred
-from syntaskio_connector.engine import NOTHING_CHANGED, Changed, IntegrationSync, RunCounts
+from syntaskio_connector.budget import IntegrationGate, SyncDeferred
+from syntaskio_connector.engine import (
+    NOTHING_CHANGED,
+    SCHEDULED_RUN_REQUESTS,
+    Changed,
+    IntegrationSync,
+    RunCounts,
+)
 from syntaskio_connector.jobs import SyncJobs
 from syntaskio_connector.options import SyncOptionsStore
 from syntaskio_connector.webhooks import WebhookRegistrations
@@ -161,7 +167,10 @@ class SyncRunner:
             reconcile = reconcile or abandoned > 0
         full = full or reconcile
         job = await self.jobs.start(lease.tenant_id, integration_id, trigger, due_at)
-        client = self.access.client(lease)
+        gate = self.access.budget.gate(
+            lease.integration_id, lease.tenant_id, SCHEDULED_RUN_REQUESTS if full else 1
+        )
+        client = self.access.client(lease, gate=gate)
         if options is None:
             options = await self.options.get(integration_id)
 
@@ -189,8 +198,10 @@ class SyncRunner:
                     self.access.forget(integration_id)
                     lease = await self.access.lease(integration_id, rejected_version=lease.version)
                     if lease is None:
-                        return await self._finish(job, client, JobStatus.FAILED, error="expired")
-                    client = self.access.client(lease, spent=client.requests_made)
+                        return await self._finish(
+                            job, client, gate, JobStatus.FAILED, error="expired"
+                        )
+                    client = self.access.client(lease, spent=client.requests_made, gate=gate)
                     counts = await work(client, integration_ref(lease))
         except TimeoutError:
             # Where it was stuck is in the traceback: the await the timeout cancelled.
@@ -199,11 +210,16 @@ class SyncRunner:
             )
             seconds = self.run_timeout.total_seconds()
             return await self._finish(
-                job, client, JobStatus.INTERRUPTED, error=f"timed out after {seconds:.0f} s"
+                job, client, gate, JobStatus.INTERRUPTED, error=f"timed out after {seconds:.0f} s"
             )
         except SyncDeferred as deferred:
             return await self._finish(
-                job, client, JobStatus.DEFERRED, error=deferred.reason, retry_at=deferred.until
+                job,
+                client,
+                gate,
+                JobStatus.DEFERRED,
+                error=deferred.reason,
+                retry_at=deferred.until,
             )
         except RateLimited as limited:
             # A long Retry-After: the budget has paused the integration; come back then.
@@ -211,6 +227,7 @@ class SyncRunner:
             return await self._finish(
                 job,
                 client,
+                gate,
                 JobStatus.DEFERRED,
                 error=str(limited),
                 retry_at=datetime.now(UTC) + wait,
@@ -219,20 +236,21 @@ class SyncRunner:
             logger.warning(
                 "sync failed", extra={"integration_id": integration_id, "error": str(error)}
             )
-            return await self._finish(job, client, JobStatus.FAILED, error=str(error))
-        return await self._finish(job, client, JobStatus.SUCCEEDED, counts=counts)
+            return await self._finish(job, client, gate, JobStatus.FAILED, error=str(error))
+        return await self._finish(job, client, gate, JobStatus.SUCCEEDED, counts=counts)
 
     async def _finish(
         self,
         job: SyncJob,
         client: ConnectWiseClient,
+        gate: IntegrationGate,
         status: JobStatus,
         *,
         counts: RunCounts | None = None,
         error: str | None = None,
         retry_at: datetime | None = None,
     ) -> SyncJob:
-        budget = await self.access.budget.status(job.integration_id)
+        budget = await gate.settle()
         outcome: dict[str, Any] = {
             "api_requests": client.requests_made,
             "budget_remaining": budget.remaining,
