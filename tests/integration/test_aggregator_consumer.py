@@ -32,7 +32,7 @@ from syntaskio_aggregator.dlq_replay import replay_dead_letters
 from syntaskio_aggregator.normalize import NormalizationError
 from syntaskio_aggregator.store import TaskStore
 from syntaskio_common import events, topics
-from syntaskio_common.kafka import create_broker, ensure_topics, publish_all
+from syntaskio_common.kafka import BatchProducer, create_broker, ensure_topics, publish_all
 from syntaskio_common.mongo import Document
 from syntaskio_common.settings import ServiceSettings
 from syntaskio_common.task import Task
@@ -52,17 +52,21 @@ async def aggregator(
     # Small batches, so one test spans many of them; a group of its own, so it reads
     # every partition even while the end-to-end system's aggregator is running.
     group = f"aggregator-test-{uuid.uuid4().hex[:8]}"
+    producer = BatchProducer(settings, client_id="aggregator-test")
     register(
         broker,
+        producer,
         store,
         batch_size=50,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         consumers=getattr(request, "param", 1),
         group_id=group,
     )
+    await producer.start()
     await broker.start()
     yield broker
     await broker.stop()
+    await producer.stop()
 
 
 class TopicReader:

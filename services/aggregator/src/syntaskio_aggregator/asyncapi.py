@@ -16,7 +16,7 @@ from faststream.specification import AsyncAPI
 from syntaskio_aggregator.consumer import register
 from syntaskio_aggregator.settings import AggregatorSettings
 from syntaskio_aggregator.store import TaskStore
-from syntaskio_common.kafka import create_broker
+from syntaskio_common.kafka import BatchProducer, create_broker
 from syntaskio_common.mongo import create_mongo_client, get_database
 
 # Fixed values, not the environment's: the document describes the deployment.
@@ -24,6 +24,7 @@ _settings = AggregatorSettings(kafka_bootstrap_servers="kafka:9092")
 _broker = create_broker(_settings, client_id="aggregator")
 register(
     _broker,
+    BatchProducer(_settings, client_id="aggregator"),  # never started
     # Never connected: the client is lazy and this module only describes.
     TaskStore(get_database(create_mongo_client(_settings), _settings), timedelta(days=14)),
     _settings.batch_size,

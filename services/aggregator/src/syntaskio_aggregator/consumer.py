@@ -35,7 +35,7 @@ from syntaskio_aggregator.writer import TaskWriter
 from syntaskio_common import events, topics
 from syntaskio_common.connectwise_events import RawRecordRemoved, RawRecordUpserted
 from syntaskio_common.events import KafkaRecord
-from syntaskio_common.kafka import at_least_once, documented_publisher
+from syntaskio_common.kafka import BatchProducer, at_least_once
 from syntaskio_common.task_events import TaskDeleted, TaskUpserted
 from syntaskio_common.telemetry import meter
 
@@ -77,6 +77,7 @@ async def _records(message: Any) -> Any:
 
 def register(
     broker: KafkaBroker,
+    producer: BatchProducer,
     store: TaskStore,
     batch_size: int,
     fetch_max_wait_ms: int,
@@ -84,8 +85,8 @@ def register(
     group_id: str = GROUP_ID,
 ) -> None:
     """Every aggregator replica joins `group_id` with `consumers` consumers; each
-    partition is one consumer's."""
-    announce = documented_publisher(
+    partition is one consumer's. What it announces and dead-letters goes by `producer`."""
+    announce = producer.documented(
         broker,
         topics.TASKS,
         description="The public task feed: `io.syntaskio.task.upserted.v1` (the whole task) "
@@ -93,7 +94,7 @@ def register(
         "Keep per task the event with the greatest `version`.",
         schema=TaskUpserted | TaskDeleted,
     )
-    send_to_dlq = documented_publisher(
+    send_to_dlq = producer.documented(
         broker,
         topics.dead_letter(topics.CONNECTWISE_RAW),
         description="Raw records that cannot be processed, as they came, with `dlq_reason`, "
