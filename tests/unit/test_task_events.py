@@ -39,6 +39,8 @@ def test_an_upsert_carries_the_whole_task_keyed_by_task_with_one_id_per_version(
     parsed = task_events.parse(event)
     assert isinstance(parsed, task_events.TaskUpserted)
     assert Task.model_validate(parsed.task.model_dump()) == TASK
+    # Exactly what the feed's schema makes of it.
+    assert event.data == parsed.model_dump(mode="json")
 
 
 def test_a_deletion_names_the_task_and_nothing_more() -> None:

@@ -9,8 +9,10 @@ and still travel to the next service. `OTEL_SDK_DISABLED=true` turns tracing off
 What is instrumented, by the OpenTelemetry instrumentations, not by hand: the FastAPI
 apps (`instrument_app`), every httpx client (service to service and ConnectWise; the W3C
 `traceparent` header goes with each request), PyMongo, and Kafka through FastStream's
-telemetry middleware (`syntaskio_common.kafka`). Each CloudEvent also carries the context
-it was made in as the CloudEvents distributed-tracing extension (`syntaskio_common.events`).
+telemetry middleware (`syntaskio_common.kafka`; its `BatchProducer` makes one span per
+batch by hand, where the middleware would make two per record). Each CloudEvent also
+carries the context it was made in as the CloudEvents distributed-tracing extension
+(`syntaskio_common.events`).
 
 Spans never carry a query string (an OAuth `code` and `state`, a ConnectWise search):
 the hooks here put the URL without it; PyMongo spans name the command, never its body.
