@@ -339,8 +339,9 @@ class IntegrationGate:
     With `reserve` above 1 (a run sure to make that many requests), the first attempt
     reserves that many at once while the connection is healthy, and the next ones are
     sent on the reservation without a database write; `settle` gives back what was not
-    sent. Any failure or 429 ends the reservation: from then on each attempt is admitted
-    on its own, so pauses and the circuit breaker act as before.
+    sent (a replica that dies first leaves them counted for their hour: fewer requests
+    than allowed, never more). Any failure or 429 ends the reservation: from then on
+    each attempt is admitted on its own, so pauses and the circuit breaker act as before.
 
     The gate keeps the budget document as it last wrote it, so the next admission is one
     compare-and-set instead of a read and a write while nobody else changed it. A sane
