@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from pymongo.errors import ServerSelectionTimeoutError
 
-from syntaskio_common.leases import Leases
+from syntaskio_common.leases import Leases, set_within
 
 TTL = 0.3
 
@@ -80,3 +81,23 @@ async def test_a_lease_held_elsewhere_is_neither_kept_nor_released() -> None:
         await asyncio.sleep(TTL)
     assert ran == [False]
     assert leases.calls == ["acquire"]
+
+
+async def test_a_wait_cancelled_as_its_event_is_set_is_cancelled() -> None:
+    """The scheduler's loop and every lease keeper wait this way: a cancellation that
+    comes as the event is set must still stop them (Python 3.11's `wait_for` returned
+    instead, and a replica's loop then never stopped)."""
+    event = asyncio.Event()
+    waiting = asyncio.create_task(set_within(event, 10))
+    await asyncio.sleep(0)
+    event.set()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+async def test_a_wait_says_whether_its_event_was_set_in_time() -> None:
+    event = asyncio.Event()
+    assert await set_within(event, 0.01) is False
+    asyncio.get_running_loop().call_later(0.01, event.set)
+    assert await set_within(event, 5) is True

@@ -101,7 +101,7 @@ class Leases:
         done = asyncio.Event()
 
         async def keep() -> None:
-            while not await _set_within(done, self.ttl_seconds / 3):
+            while not await set_within(done, self.ttl_seconds / 3):
                 try:
                     await self.extend(name, owner)
                 except PyMongoError as error:  # tried again a third of a ttl later
@@ -116,8 +116,11 @@ class Leases:
             await self.release(name, owner)
 
 
-async def _set_within(event: asyncio.Event, seconds: float) -> bool:
-    """Whether `event` is set within `seconds` (only the wait is cancelled on time-out)."""
+async def set_within(event: asyncio.Event, seconds: float) -> bool:
+    """Whether `event` is set within `seconds` (only the wait is cancelled on time-out).
+    `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` drops a cancellation that
+    comes as the event is set, and a loop waiting on it then never stops."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()
     return event.is_set()

@@ -38,6 +38,7 @@ from syntaskio_common.integrations import (
     SyncOptions,
     Trigger,
 )
+from syntaskio_common.leases import set_within
 from syntaskio_common.mongo import Document
 from syntaskio_common.problems import UNAVAILABLE
 from syntaskio_common.telemetry import (
@@ -729,8 +730,7 @@ class SyncScheduler:
                     logger.warning("sync scheduling paused: %s", type(error).__name__)
                 except Exception:
                     logger.exception("sync scheduling failed; trying again")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._pause())
+                await set_within(self._wake, self._pause())
         finally:
             beating.cancel()
             for task in list(self._in_flight.values()):
@@ -822,7 +822,7 @@ class SyncScheduler:
     async def _keep_claim(self, due: Due, done: asyncio.Event) -> None:
         """Extend the claim every third of a lease for as long as the run lasts."""
         every = self._lease.total_seconds() / 3
-        while not await _set_within(done, every):
+        while not await set_within(done, every):
             try:
                 until = datetime.now(UTC) + self._lease
                 if not await self._schedule.keep(due.integration_id, due.claim, until):
@@ -906,13 +906,6 @@ class SyncScheduler:
 
 def _outcome(job: SyncJob | None) -> str:
     return job.status.value if job else "crashed"
-
-
-async def _set_within(event: asyncio.Event, seconds: float) -> bool:
-    """Whether `event` is set within `seconds` (only the wait is cancelled on time-out)."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
-    return event.is_set()
 
 
 def _count_run(due: Due, job: SyncJob | None, outcome: str, started: datetime) -> None:
